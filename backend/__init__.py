@@ -1,0 +1,1 @@
+"""Backend: harmony rendering/parsing, engines and the inference worker (no Gradio here)."""

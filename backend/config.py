@@ -1,0 +1,80 @@
+"""Configuration: one dataclass, filled from flags and GPT_OSS_CHAT_* env vars in main.
+
+Nothing is read at import time. Limits are named constants, checked at the
+boundary (ui handlers and worker submit), never scattered as literals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+DEFAULT_MODEL = "openai/gpt-oss-20b"
+ENV_PREFIX = "GPT_OSS_CHAT_"
+
+# Limits (checked at the boundary)
+MAX_MESSAGE_CHARS = 32_000
+MAX_NEW_TOKENS_LIMIT = 32_768
+DEFAULT_MAX_NEW_TOKENS = 4_096
+MAX_INSTRUCTIONS_CHARS = 16_000
+TEMPERATURE_RANGE = (0.0, 2.0)
+
+
+@dataclass
+class Config:
+    model: str = DEFAULT_MODEL
+    quantization: str = "auto"  # auto | bf16 | bnb-4bit | bnb-8bit
+    engine: str = "transformers"
+    device_map: str = "auto"
+    data_dir: str = "data"
+    database_url: str = ""  # empty: sqlite file in data_dir
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_active: int = 32  # requests decoding at once in the engine
+    max_waiting: int = 64  # requests queued behind them; beyond that: "busy"
+    time_limit_s: float = 600.0
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    max_message_chars: int = MAX_MESSAGE_CHARS
+    max_batch_tokens: int | None = None  # continuous batching; None = transformers decides
+    num_blocks: int | None = None
+    share: bool = False  # Gradio's temporary public tunnel (needs internet)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_path / 'chat.db'}"
+
+
+def _env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _parse_bool(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_config(argv: list[str] | None = None, environ: dict | None = None) -> Config:
+    """Flags win over env vars, which win over defaults."""
+    environ = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(description="Chat with gpt-oss in the browser.")
+    defaults = Config()
+    for f in fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        env = environ.get(_env_name(f.name))
+        default = getattr(defaults, f.name)
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action="store_true", default=_parse_bool(env) if env else default)
+            continue
+        kind = {"int": int, "float": float, "int | None": int}.get(str(f.type), str)
+        value = kind(env) if env else default
+        parser.add_argument(flag, type=kind, default=value, help=f"env {_env_name(f.name)}")
+    args = parser.parse_args(argv)
+    config = Config(**vars(args))
+    if not 1 <= config.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
+        parser.error(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}")
+    return config

@@ -1,0 +1,94 @@
+"""The one engine interface: token ids in, token ids out, cancellable.
+
+Engines know nothing of harmony or Gradio. The worker renders a prompt to ids,
+submits it with the stop ids, reads chunks of new ids and may cancel.
+Engines are chosen in one place, `make_engine`, with lazy imports so that the
+OpenAI-compatible engine never imports torch and vice versa.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+FINISH_STOP = "stop"  # a stop id was generated
+FINISH_LENGTH = "length"  # max_new_tokens reached
+FINISH_CANCELLED = "cancelled"
+FINISH_ERROR = "error"
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-request sampling. gpt-oss recommends temperature 1.0, top_p 1.0."""
+
+    max_new_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+
+class TokenStream:
+    """What `Engine.submit` returns: a queue of token-id chunks fed by the engine.
+
+    The engine calls `push` with new ids and `close` once; the consumer calls
+    `read` until it returns None, and may call `cancel` from any thread.
+    """
+
+    def __init__(self, on_cancel: Callable[[], None] | None = None):
+        self._queue: queue.Queue = queue.Queue()
+        self._on_cancel = on_cancel
+        self._lock = threading.Lock()
+        self.closed = False
+        self.finish_reason: str | None = None
+        self.error: str | None = None
+        self.submitted_at = time.perf_counter()
+        self.first_token_at: float | None = None
+        self.n_tokens = 0
+
+    # engine side
+    def push(self, ids: list[int]) -> None:
+        if ids and not self.closed:
+            if self.first_token_at is None:
+                self.first_token_at = time.perf_counter()
+            self.n_tokens += len(ids)
+            self._queue.put(list(ids))
+
+    def close(self, reason: str, error: str | None = None) -> bool:
+        """Finish the stream once; later calls (e.g. a cancel racing a stop) are ignored."""
+        with self._lock:
+            if self.closed:
+                return False
+            self.closed = True
+            self.finish_reason, self.error = reason, error
+        self._queue.put(None)
+        return True
+
+    # consumer side
+    def read(self, timeout: float | None = None) -> list[int] | None:
+        """Next chunk of ids, or None at the end. Raises queue.Empty on timeout."""
+        return self._queue.get(timeout=timeout)
+
+    def cancel(self) -> None:
+        if self.close(FINISH_CANCELLED) and self._on_cancel is not None:
+            self._on_cancel()
+
+
+class Engine(Protocol):
+    """Anything that turns prompt ids into streamed ids."""
+
+    description: dict  # what is running, shown on the page (model, quantization, notice)
+
+    def submit(self, prompt_ids: list[int], params: SamplingParams, stop_ids: list[int]) -> TokenStream: ...
+
+    def close(self) -> None: ...
+
+
+def make_engine(config, progress: Callable[[str, float | None], None] | None = None) -> Engine:
+    """Build the engine the config names. The only place that picks one."""
+    if config.engine == "transformers":
+        from backend.transformers_engine import TransformersEngine
+
+        return TransformersEngine.from_config(config, progress=progress)
+    raise ValueError(f"unknown engine {config.engine!r} (choose: transformers)")

@@ -1,0 +1,88 @@
+"""Typed events that flow from the worker to the page and the database.
+
+Reasoning is data, not markup: the analysis channel, the final answer, the
+preambles and the tool calls travel as different event types all the way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Why a stream ended. `return`/`call` come from harmony's stop tokens.
+STOP_RETURN = "return"
+STOP_CALL = "call"
+STOP_LENGTH = "length"
+STOP_STOPPED = "stopped"
+STOP_ERROR = "error"
+STOP_REASONS = (STOP_RETURN, STOP_CALL, STOP_LENGTH, STOP_STOPPED, STOP_ERROR)
+
+
+@dataclass(frozen=True)
+class Reasoning:
+    """A delta of the analysis channel."""
+
+    text: str
+    malformed: bool = False
+    kind: str = "reasoning"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A delta of the final channel (or text that could not be parsed)."""
+
+    text: str
+    malformed: bool = False
+    kind: str = "answer"
+
+
+@dataclass(frozen=True)
+class Preamble:
+    """A delta of the commentary channel without recipient: meant for the user."""
+
+    text: str
+    malformed: bool = False
+    kind: str = "preamble"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A complete message to a recipient such as `functions.get_weather`."""
+
+    recipient: str
+    arguments: str
+    content_type: str | None = None
+    malformed: bool = False
+    kind: str = "tool_call"
+
+
+@dataclass
+class Stats:
+    """What every request reports (times in seconds)."""
+
+    ttft: float | None = None
+    reasoning_time: float | None = None
+    reasoning_tokens: int = 0
+    answer_tokens: int = 0
+    total_tokens: int = 0
+    tokens_per_s: float | None = None
+    stop_reason: str = ""
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Done:
+    """The last event of every stream."""
+
+    stop_reason: str
+    stats: Stats = field(default_factory=Stats)
+    error: str | None = None
+    malformed: bool = False
+    # The assistant's messages in harmony form (Message.to_dict()), so the
+    # conversation can be continued exactly.
+    harmony_messages: tuple = ()
+    kind: str = "done"
+
+
+Event = Reasoning | Answer | Preamble | ToolCall | Done

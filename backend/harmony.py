@@ -1,0 +1,273 @@
+"""Render conversations to harmony token ids and parse completions into events.
+
+Only openai-harmony touches the format: prompts are rendered by its encoder
+(so user text with `<|start|>` etc. stays ordinary text) and completions are
+read token by token by its StreamableParser. Nothing here knows about Gradio
+or about which engine produced the tokens.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from dataclasses import dataclass, field
+
+from openai_harmony import (
+    Conversation,
+    DeveloperContent,
+    HarmonyError,
+    Message,
+    ReasoningEffort,
+    Role,
+    StreamableParser,
+    StreamState,
+    SystemContent,
+    ToolDescription,
+)
+
+from backend.events import Answer, Event, Preamble, Reasoning, ToolCall
+
+log = logging.getLogger(__name__)
+
+EFFORTS = ("low", "medium", "high")
+DEFAULT_IDENTITY = "You are ChatGPT, a large language model trained by OpenAI."
+START_ID = 200006  # <|start|>: a new message begins; used to resync after garbage
+MAX_UTF8_PENDING = 4  # a UTF-8 character spans at most 4 bytes, so at most 4 tokens
+
+
+@dataclass
+class Turn:
+    """One turn of a conversation as the app stores it.
+
+    `harmony` holds the exact harmony messages of an assistant turn (dicts from
+    Message.to_dict()) when we have them; they take precedence over the plain
+    text so tool calls and preambles round-trip unchanged.
+    """
+
+    role: str  # "user" | "assistant"
+    content: str
+    reasoning: str = ""
+    harmony: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class PromptSettings:
+    effort: str = "medium"
+    instructions: str = ""
+    identity: str = DEFAULT_IDENTITY
+    date: str | None = None  # conversation start date, YYYY-MM-DD; today if None
+    tools: list[dict] = field(default_factory=list)  # {name, description, parameters}
+
+
+def effort_of(name: str) -> ReasoningEffort:
+    """harmony's enum values are "Low"/"Medium"/"High"; look it up by name."""
+    if name not in EFFORTS:
+        raise ValueError(f"reasoning effort must be one of {EFFORTS}, not {name!r}")
+    return ReasoningEffort[name.upper()]
+
+
+def _system_message(settings: PromptSettings) -> Message:
+    date = settings.date or _dt.date.today().isoformat()
+    content = (
+        SystemContent.new()
+        .with_model_identity(settings.identity)
+        .with_reasoning_effort(effort_of(settings.effort))
+        .with_conversation_start_date(date)
+    )
+    return Message.from_role_and_content(Role.SYSTEM, content)
+
+
+def _developer_message(settings: PromptSettings) -> Message | None:
+    if not settings.instructions and not settings.tools:
+        return None
+    content = DeveloperContent.new()
+    if settings.instructions:
+        content = content.with_instructions(settings.instructions)
+    if settings.tools:
+        tools = [
+            ToolDescription.new(t["name"], t.get("description", ""), parameters=t.get("parameters"))
+            for t in settings.tools
+        ]
+        content = content.with_function_tools(tools)
+    return Message.from_role_and_content(Role.DEVELOPER, content)
+
+
+def _turn_messages(turn: Turn) -> list[Message]:
+    if turn.role == "user":
+        return [Message.from_role_and_content(Role.USER, turn.content)]
+    if turn.harmony:
+        return [Message.from_dict(m) for m in turn.harmony]
+    messages = []
+    if turn.reasoning:
+        messages.append(
+            Message.from_role_and_content(Role.ASSISTANT, turn.reasoning).with_channel("analysis")
+        )
+    messages.append(Message.from_role_and_content(Role.ASSISTANT, turn.content).with_channel("final"))
+    return messages
+
+
+class HarmonyCodec:
+    """Renders prompts and makes parsers; one per process (thread-safe encoding)."""
+
+    def __init__(self, encoding):
+        self.encoding = encoding
+        self.stop_ids: list[int] = list(encoding.stop_tokens_for_assistant_actions())
+
+    def conversation(self, turns: list[Turn], settings: PromptSettings) -> Conversation:
+        messages = [_system_message(settings)]
+        developer = _developer_message(settings)
+        if developer is not None:
+            messages.append(developer)
+        for turn in turns:
+            messages.extend(_turn_messages(turn))
+        return Conversation.from_messages(messages)
+
+    def render(self, turns: list[Turn], settings: PromptSettings) -> list[int]:
+        """Token ids of the prompt, ending in `<|start|>assistant`.
+
+        harmony itself drops the analysis of earlier turns that have a final
+        answer (its default render config), as the format requires.
+        """
+        return list(
+            self.encoding.render_conversation_for_completion(
+                self.conversation(turns, settings), Role.ASSISTANT
+            )
+        )
+
+    def parser(self) -> "HarmonyStream":
+        return HarmonyStream(self.encoding)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.encoding.decode(ids)
+
+
+def _classify(channel: str | None, recipient: str | None):
+    """Which event type a content delta belongs to, and whether it is well-formed."""
+    if recipient:
+        return None, False  # tool-call arguments: emitted whole at the end of the message
+    if channel == "analysis":
+        return Reasoning, False
+    if channel == "final":
+        return Answer, False
+    if channel == "commentary":
+        return Preamble, False
+    return Answer, True  # no or unknown channel: keep the text, flag it
+
+
+class HarmonyStream:
+    """Feeds generated token ids to harmony's StreamableParser, yields events.
+
+    Never raises on bad model output: when the parser rejects a token we keep
+    what was parsed, pass the remaining tokens on as answer text flagged
+    `malformed`, and resynchronise at the next `<|start|>`.
+    """
+
+    def __init__(self, encoding):
+        self.encoding = encoding
+        self.parser = StreamableParser(encoding, Role.ASSISTANT)
+        self.raw = False  # True after a parse error, until the next <|start|>
+        self.malformed = False
+        self.header_tokens: list[int] = []  # header tokens not shown as content yet
+        self.utf8_pending: list[int] = []  # raw-mode tokens waiting for a complete character
+        self.messages: list[dict] = []  # completed harmony messages (dicts)
+        self.channel: str | None = None  # channel of the message being generated
+        self._seen_messages = 0
+
+    def feed(self, token: int) -> list[Event]:
+        if self.raw:
+            if token == START_ID:
+                return self._flush_raw() + self._resync(token)
+            return self._raw(token)
+        try:
+            self.parser.process(token)
+        except HarmonyError as exc:
+            log.info("harmony parser rejected token %s: %s", token, exc)
+            return self._go_raw(token)
+        return self._after_token(token)
+
+    def finish(self, show_partial_header: bool = True) -> list[Event]:
+        """End of stream: flush what is pending (a stop mid-header counts as malformed)."""
+        events: list[Event] = self._flush_raw() if self.raw else []
+        if not self.raw and self.parser.state == StreamState.CONTENT:
+            try:
+                self.parser.process_eos()
+                events += self._collect_messages()
+            except HarmonyError:
+                pass  # a message cut short (length/stop): its deltas were already sent
+        elif not self.raw and self.header_tokens and show_partial_header:
+            self.malformed = True
+            events.append(Answer(self.encoding.decode(self.header_tokens), malformed=True))
+        self.header_tokens = []
+        return events
+
+    # -- internals ---------------------------------------------------------------
+
+    def _after_token(self, token: int) -> list[Event]:
+        parser = self.parser
+        events: list[Event] = []
+        if parser.state == StreamState.CONTENT:
+            self.header_tokens = []
+            self.channel = parser.current_channel
+            delta = parser.last_content_delta
+            if delta:
+                cls, bad = _classify(parser.current_channel, parser.current_recipient)
+                if cls is not None:
+                    self.malformed |= bad
+                    events.append(cls(delta, malformed=bad))
+        else:
+            self.header_tokens.append(token)
+            if parser.state == StreamState.EXPECT_START:
+                self.header_tokens = []  # the end token of a message: nothing to show
+        return events + self._collect_messages()
+
+    def _collect_messages(self) -> list[Event]:
+        events: list[Event] = []
+        done = self.parser.messages
+        for message in done[self._seen_messages :]:
+            self.messages.append(message.to_dict())
+            if message.recipient:
+                text = "".join(c.text for c in message.content if hasattr(c, "text"))
+                events.append(ToolCall(message.recipient, text, message.content_type))
+        self._seen_messages = len(done)
+        return events
+
+    def _go_raw(self, token: int) -> list[Event]:
+        self.raw = True
+        self.malformed = True
+        pending, self.header_tokens = self.header_tokens, []
+        events: list[Event] = []
+        if pending:
+            events.append(Answer(self.encoding.decode(pending), malformed=True))
+        if token == START_ID:
+            return events + self._resync(token)
+        return events + self._raw(token)
+
+    def _raw(self, token: int) -> list[Event]:
+        """Decode unparseable tokens as text, emitting only whole UTF-8 characters."""
+        self.utf8_pending.append(token)
+        try:
+            text = self.encoding.decode_utf8(self.utf8_pending)
+        except HarmonyError:
+            if len(self.utf8_pending) < MAX_UTF8_PENDING:
+                return []  # maybe the rest of a multi-byte character is coming
+            text = self.encoding.decode(self.utf8_pending)  # truly invalid: replace
+        self.utf8_pending = []
+        return [Answer(text, malformed=True)] if text else []
+
+    def _flush_raw(self) -> list[Event]:
+        if not self.utf8_pending:
+            return []
+        text = self.encoding.decode(self.utf8_pending)
+        self.utf8_pending = []
+        return [Answer(text, malformed=True)]
+
+    def _resync(self, token: int) -> list[Event]:
+        """Start a fresh parser at a `<|start|>`: the model may be back on track."""
+        self.raw = False
+        self.parser = StreamableParser(self.encoding, None)
+        self._seen_messages = 0
+        try:
+            self.parser.process(token)
+        except HarmonyError:
+            self.raw = True
+        return []

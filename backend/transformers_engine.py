@@ -1,0 +1,183 @@
+"""The in-process engine: one GptOssForCausalLM behind transformers' continuous batching.
+
+transformers' ContinuousBatchingManager owns the batching (its own thread
+schedules requests and steps the model). We add only a router thread that
+takes the manager's outputs (cumulative token lists, one per step in
+streaming mode) and hands each request the ids it has not seen yet. We do not
+use `request_id_iter`: with many consumers it re-queues other requests'
+outputs, which costs time and can reorder them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from backend.engine import (
+    FINISH_ERROR,
+    FINISH_LENGTH,
+    FINISH_STOP,
+    SamplingParams,
+    TokenStream,
+)
+from backend.errors import GenerationError
+
+log = logging.getLogger(__name__)
+
+MIN_TEMPERATURE = 1e-3  # temperature 0 means "greedy"; dividing by 0 would give NaNs
+ROUTER_POLL_S = 0.05
+# The CB temperature processor exists only if the generation config's
+# temperature differs from 1.0 when the manager is built. Every request passes
+# its own temperature, so this value is never used for sampling.
+_PLACEHOLDER_TEMPERATURE = 0.5
+
+
+class TransformersEngine:
+    """Engine over a loaded model; `from_config` loads one the configured way."""
+
+    def __init__(self, model, *, description: dict | None = None, do_sample: bool = True,
+                 max_batch_tokens: int | None = None, num_blocks: int | None = None,
+                 logits_processors: list | None = None, seed: int | None = None):
+        self.model = model
+        self.description = description or {"model": getattr(model, "name_or_path", "?")}
+        self.do_sample = do_sample
+        self._cb_args = dict(max_batch_tokens=max_batch_tokens, num_blocks=num_blocks, seed=seed)
+        self._streams: dict[str, TokenStream] = {}
+        self._stop_ids: dict[str, set[int]] = {}
+        self._lock = threading.Lock()
+        self._closing = False
+        self._counter = 0
+        self._extra_processors = list(logits_processors or [])
+        self.manager = self._new_manager()
+        self._router = threading.Thread(target=self._route, name="cb-router", daemon=True)
+        self._router.start()
+
+    @classmethod
+    def from_config(cls, config, progress: Callable | None = None) -> "TransformersEngine":
+        from backend.loader import load_model
+
+        loaded = load_model(config.model, config.quantization, config.device_map, progress)
+        description = {"model": config.model, "quantization": loaded.quantization,
+                       "engine": "transformers (continuous batching)", "notice": loaded.notice,
+                       "device": str(loaded.model.device)}
+        return cls(loaded.model, description=description, max_batch_tokens=config.max_batch_tokens,
+                   num_blocks=config.num_blocks)
+
+    # -- the Engine interface ------------------------------------------------------
+
+    def submit(self, prompt_ids: list[int], params: SamplingParams, stop_ids: list[int]) -> TokenStream:
+        self._ensure_running()
+        with self._lock:
+            self._counter += 1
+            rid = f"chat-{self._counter}"
+        stream = TokenStream(on_cancel=lambda: self._cancel(rid))
+        kwargs = {"temperature": max(float(params.temperature), MIN_TEMPERATURE)} if self.do_sample else {}
+        with self._lock:  # register before adding: the first token may arrive at once
+            self._streams[rid] = stream
+            self._stop_ids[rid] = set(stop_ids)
+        added = self.manager.add_request(list(prompt_ids), request_id=rid, max_new_tokens=params.max_new_tokens,
+                                         streaming=True, eos_token_id=list(stop_ids), **kwargs)
+        if added is None:
+            self._forget(rid)
+            raise GenerationError("The model is not accepting requests right now (it is restarting). Try again.")
+        return stream
+
+    def close(self) -> None:
+        self._closing = True
+        self.manager.stop(block=True, timeout=10)
+        self._router.join(timeout=2)
+        with self._lock:
+            streams = list(self._streams.values())
+            self._streams.clear()
+        for stream in streams:
+            stream.close(FINISH_ERROR, "The server is shutting down.")
+
+    # -- internals ------------------------------------------------------------------
+
+    def _model_processors(self):
+        """Extra processors (e.g. constrained decoding) ride along the model's own.
+
+        The manager asks `model._get_logits_processor(generation_config)` once,
+        while it is built; we extend what it returns for that call only, so the
+        shared model object is left as it was.
+        """
+        original = self.model._get_logits_processor
+        extra = self._extra_processors
+
+        def with_extra(generation_config, *args, **kwargs):
+            chain = original(generation_config, *args, **kwargs)
+            chain.extend(extra)
+            return chain
+
+        return original, with_extra
+
+    def _new_manager(self):
+        from transformers import GenerationConfig
+        from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+        gen = GenerationConfig(do_sample=self.do_sample, max_new_tokens=1024, top_p=None, top_k=None,
+                               temperature=_PLACEHOLDER_TEMPERATURE if self.do_sample else None,
+                               eos_token_id=-1, pad_token_id=0)
+        cb = ContinuousBatchingConfig(per_request_processors=True, **self._cb_args)
+        _, with_extra = self._model_processors()
+        if self._extra_processors:
+            self.model._get_logits_processor = with_extra  # instance attribute shadows the method
+        try:
+            manager = self.model.init_continuous_batching(generation_config=gen, continuous_batching_config=cb)
+        finally:
+            vars(self.model).pop("_get_logits_processor", None)
+        manager.start()
+        return manager
+
+    def _ensure_running(self) -> None:
+        """Restart the manager if a fatal error stopped it (its requests were already failed)."""
+        if self.manager.is_running() or self._closing:
+            return
+        log.error("continuous batching manager stopped; starting a new one")
+        try:
+            self.manager.stop(block=True, timeout=5)
+        except Exception:  # the old one is dead anyway
+            log.exception("stopping the dead manager failed")
+        self.manager = self._new_manager()
+
+    def _cancel(self, rid: str) -> None:
+        self._forget(rid)
+        self.manager.cancel_request(rid)  # the scheduler frees its blocks before the next step
+
+    def _forget(self, rid: str) -> TokenStream | None:
+        with self._lock:
+            self._stop_ids.pop(rid, None)
+            return self._streams.pop(rid, None)
+
+    def _route(self) -> None:
+        while not self._closing:
+            try:
+                output = self.manager.get_result(timeout=ROUTER_POLL_S)
+            except Exception:
+                log.exception("reading from the continuous batching manager failed")
+                output = None
+            if output is None:
+                if not self.manager.is_running():
+                    time.sleep(ROUTER_POLL_S)  # get_result returns at once when the loop is down
+                continue
+            self._deliver(output)
+
+    def _deliver(self, output) -> None:
+        with self._lock:
+            stream = self._streams.get(output.request_id)
+            stops = self._stop_ids.get(output.request_id, set())
+        if stream is None:
+            return  # cancelled: late outputs are dropped
+        tokens = output.generated_tokens
+        stream.push(tokens[stream.n_tokens:])
+        if not output.is_finished():
+            return
+        self._forget(output.request_id)
+        if output.error:
+            stream.close(FINISH_ERROR, output.error)
+        elif tokens and tokens[-1] in stops:
+            stream.close(FINISH_STOP)
+        else:
+            stream.close(FINISH_LENGTH)
