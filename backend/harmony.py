@@ -171,6 +171,7 @@ class HarmonyStream:
         self.utf8_pending: list[int] = []  # raw-mode tokens waiting for a complete character
         self.messages: list[dict] = []  # completed harmony messages (dicts)
         self.channel: str | None = None  # channel of the message being generated
+        self.in_content = False  # the last token was message content (reading parser.state is slow)
         self._seen_messages = 0
 
     def feed(self, token: int) -> list[Event]:
@@ -188,7 +189,7 @@ class HarmonyStream:
     def finish(self, show_partial_header: bool = True) -> list[Event]:
         """End of stream: flush what is pending (a stop mid-header counts as malformed)."""
         events: list[Event] = self._flush_raw() if self.raw else []
-        if not self.raw and self.parser.state == StreamState.CONTENT:
+        if not self.raw and self.in_content:
             try:
                 self.parser.process_eos()
                 events += self._collect_messages()
@@ -205,7 +206,9 @@ class HarmonyStream:
     def _after_token(self, token: int) -> list[Event]:
         parser = self.parser
         events: list[Event] = []
-        if parser.state == StreamState.CONTENT:
+        state = parser.state  # one read: each one parses the parser's JSON state
+        self.in_content = state == StreamState.CONTENT
+        if self.in_content:
             self.header_tokens = []
             self.channel = parser.current_channel
             delta = parser.last_content_delta
@@ -216,7 +219,7 @@ class HarmonyStream:
                     events.append(cls(delta, malformed=bad))
         else:
             self.header_tokens.append(token)
-            if parser.state == StreamState.EXPECT_START:
+            if state == StreamState.EXPECT_START:
                 self.header_tokens = []  # the end token of a message: nothing to show
         return events + self._collect_messages()
 
@@ -233,6 +236,7 @@ class HarmonyStream:
 
     def _go_raw(self, token: int) -> list[Event]:
         self.raw = True
+        self.in_content = False
         self.malformed = True
         pending, self.header_tokens = self.header_tokens, []
         events: list[Event] = []

@@ -175,7 +175,7 @@ class _Meter:
             self.first = now
             self.stats.ttft = now - self.t0
         self.stats.total_tokens += 1
-        if parser.parser.state.name == "CONTENT" and not parser.raw:
+        if parser.in_content and not parser.raw:
             if parser.channel == "analysis":
                 self.stats.reasoning_tokens += 1
             elif parser.channel == "final":

@@ -1,0 +1,132 @@
+"""Worker throughput against raw `model.generate`, measured side by side in one run.
+
+Prints JSON: single-stream tokens/s of `model.generate` and of the worker's
+stream (same model, same prompt, greedy, same token budget), and aggregate
+tokens/s of the worker at several concurrency levels.
+
+    python bench/worker.py                 # tiny GptOss (real vocabulary), CPU
+    python bench/worker.py --shape 20b     # gpt-oss-20b dimensions, random bf16 weights, on the GPU
+    python bench/worker.py --model PATH    # any local checkpoint
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from backend.harmony import HarmonyCodec, PromptSettings, Turn  # noqa: E402
+from backend.vocab import load_encoding  # noqa: E402
+from backend.worker import ChatRequest, Worker  # noqa: E402
+
+PROMPT = "Explain, step by step, why the sky looks blue at noon and red at sunset."
+
+
+def build_model(args):
+    import torch
+    from transformers import GptOssConfig, GptOssForCausalLM
+
+    if args.model:
+        from backend.loader import load_model
+
+        return load_model(args.model, "auto", "auto").model
+    if args.shape == "20b":  # the published gpt-oss-20b dimensions
+        config = GptOssConfig(num_hidden_layers=24, num_local_experts=32, hidden_size=2880,
+                              intermediate_size=2880, num_attention_heads=64, num_key_value_heads=8,
+                              head_dim=64, vocab_size=201088, dtype="bfloat16")
+        with torch.device("cuda"):
+            return GptOssForCausalLM(config).to(torch.bfloat16).eval()
+    from tests.tiny_model import build_tiny_checkpoint
+    from backend.loader import load_model
+
+    folder = build_tiny_checkpoint(Path(tempfile.mkdtemp()) / "tiny")
+    return load_model(str(folder), "auto", "auto").model
+
+
+def raw_generate(model, ids, n):
+    import torch
+
+    x = torch.tensor([ids], device=model.device)
+    model.generate(x, max_new_tokens=4, do_sample=False)  # warm-up
+    t = time.perf_counter()
+    out = model.generate(x, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+    return (out.shape[1] - len(ids)) / (time.perf_counter() - t)
+
+
+def worker_run(worker, n, concurrency):
+    """Aggregate tokens/s over `concurrency` simultaneous requests, and mean TTFT."""
+    results = []
+
+    def one(i):
+        turns = [Turn("user", f"{PROMPT} (variant {i})")]
+        done = list(worker.submit(ChatRequest(turns, PromptSettings(), max_new_tokens=n)).events())[-1]
+        results.append(done.stats)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(concurrency)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t
+    tokens = sum(s.total_tokens for s in results)
+    return {"concurrency": concurrency, "tokens": tokens, "aggregate_tok_s": round(tokens / wall, 1),
+            "mean_ttft_ms": round(1000 * sum(s.ttft or 0 for s in results) / len(results), 1),
+            "mean_stream_tok_s": round(sum(s.tokens_per_s or 0 for s in results) / len(results), 1)}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model")
+    parser.add_argument("--shape", choices=["tiny", "20b"], default="tiny")
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-batch-tokens", type=int)
+    parser.add_argument("--num-blocks", type=int)
+    args = parser.parse_args()
+
+    from backend.transformers_engine import TransformersEngine
+
+    codec = HarmonyCodec(load_encoding(ROOT / "data" / "vocab"))
+    model = build_model(args)
+    ids = codec.render([Turn("user", PROMPT)], PromptSettings())
+    engine = TransformersEngine(model, do_sample=False, max_batch_tokens=args.max_batch_tokens,
+                                num_blocks=args.num_blocks)
+    worker = Worker(engine, codec, max_active=max(args.concurrency), max_waiting=0)
+    worker_run(worker, 8, 1)  # warm-up
+    # Interleave raw generate and the worker's single stream: a busy machine
+    # then slows both alike, and the median of the rounds is the figure.
+    raws, singles = [], []
+    for _ in range(args.rounds):
+        raws.append(raw_generate(model, ids, args.tokens))
+        singles.append(worker_run(worker, args.tokens, 1)["mean_stream_tok_s"])
+    raw, single = statistics.median(raws), statistics.median(singles)
+    runs = [worker_run(worker, args.tokens, c) for c in args.concurrency]
+    engine.close()
+    report = {
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "device": str(model.device), "model": args.model or args.shape,
+        "prompt_tokens": len(ids), "new_tokens": args.tokens,
+        "raw_generate_tok_s": round(raw, 1),
+        "worker_single_stream_tok_s": single,
+        "worker_vs_raw": round(single / raw, 3) if single else None,
+        "runs": runs,
+    }
+    by_c = {r["concurrency"]: r["aggregate_tok_s"] for r in runs}
+    if 1 in by_c and 8 in by_c:
+        report["aggregate_8_vs_1"] = round(by_c[8] / by_c[1], 2)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
