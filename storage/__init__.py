@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy schema, Alembic migrations and the repository (plain Python, no Gradio)."""

@@ -1,0 +1,249 @@
+"""All reads and writes of conversations, always scoped to an owner.
+
+Every public method takes the owner: a conversation that is not theirs is
+"not found", exactly like one that does not exist. Methods return plain
+dataclasses, never live ORM objects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.orm import sessionmaker
+
+from backend.errors import NotFoundError
+from storage.db import open_engine, upgrade
+from storage.schema import INTERRUPTED, STREAMING, Conversation, Message, utcnow
+
+CONVERSATION_ID = re.compile(r"^[0-9a-f]{32}$")
+TITLE_CHARS = 60
+PAGE_SIZE = 50
+MESSAGE_FIELDS = ("content", "reasoning", "effort", "status", "error", "stop_reason", "reasoning_tokens",
+                  "answer_tokens", "ttft", "reasoning_time", "tokens_per_s")
+
+
+@dataclass
+class MessageView:
+    id: int
+    position: int
+    role: str
+    content: str
+    reasoning: str = ""
+    trace: list = field(default_factory=list)
+    harmony: list = field(default_factory=list)
+    effort: str | None = None
+    status: str = "complete"
+    error: str | None = None
+    stop_reason: str | None = None
+    reasoning_tokens: int | None = None
+    answer_tokens: int | None = None
+    ttft: float | None = None
+    reasoning_time: float | None = None
+    tokens_per_s: float | None = None
+    created: str = ""
+
+
+@dataclass
+class ConversationView:
+    id: str
+    title: str
+    created: str
+    updated: str
+    settings: dict
+    messages: list[MessageView] = field(default_factory=list)
+
+
+@dataclass
+class SearchHit:
+    conversation_id: str
+    title: str
+    message_id: int
+    role: str
+    snippet: str
+
+
+def title_from(text_: str) -> str:
+    line = " ".join(text_.split())
+    return (line[: TITLE_CHARS - 1] + "…") if len(line) > TITLE_CHARS else (line or "New chat")
+
+
+def _message_view(m: Message) -> MessageView:
+    values = {f: getattr(m, f) for f in MESSAGE_FIELDS}
+    return MessageView(id=m.id, position=m.position, role=m.role, trace=json.loads(m.trace or "[]"),
+                       harmony=json.loads(m.harmony or "[]"), created=m.created.isoformat(), **values)
+
+
+def _conversation_view(c: Conversation, messages: list[Message] | None = None) -> ConversationView:
+    return ConversationView(id=c.id, title=c.title, created=c.created.isoformat(), updated=c.updated.isoformat(),
+                            settings=json.loads(c.settings or "{}"),
+                            messages=[_message_view(m) for m in (messages or [])])
+
+
+def fts_query(query: str) -> str:
+    """Turn user words into an FTS5 query of quoted terms (no FTS syntax from users)."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in query.split())
+
+
+class Repository:
+    def __init__(self, engine):
+        self.engine = engine
+        self.session = sessionmaker(engine, expire_on_commit=False)
+        self.fts = engine.dialect.name == "sqlite"
+
+    @classmethod
+    def open(cls, url: str) -> "Repository":
+        """Open (creating or upgrading the schema) and mark crashed answers as interrupted."""
+        engine = open_engine(url)
+        upgrade(engine)
+        repo = cls(engine)
+        repo.recover_interrupted()
+        return repo
+
+    def recover_interrupted(self) -> int:
+        """Answers that were streaming when the process died are shown as interrupted."""
+        with self.session.begin() as s:
+            result = s.execute(update(Message).where(Message.status == STREAMING).values(status=INTERRUPTED))
+            return result.rowcount
+
+    # -- conversations ----------------------------------------------------------------
+
+    def _owned(self, s, owner: str, conversation_id: str) -> Conversation:
+        if not isinstance(conversation_id, str) or not CONVERSATION_ID.match(conversation_id):
+            raise NotFoundError("This conversation does not exist.")
+        conv = s.get(Conversation, conversation_id)
+        if conv is None or conv.owner != owner:
+            raise NotFoundError("This conversation does not exist.")
+        return conv
+
+    def create_conversation(self, owner: str, title: str = "New chat", settings: dict | None = None) -> str:
+        conv_id = secrets.token_hex(16)  # 128 bits: ids in URLs are not guessable
+        with self.session.begin() as s:
+            s.add(Conversation(id=conv_id, owner=owner, title=title_from(title),
+                               settings=json.dumps(settings or {})))
+        return conv_id
+
+    def list_conversations(self, owner: str, limit: int = PAGE_SIZE, offset: int = 0) -> list[ConversationView]:
+        with self.session() as s:
+            rows = s.scalars(select(Conversation).where(Conversation.owner == owner)
+                             .order_by(Conversation.updated.desc()).limit(limit).offset(offset))
+            return [_conversation_view(c) for c in rows]
+
+    def get(self, owner: str, conversation_id: str) -> ConversationView:
+        with self.session() as s:
+            conv = self._owned(s, owner, conversation_id)
+            messages = s.scalars(select(Message).where(Message.conversation_id == conv.id)
+                                 .order_by(Message.position)).all()
+            return _conversation_view(conv, list(messages))
+
+    def rename(self, owner: str, conversation_id: str, title: str) -> None:
+        with self.session.begin() as s:
+            self._owned(s, owner, conversation_id).title = title_from(title)
+
+    def update_settings(self, owner: str, conversation_id: str, settings: dict) -> None:
+        with self.session.begin() as s:
+            self._owned(s, owner, conversation_id).settings = json.dumps(settings)
+
+    def delete(self, owner: str, conversation_id: str) -> None:
+        with self.session.begin() as s:
+            conv = self._owned(s, owner, conversation_id)
+            s.execute(delete(Message).where(Message.conversation_id == conv.id))
+            s.delete(conv)
+
+    # -- messages ------------------------------------------------------------------------
+
+    def add_message(self, owner: str, conversation_id: str, role: str, content: str, **fields) -> int:
+        """Append a message and commit at once (the user's text is safe before the model runs)."""
+        with self.session.begin() as s:
+            conv = self._owned(s, owner, conversation_id)
+            position = s.scalar(select(func.coalesce(func.max(Message.position), -1))
+                                .where(Message.conversation_id == conv.id)) + 1
+            message = Message(conversation_id=conv.id, position=position, role=role, content=content,
+                              **self._encode(fields))
+            s.add(message)
+            conv.updated = utcnow()
+            s.flush()
+            return message.id
+
+    def save_message(self, owner: str, message_id: int, **fields) -> None:
+        """Update a message (partial answers while streaming, the final one at the end)."""
+        with self.session.begin() as s:
+            message = s.get(Message, message_id)
+            if message is None or message.conversation.owner != owner:
+                raise NotFoundError("This message does not exist.")
+            for key, value in self._encode(fields).items():
+                setattr(message, key, value)
+            message.conversation.updated = utcnow()
+
+    def truncate(self, owner: str, conversation_id: str, from_position: int) -> None:
+        """Delete the messages at and after a position (regenerate, edit)."""
+        with self.session.begin() as s:
+            conv = self._owned(s, owner, conversation_id)
+            s.execute(delete(Message).where(Message.conversation_id == conv.id,
+                                            Message.position >= from_position))
+
+    @staticmethod
+    def _encode(fields: dict) -> dict:
+        out = {k: v for k, v in fields.items() if k in MESSAGE_FIELDS}
+        for key in ("trace", "harmony"):
+            if key in fields:
+                out[key] = json.dumps(list(fields[key]))
+        unknown = set(fields) - set(out)
+        if unknown:
+            raise TypeError(f"unknown message fields: {sorted(unknown)}")
+        return out
+
+    # -- search and export -------------------------------------------------------------------
+
+    def search(self, owner: str, query: str, include_reasoning: bool = False,
+               limit: int = PAGE_SIZE) -> list[SearchHit]:
+        if not query.strip():
+            return []
+        with self.session() as s:
+            rows = self._search_fts(s, owner, query, include_reasoning, limit) if self.fts \
+                else self._search_like(s, owner, query, include_reasoning, limit)
+            return [SearchHit(*row) for row in rows]
+
+    def _search_fts(self, s, owner, query, include_reasoning, limit):
+        terms = fts_query(query)
+        match = terms if include_reasoning else f"content : ({terms})"
+        sql = text("""
+            SELECT c.id, c.title, m.id, m.role,
+                   snippet(messages_fts, -1, '[', ']', '…', 12)
+            FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
+            JOIN conversations c ON c.id = m.conversation_id
+            WHERE messages_fts MATCH :match AND c.owner = :owner
+            ORDER BY c.updated DESC, m.position LIMIT :limit""")
+        return s.execute(sql, {"match": match, "owner": owner, "limit": limit}).all()
+
+    def _search_like(self, s, owner, query, include_reasoning, limit):
+        pattern = "%" + query.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        cond = Message.content.ilike(pattern, escape="\\")
+        if include_reasoning:
+            cond = cond | Message.reasoning.ilike(pattern, escape="\\")
+        rows = s.execute(select(Conversation.id, Conversation.title, Message.id, Message.role, Message.content)
+                         .join(Message, Message.conversation_id == Conversation.id)
+                         .where(Conversation.owner == owner, cond)
+                         .order_by(Conversation.updated.desc(), Message.position).limit(limit)).all()
+        return [(cid, title, mid, role, content[:120]) for cid, title, mid, role, content in rows]
+
+    def export_json(self, owner: str, conversation_id: str) -> dict:
+        conv = self.get(owner, conversation_id)
+        return {"format": "gpt-oss-chat/1", "id": conv.id, "title": conv.title, "created": conv.created,
+                "updated": conv.updated, "settings": conv.settings,
+                "messages": [m.__dict__ for m in conv.messages]}
+
+    def export_markdown(self, owner: str, conversation_id: str, include_reasoning: bool = True) -> str:
+        conv = self.get(owner, conversation_id)
+        lines = [f"# {conv.title}", ""]
+        for m in conv.messages:
+            lines.append(f"## {'You' if m.role == 'user' else 'Assistant'}")
+            if m.role == "assistant" and include_reasoning and m.reasoning:
+                lines += ["", "<details><summary>Reasoning</summary>", "", m.reasoning, "", "</details>"]
+            lines += ["", m.content, ""]
+            if m.role == "assistant" and m.status != "complete":
+                lines += [f"*({m.status})*", ""]
+        return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""Tables: conversations and their messages (normalized, not a JSON blob per chat).
+
+The Alembic migrations under storage/migrations create exactly this schema;
+a test compares the two.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Message status values.
+STREAMING = "streaming"  # being generated right now
+COMPLETE = "complete"
+STOPPED = "stopped"
+ERROR = "error"
+INTERRUPTED = "interrupted"  # was streaming when the process died
+STATUSES = (STREAMING, COMPLETE, STOPPED, ERROR, INTERRUPTED)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # secrets.token_hex(16)
+    owner: Mapped[str] = mapped_column(String(200), nullable=False)
+    title: Mapped[str] = mapped_column(String(200), nullable=False, default="New chat")
+    created: Mapped[dt.datetime] = mapped_column(nullable=False, default=utcnow)
+    updated: Mapped[dt.datetime] = mapped_column(nullable=False, default=utcnow)
+    settings: Mapped[str] = mapped_column(Text, nullable=False, default="{}")  # JSON
+
+    messages: Mapped[list["Message"]] = relationship(
+        back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Message.position",
+    )
+
+    __table_args__ = (Index("ix_conversations_owner_updated", "owner", "updated"),)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    )
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)  # user | assistant
+    content: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    reasoning: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    trace: Mapped[str] = mapped_column(Text, nullable=False, default="[]")  # JSON: preambles, tool calls
+    harmony: Mapped[str] = mapped_column(Text, nullable=False, default="[]")  # JSON: harmony messages
+    effort: Mapped[str | None] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=COMPLETE)
+    error: Mapped[str | None] = mapped_column(Text)
+    stop_reason: Mapped[str | None] = mapped_column(String(16))
+    reasoning_tokens: Mapped[int | None] = mapped_column(Integer)
+    answer_tokens: Mapped[int | None] = mapped_column(Integer)
+    ttft: Mapped[float | None] = mapped_column(Float)
+    reasoning_time: Mapped[float | None] = mapped_column(Float)
+    tokens_per_s: Mapped[float | None] = mapped_column(Float)
+    created: Mapped[dt.datetime] = mapped_column(nullable=False, default=utcnow)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+    __table_args__ = (
+        Index("ix_messages_conversation_position", "conversation_id", "position", unique=True),
+        Index("ix_messages_status", "status"),
+    )

@@ -1,0 +1,171 @@
+"""The storage layer on SQLite: nothing lost, owners kept apart, migrations tested."""
+
+import json
+import threading
+
+import pytest
+from sqlalchemy import inspect
+
+from backend.errors import NotFoundError
+from storage.db import downgrade, open_engine, upgrade
+from storage.repository import Repository
+from storage.schema import Base
+
+
+@pytest.fixture
+def url(tmp_path):
+    return f"sqlite:///{tmp_path / 'chat.db'}"
+
+
+@pytest.fixture
+def repo(url):
+    return Repository.open(url)
+
+
+def test_create_append_and_read_back(repo):
+    cid = repo.create_conversation("alice", "What is   the\nboiling point of water at altitude? " * 3)
+    assert len(cid) == 32 and len(repo.get("alice", cid).title) <= 60
+    repo.add_message("alice", cid, "user", "hello")
+    mid = repo.add_message("alice", cid, "assistant", "", reasoning="", status="streaming", effort="high")
+    repo.save_message("alice", mid, content="Hi!", reasoning="greet", status="complete", ttft=0.1,
+                      reasoning_tokens=3, answer_tokens=2, tokens_per_s=50.0, trace=[{"kind": "preamble"}],
+                      harmony=[{"role": "assistant"}])
+    conv = repo.get("alice", cid)
+    assert [(m.position, m.role, m.content) for m in conv.messages] == [(0, "user", "hello"), (1, "assistant", "Hi!")]
+    answer = conv.messages[1]
+    assert (answer.reasoning, answer.effort, answer.status, answer.trace) == ("greet", "high", "complete",
+                                                                            [{"kind": "preamble"}])
+
+
+def test_list_newest_first(repo):
+    a = repo.create_conversation("alice", "first")
+    b = repo.create_conversation("alice", "second")
+    repo.add_message("alice", a, "user", "bump")  # a is now the most recently updated
+    assert [c.id for c in repo.list_conversations("alice")] == [a, b]
+
+
+def test_interrupted_on_restart(url):
+    repo = Repository.open(url)
+    cid = repo.create_conversation("alice", "crash")
+    repo.add_message("alice", cid, "user", "tell me a story")
+    mid = repo.add_message("alice", cid, "assistant", "", status="streaming")
+    repo.save_message("alice", mid, content="Once upon a", reasoning="a story")  # periodic save while streaming
+    # the process dies here; a new one opens the same database
+    repo2 = Repository.open(url)
+    answer = repo2.get("alice", cid).messages[1]
+    assert (answer.status, answer.content, answer.reasoning) == ("interrupted", "Once upon a", "a story")
+
+
+def test_owners_never_see_each_other(repo):
+    cid = repo.create_conversation("alice", "secret")
+    repo.add_message("alice", cid, "user", "my secret plan")
+    for action in (lambda: repo.get("bob", cid), lambda: repo.rename("bob", cid, "x"),
+                   lambda: repo.delete("bob", cid), lambda: repo.add_message("bob", cid, "user", "x"),
+                   lambda: repo.export_json("bob", cid), lambda: repo.truncate("bob", cid, 0)):
+        with pytest.raises(NotFoundError):
+            action()
+    assert repo.list_conversations("bob") == []
+    assert repo.search("bob", "secret plan") == []
+    assert repo.get("alice", cid).messages[0].content == "my secret plan"
+
+
+@pytest.mark.parametrize("bad", ["", "nope", "../etc/passwd", "0" * 31, "' OR 1=1 --", None, 42])
+def test_malformed_ids_are_not_found(repo, bad):
+    with pytest.raises(NotFoundError):
+        repo.get("alice", bad)
+
+
+def test_rename_delete_truncate(repo):
+    cid = repo.create_conversation("alice", "old")
+    for i in range(4):
+        repo.add_message("alice", cid, "user" if i % 2 == 0 else "assistant", f"m{i}")
+    repo.rename("alice", cid, "new title")
+    repo.truncate("alice", cid, 2)
+    conv = repo.get("alice", cid)
+    assert conv.title == "new title" and [m.content for m in conv.messages] == ["m0", "m1"]
+    repo.delete("alice", cid)
+    with pytest.raises(NotFoundError):
+        repo.get("alice", cid)
+
+
+def test_full_text_search(repo):
+    cid = repo.create_conversation("alice", "weather")
+    repo.add_message("alice", cid, "user", "Is it raining in Paris?")
+    mid = repo.add_message("alice", cid, "assistant", "", status="streaming")
+    repo.save_message("alice", mid, content="Bring an umbrella.", reasoning="Paris forecast says drizzle")
+    assert {h.message_id for h in repo.search("alice", "umbrella")} == {mid}
+    assert repo.search("alice", "drizzle") == []  # reasoning only when asked
+    assert [h.message_id for h in repo.search("alice", "drizzle", include_reasoning=True)] == [mid]
+    assert "[umbrella]" in repo.search("alice", "umbrella")[0].snippet
+    assert repo.search("alice", 'umbrella" OR "x') == []  # user text is never FTS syntax
+    assert repo.search("alice", "   ") == []
+
+
+def test_plain_search_fallback(repo):
+    repo.fts = False  # what a PostgreSQL database uses
+    cid = repo.create_conversation("alice", "w")
+    repo.add_message("alice", cid, "user", "100% sure_thing")
+    assert len(repo.search("alice", "100% sure_")) == 1
+    assert repo.search("alice", "50%") == []
+
+
+def test_export_json_and_markdown(repo):
+    cid = repo.create_conversation("alice", "export me")
+    repo.add_message("alice", cid, "user", "2+2?")
+    repo.add_message("alice", cid, "assistant", "4", reasoning="simple sum", harmony=[{"channel": "final"}],
+                     status="stopped")
+    data = repo.export_json("alice", cid)
+    json.dumps(data)  # serializable as is
+    assert data["messages"][1]["harmony"] == [{"channel": "final"}]
+    md = repo.export_markdown("alice", cid)
+    assert "# export me" in md and "simple sum" in md and "*(stopped)*" in md
+    assert "simple sum" not in repo.export_markdown("alice", cid, include_reasoning=False)
+
+
+def test_many_writers_never_hit_database_is_locked(repo):
+    ids = [repo.create_conversation("alice", f"c{i}") for i in range(8)]
+    errors = []
+
+    def writer(cid):
+        try:
+            mid = repo.add_message("alice", cid, "assistant", "", status="streaming")
+            for k in range(30):
+                repo.save_message("alice", mid, content="x" * k)
+        except Exception as exc:  # noqa: BLE001 - the test collects any failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(cid,)) for cid in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all(repo.get("alice", cid).messages[0].content == "x" * 29 for cid in ids)
+
+
+def test_migrations_from_blank_match_the_models(url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = open_engine(url)
+    upgrade(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    # FTS5's own shadow tables are not in the models; everything else must match.
+    diff = [d for d in diff if not (d[0] == "remove_table" and d[1].name.startswith("messages_fts"))]
+    assert diff == []
+    assert {"conversations", "messages", "messages_fts"} <= set(inspect(engine).get_table_names())
+
+
+def test_migrations_down_and_up_again(url):
+    engine = open_engine(url)
+    upgrade(engine)
+    downgrade(engine, "base")
+    assert "messages" not in inspect(engine).get_table_names()
+    upgrade(engine)
+    assert "messages" in inspect(engine).get_table_names()
+
+
+def test_wal_mode(repo):
+    with repo.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
