@@ -38,3 +38,34 @@ def tiny_model(tiny_checkpoint):
     from backend.loader import load_model
 
     return load_model(str(tiny_checkpoint), "auto", "auto").model
+
+
+FORCED_CHAT = ("<|channel|>analysis<|message|>The user says hi. " + "Let me think. " * 60 + "<|end|>"
+               "<|start|>assistant<|channel|>final<|message|>Hello! <b>How</b> can I help?<|return|>")
+
+
+@pytest.fixture
+def make_host(codec, tiny_model):
+    """A ModelHost over the tiny model forced to speak `text` in harmony."""
+    from backend.host import ModelHost
+    from backend.transformers_engine import TransformersEngine
+    from tests.forcing import ForceSequence
+
+    hosts = []
+
+    def make(text=FORCED_CHAT, **worker_kwargs):
+        ids = codec.encoding.encode(text, allowed_special="all")
+
+        def build(progress):
+            progress("Loading weights of tiny", None)
+            return TransformersEngine(tiny_model, do_sample=False, logits_processors=[ForceSequence(ids)],
+                                      description={"model": "tiny-test", "quantization": "float32",
+                                                   "engine": "transformers (continuous batching)"})
+        host = ModelHost(build, codec, worker_kwargs)
+        host.start(background=False)
+        hosts.append(host)
+        return host
+
+    yield make
+    for host in hosts:
+        host.close()

@@ -11,28 +11,10 @@ from backend.events import Answer, Done, Reasoning
 from backend.harmony import PromptSettings, Turn
 from backend.transformers_engine import TransformersEngine
 from backend.worker import ChatRequest, Worker
+from tests.forcing import ForceSequence
 
 FORCED = ("<|channel|>analysis<|message|>The user greets. I greet back.<|end|>"
           "<|start|>assistant<|channel|>final<|message|>Hello there, friend!<|return|>")
-
-
-class ForceSequence:
-    """Logits processor that makes the model emit a chosen token sequence.
-
-    Continuous batching hands processors one row per request that needs a new
-    token; these tests run one forced request at a time, so a step counter
-    tells where in the sequence we are.
-    """
-
-    def __init__(self, ids):
-        self.ids, self.step = list(ids), 0
-
-    def __call__(self, input_ids, scores):
-        target = self.ids[min(self.step, len(self.ids) - 1)]
-        self.step += 1
-        forced = scores.new_full(scores.shape, -float("inf"))
-        forced[..., target] = 0.0
-        return forced
 
 
 @pytest.fixture

@@ -1,0 +1,51 @@
+"""gpt-oss chat: start the web app. Wiring only; the parts live in backend/, storage/ and ui/.
+
+    python app.py --help
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from backend.chat import ChatService
+from backend.config import Config, parse_config
+from backend.engine import make_engine
+from backend.harmony import HarmonyCodec
+from backend.host import ModelHost
+from backend.vocab import load_encoding
+from storage.repository import Repository
+from ui.layout import CSS, build_layout
+from ui.wiring import wire
+
+
+def build_app(config: Config, service: ChatService, host: ModelHost):
+    page = build_layout(config.max_new_tokens)
+    with page.demo:
+        wire(page, service, host, config.data_path / "exports", concurrency=config.max_active + config.max_waiting)
+    return page.demo
+
+
+def create(config: Config, build_engine=None):
+    """Everything but launching: used by main and by the tests."""
+    codec = HarmonyCodec(load_encoding(config.data_path / "vocab"))
+    repo = Repository.open(config.db_url)
+    build_engine = build_engine or (lambda progress: make_engine(config, progress))
+    host = ModelHost(build_engine, codec, dict(max_active=config.max_active, max_waiting=config.max_waiting,
+                                               time_limit_s=config.time_limit_s))
+    host.start()
+    service = ChatService(repo, host, config.max_message_chars)
+    return build_app(config, service, host), host, service
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_config(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    demo, _, _ = create(config)
+    demo.queue(default_concurrency_limit=config.max_active + config.max_waiting)
+    demo.launch(server_name=config.host, server_port=config.port, share=config.share, css=CSS,
+                allowed_paths=[str(config.data_path / "exports")])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

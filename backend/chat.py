@@ -1,0 +1,230 @@
+"""Chat logic between the page, the database and the worker: plain data in and out.
+
+Every turn follows the same path: clean the input, commit the user's message,
+commit an empty assistant message marked `streaming`, stream events into it
+(saving every couple of seconds), then record how it ended. A crash at any
+point leaves what was said in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass, replace
+from typing import Iterator
+
+from backend.config import MAX_INSTRUCTIONS_CHARS, MAX_MESSAGE_CHARS, MAX_NEW_TOKENS_LIMIT, TEMPERATURE_RANGE
+from backend.errors import InputError
+from backend.events import Answer, Done, Preamble, Reasoning, ToolCall
+from backend.harmony import EFFORTS, PromptSettings, Turn
+from backend.worker import ChatRequest
+from storage.repository import MessageView, Repository, title_from
+from storage.schema import COMPLETE, ERROR, STOPPED, STREAMING
+
+log = logging.getLogger(__name__)
+
+SAVE_INTERVAL_S = 2.0  # a crash loses at most this much of an answer
+STREAM_INTERVAL_S = 0.05  # at most 20 page updates a second, however fast tokens come
+ALLOWED_CONTROL = {"\n", "\t"}
+
+
+@dataclass
+class ChatOptions:
+    effort: str = "medium"
+    instructions: str = ""
+    temperature: float = 1.0
+    max_new_tokens: int = 4096
+
+
+@dataclass
+class Snapshot:
+    """What the page shows: the stored history plus the answer being written."""
+
+    conversation_id: str
+    history: list[MessageView]  # the same list object for a whole stream
+    live: MessageView | None = None
+    done: bool = False
+
+
+def clean_text(text: str, limit: int = MAX_MESSAGE_CHARS, what: str = "message") -> str:
+    """Drop NUL and other control characters, replace lone surrogates, enforce the limit."""
+    text = (text or "").encode("utf-8", errors="replace").decode("utf-8")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(ch for ch in text if ch in ALLOWED_CONTROL or unicodedata.category(ch) != "Cc")
+    if len(text) > limit:
+        raise InputError(f"Your {what} is {len(text):,} characters long; the limit is {limit:,}. "
+                         "Please shorten it.")
+    return text
+
+
+def check_options(options: ChatOptions) -> ChatOptions:
+    if options.effort not in EFFORTS:
+        raise InputError(f"Reasoning effort must be one of {', '.join(EFFORTS)}.")
+    low, high = TEMPERATURE_RANGE
+    if not low <= float(options.temperature) <= high:
+        raise InputError(f"Temperature must be between {low} and {high}.")
+    if not 1 <= int(options.max_new_tokens) <= MAX_NEW_TOKENS_LIMIT:
+        raise InputError(f"Max new tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT:,}.")
+    instructions = clean_text(options.instructions, MAX_INSTRUCTIONS_CHARS, "instructions")
+    return replace(options, instructions=instructions, temperature=float(options.temperature),
+                   max_new_tokens=int(options.max_new_tokens))
+
+
+def _turns(messages: list[MessageView]) -> list[Turn]:
+    turns = []
+    for m in messages:
+        if m.role == "assistant" and not m.content and not m.harmony:
+            continue  # an answer that never came (error, stopped in reasoning) is not sent back
+        turns.append(Turn(m.role, m.content, m.reasoning, m.harmony))
+    return turns
+
+
+class ChatService:
+    def __init__(self, repo: Repository, host, max_message_chars: int = MAX_MESSAGE_CHARS):
+        self.repo, self.host, self.max_message_chars = repo, host, max_message_chars
+        self._jobs: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    # -- turns -----------------------------------------------------------------------
+
+    def send(self, owner: str, conversation_id: str | None, text: str,
+             options: ChatOptions) -> Iterator[Snapshot]:
+        text = clean_text(text, self.max_message_chars)
+        if not text.strip():
+            raise InputError("Type a message first.")
+        options = check_options(options)
+        if not conversation_id:
+            conversation_id = self.repo.create_conversation(owner, title_from(text))
+        self.repo.add_message(owner, conversation_id, "user", text)  # committed before the model runs
+        self.repo.update_settings(owner, conversation_id, options.__dict__)
+        return self._answer(owner, conversation_id, options)
+
+    def regenerate(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
+        """Drop the last answer (if any) and answer the last user message again."""
+        options = check_options(options)
+        conv = self.repo.get(owner, conversation_id)
+        users = [m for m in conv.messages if m.role == "user"]
+        if not users:
+            raise InputError("There is no message to answer yet.")
+        self.repo.truncate(owner, conversation_id, users[-1].position + 1)
+        return self._answer(owner, conversation_id, options)
+
+    def edit(self, owner: str, conversation_id: str, position: int, text: str,
+             options: ChatOptions) -> Iterator[Snapshot]:
+        """Replace an earlier user message and answer again from there."""
+        text = clean_text(text, self.max_message_chars)
+        if not text.strip():
+            raise InputError("An edited message cannot be empty.")
+        options = check_options(options)
+        conv = self.repo.get(owner, conversation_id)
+        target = next((m for m in conv.messages if m.position == position and m.role == "user"), None)
+        if target is None:
+            raise InputError("Only your own messages can be edited.")
+        self.repo.truncate(owner, conversation_id, position)
+        self.repo.add_message(owner, conversation_id, "user", text)
+        return self._answer(owner, conversation_id, options)
+
+    def stop(self, owner: str, conversation_id: str | None) -> bool:
+        """Stop the answer being written in this conversation (only the owner's)."""
+        if not conversation_id:
+            return False
+        self.repo.get(owner, conversation_id)  # raises NotFound for anyone else's
+        with self._lock:
+            job = self._jobs.get(conversation_id)
+        if job is None:
+            return False
+        job.cancel()
+        return True
+
+    # -- streaming -------------------------------------------------------------------------
+
+    def _answer(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
+        history = self.repo.get(owner, conversation_id).messages
+        worker = self.host.worker()  # raises a clear error while loading; the user message is kept
+        settings = PromptSettings(effort=options.effort, instructions=options.instructions)
+        job = worker.submit(ChatRequest(_turns(history), settings, options.temperature, options.max_new_tokens))
+        mid = self.repo.add_message(owner, conversation_id, "assistant", "", status=STREAMING,
+                                    effort=options.effort)
+        live = MessageView(id=mid, position=len(history), role="assistant", content="",
+                           effort=options.effort, status=STREAMING)
+        return self._stream(owner, conversation_id, history, live, job)
+
+    def _stream(self, owner, conversation_id, history, live, job) -> Iterator[Snapshot]:
+        with self._lock:
+            self._jobs[conversation_id] = job
+        finished = False
+        try:
+            yield Snapshot(conversation_id, history, live)
+            last_save = last_yield = time.monotonic()
+            thinking_since = None
+            for event in job.events():
+                if isinstance(event, Reasoning) and thinking_since is None:
+                    thinking_since = time.monotonic()
+                if isinstance(event, Answer) and thinking_since and live.reasoning_time is None:
+                    live.reasoning_time = time.monotonic() - thinking_since  # "Thought for N s" at once
+                phase = _apply(live, event)
+                if isinstance(event, Done):
+                    self._finish(owner, live, event)
+                    finished = True
+                    break
+                now = time.monotonic()
+                if now - last_save >= SAVE_INTERVAL_S:
+                    self._save_partial(owner, live)
+                    last_save = now
+                if phase or now - last_yield >= STREAM_INTERVAL_S:
+                    last_yield = now
+                    yield Snapshot(conversation_id, history, live)
+            yield Snapshot(conversation_id, history, live, done=True)
+        finally:
+            with self._lock:
+                if self._jobs.get(conversation_id) is job:
+                    del self._jobs[conversation_id]
+            if not finished:  # the page went away mid-answer: keep what we have
+                job.cancel()
+                live.status = STOPPED
+                self._save_partial(owner, live, status=STOPPED)
+
+    def _save_partial(self, owner: str, live: MessageView, **extra) -> None:
+        try:
+            self.repo.save_message(owner, live.id, content=live.content, reasoning=live.reasoning,
+                                   trace=live.trace, **extra)
+        except Exception:  # a failed periodic save must not kill the stream
+            log.exception("saving a partial answer failed")
+
+    def _finish(self, owner: str, live: MessageView, done: Done) -> None:
+        s = done.stats
+        live.status = {"stopped": STOPPED, "error": ERROR}.get(done.stop_reason, COMPLETE)
+        live.stop_reason, live.error = done.stop_reason, done.error
+        live.reasoning_tokens, live.answer_tokens = s.reasoning_tokens, s.answer_tokens
+        live.ttft, live.reasoning_time, live.tokens_per_s = s.ttft, s.reasoning_time, s.tokens_per_s
+        live.harmony = list(done.harmony_messages)
+        self.repo.save_message(owner, live.id, content=live.content, reasoning=live.reasoning, trace=live.trace,
+                               harmony=live.harmony, status=live.status, stop_reason=live.stop_reason,
+                               error=live.error, reasoning_tokens=s.reasoning_tokens, answer_tokens=s.answer_tokens,
+                               ttft=s.ttft, reasoning_time=s.reasoning_time, tokens_per_s=s.tokens_per_s)
+
+
+def _apply(live: MessageView, event) -> bool:
+    """Fold an event into the live message; True when the page should update now."""
+    if isinstance(event, Reasoning):
+        first = not live.reasoning
+        live.reasoning += event.text
+        return first
+    if isinstance(event, Answer):
+        first = not live.content
+        live.content += event.text
+        return first  # the first answer token closes the reasoning panel at once
+    if isinstance(event, Preamble):
+        if live.trace and live.trace[-1].get("kind") == "preamble" and not live.trace[-1].get("closed"):
+            live.trace[-1]["text"] += event.text
+            return False
+        live.trace.append({"kind": "preamble", "text": event.text})
+        return True
+    if isinstance(event, ToolCall):
+        if live.trace and live.trace[-1].get("kind") == "preamble":
+            live.trace[-1]["closed"] = True
+        live.trace.append({"kind": "tool_call", "recipient": event.recipient, "arguments": event.arguments})
+        return True
+    return False

@@ -1,0 +1,137 @@
+"""The chat service: store first, stream, save partial answers, stop, regenerate, edit."""
+
+import threading
+import time
+
+import pytest
+
+from backend.chat import SAVE_INTERVAL_S, ChatOptions, ChatService, clean_text
+from backend.errors import GenerationError, InputError, NotFoundError
+from backend.host import ModelHost
+from storage.repository import Repository
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return Repository.open(f"sqlite:///{tmp_path / 'chat.db'}")
+
+
+@pytest.fixture
+def service(repo, make_host):
+    return ChatService(repo, make_host())
+
+
+OPTS = ChatOptions(effort="high", max_new_tokens=400)
+
+
+def test_a_turn_is_stored_with_reasoning_and_answer_apart(service, repo):
+    snaps = list(service.send("alice", None, "hi there", OPTS))
+    cid = snaps[0].conversation_id
+    assert snaps[-1].done
+    user, answer = repo.get("alice", cid).messages
+    assert (user.role, user.content) == ("user", "hi there")
+    assert answer.reasoning.startswith("The user says hi.") and "Hello!" not in answer.reasoning
+    assert answer.content == "Hello! <b>How</b> can I help?"
+    assert (answer.status, answer.effort, answer.stop_reason) == ("complete", "high", "return")
+    assert answer.reasoning_tokens > 100 and answer.answer_tokens > 5 and answer.tokens_per_s > 0
+    assert [m["channel"] for m in answer.harmony] == ["analysis", "final"]
+    assert repo.get("alice", cid).title == "hi there"
+    assert repo.get("alice", cid).settings["effort"] == "high"
+
+
+def test_the_user_message_is_stored_before_the_model_runs(repo, codec):
+    loading = ModelHost(lambda progress: time.sleep(60), codec, {})  # never ready during this test
+    loading.start()
+    service = ChatService(repo, loading)
+    with pytest.raises(GenerationError, match="still loading"):
+        service.send("alice", None, "are you there?", OPTS)
+    conv = repo.list_conversations("alice")[0]
+    assert [m.content for m in repo.get("alice", conv.id).messages] == ["are you there?"]
+
+
+def test_partial_answer_is_saved_while_streaming(service, repo, monkeypatch):
+    monkeypatch.setattr("backend.chat.SAVE_INTERVAL_S", 0.0)
+    stream = service.send("alice", None, "hi", OPTS)
+    snaps = [next(stream) for _ in range(3)]
+    saved = repo.get("alice", snaps[0].conversation_id).messages[1]
+    assert saved.status == "streaming" and saved.reasoning  # a crash now would leave this, as "interrupted"
+    stream.close()
+    assert SAVE_INTERVAL_S <= 2.0
+
+
+def test_stop_keeps_the_partial_answer(service, repo):
+    stream = service.send("alice", None, "hi", OPTS)
+    first = next(stream)
+    assert service.stop("alice", first.conversation_id)
+    last = list(stream)[-1]
+    assert last.done and last.live.status == "stopped"
+    answer = repo.get("alice", first.conversation_id).messages[1]
+    assert answer.status == "stopped" and answer.stop_reason == "stopped"
+
+
+def test_leaving_mid_answer_keeps_it_as_stopped(service, repo):
+    stream = service.send("alice", None, "hi", OPTS)
+    cid = next(stream).conversation_id
+    next(stream)
+    stream.close()  # the browser tab closed
+    answer = repo.get("alice", cid).messages[1]
+    assert answer.status == "stopped"
+
+
+def test_others_cannot_stop_or_continue_my_chat(service):
+    cid = list(service.send("alice", None, "hi", OPTS))[0].conversation_id
+    with pytest.raises(NotFoundError):
+        service.stop("mallory", cid)
+    with pytest.raises(NotFoundError):
+        service.send("mallory", cid, "hello?", OPTS)
+
+
+def test_regenerate_replaces_the_last_answer(service, repo):
+    cid = list(service.send("alice", None, "hi", OPTS))[0].conversation_id
+    list(service.regenerate("alice", cid, ChatOptions(effort="low", max_new_tokens=400)))
+    messages = repo.get("alice", cid).messages
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].effort == "low"
+
+
+def test_edit_an_earlier_message_and_answer_from_there(service, repo):
+    cid = list(service.send("alice", None, "first question", OPTS))[0].conversation_id
+    list(service.send("alice", cid, "second question", OPTS))
+    list(service.edit("alice", cid, 0, "better first question", OPTS))
+    messages = repo.get("alice", cid).messages
+    assert [m.content for m in messages if m.role == "user"] == ["better first question"]
+    assert len(messages) == 2
+    with pytest.raises(InputError):
+        service.edit("alice", cid, 1, "not mine", OPTS)  # position 1 is an answer
+
+
+def test_bad_input_is_refused_or_cleaned():
+    assert clean_text("a\x00b\x07c\td\r\ne") == "abc\td\ne"
+    assert clean_text("lone \ud800 surrogate") == "lone ? surrogate"
+    with pytest.raises(InputError, match="limit is 32,000"):
+        clean_text("x" * 32_001)
+
+
+def test_empty_and_bad_options_are_refused(service):
+    with pytest.raises(InputError):
+        service.send("alice", None, "  \n ", OPTS)
+    with pytest.raises(InputError, match="effort"):
+        service.send("alice", None, "hi", ChatOptions(effort="max"))
+    with pytest.raises(InputError, match="Temperature"):
+        service.send("alice", None, "hi", ChatOptions(temperature=9))
+
+
+def test_two_chats_at_once_are_both_stored(service, repo):
+    out = {}
+
+    def chat(name):
+        out[name] = list(service.send(name, None, f"hi from {name}", OPTS))[-1]
+
+    threads = [threading.Thread(target=chat, args=(n,)) for n in ("alice", "bob")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for name in ("alice", "bob"):
+        conv = repo.get(name, out[name].conversation_id)
+        assert conv.messages[1].status == "complete" and conv.messages[0].content == f"hi from {name}"

@@ -1,0 +1,1 @@
+"""The Gradio page: layout, rendering of stored messages, and event wiring."""

@@ -1,0 +1,92 @@
+"""Build the page's components (no events here: ui/wiring.py connects them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from backend.config import MAX_NEW_TOKENS_LIMIT, TEMPERATURE_RANGE
+from backend.harmony import EFFORTS
+
+CSS = """
+#status-banner { padding: 6px 12px; border-radius: 8px; }
+#status-banner.notice { background: var(--color-accent-soft); }
+"""
+
+
+@dataclass
+class Page:
+    demo: gr.Blocks
+    conversation_id: gr.Textbox
+    status: gr.Markdown
+    timer: gr.Timer
+    chatbot: gr.Chatbot
+    message: gr.Textbox
+    send: gr.Button
+    stop: gr.Button
+    regenerate: gr.Button
+    effort: gr.Radio
+    instructions: gr.Textbox
+    temperature: gr.Slider
+    max_new_tokens: gr.Slider
+    new_chat: gr.Button
+    conversations: gr.Radio
+    search_query: gr.Textbox
+    search_reasoning: gr.Checkbox
+    search_results: gr.Radio
+    title: gr.Textbox
+    rename: gr.Button
+    delete: gr.Button
+    confirm_row: gr.Row
+    confirm_delete: gr.Button
+    cancel_delete: gr.Button
+    export_json: gr.Button
+    export_md: gr.Button
+    export_file: gr.File
+
+
+def build_layout(max_new_tokens: int) -> Page:
+    with gr.Blocks(title="gpt-oss chat", fill_height=True) as demo:
+        conversation_id = gr.Textbox(visible="hidden", elem_id="conversation-id")
+        with gr.Sidebar(open=True):
+            new_chat = gr.Button("New chat", variant="primary", elem_id="new-chat")
+            search_query = gr.Textbox(label="Search conversations", placeholder="words to find",
+                                      elem_id="search-query")
+            search_reasoning = gr.Checkbox(label="Search reasoning too", value=False)
+            search_results = gr.Radio(label="Matches", choices=[], visible=False, elem_id="search-results")
+            conversations = gr.Radio(label="Conversations", choices=[], elem_id="conversations")
+            with gr.Accordion("This conversation", open=False):
+                title = gr.Textbox(label="Title", elem_id="title")
+                rename = gr.Button("Rename", elem_id="rename")
+                delete = gr.Button("Delete…", variant="stop", elem_id="delete")
+                with gr.Row(visible=False) as confirm_row:
+                    confirm_delete = gr.Button("Yes, delete it", variant="stop", elem_id="confirm-delete")
+                    cancel_delete = gr.Button("Cancel")
+                with gr.Row():
+                    export_json = gr.Button("Export JSON", elem_id="export-json")
+                    export_md = gr.Button("Export Markdown", elem_id="export-md")
+                export_file = gr.File(label="Export", visible=False, elem_id="export-file")
+        status = gr.Markdown("Starting…", elem_id="status-banner")
+        timer = gr.Timer(1.0)
+        chatbot = gr.Chatbot(label="Chat", elem_id="chat", scale=1, height="70vh", editable="user",
+                             sanitize_html=True, allow_tags=False, group_consecutive_messages=False,
+                             feedback_options=None, buttons=["copy"])
+        with gr.Row():
+            message = gr.Textbox(placeholder="Message gpt-oss…", show_label=False, scale=8, lines=2,
+                                 max_lines=12, elem_id="message", interactive=False, submit_btn=False)
+            send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+            stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
+        with gr.Row():
+            effort = gr.Radio(list(EFFORTS), value="medium", label="Reasoning effort", elem_id="effort")
+            regenerate = gr.Button("Regenerate", elem_id="regenerate")
+        with gr.Accordion("Settings", open=False):
+            instructions = gr.Textbox(label="Instructions (developer message)", lines=3,
+                                      placeholder="e.g. Answer in French.", elem_id="instructions")
+            temperature = gr.Slider(*TEMPERATURE_RANGE, value=1.0, step=0.05, label="Temperature")
+            max_new_tokens_slider = gr.Slider(16, MAX_NEW_TOKENS_LIMIT, value=max_new_tokens, step=16,
+                                              label="Max new tokens")
+    return Page(demo, conversation_id, status, timer, chatbot, message, send, stop, regenerate, effort,
+                instructions, temperature, max_new_tokens_slider, new_chat, conversations, search_query,
+                search_reasoning, search_results, title, rename, delete, confirm_row, confirm_delete,
+                cancel_delete, export_json, export_md, export_file)

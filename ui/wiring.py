@@ -1,0 +1,211 @@
+"""Connect the page's events to the chat service. Handlers only translate.
+
+Every handler that a client may call has a stable api_name (see README).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import gradio as gr
+
+from backend.chat import ChatOptions, ChatService
+from backend.errors import NotFoundError
+from ui.errors import user_errors
+from ui.layout import Page
+from ui.render import assistant_messages, render_history
+
+LOCAL_OWNER = "local"  # with no login configured, everything belongs to one local user
+SET_URL_JS = """(id) => { const u = new URL(window.location.href);
+  if (id) { u.searchParams.set('c', id); } else { u.searchParams.delete('c'); }
+  window.history.replaceState(null, '', u); }"""
+
+
+def owner_of(request: gr.Request | None) -> str:
+    return (getattr(request, "username", None) or LOCAL_OWNER) if request is not None else LOCAL_OWNER
+
+
+def status_markdown(status) -> str:
+    if status.state == "ready":
+        d = status.description
+        text = (f"**Model:** {d.get('model', '?')} · **quantization:** {d.get('quantization', '?')} · "
+                f"**engine:** {d.get('engine', '?')} · **device:** {d.get('device', '?')}")
+        if d.get("notice"):
+            text += f"\n\n**Notice:** {d['notice']}"
+        return text
+    if status.state == "failed":
+        return f"**The model could not be loaded.** {status.error}"
+    pct = f" — {status.fraction:.0%}" if status.fraction is not None else ""
+    return f"**Loading the model…** {status.stage}{pct}. The chat opens when it is ready."
+
+
+class Handlers:
+    """Plain functions over the service; wired to the page in `wire`."""
+
+    def __init__(self, service: ChatService, export_dir: Path):
+        self.service, self.repo, self.export_dir = service, service.repo, export_dir
+
+    # streaming turns -----------------------------------------------------------------
+    def _render_stream(self, stream):
+        cached_for, rows = None, []
+        first = True
+        for snap in stream:
+            if snap.history is not cached_for:  # history is fixed for a stream: render it once
+                rows, cached_for = render_history(snap.history)[0], snap.history
+            live = assistant_messages(snap.live, live=not snap.done) if snap.live else []
+            if first:
+                yield rows + live, snap.conversation_id, ""
+                first = False
+            else:
+                yield rows + live, gr.skip(), gr.skip()
+
+    @staticmethod
+    def _options(effort, instructions, temperature, max_new_tokens) -> ChatOptions:
+        return ChatOptions(effort or "medium", instructions or "", temperature, max_new_tokens)
+
+    def send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens,
+             request: gr.Request):
+        if not (text or "").strip():
+            yield gr.skip(), gr.skip(), gr.skip()  # an empty message is simply not sent
+            return
+        opts = self._options(effort, instructions, temperature, max_new_tokens)
+        yield from self._render_stream(self.service.send(owner_of(request), conversation_id or None, text, opts))
+
+    def regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens,
+                   request: gr.Request):
+        if not conversation_id:
+            raise NotFoundError("Open or start a conversation first.")
+        opts = self._options(effort, instructions, temperature, max_new_tokens)
+        yield from self._render_stream(self.service.regenerate(owner_of(request), conversation_id, opts))
+
+    def edit(self, conversation_id, effort, instructions, temperature, max_new_tokens,
+             edit: gr.EditData, request: gr.Request):
+        owner = owner_of(request)
+        conv = self.repo.get(owner, conversation_id)
+        positions = render_history(conv.messages)[1]
+        index = edit.index if isinstance(edit.index, int) else edit.index[0]
+        position = positions[index] if 0 <= index < len(positions) else None
+        opts = self._options(effort, instructions, temperature, max_new_tokens)
+        yield from self._render_stream(self.service.edit(owner, conversation_id, position, edit.value, opts))
+
+    def stop(self, conversation_id, request: gr.Request) -> None:
+        self.service.stop(owner_of(request), conversation_id or None)
+
+    # conversations -------------------------------------------------------------------
+    def sidebar(self, request: gr.Request):
+        convs = self.repo.list_conversations(owner_of(request))
+        return gr.Radio(choices=[(c.title, c.id) for c in convs])
+
+    def open(self, conversation_id, request: gr.Request):
+        conv = self.repo.get(owner_of(request), conversation_id)
+        s = conv.settings
+        return (render_history(conv.messages)[0], conv.id, conv.title, s.get("effort", "medium"),
+                s.get("instructions", ""), gr.Radio(value=conv.id))
+
+    def load(self, request: gr.Request):
+        """Page load: the sidebar, and the conversation named by ?c= if it is the user's."""
+        sidebar = self.sidebar(request)
+        wanted = dict(request.query_params).get("c") if request is not None else None
+        if wanted:
+            try:
+                chat, cid, title, effort, instructions, _ = self.open(wanted, request)
+                return chat, cid, title, effort, instructions, gr.Radio(choices=sidebar.choices, value=cid)
+            except NotFoundError as exc:
+                gr.Warning(exc.user_message)
+        return [], "", "", gr.skip(), gr.skip(), sidebar
+
+    def new_chat(self):
+        return [], "", "", gr.Radio(value=None)
+
+    def rename(self, conversation_id, title, request: gr.Request):
+        self.repo.rename(owner_of(request), conversation_id, title)
+        return self.sidebar(request)
+
+    def delete(self, conversation_id, request: gr.Request):
+        self.repo.delete(owner_of(request), conversation_id)
+        return [], "", "", self.sidebar(request), gr.Row(visible=False)
+
+    def search(self, query, include_reasoning, request: gr.Request):
+        hits = self.repo.search(owner_of(request), query or "", bool(include_reasoning))
+        if not (query or "").strip():
+            return gr.Radio(choices=[], visible=False)
+        choices = [(f"{h.title} — {h.snippet}", h.conversation_id) for h in hits]
+        seen, unique = set(), []
+        for label, cid in choices:  # one entry per conversation, its best match first
+            if cid not in seen:
+                seen.add(cid)
+                unique.append((label, cid))
+        return gr.Radio(choices=unique, value=None, visible=True,
+                        label=f"Matches ({len(unique)})" if unique else "No matches")
+
+    def export_json(self, conversation_id, request: gr.Request):
+        return self.export(conversation_id, "json", request)
+
+    def export_markdown(self, conversation_id, request: gr.Request):
+        return self.export(conversation_id, "md", request)
+
+    def export(self, conversation_id, kind, request: gr.Request):
+        owner = owner_of(request)
+        if kind == "json":
+            body = json.dumps(self.repo.export_json(owner, conversation_id), indent=2, ensure_ascii=False)
+        else:
+            body = self.repo.export_markdown(owner, conversation_id)
+        folder = self.export_dir / secrets.token_hex(8)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"conversation-{conversation_id[:8]}.{'json' if kind == 'json' else 'md'}"
+        path.write_text(body, encoding="utf-8")
+        return gr.File(value=str(path), visible=True)
+
+
+def wire(page: Page, service: ChatService, host, export_dir: Path, concurrency: int) -> Handlers:
+    p, h = page, Handlers(service, export_dir)
+    opts = [p.effort, p.instructions, p.temperature, p.max_new_tokens]
+    turn_out = [p.chatbot, p.conversation_id, p.message]
+    stream = dict(concurrency_limit=concurrency, concurrency_id="turns", show_progress="hidden")
+
+    def after_turn(event):
+        return event.then(user_errors(h.sidebar), None, p.conversations, api_visibility="private")
+
+    after_turn(p.send.click(user_errors(h.send), [p.message, p.conversation_id, *opts], turn_out,
+                            api_name="send", **stream))
+    after_turn(p.message.submit(user_errors(h.send), [p.message, p.conversation_id, *opts], turn_out,
+                                api_visibility="private", **stream))
+    after_turn(p.regenerate.click(user_errors(h.regenerate), [p.conversation_id, *opts], turn_out,
+                                  api_name="regenerate", **stream))
+    after_turn(p.chatbot.retry(user_errors(h.regenerate), [p.conversation_id, *opts], turn_out,
+                               api_visibility="private", **stream))
+    after_turn(p.chatbot.edit(user_errors(h.edit), [p.conversation_id, *opts], turn_out,
+                              api_name="edit", **stream))
+    p.stop.click(user_errors(h.stop), [p.conversation_id], None, api_name="stop", queue=False)
+
+    p.conversation_id.change(None, [p.conversation_id], None, js=SET_URL_JS, api_visibility="private")
+    opened = [p.chatbot, p.conversation_id, p.title, p.effort, p.instructions, p.conversations]
+    p.conversations.input(user_errors(h.open), [p.conversations], opened, api_name="open_conversation")
+    p.search_results.input(user_errors(h.open), [p.search_results], opened, api_visibility="private")
+    p.demo.load(user_errors(h.load), None, opened, api_name="load")
+    p.new_chat.click(h.new_chat, None, [p.chatbot, p.conversation_id, p.title, p.conversations],
+                     api_name="new_chat")
+    p.search_query.change(user_errors(h.search), [p.search_query, p.search_reasoning], p.search_results,
+                          api_name="search", show_progress="hidden")
+    p.search_reasoning.change(user_errors(h.search), [p.search_query, p.search_reasoning], p.search_results,
+                              api_visibility="private")
+    p.rename.click(user_errors(h.rename), [p.conversation_id, p.title], p.conversations, api_name="rename")
+    p.delete.click(lambda: gr.Row(visible=True), None, p.confirm_row, api_visibility="private")
+    p.cancel_delete.click(lambda: gr.Row(visible=False), None, p.confirm_row, api_visibility="private")
+    p.confirm_delete.click(user_errors(h.delete), [p.conversation_id],
+                           [p.chatbot, p.conversation_id, p.title, p.conversations, p.confirm_row],
+                           api_name="delete")
+    p.export_json.click(user_errors(h.export_json), [p.conversation_id], p.export_file, api_name="export_json")
+    p.export_md.click(user_errors(h.export_markdown), [p.conversation_id], p.export_file,
+                      api_name="export_markdown")
+
+    def poll_status():
+        s = host.status()
+        ready = s.state == "ready"
+        return status_markdown(s), gr.Textbox(interactive=ready), gr.Timer(active=s.state == "loading")
+
+    p.timer.tick(poll_status, None, [p.status, p.message, p.timer], api_name="status", show_progress="hidden")
+    p.demo.load(poll_status, None, [p.status, p.message, p.timer], api_visibility="private")
+    return h
