@@ -32,6 +32,12 @@ ROUTER_POLL_S = 0.05
 # temperature differs from 1.0 when the manager is built. Every request passes
 # its own temperature, so this value is never used for sampling.
 _PLACEHOLDER_TEMPERATURE = 0.5
+# Left alone, continuous batching sizes its KV cache from free memory: on a CPU
+# that is 60% of the machine's RAM per manager. Cap it there; on a GPU let it
+# size the cache but keep batches small enough for eager paged attention's
+# masks (the transformers default ran out of memory on an H100 with gpt-oss-20b).
+CPU_NUM_BLOCKS = 128  # x 256 tokens per block
+DEFAULT_MAX_BATCH_TOKENS = 512
 
 
 class TransformersEngine:
@@ -43,7 +49,10 @@ class TransformersEngine:
         self.model = model
         self.description = description or {"model": getattr(model, "name_or_path", "?")}
         self.do_sample = do_sample
-        self._cb_args = dict(max_batch_tokens=max_batch_tokens, num_blocks=num_blocks, seed=seed)
+        if num_blocks is None and model.device.type == "cpu":
+            num_blocks = CPU_NUM_BLOCKS
+        self._cb_args = dict(max_batch_tokens=max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS,
+                             num_blocks=num_blocks, seed=seed)
         self._streams: dict[str, TokenStream] = {}
         self._stop_ids: dict[str, set[int]] = {}
         self._lock = threading.Lock()

@@ -53,7 +53,7 @@ def make_host(codec, tiny_model):
 
     hosts = []
 
-    def make(text=FORCED_CHAT, **worker_kwargs):
+    def make(text=FORCED_CHAT, start=True, **worker_kwargs):
         ids = codec.encoding.encode(text, allowed_special="all")
 
         def build(progress):
@@ -62,7 +62,8 @@ def make_host(codec, tiny_model):
                                       description={"model": "tiny-test", "quantization": "float32",
                                                    "engine": "transformers (continuous batching)"})
         host = ModelHost(build, codec, worker_kwargs)
-        host.start(background=False)
+        if start:
+            host.start(background=False)
         hosts.append(host)
         return host
 

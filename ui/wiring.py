@@ -55,8 +55,8 @@ class Handlers:
             if snap.history is not cached_for:  # history is fixed for a stream: render it once
                 rows, cached_for = render_history(snap.history)[0], snap.history
             live = assistant_messages(snap.live, live=not snap.done) if snap.live else []
-            if first:
-                yield rows + live, snap.conversation_id, ""
+            if first or snap.done:  # clear the box once; never wipe what the user types meanwhile
+                yield rows + live, snap.conversation_id, "" if first else gr.skip()
                 first = False
             else:
                 yield rows + live, gr.skip(), gr.skip()
@@ -115,6 +115,15 @@ class Handlers:
             except NotFoundError as exc:
                 gr.Warning(exc.user_message)
         return [], "", "", gr.skip(), gr.skip(), sidebar
+
+    def api_open(self, conversation_id: str, request: gr.Request) -> dict:
+        """A conversation as data (messages with reasoning, status and stats)."""
+        return self.repo.export_json(owner_of(request), conversation_id)
+
+    def api_list(self, request: gr.Request) -> list[dict]:
+        """The user's conversations, newest first."""
+        return [{"id": c.id, "title": c.title, "updated": c.updated}
+                for c in self.repo.list_conversations(owner_of(request))]
 
     def new_chat(self):
         return [], "", "", gr.Radio(value=None)
@@ -182,7 +191,9 @@ def wire(page: Page, service: ChatService, host, export_dir: Path, concurrency: 
 
     p.conversation_id.change(None, [p.conversation_id], None, js=SET_URL_JS, api_visibility="private")
     opened = [p.chatbot, p.conversation_id, p.title, p.effort, p.instructions, p.conversations]
-    p.conversations.input(user_errors(h.open), [p.conversations], opened, api_name="open_conversation")
+    p.conversations.input(user_errors(h.open), [p.conversations], opened, api_visibility="private")
+    gr.api(user_errors(h.api_open), api_name="open_conversation")
+    gr.api(user_errors(h.api_list), api_name="list_conversations")
     p.search_results.input(user_errors(h.open), [p.search_results], opened, api_visibility="private")
     p.demo.load(user_errors(h.load), None, opened, api_name="load")
     p.new_chat.click(h.new_chat, None, [p.chatbot, p.conversation_id, p.title, p.conversations],
