@@ -125,12 +125,12 @@ class Job:
         parser = self.worker.codec.parser()
         last, timed_out = None, False
         while True:
+            if not timed_out and time.perf_counter() > self.deadline:
+                timed_out = True
+                self._stream.cancel()  # ends the stream: read() returns None next
             try:
                 chunk = self._stream.read(timeout=READ_POLL_S)
             except queue.Empty:
-                if time.perf_counter() > self.deadline:
-                    timed_out = True
-                    self._stream.cancel()
                 continue
             if chunk is None:
                 break

@@ -48,3 +48,18 @@ def test_mxfp4_without_kernels_falls_back_loudly():
 def test_bitsandbytes_refuses_an_mxfp4_checkpoint():
     with pytest.raises(ModelLoadError, match="bf16 copy"):
         _quant_kwargs("bnb-4bit", mxfp4_ckpt=True)
+
+
+def test_what_bitsandbytes_quantizes_in_gpt_oss(tiny_checkpoint):
+    """The README's finding: bnb replaces nn.Linear only, so GptOss experts stay full size."""
+    pytest.importorskip("bitsandbytes")
+    loaded = load_model(str(tiny_checkpoint), "bnb-8bit", "cpu")
+    quantized = {n for n, p in loaded.model.named_parameters() if p.dtype == torch_int8()}
+    assert quantized and all(".self_attn." in n for n in quantized)
+    assert all(p.dtype.is_floating_point for n, p in loaded.model.named_parameters() if ".experts." in n)
+
+
+def torch_int8():
+    import torch
+
+    return torch.int8
