@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -70,3 +71,26 @@ def make_host(codec, tiny_model):
     yield make
     for host in hosts:
         host.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(tmp_path, make_host, monkeypatch):
+    import app as app_module
+    from backend.config import Config
+
+    host = make_host(start=False)  # create() starts it
+    monkeypatch.setattr(app_module, "ModelHost", lambda *a, **k: host)  # reuse the forced tiny host
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400)
+    demo, _, service = app_module.create(config)
+    demo.queue(default_concurrency_limit=8)
+    demo.launch(server_name="127.0.0.1", server_port=config.port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{config.port}/", service
+    demo.close()
+
+

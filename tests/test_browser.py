@@ -1,0 +1,139 @@
+"""The page in a real browser: Debian's Chromium driven by Playwright.
+
+Screenshots of each step go to artifacts/browser/ (git-ignored).
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "browser"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.dialogs = []
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.goto(app_url[0])
+    ready(pg)
+    yield pg
+    context.close()
+
+
+def ready(pg):
+    pg.locator("#message textarea:not([disabled])").wait_for()
+
+
+def shot(pg, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def send(pg, text):
+    pg.locator("#message textarea").fill(text)
+    pg.locator("#send").click()
+
+
+def stats_lines(pg):
+    return [t for t in pg.locator("#chat .thought-group .title").all_inner_texts() if "effort" in t]
+
+
+def wait_answers(pg, n):
+    pg.wait_for_function(
+        "n => [...document.querySelectorAll('#chat .thought-group .title')]"
+        ".filter(e => e.innerText.includes('effort')).length >= n", arg=n)
+
+
+def test_send_streams_reasoning_then_answer(page):
+    send(page, "Hello there")
+    page.locator("#chat .thought-group").first.wait_for()
+    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('Thinking')")
+    shot(page, "01-reasoning-streams")
+    wait_answers(page, 1)
+    shot(page, "02-answered")
+    titles = page.locator("#chat .thought-group .title").all_inner_texts()
+    assert any(t.startswith("Thought for") for t in titles)
+    assert "medium effort" in stats_lines(page)[0] and "tokens/s" in stats_lines(page)[0]
+    bot = page.locator('#chat [data-testid="bot"]').all_inner_texts()
+    assert any("Hello! <b>How</b> can I help?" in t for t in bot)  # HTML from the model shows as text
+
+
+def test_effort_high_is_recorded(page):
+    page.locator("#effort").get_by_text("high", exact=True).click()
+    send(page, "Think hard")
+    wait_answers(page, 1)
+    shot(page, "03-high-effort")
+    assert "high effort" in stats_lines(page)[0]
+
+
+def test_stop_keeps_the_partial_answer(page):
+    send(page, "Go on and on")
+    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('Thinking')")
+    page.locator("#stop").click()
+    wait_answers(page, 1)
+    shot(page, "04-stopped")
+    assert "stopped" in stats_lines(page)[0]
+
+
+def test_reload_reopens_from_sidebar_and_url(page):
+    send(page, "Remember the aardvark")
+    wait_answers(page, 1)
+    url = page.url
+    assert "?c=" in url
+    page.reload()
+    ready(page)
+    page.locator("#chat .thought-group").first.wait_for()  # reopened from ?c= with its reasoning
+    shot(page, "05-reloaded")
+    assert "Remember the aardvark" in page.locator("#chat").inner_text()
+    assert "Remember the aardvark" in page.locator("#conversations").inner_text()
+    page.locator("#new-chat").click()
+    page.wait_for_function("() => !document.querySelector('#chat').innerText.includes('aardvark')")
+    page.locator("#conversations").get_by_text("Remember the aardvark").click()
+    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('aardvark')")
+    assert page.locator("#chat .thought-group").count() >= 2
+
+
+def test_search_rename_delete(page):
+    send(page, "Tell me about the quokka")
+    wait_answers(page, 1)
+    page.locator("#search-query textarea, #search-query input").first.fill("quokka")
+    page.locator("#search-results").get_by_text("quokka", exact=False).first.wait_for()
+    shot(page, "06-search")
+    page.get_by_text("This conversation").click()
+    page.locator("#title textarea, #title input").first.fill("Marsupials")
+    page.locator("#rename").click()
+    page.locator("#conversations").get_by_text("Marsupials").wait_for()
+    page.locator("#delete").click()
+    page.locator("#confirm-delete").click()
+    page.wait_for_function("() => !document.querySelector('#conversations').innerText.includes('Marsupials')")
+    shot(page, "07-deleted")
+
+
+def test_html_and_script_show_as_text(page):
+    evil = "<img src=x onerror=alert(1)> and <script>alert(2)</script>"
+    send(page, evil)
+    wait_answers(page, 1)
+    shot(page, "08-xss")
+    assert evil in page.locator('#chat [data-testid="user"]').first.inner_text()
+    assert page.dialogs == []
+    assert page.locator("#chat img[src='x']").count() == 0
