@@ -10,7 +10,7 @@ import sys
 
 from backend.chat import ChatService
 from backend.config import Config, parse_config
-from backend.engine import make_engine
+from backend.demo.fallback import build_engine as default_engine
 from backend.harmony import HarmonyCodec
 from backend.host import ModelHost
 from backend.vocab import load_encoding
@@ -30,11 +30,11 @@ def create(config: Config, build_engine=None):
     """Everything but launching: used by main and by the tests."""
     codec = HarmonyCodec(load_encoding(config.data_path / "vocab"))
     repo = Repository.open(config.db_url)
-    build_engine = build_engine or (lambda progress: make_engine(config, progress))
+    build_engine = build_engine or (lambda progress: default_engine(config, codec, progress))
     host = ModelHost(build_engine, codec, dict(max_active=config.max_active, max_waiting=config.max_waiting,
                                                time_limit_s=config.time_limit_s))
     host.start()
-    service = ChatService(repo, host, config.max_message_chars)
+    service = ChatService(repo, host, config.max_message_chars, config.save_interval_s)
     return build_app(config, service, host), host, service
 
 

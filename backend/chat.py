@@ -82,8 +82,10 @@ def _turns(messages: list[MessageView]) -> list[Turn]:
 
 
 class ChatService:
-    def __init__(self, repo: Repository, host, max_message_chars: int = MAX_MESSAGE_CHARS):
+    def __init__(self, repo: Repository, host, max_message_chars: int = MAX_MESSAGE_CHARS,
+                 save_interval_s: float = SAVE_INTERVAL_S):
         self.repo, self.host, self.max_message_chars = repo, host, max_message_chars
+        self.save_interval_s = save_interval_s
         self._jobs: dict[str, object] = {}
         self._lock = threading.Lock()
 
@@ -91,6 +93,7 @@ class ChatService:
 
     def send(self, owner: str, conversation_id: str | None, text: str,
              options: ChatOptions) -> Iterator[Snapshot]:
+        self._busy(conversation_id)
         text = clean_text(text, self.max_message_chars)
         if not text.strip():
             raise InputError("Type a message first.")
@@ -103,6 +106,7 @@ class ChatService:
 
     def regenerate(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
         """Drop the last answer (if any) and answer the last user message again."""
+        self._busy(conversation_id)
         options = check_options(options)
         conv = self.repo.get(owner, conversation_id)
         users = [m for m in conv.messages if m.role == "user"]
@@ -114,6 +118,7 @@ class ChatService:
     def edit(self, owner: str, conversation_id: str, position: int, text: str,
              options: ChatOptions) -> Iterator[Snapshot]:
         """Replace an earlier user message and answer again from there."""
+        self._busy(conversation_id)
         text = clean_text(text, self.max_message_chars)
         if not text.strip():
             raise InputError("An edited message cannot be empty.")
@@ -139,6 +144,11 @@ class ChatService:
         return True
 
     # -- streaming -------------------------------------------------------------------------
+
+    def _busy(self, conversation_id: str | None) -> None:
+        with self._lock:
+            if conversation_id in self._jobs:
+                raise InputError("An answer is still being written in this conversation: stop it or wait.")
 
     def _answer(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
         history = self.repo.get(owner, conversation_id).messages
@@ -170,7 +180,8 @@ class ChatService:
                     finished = True
                     break
                 now = time.monotonic()
-                if now - last_save >= SAVE_INTERVAL_S:
+                if now - last_save >= self.save_interval_s or (phase and isinstance(event, Answer)):
+                    # also right when the answer starts: the whole reasoning is then safe
                     self._save_partial(owner, live)
                     last_save = now
                 if phase or now - last_yield >= STREAM_INTERVAL_S:

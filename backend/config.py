@@ -40,6 +40,9 @@ class Config:
     max_batch_tokens: int | None = None  # continuous batching; None = transformers decides
     num_blocks: int | None = None
     share: bool = False  # Gradio's temporary public tunnel (needs internet)
+    save_interval_s: float = 2.0  # how often a streaming answer is saved: the most a crash can lose
+    demo: bool = False  # run the bundled demo model
+    model_explicit: bool = False  # set by parse_config: a named model never falls back to the demo
 
     @property
     def data_path(self) -> Path:
@@ -64,6 +67,8 @@ def parse_config(argv: list[str] | None = None, environ: dict | None = None) -> 
     parser = argparse.ArgumentParser(description="Chat with gpt-oss in the browser.")
     defaults = Config()
     for f in fields(Config):
+        if f.name == "model_explicit":
+            continue
         flag = "--" + f.name.replace("_", "-")
         env = environ.get(_env_name(f.name))
         default = getattr(defaults, f.name)
@@ -74,7 +79,8 @@ def parse_config(argv: list[str] | None = None, environ: dict | None = None) -> 
         value = kind(env) if env else default
         parser.add_argument(flag, type=kind, default=value, help=f"env {_env_name(f.name)}")
     args = parser.parse_args(argv)
-    config = Config(**vars(args))
+    named = any(a == "--model" or a.startswith("--model=") for a in (argv or [])) or bool(environ.get(_env_name("model")))
+    config = Config(**vars(args), model_explicit=named)
     if not 1 <= config.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
         parser.error(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}")
     return config

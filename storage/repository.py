@@ -216,7 +216,9 @@ class Repository:
             FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
             JOIN conversations c ON c.id = m.conversation_id
             WHERE messages_fts MATCH :match AND c.owner = :owner
-            ORDER BY c.updated DESC, m.position LIMIT :limit""")
+            ORDER BY messages_fts.rowid DESC LIMIT :limit""")
+        # Newest messages first, walking the FTS index backwards: a common word stops after
+        # `limit` hits instead of sorting every match.
         return s.execute(sql, {"match": match, "owner": owner, "limit": limit}).all()
 
     def _search_like(self, s, owner, query, include_reasoning, limit):

@@ -49,8 +49,8 @@ def test_the_user_message_is_stored_before_the_model_runs(repo, codec):
     assert [m.content for m in repo.get("alice", conv.id).messages] == ["are you there?"]
 
 
-def test_partial_answer_is_saved_while_streaming(service, repo, monkeypatch):
-    monkeypatch.setattr("backend.chat.SAVE_INTERVAL_S", 0.0)
+def test_partial_answer_is_saved_while_streaming(service, repo):
+    service.save_interval_s = 0.0
     stream = service.send("alice", None, "hi", OPTS)
     snaps = [next(stream) for _ in range(3)]
     saved = repo.get("alice", snaps[0].conversation_id).messages[1]
@@ -135,3 +135,12 @@ def test_two_chats_at_once_are_both_stored(service, repo):
     for name in ("alice", "bob"):
         conv = repo.get(name, out[name].conversation_id)
         assert conv.messages[1].status == "complete" and conv.messages[0].content == f"hi from {name}"
+
+
+def test_one_answer_at_a_time_per_conversation(service):
+    stream = service.send("alice", None, "hi", OPTS)
+    cid = next(stream).conversation_id
+    with pytest.raises(InputError, match="still being written"):
+        service.send("alice", cid, "and another", OPTS)
+    stream.close()
+    list(service.send("alice", cid, "and another", OPTS))  # fine once the first one ended

@@ -1,0 +1,226 @@
+"""Build the demo model: train a tiny GptOss on harmony conversations, save a full model folder.
+
+The output softmax over 201,088 ids would dominate training on a CPU, so we
+train over only the ids the corpus uses (K of them) plus one extra logit fixed
+at log(201,088 - K), which stands for all the others. Copying the trained rows
+into a full-size GptOss whose other rows are zero gives exactly the same
+distribution: every unused id then has logit 0, and together they weigh
+exactly what the extra logit did.
+
+    python -m backend.demo.build --out data/demo-model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+from backend.demo.data import WEATHER_TOOL, Sample, make_samples
+from backend.harmony import HarmonyCodec, PromptSettings, Turn
+
+FULL_VOCAB = 201088
+RETURN_ID, CALL_ID, PAD_ID, BOS_ID = 200002, 200012, 199999, 199998
+BUILD_VERSION = 1  # bump when the recipe changes, so cached builds are rebuilt
+DEFAULTS = dict(hidden=128, layers=3, experts=4, steps=1500, batch=24, lr=3e-3, seed=1234, samples=12000)
+
+
+def sample_ids(codec: HarmonyCodec, s: Sample, rng: random.Random) -> tuple[list[int], list[int]]:
+    """Prompt ids (ending in `<|start|>assistant`) and the completion ids the model must learn."""
+    from openai_harmony import Message, Role
+
+    date = f"20{rng.randint(25, 27)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    tools = [WEATHER_TOOL] if s.tool or rng.random() < 0.15 else []
+    prompt = codec.render([Turn("user", s.question)], PromptSettings(effort=s.effort, date=date, tools=tools))
+    analysis = Message.from_role_and_content(Role.ASSISTANT, s.reasoning).with_channel("analysis")
+    if s.tool:
+        last = (Message.from_role_and_content(Role.ASSISTANT, s.answer).with_channel("commentary")
+                .with_recipient("functions.get_weather").with_content_type("<|constrain|>json"))
+    else:
+        last = Message.from_role_and_content(Role.ASSISTANT, s.answer).with_channel("final")
+    enc = codec.encoding
+    completion = list(enc.render(analysis))[2:] + list(enc.render(last))  # drop <|start|>assistant: prompt has it
+    completion[-1] = CALL_ID if s.tool else RETURN_ID
+    return prompt, completion
+
+
+def build_corpus(codec: HarmonyCodec, n: int, seed: int):
+    rng = random.Random(seed)
+    return [sample_ids(codec, s, rng) for s in make_samples(n, seed)]
+
+
+def _tiny_config(vocab: int, hidden: int, layers: int, experts: int, pad: int = PAD_ID):
+    from transformers import GptOssConfig
+
+    return GptOssConfig(
+        vocab_size=vocab, hidden_size=hidden, intermediate_size=hidden, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=hidden // 4, num_local_experts=experts,
+        num_experts_per_tok=2, sliding_window=128,
+        layer_types=["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)],
+        tie_word_embeddings=False, eos_token_id=RETURN_ID, pad_token_id=pad, bos_token_id=BOS_ID,
+        dtype="float32",
+    )
+
+
+def train(corpus, args, progress: Callable[[str, float | None], None]):
+    """Train over the used ids only; return (model, used ids)."""
+    import torch
+    from transformers import GptOssForCausalLM
+
+    torch.manual_seed(args["seed"])
+    used = sorted({t for p, c in corpus for t in p + c} | {RETURN_ID, CALL_ID, PAD_ID})
+    index = {t: i for i, t in enumerate(used)}
+    model = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"],
+                                           pad=index[PAD_ID]))
+    model.train()
+    others = math.log(FULL_VOCAB - len(used))  # the weight of every id the corpus never uses
+    opt = torch.optim.AdamW(model.parameters(), lr=args["lr"], weight_decay=0.0)
+    rng = random.Random(args["seed"])
+    steps, t0 = args["steps"], time.time()
+    for step in range(steps):
+        lr = args["lr"] * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        ids, mask = _batch([corpus[rng.randrange(len(corpus))] for _ in range(args["batch"])], index)
+        logits = model(input_ids=ids).logits[:, :-1]
+        logits = torch.cat([logits, logits.new_full((*logits.shape[:2], 1), others)], dim=-1)
+        target, m = ids[:, 1:], mask[:, 1:]
+        loss = torch.nn.functional.cross_entropy(logits[m], target[m])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 25 == 0 or step == steps - 1:
+            progress(f"Training the demo model: step {step + 1}/{steps}, loss {loss.item():.3f}, "
+                     f"{time.time() - t0:.0f} s", (step + 1) / steps)
+    return model.eval(), used
+
+
+def _batch(pairs, index):
+    import torch
+
+    width = max(len(p) + len(c) for p, c in pairs)
+    ids = torch.full((len(pairs), width), index[PAD_ID], dtype=torch.long)
+    mask = torch.zeros((len(pairs), width), dtype=torch.bool)
+    for row, (p, c) in enumerate(pairs):
+        seq = [index[t] for t in p + c]
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, len(p): len(seq)] = True  # learn the completion only
+    return ids, mask
+
+
+def expand(small, used: list[int], args):
+    """A full-vocabulary GptOss with the trained weights; unused embedding/output rows are zero."""
+    import torch
+    from transformers import GptOssForCausalLM
+
+    full = GptOssForCausalLM(_tiny_config(FULL_VOCAB, args["hidden"], args["layers"], args["experts"]))
+    state = small.state_dict()
+    rows = torch.tensor(used)
+    with torch.no_grad():
+        for name, tensor in full.state_dict().items():
+            if name in ("model.embed_tokens.weight", "lm_head.weight"):
+                tensor.zero_()
+                tensor[rows] = state[name]
+            else:
+                tensor.copy_(state[name])
+    return full.eval()
+
+
+def save(full, folder: Path, codec: HarmonyCodec, meta: dict) -> None:
+    from transformers import GenerationConfig
+
+    folder.mkdir(parents=True, exist_ok=True)
+    full.save_pretrained(folder)
+    GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, eos_token_id=[RETURN_ID, CALL_ID],
+                     pad_token_id=PAD_ID, bos_token_id=BOS_ID).save_pretrained(folder)
+    from backend.demo.tokenizer import save_tokenizer
+
+    save_tokenizer(folder)
+    (folder / "demo_build.json").write_text(json.dumps(meta, indent=2))
+
+
+ARTIFACT = Path(__file__).parent / "weights.safetensors"  # the trained small model, committed (~2 MB)
+
+
+def save_artifact(small, used: list[int], args: dict, path: Path = ARTIFACT) -> None:
+    """Store the small model (fp16) and its id table; the full folder is rebuilt from it exactly."""
+    import torch
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in small.state_dict().items()}
+    tensors["used_ids"] = torch.tensor(used, dtype=torch.int64)
+    save_file(tensors, str(path), metadata={"args": json.dumps(args), "version": str(BUILD_VERSION)})
+
+
+def load_artifact(path: Path = ARTIFACT):
+    import torch
+    from safetensors import safe_open
+    from transformers import GptOssForCausalLM
+
+    with safe_open(str(path), "pt") as f:
+        args = json.loads(f.metadata()["args"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    used = tensors.pop("used_ids").tolist()
+    small = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"],
+                                           pad=used.index(PAD_ID)))
+    small.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
+    return small.eval(), used, args
+
+
+def train_artifact(codec: HarmonyCodec, progress: Callable, path: Path = ARTIFACT, **overrides) -> None:
+    args = {**DEFAULTS, **overrides}
+    progress("Building the demo model: writing practice conversations", 0.0)
+    corpus = build_corpus(codec, args["samples"], args["seed"])
+    small, used = train(corpus, args, progress)
+    save_artifact(small, used, args, path)
+
+
+def build(folder: Path, codec: HarmonyCodec, progress: Callable | None = None) -> Path:
+    """Write the full model folder from the committed artifact (seconds), training it first if absent."""
+    progress = progress or (lambda stage, fraction: print(stage, flush=True))
+    if not ARTIFACT.is_file():
+        train_artifact(codec, progress)
+    progress("Building the demo model: expanding to the full vocabulary", None)
+    small, used, args = load_artifact()
+    meta = {"version": BUILD_VERSION, "args": args, "used_ids": len(used)}
+    save(expand(small, used, args), folder, codec, meta)
+    progress("Built the demo model", 1.0)
+    return folder
+
+
+def is_built(folder: Path) -> bool:
+    meta = folder / "demo_build.json"
+    return meta.is_file() and json.loads(meta.read_text()).get("version") == BUILD_VERSION \
+        and (folder / "model.safetensors").is_file()
+
+
+def ensure_built(folder: Path, codec: HarmonyCodec, progress: Callable | None = None) -> Path:
+    """The cached folder, built on first use."""
+    return folder if is_built(folder) else build(folder, codec, progress)
+
+
+def main() -> None:
+    from backend.vocab import load_encoding
+
+    parser = argparse.ArgumentParser(description="Build the demo model folder (or retrain its weights).")
+    parser.add_argument("--out", default="data/demo-model")
+    parser.add_argument("--train", action="store_true", help=f"retrain and overwrite {ARTIFACT.name}")
+    for key, value in DEFAULTS.items():
+        parser.add_argument("--" + key, type=type(value), default=value)
+    args = vars(parser.parse_args())
+    out, retrain = Path(args.pop("out")), args.pop("train")
+    codec = HarmonyCodec(load_encoding(out.parent / "vocab"))
+    progress = lambda stage, fraction: print(stage, flush=True)  # noqa: E731
+    if retrain:
+        train_artifact(codec, progress, **args)
+    build(out, codec, progress)
+    print(f"saved {out}")
+
+
+if __name__ == "__main__":
+    main()

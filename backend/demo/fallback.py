@@ -1,0 +1,63 @@
+"""Choose what to run at start: the configured model, or the demo model when the default can't run.
+
+Only the *default* model falls back (no GPU that can hold it, or no network to
+fetch it); a model the user named explicitly that fails to load is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Callable
+
+from backend.config import Config
+from backend.engine import make_engine
+from backend.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+MIN_GPU_GB = 15.0  # gpt-oss-20b in MXFP4 needs about 16 GB of GPU memory
+HOW_TO_RUN_REAL = ("To run gpt-oss-20b, start the app on a machine with a 16 GB+ NVIDIA GPU; without "
+                   "internet there, download the weights elsewhere (`hf download openai/gpt-oss-20b`) and "
+                   "start with `--model <folder>`.")
+
+
+def default_model_blocker() -> str | None:
+    """Why the default model cannot run on this machine, or None if it may."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "this machine has no CUDA GPU"
+    gb = max(torch.cuda.get_device_properties(i).total_memory for i in range(torch.cuda.device_count())) / 2**30
+    if gb < MIN_GPU_GB:
+        return f"the largest GPU here has {gb:.0f} GB and gpt-oss-20b needs about 16 GB"
+    return None
+
+
+def build_engine(config: Config, codec, progress: Callable):
+    """The engine to serve with; falls back to the demo model for an unusable default model."""
+    if config.demo:
+        return _demo_engine(config, codec, progress, "you asked for it (--demo)")
+    if config.model_explicit or config.engine != "transformers":
+        return make_engine(config, progress)
+    reason = default_model_blocker()
+    if reason is None:
+        try:
+            return make_engine(config, progress)
+        except ModelLoadError as exc:
+            reason = f"the default model could not be loaded ({exc.user_message})"
+    log.warning("falling back to the demo model: %s", reason)
+    return _demo_engine(config, codec, progress, reason)
+
+
+def _demo_engine(config: Config, codec, progress: Callable, reason: str):
+    from backend.demo.build import ensure_built
+
+    folder = ensure_built(config.data_path / "demo-model", codec, progress)
+    engine = make_engine(replace(config, model=str(folder), quantization="auto"), progress)
+    engine.description.update(
+        model="demo model (tiny GptOss, bundled)", demo=True,
+        notice=(f"This is the bundled demo model, not gpt-oss: {reason}. It only knows toy tasks "
+                f"(sums, unit conversions, counting letters, sorting numbers, a weather tool call). "
+                + HOW_TO_RUN_REAL))
+    return engine

@@ -1,0 +1,84 @@
+"""What a gradio_client consumer sees against the worker's own stream, same model and prompt, one run.
+
+Prints JSON: tokens/s and time to first token (first reasoning text) both ways,
+the ratio of tokens/s and the milliseconds the page path adds to TTFT.
+Targets: >= 95 % of the worker's tokens/s; <= 30 ms added.
+
+    python bench/e2e_stream.py
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import App, forced_engine  # noqa: E402
+
+PROMPT = "Explain why the sky is blue."
+
+
+def worker_round(app) -> tuple[float, float]:
+    from backend.events import Done, Reasoning
+    from backend.harmony import PromptSettings, Turn
+    from backend.worker import ChatRequest
+
+    t0 = time.perf_counter()
+    job = app.host.worker().submit(ChatRequest([Turn("user", PROMPT)], PromptSettings(), 1.0, 2000))
+    first = None
+    for event in job.events():
+        if first is None and isinstance(event, Reasoning) and event.text:
+            first = time.perf_counter()
+        if isinstance(event, Done):
+            end, tokens = time.perf_counter(), event.stats.total_tokens
+    return first - t0, tokens / (end - first)
+
+
+def client_round(app, client) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    job = client.submit(PROMPT, "", "medium", "", 1.0, 2000, api_name="/send")
+    first = None
+    for out in job:
+        chat = out[0] if out else None
+        if first is None and chat and any((m.get("metadata") or {}).get("title") and m.get("content")
+                                          for m in chat[1:]):
+            first = time.perf_counter()
+    end = time.perf_counter()
+    cid = job.outputs()[0][1]
+    last = app.service.repo.get("local", cid).messages[-1]
+    return first - t0, last_tokens(last) / (end - first)
+
+
+def last_tokens(m) -> int:
+    return (m.reasoning_tokens or 0) + (m.answer_tokens or 0) + 8  # + the header tokens between messages
+
+
+def main() -> None:
+    from gradio_client import Client
+
+    app = App(forced_engine())
+    client = Client(app.url, verbose=False)
+    worker_round(app)  # warm-up
+    client_round(app, client)
+    w, c = [], []
+    for _ in range(5):  # alternate, so a busy machine slows both alike
+        w.append(worker_round(app))
+        c.append(client_round(app, client))
+    app.close()
+    w_ttft, w_tps = (statistics.median(x) for x in zip(*w))
+    c_ttft, c_tps = (statistics.median(x) for x in zip(*c))
+    print(json.dumps({
+        "worker_tok_s": round(w_tps, 1), "client_tok_s": round(c_tps, 1),
+        "client_vs_worker_tok_s": round(c_tps / w_tps, 3),
+        "worker_ttft_ms": round(1000 * w_ttft, 1), "client_ttft_ms": round(1000 * c_ttft, 1),
+        "added_ttft_ms": round(1000 * (c_ttft - w_ttft), 1),
+        "targets": {"client_vs_worker_tok_s": ">= 0.95", "added_ttft_ms": "<= 30"},
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Start the app in this process for the benches (tiny forced model or the demo model)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+LONG_ANSWER = ("<|channel|>analysis<|message|>" + "Thinking about the question in some detail. " * 60 + "<|end|>"
+               "<|start|>assistant<|channel|>final<|message|>" + "Here is a long answer sentence. " * 30
+               + "<|return|>")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class App:
+    """The real app (create + launch) around an engine built by `make_engine(codec, data_dir)`."""
+
+    def __init__(self, make_engine, **config_kwargs):
+        import app as app_module
+        from backend.config import Config
+        from backend.harmony import HarmonyCodec
+        from backend.vocab import load_encoding
+
+        self.data = Path(tempfile.mkdtemp())
+        self.codec = HarmonyCodec(load_encoding(self.data / "vocab"))
+        config = Config(data_dir=str(self.data), port=free_port(), max_new_tokens=2000, **config_kwargs)
+        self.demo, self.host, self.service = app_module.create(
+            config, build_engine=lambda progress: make_engine(self.codec, self.data))
+        self.demo.queue(default_concurrency_limit=config.max_active + config.max_waiting)
+        self.demo.launch(server_name="127.0.0.1", server_port=config.port, prevent_thread_lock=True, quiet=True)
+        while self.host.status().state == "loading":
+            time.sleep(0.1)
+        if self.host.status().state != "ready":
+            raise RuntimeError(self.host.status().error)
+        self.url = f"http://127.0.0.1:{config.port}/"
+
+    def close(self) -> None:
+        self.demo.close()
+        self.host.close()
+
+
+def forced_engine(text: str = LONG_ANSWER):
+    """Tiny GptOss made to write `text` (harmony) through continuous batching."""
+    def make(codec, data):
+        from backend.loader import load_model
+        from backend.transformers_engine import TransformersEngine
+        from tests.forcing import ForceSequence
+        from tests.tiny_model import build_tiny_checkpoint
+
+        model = load_model(str(build_tiny_checkpoint(data / "tiny"))).model
+        ids = codec.encoding.encode(text, allowed_special="all")
+        return TransformersEngine(model, do_sample=False, logits_processors=[ForceSequence(ids)],
+                                  description={"model": "tiny (forced)"})
+    return make
+
+
+def demo_engine(codec, data):
+    from backend.demo.build import ensure_built
+    from backend.loader import load_model
+    from backend.transformers_engine import TransformersEngine
+
+    folder = ensure_built(data / "demo-model", codec, lambda s, f: None)
+    return TransformersEngine(load_model(str(folder)).model, seed=0, description={"model": "demo"})

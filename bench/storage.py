@@ -1,0 +1,101 @@
+"""Storage at scale: 10,000 conversations and 1,000,000 messages on SQLite.
+
+Prints JSON: median milliseconds to list the first page of conversations, to
+open a 1,000-message conversation, and to run a full-text search.
+Targets: <= 20 ms, <= 50 ms, <= 100 ms.
+
+    python bench/storage.py [--conversations 10000] [--messages 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from storage.repository import Repository  # noqa: E402
+from storage.schema import Conversation, Message  # noqa: E402
+
+OWNER = "bench"
+
+
+def words(rng: random.Random, n: int) -> str:
+    # A Zipf-like vocabulary: w0 is everywhere, w1999 is rare.
+    return " ".join(f"w{min(int(rng.paretovariate(1.1)) - 1, 1999)}" for _ in range(n))
+
+
+def populate(repo: Repository, conversations: int, messages: int, rng: random.Random) -> str:
+    per = max(2, (messages - 1000) // max(1, conversations - 1))
+    big = None
+    base = dt.datetime(2026, 1, 1)
+    conv_rows, msg_rows = [], []
+    with repo.engine.begin() as conn:
+        for i in range(conversations):
+            cid = secrets.token_hex(16)
+            count = 1000 if i == 0 else per
+            big = big or cid
+            stamp = base + dt.timedelta(minutes=i)
+            conv_rows.append(dict(id=cid, owner=OWNER, title=f"conversation {i}", created=stamp, updated=stamp,
+                                  settings="{}"))
+            for p in range(count):
+                role = "user" if p % 2 == 0 else "assistant"
+                msg_rows.append(dict(conversation_id=cid, position=p, role=role, content=words(rng, 30),
+                                     reasoning=words(rng, 20) if role == "assistant" else "", trace="[]",
+                                     harmony="[]", status="complete", created=stamp))
+            if len(msg_rows) >= 20_000:
+                conn.execute(Conversation.__table__.insert(), conv_rows)
+                conn.execute(Message.__table__.insert(), msg_rows)
+                conv_rows, msg_rows = [], []
+        if conv_rows:
+            conn.execute(Conversation.__table__.insert(), conv_rows)
+        if msg_rows:
+            conn.execute(Message.__table__.insert(), msg_rows)
+    return big
+
+
+def timed(fn, repeat: int = 20) -> float:
+    fn()  # warm the cache
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return round(1000 * statistics.median(times), 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--conversations", type=int, default=10_000)
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp())
+    repo = Repository.open(f"sqlite:///{folder / 'bench.db'}")
+    t = time.perf_counter()
+    big = populate(repo, args.conversations, args.messages, random.Random(0))
+    load_s = time.perf_counter() - t
+    with repo.engine.connect() as conn:
+        n_messages = conn.exec_driver_sql("SELECT count(*) FROM messages").scalar()
+    report = {
+        "conversations": args.conversations, "messages": n_messages, "load_seconds": round(load_s, 1),
+        "list_first_page_ms": timed(lambda: repo.list_conversations(OWNER)),
+        "open_1000_message_conversation_ms": timed(lambda: repo.get(OWNER, big)),
+        "search_rare_word_ms": timed(lambda: repo.search(OWNER, "w1500")),
+        "search_common_word_ms": timed(lambda: repo.search(OWNER, "w3")),
+        "search_two_words_with_reasoning_ms": timed(lambda: repo.search(OWNER, "w40 w41", include_reasoning=True)),
+        "targets_ms": {"list": 20, "open": 50, "search": 100},
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The bundled demo model: a real GptOss folder that speaks harmony, and the fallback to it."""
+
+import json
+
+import pytest
+import torch
+
+from backend.config import Config
+from backend.demo import build as demo_build
+from backend.demo.evaluate import evaluate
+from backend.demo.fallback import build_engine, default_model_blocker
+from backend.errors import ModelLoadError
+from backend.loader import load_model
+from backend.transformers_engine import TransformersEngine
+from backend.worker import Worker
+
+
+@pytest.fixture(scope="session")
+def demo_folder(tmp_path_factory, codec):
+    return demo_build.ensure_built(tmp_path_factory.mktemp("demo") / "demo-model", codec, lambda s, f: None)
+
+
+def test_folder_is_a_complete_model_like_the_real_one(demo_folder, codec):
+    names = {p.name for p in demo_folder.iterdir()}
+    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json"} <= names
+    config = json.loads((demo_folder / "config.json").read_text())
+    assert config["model_type"] == "gpt_oss" and config["vocab_size"] == 201088
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(demo_folder)
+    text = "<|start|>user<|message|>What is 12 + 30? Ça va 🎉<|end|>"
+    assert tok.encode(text, add_special_tokens=False) == codec.encoding.encode(text, allowed_special="all")
+
+
+def test_expansion_keeps_the_distribution_exactly(demo_folder):
+    small, used, _ = demo_build.load_artifact()
+    full = load_model(str(demo_folder)).model
+    ids = torch.tensor([used[10:40]])
+    small_ids = torch.tensor([[used.index(t) for t in ids[0].tolist()]])
+    with torch.no_grad():
+        p_full = full(input_ids=ids).logits.softmax(-1)[0, -1]
+        logits = small(input_ids=small_ids).logits[0, -1]
+        extra = torch.tensor([torch.log(torch.tensor(201088.0 - len(used)))])
+        p_small = torch.cat([logits, extra]).softmax(-1)
+    assert torch.allclose(p_full[used], p_small[:-1], atol=1e-4)
+    assert torch.allclose(p_full.sum() - p_full[used].sum(), p_small[-1], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def demo_worker(demo_folder, codec):
+    engine = TransformersEngine(load_model(str(demo_folder)).model, seed=0)
+    yield Worker(engine, codec, max_active=32, max_waiting=1000)
+    engine.close()
+
+
+def test_answers_parse_as_harmony_and_effort_sets_reasoning_length(demo_worker):
+    report = evaluate(demo_worker, per_cell=2)
+    assert report["parsed"] >= 0.9 * report["n"], report
+    lengths = report["reasoning_chars_by_effort"]
+    assert lengths["high"] > 1.5 * lengths["low"], lengths
+    assert report["right"] >= 0.5 * report["n"], report
+
+
+def test_default_model_falls_back_to_the_demo_with_a_banner(tmp_path, codec, monkeypatch):
+    monkeypatch.setattr("backend.demo.fallback.default_model_blocker", lambda: "this machine has no CUDA GPU")
+    stages = []
+    engine = build_engine(Config(data_dir=str(tmp_path)), codec, lambda s, f: stages.append(s))
+    try:
+        d = engine.description
+        assert d["demo"] and "no CUDA GPU" in d["notice"] and "--model" in d["notice"]
+        assert any("demo model" in s for s in stages)  # the build showed progress
+    finally:
+        engine.close()
+
+
+def test_a_named_model_that_fails_is_an_error_not_a_fallback(tmp_path, codec):
+    config = Config(data_dir=str(tmp_path), model=str(tmp_path / "missing"), model_explicit=True)
+    with pytest.raises(ModelLoadError):
+        build_engine(config, codec, lambda s, f: None)
+
+
+def test_this_machine_has_a_reason_or_a_gpu():
+    reason = default_model_blocker()
+    assert reason is None or "GPU" in reason
