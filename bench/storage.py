@@ -35,14 +35,15 @@ def words(rng: random.Random, n: int) -> str:
 
 
 def populate(repo: Repository, conversations: int, messages: int, rng: random.Random) -> str:
-    per = max(2, (messages - 1000) // max(1, conversations - 1))
+    rest = conversations - 1  # conversation 0 holds 1,000 messages; the others share the remainder
+    per, extra = divmod(messages - 1000, max(1, rest))
     big = None
     base = dt.datetime(2026, 1, 1)
     conv_rows, msg_rows = [], []
     with repo.engine.begin() as conn:
         for i in range(conversations):
             cid = secrets.token_hex(16)
-            count = 1000 if i == 0 else per
+            count = 1000 if i == 0 else per + (1 if i <= extra else 0)
             big = big or cid
             stamp = base + dt.timedelta(minutes=i)
             conv_rows.append(dict(id=cid, owner=OWNER, title=f"conversation {i}", created=stamp, updated=stamp,

@@ -1,5 +1,9 @@
 """Server CPU time per streamed token: a 200-message conversation against a 2-message one.
 
+Messages are kept short (about 5,000 prompt tokens for 200 of them) so that the tiny
+model's prefill, which on a GPU would not be server CPU at all, stays a small part
+of what is measured; the page's per-update work grows with the number of messages.
+
 The app runs in this process (tiny GptOss forced to write a long harmony answer);
 a gradio_client in a child process sends the message and reads the stream, so
 the CPU time measured here is the server's alone. Rounds alternate between the
@@ -14,6 +18,7 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,7 +29,8 @@ CLIENT = """
 import sys
 from gradio_client import Client
 c = Client(sys.argv[1], verbose=False)
-c.predict("one more question", sys.argv[2], "medium", "", 1.0, 2000, api_name="/send")
+job = c.submit("one more question", sys.argv[2], "medium", "", 1.0, 2000, api_name="/send")
+print(sum(1 for _ in job))  # page updates received
 """
 
 
@@ -32,11 +38,28 @@ def seed_conversation(repo, messages: int) -> str:
     cid = repo.create_conversation("local", f"{messages} messages")
     for i in range(messages):
         if i % 2 == 0:
-            repo.add_message("local", cid, "user", f"Question {i}: " + "please explain this topic. " * 10)
+            repo.add_message("local", cid, "user", f"Question {i}: " + "please explain this topic. " * 2)
         else:
-            repo.add_message("local", cid, "assistant", "An answer paragraph. " * 25,
+            repo.add_message("local", cid, "assistant", "An answer paragraph with **some** markdown. " * 6,
                              reasoning="Some reasoning. " * 20, effort="medium", status="complete")
     return cid
+
+
+def thread_cpu() -> dict[int, float]:
+    import psutil
+
+    return {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
+
+
+def page_path_cpu(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU of the Python threads (Gradio, the chat service, the router), not the model's.
+
+    The model runs in continuous batching's generation thread and in torch's native
+    worker threads; on a GPU that work is not server CPU at all.
+    """
+    model = {t.native_id for t in threading.enumerate() if "generation_loop" in t.name}
+    python = {t.native_id for t in threading.enumerate()} - model
+    return sum(after[i] - before.get(i, 0.0) for i in after if i in python)
 
 
 def main() -> None:
@@ -45,18 +68,31 @@ def main() -> None:
     app = App(forced_engine())
     service, url = app.service, app.url
     convs = {n: seed_conversation(service.repo, n) for n in (2, 200)}
-    per_token = {2: [], 200: []}
+    per_token, page_per_token, page_per_update = {2: [], 200: []}, {2: [], 200: []}, {2: [], 200: []}
     for _ in range(4):
         for n, cid in convs.items():
-            before = time.process_time()
-            subprocess.run([sys.executable, "-c", CLIENT, url, cid], check=True)
-            cpu = time.process_time() - before
+            before, threads_before = time.process_time(), thread_cpu()
+            updates = int(subprocess.run([sys.executable, "-c", CLIENT, url, cid], check=True,
+                                         capture_output=True, text=True).stdout.split()[-1])
+            cpu, page = time.process_time() - before, page_path_cpu(threads_before, thread_cpu())
             last = service.repo.get("local", cid).messages[-1]
-            per_token[n].append(cpu / ((last.reasoning_tokens or 0) + (last.answer_tokens or 0) or 1))
+            assert last.status == "complete", last.error
+            tokens = (last.reasoning_tokens or 0) + (last.answer_tokens or 0)
+            per_token[n].append(cpu / tokens)
+            page_per_token[n].append(page / tokens)
+            page_per_update[n].append(page / updates)
             service.repo.truncate("local", cid, n)  # back to the same history for the next round
     app.close()
     med = {n: statistics.median(v[1:]) for n, v in per_token.items()}  # the first round warms up
+    page = {n: statistics.median(v[1:]) for n, v in page_per_token.items()}
+    update = {n: statistics.median(v[1:]) for n, v in page_per_update.items()}
     print(json.dumps({
+        "page_path_cpu_ms_per_update_2_messages": round(1000 * update[2], 3),
+        "page_path_cpu_ms_per_update_200_messages": round(1000 * update[200], 3),
+        "page_path_update_ratio_200_vs_2": round(update[200] / update[2], 3),
+        "page_path_cpu_ms_per_token_2_messages": round(1000 * page[2], 3),
+        "page_path_cpu_ms_per_token_200_messages": round(1000 * page[200], 3),
+        "page_path_ratio_200_vs_2": round(page[200] / page[2], 3),
         "server_cpu_ms_per_token_2_messages": round(1000 * med[2], 3),
         "server_cpu_ms_per_token_200_messages": round(1000 * med[200], 3),
         "ratio_200_vs_2": round(med[200] / med[2], 3),

@@ -17,7 +17,8 @@ class ForceSequence:
 
     def __call__(self, input_ids, scores):
         last = int(input_ids.reshape(-1)[-1])
-        if last == ASSISTANT_ID and (self.step == 0 or self.ids[self.step - 1] != ASSISTANT_ID):
+        previous = self.ids[min(self.step, len(self.ids)) - 1] if self.step else None
+        if last == ASSISTANT_ID and previous != ASSISTANT_ID:
             self.step = 0
         target = self.ids[min(self.step, len(self.ids) - 1)]
         self.step += 1

@@ -15,7 +15,7 @@ def build_tiny_checkpoint(folder: Path, seed: int = 0) -> Path:
     config = GptOssConfig(
         vocab_size=VOCAB_SIZE, hidden_size=64, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_local_experts=4,
-        num_experts_per_tok=2, max_position_embeddings=4096, sliding_window=128,
+        num_experts_per_tok=2, sliding_window=128,
         layer_types=["sliding_attention", "full_attention"], dtype="float32",
         eos_token_id=200002, pad_token_id=199999,
     )
