@@ -27,14 +27,6 @@ log = logging.getLogger(__name__)
 
 SAVE_INTERVAL_S = 2.0  # a crash loses at most this much of an answer
 STREAM_INTERVAL_S = 0.05  # at most 20 page updates a second, however fast tokens come
-# Gradio re-processes the whole chat on every update (about 0.1 ms per message here), so long
-# conversations get fewer, larger updates: the page's CPU per streamed token stays flat.
-STREAM_INTERVAL_PER_MESSAGE_S = 0.001
-MAX_STREAM_INTERVAL_S = 0.25
-
-
-def stream_interval(messages: int) -> float:
-    return min(MAX_STREAM_INTERVAL_S, max(STREAM_INTERVAL_S, messages * STREAM_INTERVAL_PER_MESSAGE_S))
 ALLOWED_CONTROL = {"\n", "\t"}
 
 
@@ -176,7 +168,6 @@ class ChatService:
         try:
             yield Snapshot(conversation_id, history, live)
             last_save = last_yield = time.monotonic()
-            interval = stream_interval(len(history))
             thinking_since = None
             for event in job.events():
                 if isinstance(event, Reasoning) and thinking_since is None:
@@ -193,7 +184,7 @@ class ChatService:
                     # also right when the answer starts: the whole reasoning is then safe
                     self._save_partial(owner, live)
                     last_save = now
-                if phase or now - last_yield >= interval:
+                if phase or now - last_yield >= STREAM_INTERVAL_S:
                     last_yield = now
                     yield Snapshot(conversation_id, history, live)
             yield Snapshot(conversation_id, history, live, done=True)

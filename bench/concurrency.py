@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import App, demo_engine  # noqa: E402
+from bench.harness import App, live_value, demo_engine  # noqa: E402
 
 
 def one_chat(client, question: str, out: dict) -> None:
@@ -29,10 +29,10 @@ def one_chat(client, question: str, out: dict) -> None:
         job = client.submit(question, "", "medium", "", 1.0, 400, api_name="/send")
         first = None
         for o in job:
-            chat = o[0] if o else None
-            if first is None and chat and any(m.get("content") for m in chat[1:]):
+            chat = live_value(o)
+            if first is None and chat and any(m.get("content") for m in chat):
                 first = time.perf_counter()
-        out.update(ttft=(first or time.perf_counter()) - t0, cid=job.outputs()[0][1], question=question)
+        out.update(ttft=(first or time.perf_counter()) - t0, cid=job.outputs()[0][2], question=question)
     except Exception as exc:  # counted, never raised: the bench reports errors
         out.update(error=f"{type(exc).__name__}: {exc}")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import App, forced_engine  # noqa: E402
+from bench.harness import App, live_value, forced_engine  # noqa: E402
 
 PROMPT = "Explain why the sky is blue."
 
@@ -43,12 +43,12 @@ def client_round(app, client) -> tuple[float, float]:
     job = client.submit(PROMPT, "", "medium", "", 1.0, 2000, api_name="/send")
     first = None
     for out in job:
-        chat = out[0] if out else None
+        chat = live_value(out)
         if first is None and chat and any((m.get("metadata") or {}).get("title") and m.get("content")
-                                          for m in chat[1:]):
+                                          for m in chat):
             first = time.perf_counter()
     end = time.perf_counter()
-    cid = job.outputs()[0][1]
+    cid = job.outputs()[0][2]
     last = app.service.repo.get("local", cid).messages[-1]
     return first - t0, last_tokens(last) / (end - first)
 

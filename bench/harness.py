@@ -71,3 +71,11 @@ def demo_engine(codec, data):
 
     folder = ensure_built(data / "demo-model", codec, lambda s, f: None)
     return TransformersEngine(load_model(str(folder)).model, seed=0, description={"model": "demo"})
+
+
+def live_value(output) -> list:
+    """The live chatbot's messages in one streamed /send update (value or update dict)."""
+    live = output[1] if output else None
+    if isinstance(live, dict):
+        live = live.get("value")
+    return live if isinstance(live, list) else []

@@ -17,6 +17,14 @@ def send(c, text, conversation_id="", effort="medium", max_new_tokens=400):
     return c.submit(text, conversation_id, effort, "", 1.0, max_new_tokens, api_name="/send")
 
 
+def live_rows(output):
+    """The live chatbot's messages in one streamed update (a value, or an update with a value)."""
+    live = output[1] if output else None
+    if isinstance(live, dict):
+        live = live.get("value")
+    return live if isinstance(live, list) else []
+
+
 def titles(chat):
     return [(m.get("metadata") or {}).get("title") for m in chat]
 
@@ -26,8 +34,8 @@ def test_send_streams_reasoning_and_answer_as_separate_messages(app_url):
     c = client(url)
     job = send(c, "hi there", effort="high")
     outputs = list(job)
-    chat, conversation_id, _ = job.result()
-    assert outputs[0][2] == "" and len(conversation_id) == 32
+    chat, _, conversation_id, _ = job.result()
+    assert outputs[0][3] == "" and len(conversation_id) == 32
     assert chat[0]["role"] == "user" and chat[0]["content"][0]["text"] == "hi there" if isinstance(
         chat[0]["content"], list) else chat[0]["content"] == "hi there"
     thought, answer, stats = chat[1], chat[2], chat[3]
@@ -36,7 +44,7 @@ def test_send_streams_reasoning_and_answer_as_separate_messages(app_url):
     assert "Hello!" in str(answer["content"]) and not answer.get("metadata", {}).get("title")
     assert "&lt;b&gt;How&lt;/b&gt;" in str(answer["content"])  # HTML from the model is shown as text
     assert "high effort" in stats["metadata"]["title"] and "tokens/s" in stats["metadata"]["title"]
-    pending = [o for o in outputs if o and o[0] and (o[0][-1].get("metadata") or {}).get("status") == "pending"]
+    pending = [o for o in outputs if live_rows(o) and (live_rows(o)[-1].get("metadata") or {}).get("status") == "pending"]
     assert pending, "the reasoning panel streamed open (pending) before the answer"
 
 
@@ -48,8 +56,8 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_reopens(app_url):
     deadline = time.time() + 60
     while time.time() < deadline and not conversation_id:
         outs = job.outputs()
-        if outs and isinstance(outs[0][1], str) and outs[0][1]:
-            conversation_id = outs[0][1]
+        if outs and isinstance(outs[0][2], str) and outs[0][2]:
+            conversation_id = outs[0][2]
         time.sleep(0.05)
     c.predict(conversation_id, api_name="/stop")
     chat = job.result()[0]
@@ -70,7 +78,7 @@ def test_unknown_conversation_is_not_found(app_url):
 def test_sidebar_search_rename_export_delete(app_url):
     url, _ = app_url
     c = client(url)
-    conversation_id = send(c, "the zebra question").result()[1]
+    conversation_id = send(c, "the zebra question").result()[2]
     hits = c.predict("zebra", False, api_name="/search")
     assert conversation_id in str(hits)
     c.predict(conversation_id, "Zebras", api_name="/rename")

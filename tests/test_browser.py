@@ -66,8 +66,8 @@ def wait_answers(pg, n):
 
 def test_send_streams_reasoning_then_answer(page):
     send(page, "Hello there")
-    page.locator("#chat .thought-group").first.wait_for()
-    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('Thinking')")
+    page.locator("#live .thought-group").first.wait_for()
+    page.wait_for_function("() => (document.querySelector('#live') || {innerText: ''}).innerText.includes('Thinking')")
     shot(page, "01-reasoning-streams")
     wait_answers(page, 1)
     shot(page, "02-answered")
@@ -88,7 +88,7 @@ def test_effort_high_is_recorded(page):
 
 def test_stop_keeps_the_partial_answer(page):
     send(page, "Go on and on")
-    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('Thinking')")
+    page.wait_for_function("() => (document.querySelector('#live') || {innerText: ''}).innerText.includes('Thinking')")
     page.locator("#stop").click()
     wait_answers(page, 1)
     shot(page, "04-stopped")

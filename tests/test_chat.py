@@ -145,9 +145,3 @@ def test_one_answer_at_a_time_per_conversation(service):
     stream.close()
     list(service.send("alice", cid, "and another", OPTS))  # fine once the first one ended
 
-
-def test_long_conversations_get_fewer_larger_updates():
-    from backend.chat import MAX_STREAM_INTERVAL_S, STREAM_INTERVAL_S, stream_interval
-
-    assert stream_interval(2) == STREAM_INTERVAL_S
-    assert STREAM_INTERVAL_S < stream_interval(100) < stream_interval(200) <= MAX_STREAM_INTERVAL_S

@@ -22,6 +22,7 @@ class Page:
     status: gr.Markdown
     timer: gr.Timer
     chatbot: gr.Chatbot
+    live: gr.Chatbot
     message: gr.Textbox
     send: gr.Button
     stop: gr.Button
@@ -72,6 +73,11 @@ def build_layout(max_new_tokens: int) -> Page:
         chatbot = gr.Chatbot(label="Chat", elem_id="chat", scale=1, height="70vh", editable="user",
                              sanitize_html=True, allow_tags=False, group_consecutive_messages=False,
                              feedback_options=None, buttons=["copy"])
+        # The turn being written streams here, so each update carries one exchange, not the
+        # whole history (Gradio re-processes a chatbot's full value on every update).
+        live = gr.Chatbot(label="Writing…", elem_id="live", visible=False, height="auto", max_height="50vh",
+                          sanitize_html=True, allow_tags=False, group_consecutive_messages=False,
+                          feedback_options=None, buttons=["copy"])
         with gr.Row():
             message = gr.Textbox(placeholder="Message gpt-oss…", show_label=False, scale=8, lines=2,
                                  max_lines=12, elem_id="message", interactive=False, submit_btn=False)
@@ -86,7 +92,7 @@ def build_layout(max_new_tokens: int) -> Page:
             temperature = gr.Slider(*TEMPERATURE_RANGE, value=1.0, step=0.05, label="Temperature")
             max_new_tokens_slider = gr.Slider(16, MAX_NEW_TOKENS_LIMIT, value=max_new_tokens, step=16,
                                               label="Max new tokens")
-    return Page(demo, conversation_id, status, timer, chatbot, message, send, stop, regenerate, effort,
+    return Page(demo, conversation_id, status, timer, chatbot, live, message, send, stop, regenerate, effort,
                 instructions, temperature, max_new_tokens_slider, new_chat, conversations, search_query,
                 search_reasoning, search_results, title, rename, delete, confirm_row, confirm_delete,
                 cancel_delete, export_json, export_md, export_file)

@@ -49,17 +49,24 @@ class Handlers:
 
     # streaming turns -----------------------------------------------------------------
     def _render_stream(self, stream):
-        cached_for, rows = None, []
+        """(history, live, conversation id, message box) per update.
+
+        The history chatbot is sent twice per turn (start and end); the updates in
+        between carry only the live exchange.
+        """
         first = True
         for snap in stream:
-            if snap.history is not cached_for:  # history is fixed for a stream: render it once
-                rows, cached_for = render_history(snap.history)[0], snap.history
-            live = assistant_messages(snap.live, live=not snap.done) if snap.live else []
-            if first or snap.done:  # clear the box once; never wipe what the user types meanwhile
-                yield rows + live, snap.conversation_id, "" if first else gr.skip()
+            if snap.done:
+                rows = render_history(snap.history + [snap.live])[0]
+                yield rows, gr.Chatbot(value=[], visible=False), snap.conversation_id, gr.skip()
+                return
+            live = assistant_messages(snap.live, live=True) if snap.live else []
+            if first:  # the user's message is already in the history
+                yield (render_history(snap.history)[0], gr.Chatbot(value=live, visible=True),
+                       snap.conversation_id, "")
                 first = False
             else:
-                yield rows + live, gr.skip(), gr.skip()
+                yield gr.skip(), live, gr.skip(), gr.skip()
 
     @staticmethod
     def _options(effort, instructions, temperature, max_new_tokens) -> ChatOptions:
@@ -68,7 +75,7 @@ class Handlers:
     def send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens,
              request: gr.Request):
         if not (text or "").strip():
-            yield gr.skip(), gr.skip(), gr.skip()  # an empty message is simply not sent
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()  # an empty message is simply not sent
             return
         opts = self._options(effort, instructions, temperature, max_new_tokens)
         yield from self._render_stream(self.service.send(owner_of(request), conversation_id or None, text, opts))
@@ -171,7 +178,7 @@ class Handlers:
 def wire(page: Page, service: ChatService, host, export_dir: Path, concurrency: int) -> Handlers:
     p, h = page, Handlers(service, export_dir)
     opts = [p.effort, p.instructions, p.temperature, p.max_new_tokens]
-    turn_out = [p.chatbot, p.conversation_id, p.message]
+    turn_out = [p.chatbot, p.live, p.conversation_id, p.message]
     stream = dict(concurrency_limit=concurrency, concurrency_id="turns", show_progress="hidden")
 
     def after_turn(event):
