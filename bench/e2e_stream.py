@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import App, live_value, forced_engine  # noqa: E402
+from bench.harness import App, forced_engine  # noqa: E402
 
 PROMPT = "Explain why the sky is blue."
 
@@ -38,19 +38,36 @@ def worker_round(app) -> tuple[float, float]:
     return first - t0, tokens / (end - first)
 
 
-def client_round(app, client) -> tuple[float, float]:
-    t0 = time.perf_counter()
-    job = client.submit(PROMPT, "", "medium", "", 1.0, 2000, api_name="/send")
-    first = None
-    for out in job:
-        chat = live_value(out)
-        if first is None and chat and any((m.get("metadata") or {}).get("title") and m.get("content")
-                                          for m in chat):
-            first = time.perf_counter()
-    end = time.perf_counter()
-    cid = job.outputs()[0][2]
-    last = app.service.repo.get("local", cid).messages[-1]
-    return first - t0, last_tokens(last) / (end - first)
+CLIENT = """
+import json, sys, time
+from gradio_client import Client
+c = Client(sys.argv[1], verbose=False)
+def live(o):
+    v = o[1] if o else None
+    v = v.get("value") if isinstance(v, dict) else v
+    return v if isinstance(v, list) else []
+for _ in range(int(sys.argv[2])):
+    t0 = time.time(); first = None
+    job = c.submit(sys.argv[3], "", "medium", "", 1.0, 2000, api_name="/send")
+    for o in job:
+        if first is None and any((m.get("metadata") or {}).get("title") and m.get("content") for m in live(o)):
+            first = time.time()
+    print(json.dumps({"t0": t0, "first": first, "end": time.time(), "cid": job.outputs()[0][2]}), flush=True)
+"""
+
+
+def client_rounds(app, rounds: int) -> list[tuple[float, float]]:
+    """A gradio_client in a child process (its polling threads would otherwise share our GIL)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", CLIENT, app.url, str(rounds), PROMPT], check=True,
+                         capture_output=True, text=True).stdout
+    results = []
+    for line in out.splitlines():
+        r = json.loads(line)
+        last = app.service.repo.get("local", r["cid"]).messages[-1]
+        results.append((r["first"] - r["t0"], last_tokens(last) / (r["end"] - r["first"])))
+    return results
 
 
 def last_tokens(m) -> int:
@@ -58,16 +75,13 @@ def last_tokens(m) -> int:
 
 
 def main() -> None:
-    from gradio_client import Client
-
     app = App(forced_engine())
-    client = Client(app.url, verbose=False)
     worker_round(app)  # warm-up
-    client_round(app, client)
+    client_rounds(app, 1)
     w, c = [], []
     for _ in range(5):  # alternate, so a busy machine slows both alike
         w.append(worker_round(app))
-        c.append(client_round(app, client))
+        c += client_rounds(app, 1)
     app.close()
     w_ttft, w_tps = (statistics.median(x) for x in zip(*w))
     c_ttft, c_tps = (statistics.median(x) for x in zip(*c))
