@@ -13,6 +13,7 @@ from backend.config import Config, parse_config
 from backend.demo.fallback import build_engine as default_engine
 from backend.harmony import HarmonyCodec
 from backend.host import ModelHost
+from backend.users import authenticator
 from backend.vocab import load_encoding
 from storage.repository import Repository
 from ui.layout import CSS, build_layout
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     demo, _, _ = create(config)
     demo.queue(default_concurrency_limit=config.max_active + config.max_waiting)
     demo.launch(server_name=config.host, server_port=config.port, share=config.share, css=CSS,
-                allowed_paths=[str(config.data_path / "exports")])
+                auth=authenticator(config.users_path), allowed_paths=[str(config.data_path / "exports")])
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ class Config:
     max_batch_tokens: int | None = None  # continuous batching; None = transformers decides
     num_blocks: int | None = None
     share: bool = False  # Gradio's temporary public tunnel (needs internet)
+    users_file: str = ""  # JSON of password users (python -m backend.users add NAME); empty: no login
     save_interval_s: float = 2.0  # how often a streaming answer is saved: the most a crash can lose
     demo: bool = False  # run the bundled demo model
     model_explicit: bool = False  # set by parse_config: a named model never falls back to the demo
@@ -47,6 +48,10 @@ class Config:
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def users_path(self):
+        return Path(self.users_file) if self.users_file else self.data_path / "users.json"
 
     @property
     def db_url(self) -> str:

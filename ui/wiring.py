@@ -168,7 +168,7 @@ class Handlers:
             body = json.dumps(self.repo.export_json(owner, conversation_id), indent=2, ensure_ascii=False)
         else:
             body = self.repo.export_markdown(owner, conversation_id)
-        folder = self.export_dir / secrets.token_hex(8)
+        folder = self.export_dir / secrets.token_hex(16)  # unguessable: exports are served by path
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"conversation-{conversation_id[:8]}.{'json' if kind == 'json' else 'md'}"
         path.write_text(body, encoding="utf-8")

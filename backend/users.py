@@ -1,0 +1,97 @@
+"""Password users for Gradio's login: a JSON file of salted PBKDF2 hashes, and a tiny CLI.
+
+    python -m backend.users add alice --file data/users.json   # asks for the password
+
+With no users file the app stays a single local user with no login.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import sys
+from pathlib import Path
+
+ITERATIONS = 600_000  # OWASP's 2023 figure for PBKDF2-SHA256
+USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MIN_PASSWORD = 8
+
+
+def hash_password(password: str, iterations: int = ITERATIONS) -> str:
+    salt = secrets.token_hex(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), iterations).hex()
+    return f"pbkdf2_sha256${iterations}${salt}${digest}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        method, iterations, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if method != "pbkdf2_sha256":
+        return False
+    candidate = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(iterations)).hex()
+    return hmac.compare_digest(candidate, digest)
+
+
+def load_users(path: Path) -> dict[str, str]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def add_user(path: Path, name: str, password: str, iterations: int = ITERATIONS) -> None:
+    if not USERNAME.match(name):
+        raise ValueError("user names are 1-64 letters, digits or _ . @ -")
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"passwords need at least {MIN_PASSWORD} characters")
+    users = load_users(path)
+    users[name] = hash_password(password, iterations)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(users, indent=2))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
+def authenticator(path: Path):
+    """Gradio's `auth=` callable, or None when no users are configured (single local user)."""
+    if not load_users(path):
+        return None
+
+    def check(name: str, password: str) -> bool:
+        stored = load_users(path).get(name)  # re-read: users added while running can log in
+        return stored is not None and verify_password(password, stored)
+
+    return check
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Manage the app's password users.")
+    parser.add_argument("command", choices=["add", "remove", "list"])
+    parser.add_argument("name", nargs="?")
+    parser.add_argument("--file", default="data/users.json")
+    parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    args = parser.parse_args(argv)
+    path = Path(args.file)
+    if args.command == "list":
+        print("\n".join(sorted(load_users(path))))
+        return
+    if not args.name:
+        parser.error("give a user name")
+    if args.command == "remove":
+        users = load_users(path)
+        users.pop(args.name, None)
+        path.write_text(json.dumps(users, indent=2))
+        return
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
+    add_user(path, args.name, password)
+    print(f"added {args.name} to {path}")
+
+
+if __name__ == "__main__":
+    main()

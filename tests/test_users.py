@@ -1,0 +1,73 @@
+"""Password users, and two users on one server who never see each other's chats."""
+
+import pytest
+
+from backend.users import add_user, authenticator, hash_password, load_users, main, verify_password
+from tests.conftest import free_port
+
+gradio_client = pytest.importorskip("gradio_client")
+
+
+def test_hash_and_verify():
+    stored = hash_password("correct horse", iterations=1000)
+    assert stored.startswith("pbkdf2_sha256$1000$") and "correct horse" not in stored
+    assert verify_password("correct horse", stored)
+    assert not verify_password("wrong horse", stored)
+    assert not verify_password("x", "garbage")
+    assert hash_password("same", 1000) != hash_password("same", 1000)  # salted
+
+
+def test_users_file_and_cli(tmp_path, monkeypatch):
+    path = tmp_path / "users.json"
+    assert authenticator(path) is None  # no users: no login, one local user
+    add_user(path, "alice", "alice-password", iterations=1000)
+    with pytest.raises(ValueError):
+        add_user(path, "bad name!", "long enough pw")
+    with pytest.raises(ValueError):
+        add_user(path, "bob", "short")
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("bob-password\n"))
+    main(["add", "bob", "--file", str(path), "--password-stdin"])
+    check = authenticator(path)
+    assert check("alice", "alice-password") and check("bob", "bob-password")
+    assert not check("alice", "bob-password") and not check("carol", "x")
+    assert sorted(load_users(path)) == ["alice", "bob"]
+
+
+@pytest.fixture
+def two_user_app(tmp_path, make_host, monkeypatch):
+    import app as app_module
+    from backend.config import Config
+
+    users = tmp_path / "users.json"
+    add_user(users, "alice", "alice-password", iterations=1000)
+    add_user(users, "bob", "bob-password", iterations=1000)
+    host = make_host(start=False)
+    monkeypatch.setattr(app_module, "ModelHost", lambda *a, **k: host)
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400)
+    demo, _, _ = app_module.create(config)
+    demo.queue(default_concurrency_limit=8)
+    demo.launch(server_name="127.0.0.1", server_port=config.port, prevent_thread_lock=True, quiet=True,
+                auth=authenticator(users))
+    yield f"http://127.0.0.1:{config.port}/"
+    demo.close()
+
+
+def test_user_b_cannot_reach_user_a_conversations(two_user_app):
+    alice = gradio_client.Client(two_user_app, auth=("alice", "alice-password"), verbose=False)
+    bob = gradio_client.Client(two_user_app, auth=("bob", "bob-password"), verbose=False)
+    cid = alice.submit("alice's secret plan", "", "medium", "", 1.0, 400, api_name="/send").result()[2]
+    assert alice.predict(cid, api_name="/open_conversation")["messages"][0]["content"] == "alice's secret plan"
+    assert bob.predict(api_name="/list_conversations") == []
+    assert "secret" not in str(bob.predict("secret plan", True, api_name="/search"))
+    for endpoint, args in [("/open_conversation", (cid,)), ("/rename", (cid, "mine now")), ("/delete", (cid,)),
+                           ("/stop", (cid,)), ("/export_json", (cid,)), ("/regenerate", (cid, "low", "", 1.0, 64))]:
+        with pytest.raises(Exception, match="does not exist"):
+            bob.predict(*args, api_name=endpoint)
+    with pytest.raises(Exception, match="does not exist"):  # nor by sending into it
+        bob.submit("hijack", cid, "medium", "", 1.0, 64, api_name="/send").result()
+    assert alice.predict(cid, api_name="/open_conversation")["title"] == "alice's secret plan"
+
+
+def test_wrong_password_is_refused(two_user_app):
+    with pytest.raises(Exception):
+        gradio_client.Client(two_user_app, auth=("alice", "bob-password"), verbose=False)
