@@ -15,7 +15,9 @@ import unicodedata
 from dataclasses import dataclass, replace
 from typing import Iterator
 
-from backend.config import MAX_INSTRUCTIONS_CHARS, MAX_MESSAGE_CHARS, MAX_NEW_TOKENS_LIMIT, TEMPERATURE_RANGE
+from backend.config import (
+    MAX_INSTRUCTIONS_CHARS, MAX_MESSAGE_CHARS, MAX_NEW_TOKENS_LIMIT, SAVE_INTERVAL_S, TEMPERATURE_RANGE,
+)
 from backend.errors import InputError
 from backend.events import Answer, Done, Preamble, Reasoning, ToolCall
 from backend.harmony import EFFORTS, PromptSettings, Turn
@@ -25,7 +27,6 @@ from storage.schema import COMPLETE, ERROR, STOPPED, STREAMING
 
 log = logging.getLogger(__name__)
 
-SAVE_INTERVAL_S = 2.0  # a crash loses at most this much of an answer
 STREAM_INTERVAL_S = 0.05  # at most 20 page updates a second, however fast tokens come
 ALLOWED_CONTROL = {"\n", "\t"}
 

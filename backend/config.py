@@ -20,6 +20,7 @@ MAX_NEW_TOKENS_LIMIT = 32_768
 DEFAULT_MAX_NEW_TOKENS = 4_096
 MAX_INSTRUCTIONS_CHARS = 16_000
 TEMPERATURE_RANGE = (0.0, 2.0)
+SAVE_INTERVAL_S = 2.0  # how often a streaming answer is saved: the most a crash can lose
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Config:
     num_blocks: int | None = None
     share: bool = False  # Gradio's temporary public tunnel (needs internet)
     users_file: str = ""  # JSON of password users (python -m backend.users add NAME); empty: no login
-    save_interval_s: float = 2.0  # how often a streaming answer is saved: the most a crash can lose
+    save_interval_s: float = SAVE_INTERVAL_S
     demo: bool = False  # run the bundled demo model
     model_explicit: bool = False  # set by parse_config: a named model never falls back to the demo
 

@@ -105,22 +105,20 @@ class TransformersEngine:
 
     # -- internals ------------------------------------------------------------------
 
-    def _model_processors(self):
-        """Extra processors (e.g. constrained decoding) ride along the model's own.
+    def _with_extra_processors(self):
+        """`model._get_logits_processor`, extended with our extra processors (e.g. constrained decoding).
 
-        The manager asks `model._get_logits_processor(generation_config)` once,
-        while it is built; we extend what it returns for that call only, so the
-        shared model object is left as it was.
+        The manager asks the model for its processors once, while it is built; we
+        shadow the method for that call only, so the shared model is left as it was.
         """
-        original = self.model._get_logits_processor
-        extra = self._extra_processors
+        original, extra = self.model._get_logits_processor, self._extra_processors
 
         def with_extra(generation_config, *args, **kwargs):
             chain = original(generation_config, *args, **kwargs)
             chain.extend(extra)
             return chain
 
-        return original, with_extra
+        return with_extra
 
     def _new_manager(self):
         from transformers import GenerationConfig
@@ -130,9 +128,8 @@ class TransformersEngine:
                                temperature=_PLACEHOLDER_TEMPERATURE if self.do_sample else None,
                                eos_token_id=-1, pad_token_id=0)
         cb = ContinuousBatchingConfig(per_request_processors=True, **self._cb_args)
-        _, with_extra = self._model_processors()
         if self._extra_processors:
-            self.model._get_logits_processor = with_extra  # instance attribute shadows the method
+            self.model._get_logits_processor = self._with_extra_processors()  # instance attribute
         try:
             manager = self.model.init_continuous_batching(generation_config=gen, continuous_batching_config=cb)
         finally:

@@ -144,15 +144,12 @@ class Handlers:
         return [], "", "", self.sidebar(request), gr.Row(visible=False)
 
     def search(self, query, include_reasoning, request: gr.Request):
-        hits = self.repo.search(owner_of(request), query or "", bool(include_reasoning))
         if not (query or "").strip():
             return gr.Radio(choices=[], visible=False)
-        choices = [(f"{h.title} — {h.snippet}", h.conversation_id) for h in hits]
-        seen, unique = set(), []
-        for label, cid in choices:  # one entry per conversation, its best match first
-            if cid not in seen:
-                seen.add(cid)
-                unique.append((label, cid))
+        best: dict[str, str] = {}  # one entry per conversation, its first (newest) match
+        for h in self.repo.search(owner_of(request), query, bool(include_reasoning)):
+            best.setdefault(h.conversation_id, f"{h.title} — {h.snippet}")
+        unique = [(label, cid) for cid, label in best.items()]
         return gr.Radio(choices=unique, value=None, visible=True,
                         label=f"Matches ({len(unique)})" if unique else "No matches")
 
