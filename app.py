@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import dataclass
 
 from backend.chat import ChatService
 from backend.config import Config, parse_config
@@ -16,18 +17,33 @@ from backend.host import ModelHost
 from backend.users import authenticator
 from backend.vocab import load_encoding
 from storage.repository import Repository
+from storage.shares import Shares
+from ui.identity import Identity
 from ui.layout import CSS, build_layout
+from ui.routes import http_routes
 from ui.wiring import wire
 
 
-def build_app(config: Config, service: ChatService, host: ModelHost):
-    page = build_layout(config.max_new_tokens)
+@dataclass
+class Parts:
+    demo: object  # gr.Blocks
+    host: ModelHost
+    service: ChatService
+    shares: Shares
+    config: Config
+
+
+def build_app(config: Config, service: ChatService, host: ModelHost, shares: Shares):
+    # Password users (a users file) gate the whole app; HF sign-in is only offered without them.
+    hf_login = config.hf_login and authenticator(config.users_path) is None
+    page = build_layout(config.max_new_tokens, config.share_link_expiry, config.share_link_reasoning, hf_login)
     with page.demo:
-        wire(page, service, host, config.data_path / "exports", concurrency=config.max_active + config.max_waiting)
+        wire(page, service, host, config.data_path / "exports", concurrency=config.max_active + config.max_waiting,
+             identity=Identity(hf_login), shares=shares)
     return page.demo
 
 
-def create(config: Config, build_engine=None):
+def create(config: Config, build_engine=None) -> Parts:
     """Everything but launching: used by main and by the tests."""
     codec = HarmonyCodec(load_encoding(config.data_path / "vocab"))
     repo = Repository.open(config.db_url)
@@ -36,16 +52,23 @@ def create(config: Config, build_engine=None):
                                                time_limit_s=config.time_limit_s))
     host.start()
     service = ChatService(repo, host, config.max_message_chars, config.save_interval_s)
-    return build_app(config, service, host), host, service
+    shares = Shares(repo)
+    return Parts(build_app(config, service, host, shares), host, service, shares, config)
+
+
+def launch(parts: Parts, **kwargs) -> None:
+    """Serve the page, with /healthz and the share-link pages beside it (outside the login)."""
+    config = parts.config
+    parts.demo.queue(default_concurrency_limit=config.max_active + config.max_waiting)
+    parts.demo.launch(server_name=config.host, server_port=config.port, share=config.share, css=CSS,
+                      auth=authenticator(config.users_path), allowed_paths=[str(config.data_path / "exports")],
+                      app_kwargs={"routes": http_routes(parts.shares, parts.host)}, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    demo, _, _ = create(config)
-    demo.queue(default_concurrency_limit=config.max_active + config.max_waiting)
-    demo.launch(server_name=config.host, server_port=config.port, share=config.share, css=CSS,
-                auth=authenticator(config.users_path), allowed_paths=[str(config.data_path / "exports")])
+    launch(create(config))
 
 
 if __name__ == "__main__":

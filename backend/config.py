@@ -20,6 +20,7 @@ MAX_NEW_TOKENS_LIMIT = 32_768
 DEFAULT_MAX_NEW_TOKENS = 4_096
 MAX_INSTRUCTIONS_CHARS = 16_000
 TEMPERATURE_RANGE = (0.0, 2.0)
+SHARE_LINK_EXPIRIES = ("1 hour", "1 day", "7 days", "never")
 SAVE_INTERVAL_S = 2.0  # how often a streaming answer is saved: the most a crash can lose
 
 
@@ -40,8 +41,11 @@ class Config:
     max_message_chars: int = MAX_MESSAGE_CHARS
     max_batch_tokens: int | None = None  # continuous batching; None = transformers decides
     num_blocks: int | None = None
-    share: bool = False  # Gradio's temporary public tunnel (needs internet)
+    share: bool = False  # Gradio's temporary public tunnel to the whole app (needs internet)
     users_file: str = ""  # JSON of password users (python -m backend.users add NAME); empty: no login
+    hf_login: bool = False  # "Sign in with Hugging Face"; on by itself on a Space with hf_oauth: true
+    share_link_expiry: str = "7 days"  # default expiry offered for share links: 1 hour | 1 day | 7 days | never
+    share_link_reasoning: bool = False  # share links include reasoning by default?
     save_interval_s: float = SAVE_INTERVAL_S
     demo: bool = False  # run the bundled demo model
     model_explicit: bool = False  # set by parse_config: a named model never falls back to the demo
@@ -87,6 +91,10 @@ def parse_config(argv: list[str] | None = None, environ: dict | None = None) -> 
     args = parser.parse_args(argv)
     named = any(a == "--model" or a.startswith("--model=") for a in (argv or [])) or bool(environ.get(_env_name("model")))
     config = Config(**vars(args), model_explicit=named)
+    # A Space with `hf_oauth: true` in its README gets OAUTH_CLIENT_ID: sign-in is then on by itself.
+    config.hf_login = config.hf_login or bool(environ.get("SPACE_ID") and environ.get("OAUTH_CLIENT_ID"))
+    if config.share_link_expiry not in SHARE_LINK_EXPIRIES:
+        parser.error(f"--share-link-expiry must be one of: {', '.join(SHARE_LINK_EXPIRIES)}")
     if not 1 <= config.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
         parser.error(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}")
     return config

@@ -44,3 +44,7 @@ class VocabularyError(ChatError):
 
 class NotFoundError(ChatError):
     """A conversation or link does not exist (or is not yours)."""
+
+
+class SignInError(ChatError):
+    """The app needs a signed-in user for this (Sign in with Hugging Face on a Space)."""

@@ -34,10 +34,9 @@ class App:
         self.data = Path(tempfile.mkdtemp())
         self.codec = HarmonyCodec(load_encoding(self.data / "vocab"))
         config = Config(data_dir=str(self.data), port=free_port(), max_new_tokens=2000, **config_kwargs)
-        self.demo, self.host, self.service = app_module.create(
-            config, build_engine=lambda progress: make_engine(self.codec, self.data))
-        self.demo.queue(default_concurrency_limit=config.max_active + config.max_waiting)
-        self.demo.launch(server_name="127.0.0.1", server_port=config.port, prevent_thread_lock=True, quiet=True)
+        parts = app_module.create(config, build_engine=lambda progress: make_engine(self.codec, self.data))
+        self.demo, self.host, self.service = parts.demo, parts.host, parts.service
+        app_module.launch(parts, prevent_thread_lock=True, quiet=True)
         while self.host.status().state == "loading":
             time.sleep(0.1)
         if self.host.status().state != "ready":

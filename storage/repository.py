@@ -17,7 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 from backend.errors import NotFoundError
 from storage.db import open_engine, upgrade
-from storage.schema import INTERRUPTED, STREAMING, Conversation, Message, utcnow
+from storage.schema import INTERRUPTED, STREAMING, Conversation, Message, Share, utcnow
 
 CONVERSATION_ID = re.compile(r"^[0-9a-f]{32}$")
 TITLE_CHARS = 60
@@ -151,6 +151,7 @@ class Repository:
         with self.session.begin() as s:
             conv = self._owned(s, owner, conversation_id)
             s.execute(delete(Message).where(Message.conversation_id == conv.id))
+            s.execute(delete(Share).where(Share.conversation_id == conv.id))  # its links die with it
             s.delete(conv)
 
     # -- messages ------------------------------------------------------------------------

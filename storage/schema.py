@@ -1,4 +1,4 @@
-"""Tables: conversations and their messages (normalized, not a JSON blob per chat).
+"""Tables: conversations, their messages (normalized, not a JSON blob per chat) and share links.
 
 The Alembic migrations under storage/migrations create exactly this schema;
 a test compares the two.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Message status values.
@@ -76,3 +76,23 @@ class Message(Base):
         Index("ix_messages_conversation_position", "conversation_id", "position", unique=True),
         Index("ix_messages_status", "status"),
     )
+
+
+class Share(Base):
+    """A read-only snapshot of a conversation behind an unguessable link."""
+
+    __tablename__ = "shares"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)  # secrets.token_urlsafe: 192 bits
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    )
+    owner: Mapped[str] = mapped_column(String(200), nullable=False)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    snapshot: Mapped[str] = mapped_column(Text, nullable=False)  # JSON: the messages as shared
+    include_reasoning: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created: Mapped[dt.datetime] = mapped_column(nullable=False, default=utcnow)
+    expires: Mapped[dt.datetime | None] = mapped_column()  # None: never
+    revoked: Mapped[dt.datetime | None] = mapped_column()
+
+    __table_args__ = (Index("ix_shares_owner_created", "owner", "created"),)

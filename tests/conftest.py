@@ -86,11 +86,10 @@ def app_url(tmp_path, make_host, monkeypatch):
 
     host = make_host(start=False)  # create() starts it
     monkeypatch.setattr(app_module, "ModelHost", lambda *a, **k: host)  # reuse the forced tiny host
-    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400)
-    demo, _, service = app_module.create(config)
-    demo.queue(default_concurrency_limit=8)
-    demo.launch(server_name="127.0.0.1", server_port=config.port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{config.port}/", service
-    demo.close()
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400, max_active=4, max_waiting=4)
+    parts = app_module.create(config)
+    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{config.port}/", parts.service
+    parts.demo.close()
 
 

@@ -137,3 +137,41 @@ def test_html_and_script_show_as_text(page):
     assert evil in page.locator('#chat [data-testid="user"]').first.inner_text()
     assert page.dialogs == []
     assert page.locator("#chat img[src='x']").count() == 0
+
+
+def test_share_link_read_only_in_a_fresh_context_until_revoked(page, browser):
+    send(page, "Share the platypus facts")
+    wait_answers(page, 1)
+    own_url = page.url
+    page.locator("#share").get_by_text("Share", exact=True).first.click()
+    page.locator("#share-create").click()
+    field = page.locator("#share-link textarea, #share-link input").first
+    page.wait_for_function("() => [...document.querySelectorAll('#share-link textarea, #share-link input')]"
+                           ".some(e => e.value.startsWith('http'))")
+    link = field.input_value()
+    assert "/s/" in link
+    shot(page, "09-share-created")
+
+    visitor = browser.new_context(viewport={"width": 1000, "height": 800})  # no cookies, no session
+    vp = visitor.new_page()
+    vp.set_default_timeout(TIMEOUT_MS)
+    vp.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    vp.goto(link)
+    shot(vp, "10-shared-view")
+    assert "Share the platypus facts" in vp.inner_text("main") and "Hello!" in vp.inner_text("main")
+    assert "Let me think" not in vp.content()  # reasoning not shared by default
+    assert vp.locator("textarea, input, button, form, script").count() == 0  # read-only, nothing runs
+    vp.locator("#copy").click()  # "Copy into a new chat" opens the app with a copy of its own
+    ready(vp)
+    vp.wait_for_function("() => document.querySelector('#chat').innerText.includes('platypus')")
+    assert "copy=" not in vp.url and "?c=" in vp.url and vp.url.split("?c=")[1] not in own_url
+    shot(vp, "11-copied")
+
+    page.locator("#share-links").get_by_text("Share the platypus facts").click()
+    page.locator("#share-revoke").click()
+    page.wait_for_function("() => !document.querySelector('#share-links').innerText.includes('platypus')")
+    vp.goto(link)
+    assert vp.locator("body").inner_text().strip() == "This link is no longer available."
+    shot(vp, "12-revoked")
+    visitor.close()
+    assert page.dialogs == []

@@ -44,12 +44,10 @@ def two_user_app(tmp_path, make_host, monkeypatch):
     host = make_host(start=False)
     monkeypatch.setattr(app_module, "ModelHost", lambda *a, **k: host)
     config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400)
-    demo, _, _ = app_module.create(config)
-    demo.queue(default_concurrency_limit=8)
-    demo.launch(server_name="127.0.0.1", server_port=config.port, prevent_thread_lock=True, quiet=True,
-                auth=authenticator(users))
+    parts = app_module.create(config)  # users.json in the data dir: password login is on
+    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{config.port}/"
-    demo.close()
+    parts.demo.close()
 
 
 def test_user_b_cannot_reach_user_a_conversations(two_user_app):
@@ -66,6 +64,30 @@ def test_user_b_cannot_reach_user_a_conversations(two_user_app):
     with pytest.raises(Exception, match="does not exist"):  # nor by sending into it
         bob.submit("hijack", cid, "medium", "", 1.0, 64, api_name="/send").result()
     assert alice.predict(cid, api_name="/open_conversation")["title"] == "alice's secret plan"
+    with pytest.raises(Exception, match="does not exist"):  # nor share it
+        bob.predict(cid, "never", True, api_name="/create_share")
+    link = alice.predict(cid, "never", False, api_name="/create_share")[0]
+    token = link.rsplit("/", 1)[1]
+    assert bob.predict(api_name="/list_shares") == []
+    with pytest.raises(Exception, match="does not exist"):
+        bob.predict(token, api_name="/revoke_share")
+    assert [s["token"] for s in alice.predict(api_name="/list_shares")] == [token]
+
+
+def test_health_and_share_pages_need_no_login_but_the_app_does(two_user_app):
+    import urllib.error
+    import urllib.request
+
+    alice = gradio_client.Client(two_user_app, auth=("alice", "alice-password"), verbose=False)
+    cid = alice.submit("a shared plan", "", "medium", "", 1.0, 64, api_name="/send").result()[2]
+    link = alice.predict(cid, "1 day", False, api_name="/create_share")[0]
+    with urllib.request.urlopen(two_user_app + "healthz", timeout=30) as r:
+        assert r.status == 200
+    with urllib.request.urlopen(two_user_app + link, timeout=30) as r:
+        assert "a shared plan" in r.read().decode()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(two_user_app + "config", timeout=30)
+    assert refused.value.code == 401
 
 
 def test_wrong_password_is_refused(two_user_app):

@@ -8,6 +8,7 @@ import gradio as gr
 
 from backend.config import MAX_NEW_TOKENS_LIMIT, TEMPERATURE_RANGE
 from backend.harmony import EFFORTS
+from storage.shares import EXPIRIES
 
 CSS = """
 #status-banner { padding: 6px 12px; border-radius: 8px; }
@@ -45,10 +46,18 @@ class Page:
     export_json: gr.Button
     export_md: gr.Button
     export_file: gr.File
+    share_expiry: gr.Dropdown
+    share_reasoning: gr.Checkbox
+    share_create: gr.Button
+    share_link: gr.Textbox
+    share_links: gr.Radio
+    share_revoke: gr.Button
 
 
-def build_layout(max_new_tokens: int) -> Page:
+def build_layout(max_new_tokens: int, share_expiry: str, share_reasoning: bool, hf_login: bool) -> Page:
     with gr.Blocks(title="gpt-oss chat", fill_height=True) as demo:
+        if hf_login:
+            gr.LoginButton(elem_id="hf-login")  # Spaces with hf_oauth: conversations belong to the HF account
         conversation_id = gr.Textbox(visible="hidden", elem_id="conversation-id")
         with gr.Sidebar(open=True):
             new_chat = gr.Button("New chat", variant="primary", elem_id="new-chat")
@@ -68,6 +77,19 @@ def build_layout(max_new_tokens: int) -> Page:
                     export_json = gr.Button("Export JSON", elem_id="export-json")
                     export_md = gr.Button("Export Markdown", elem_id="export-md")
                 export_file = gr.File(label="Export", visible=False, elem_id="export-file")
+            with gr.Accordion("Share", open=False, elem_id="share"):
+                share_expiry = gr.Dropdown(list(EXPIRIES), value=share_expiry, label="Link expires after",
+                                           elem_id="share-expiry")
+                share_reasoning = gr.Checkbox(value=share_reasoning, label="Include the reasoning",
+                                              info="Off by default: raw chain of thought is not meant for "
+                                                   "end users (gpt-oss model card).", elem_id="share-reasoning")
+                share_create = gr.Button("Create read-only link", elem_id="share-create")
+                share_link = gr.Textbox(label="Link (anyone with it can read this conversation as it is now)",
+                                        interactive=False, buttons=["copy"], elem_id="share-link",
+                                        placeholder="Create a link to see it here")
+                share_links = gr.Radio(label="Your active links", choices=[], elem_id="share-links")
+                share_revoke = gr.Button("Revoke the selected link", variant="stop", size="sm",
+                                         elem_id="share-revoke")
         status = gr.Markdown("Starting…", elem_id="status-banner")
         timer = gr.Timer(1.0)
         chatbot = gr.Chatbot(label="Chat", elem_id="chat", scale=1, height="70vh", editable="user",
@@ -95,4 +117,5 @@ def build_layout(max_new_tokens: int) -> Page:
     return Page(demo, conversation_id, status, timer, chatbot, live, message, send, stop, regenerate, effort,
                 instructions, temperature, max_new_tokens_slider, new_chat, conversations, search_query,
                 search_reasoning, search_results, title, rename, delete, confirm_row, confirm_delete,
-                cancel_delete, export_json, export_md, export_file)
+                cancel_delete, export_json, export_md, export_file, share_expiry, share_reasoning, share_create,
+                share_link, share_links, share_revoke)

@@ -14,17 +14,15 @@ import gradio as gr
 from backend.chat import ChatOptions, ChatService
 from backend.errors import NotFoundError
 from ui.errors import user_errors
+from ui.identity import Identity
 from ui.layout import Page
 from ui.render import assistant_messages, render_history
+from ui.sharing import ShareHandlers, wire_sharing
 
-LOCAL_OWNER = "local"  # with no login configured, everything belongs to one local user
 SET_URL_JS = """(id) => { const u = new URL(window.location.href);
   if (id) { u.searchParams.set('c', id); } else { u.searchParams.delete('c'); }
+  u.searchParams.delete('copy');  // a shared chat is copied once, not on every reload
   window.history.replaceState(null, '', u); }"""
-
-
-def owner_of(request: gr.Request | None) -> str:
-    return (getattr(request, "username", None) or LOCAL_OWNER) if request is not None else LOCAL_OWNER
 
 
 def status_markdown(status) -> str:
@@ -44,8 +42,10 @@ def status_markdown(status) -> str:
 class Handlers:
     """Plain functions over the service; wired to the page in `wire`."""
 
-    def __init__(self, service: ChatService, export_dir: Path):
+    def __init__(self, service: ChatService, export_dir: Path, identity: Identity, shares: ShareHandlers):
         self.service, self.repo, self.export_dir = service, service.repo, export_dir
+        self.owner, self.shares = identity.owner, shares
+        self.identity = identity
 
     # streaming turns -----------------------------------------------------------------
     def _render_stream(self, stream):
@@ -78,18 +78,18 @@ class Handlers:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip()  # an empty message is simply not sent
             return
         opts = self._options(effort, instructions, temperature, max_new_tokens)
-        yield from self._render_stream(self.service.send(owner_of(request), conversation_id or None, text, opts))
+        yield from self._render_stream(self.service.send(self.owner(request), conversation_id or None, text, opts))
 
     def regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens,
                    request: gr.Request):
         if not conversation_id:
             raise NotFoundError("Open or start a conversation first.")
         opts = self._options(effort, instructions, temperature, max_new_tokens)
-        yield from self._render_stream(self.service.regenerate(owner_of(request), conversation_id, opts))
+        yield from self._render_stream(self.service.regenerate(self.owner(request), conversation_id, opts))
 
     def edit(self, conversation_id, effort, instructions, temperature, max_new_tokens,
              edit: gr.EditData, request: gr.Request):
-        owner = owner_of(request)
+        owner = self.owner(request)
         conv = self.repo.get(owner, conversation_id)
         positions = render_history(conv.messages)[1]
         index = edit.index if isinstance(edit.index, int) else edit.index[0]
@@ -98,23 +98,37 @@ class Handlers:
         yield from self._render_stream(self.service.edit(owner, conversation_id, position, edit.value, opts))
 
     def stop(self, conversation_id, request: gr.Request) -> None:
-        self.service.stop(owner_of(request), conversation_id or None)
+        self.service.stop(self.owner(request), conversation_id or None)
 
     # conversations -------------------------------------------------------------------
     def sidebar(self, request: gr.Request):
-        convs = self.repo.list_conversations(owner_of(request))
+        if not self.identity.signed_in(request):
+            return gr.Radio(choices=[])
+        convs = self.repo.list_conversations(self.owner(request))
         return gr.Radio(choices=[(c.title, c.id) for c in convs])
 
     def open(self, conversation_id, request: gr.Request):
-        conv = self.repo.get(owner_of(request), conversation_id)
+        conv = self.repo.get(self.owner(request), conversation_id)
         s = conv.settings
         return (render_history(conv.messages)[0], conv.id, conv.title, s.get("effort", "medium"),
                 s.get("instructions", ""), gr.Radio(value=conv.id))
 
     def load(self, request: gr.Request):
-        """Page load: the sidebar, and the conversation named by ?c= if it is the user's."""
+        """Page load: the sidebar, and the conversation named by ?c= if it is the user's.
+
+        ?copy=<token> (the shared page's "Copy into a new chat") copies a shared conversation
+        into a new chat of this user's and opens it.
+        """
+        if not self.identity.signed_in(request):
+            return [], "", "", gr.skip(), gr.skip(), gr.Radio(choices=[])
+        params = dict(request.query_params) if request is not None else {}
+        wanted = params.get("c")
+        if params.get("copy"):
+            try:
+                wanted = self.shares.copy(params["copy"], request)
+            except NotFoundError as exc:
+                gr.Warning(exc.user_message)
         sidebar = self.sidebar(request)
-        wanted = dict(request.query_params).get("c") if request is not None else None
         if wanted:
             try:
                 chat, cid, title, effort, instructions, _ = self.open(wanted, request)
@@ -125,29 +139,29 @@ class Handlers:
 
     def api_open(self, conversation_id: str, request: gr.Request) -> dict:
         """A conversation as data (messages with reasoning, status and stats)."""
-        return self.repo.export_json(owner_of(request), conversation_id)
+        return self.repo.export_json(self.owner(request), conversation_id)
 
     def api_list(self, request: gr.Request) -> list[dict]:
         """The user's conversations, newest first."""
         return [{"id": c.id, "title": c.title, "updated": c.updated}
-                for c in self.repo.list_conversations(owner_of(request))]
+                for c in self.repo.list_conversations(self.owner(request))]
 
     def new_chat(self):
         return [], "", "", gr.Radio(value=None)
 
     def rename(self, conversation_id, title, request: gr.Request):
-        self.repo.rename(owner_of(request), conversation_id, title)
+        self.repo.rename(self.owner(request), conversation_id, title)
         return self.sidebar(request)
 
     def delete(self, conversation_id, request: gr.Request):
-        self.repo.delete(owner_of(request), conversation_id)
+        self.repo.delete(self.owner(request), conversation_id)
         return [], "", "", self.sidebar(request), gr.Row(visible=False)
 
     def search(self, query, include_reasoning, request: gr.Request):
         if not (query or "").strip():
             return gr.Radio(choices=[], visible=False)
         best: dict[str, str] = {}  # one entry per conversation, its first (newest) match
-        for h in self.repo.search(owner_of(request), query, bool(include_reasoning)):
+        for h in self.repo.search(self.owner(request), query, bool(include_reasoning)):
             best.setdefault(h.conversation_id, f"{h.title} — {h.snippet}")
         unique = [(label, cid) for cid, label in best.items()]
         return gr.Radio(choices=unique, value=None, visible=True,
@@ -160,7 +174,7 @@ class Handlers:
         return self.export(conversation_id, "md", request)
 
     def export(self, conversation_id, kind, request: gr.Request):
-        owner = owner_of(request)
+        owner = self.owner(request)
         if kind == "json":
             body = json.dumps(self.repo.export_json(owner, conversation_id), indent=2, ensure_ascii=False)
         else:
@@ -172,8 +186,11 @@ class Handlers:
         return gr.File(value=str(path), visible=True)
 
 
-def wire(page: Page, service: ChatService, host, export_dir: Path, concurrency: int) -> Handlers:
-    p, h = page, Handlers(service, export_dir)
+def wire(page: Page, service: ChatService, host, export_dir: Path, concurrency: int, identity: Identity,
+         shares) -> Handlers:
+    share_handlers = ShareHandlers(shares, identity)
+    p, h = page, Handlers(service, export_dir, identity, share_handlers)
+    wire_sharing(p, share_handlers)
     opts = [p.effort, p.instructions, p.temperature, p.max_new_tokens]
     turn_out = [p.chatbot, p.live, p.conversation_id, p.message]
     stream = dict(concurrency_limit=concurrency, concurrency_id="turns", show_progress="hidden")

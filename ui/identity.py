@@ -1,0 +1,55 @@
+"""Who is asking: the owner of everything a request reads or writes.
+
+- password login (Gradio auth): the user name;
+- "Sign in with Hugging Face" (Spaces with hf_oauth): "hf:" + the HF user name, read from the
+  session Gradio's OAuth routes fill in, so an HF user never collides with a password user;
+- nothing configured: one local user.
+
+With HF sign-in on, a visitor who has not signed in owns nothing: a public Space must not put
+every anonymous visitor into one shared history.
+"""
+
+from __future__ import annotations
+
+import time
+
+from backend.errors import SignInError
+
+LOCAL_OWNER = "local"
+HF_PREFIX = "hf:"
+SIGN_IN = "Sign in with Hugging Face (the button at the top) to chat; your conversations are kept under your account."
+
+
+def hf_username(request) -> str | None:
+    """The signed-in HF user name from the session cookie, if any."""
+    raw = getattr(request, "request", None)
+    try:
+        session = raw.session  # only there when Gradio's OAuth (SessionMiddleware) is on
+    except (AssertionError, AttributeError):
+        return None
+    info = session.get("oauth_info") if hasattr(session, "get") else None
+    if not info or (info.get("expires_at") or float("inf")) < time.time():
+        return None
+    return (info.get("userinfo") or {}).get("preferred_username") or None
+
+
+class Identity:
+    def __init__(self, hf_login: bool = False):
+        self.hf_login = hf_login
+
+    def owner(self, request) -> str:
+        if request is not None and getattr(request, "username", None):
+            return request.username  # password login
+        if self.hf_login:
+            name = hf_username(request)
+            if not name:
+                raise SignInError(SIGN_IN)
+            return HF_PREFIX + name
+        return LOCAL_OWNER
+
+    def signed_in(self, request) -> bool:
+        try:
+            self.owner(request)
+            return True
+        except SignInError:
+            return False
