@@ -1,10 +1,13 @@
 # gpt-oss chat: the web app with the in-process transformers engine.
-# GPU: run with the NVIDIA container runtime (`docker run --gpus all ...`).
+# GPU: run with the NVIDIA container runtime (`docker run --gpus all ...`); the torch wheel from PyPI
+# brings its own CUDA libraries, the host needs only the driver.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     GPT_OSS_CHAT_HOST=0.0.0.0 \
     GPT_OSS_CHAT_PORT=7860 \
     GPT_OSS_CHAT_DATA_DIR=/data \
@@ -19,7 +22,11 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 COPY --chown=user:user . .
 
-USER user
+USER 1000
 VOLUME ["/data", "/models"]
 EXPOSE 7860
+# /healthz answers 200 while the server runs (also while the model loads: allow for a long first
+# download) and 503 once the model failed to load. The slim image has no curl: use Python.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30m --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('GPT_OSS_CHAT_PORT', '7860'), timeout=4)"]
 CMD ["python", "app.py"]

