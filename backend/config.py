@@ -21,6 +21,8 @@ MAX_NEW_TOKENS_LIMIT = 32_768
 DEFAULT_MAX_NEW_TOKENS = 4_096
 MAX_INSTRUCTIONS_CHARS = 16_000
 TEMPERATURE_RANGE = (0.0, 2.0)
+ENGINES = ("transformers", "openai")
+SERVER_APIS = ("auto", "completions", "chat", "ollama")
 SHARE_LINK_EXPIRIES = ("1 hour", "1 day", "7 days", "never")
 SAVE_INTERVAL_S = 2.0  # how often a streaming answer is saved: the most a crash can lose
 
@@ -29,7 +31,13 @@ SAVE_INTERVAL_S = 2.0  # how often a streaming answer is saved: the most a crash
 class Config:
     model: str = DEFAULT_MODEL
     quantization: str = "auto"  # auto | bf16 | bnb-4bit | bnb-8bit
-    engine: str = "transformers"
+    engine: str = "transformers"  # transformers (in-process) | openai (an inference server)
+    base_url: str = "http://127.0.0.1:8000/v1"  # --engine openai: the server's OpenAI-compatible API
+    api_key: str = ""  # --engine openai: sent as a bearer token
+    served_model: str = ""  # --engine openai: the server's model name; empty: the first it lists
+    server_api: str = "auto"  # --engine openai: auto | completions (token ids) | chat | ollama
+    server_timeout_s: float = 120.0  # --engine openai: longest silence from the server
+    server_wait_s: float = 300.0  # --engine openai: how long to wait at start for a server still loading
     device_map: str = "auto"
     data_dir: str = "data"
     database_url: str = ""  # empty: sqlite file in data_dir
@@ -103,6 +111,10 @@ def parse_config(argv: list[str] | None = None, environ: dict | None = None) -> 
     config = Config(**vars(args), model_explicit=named)
     # A Space with `hf_oauth: true` in its README gets OAUTH_CLIENT_ID: sign-in is then on by itself.
     config.hf_login = config.hf_login or bool(environ.get("SPACE_ID") and environ.get("OAUTH_CLIENT_ID"))
+    if config.engine not in ENGINES:
+        parser.error(f"--engine must be one of: {', '.join(ENGINES)}")
+    if config.server_api not in SERVER_APIS:
+        parser.error(f"--server-api must be one of: {', '.join(SERVER_APIS)}")
     if config.share_link_expiry not in SHARE_LINK_EXPIRIES:
         parser.error(f"--share-link-expiry must be one of: {', '.join(SHARE_LINK_EXPIRIES)}")
     if not 1 <= config.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:

@@ -46,6 +46,7 @@ class TokenStream:
         self.submitted_at = time.perf_counter()
         self.first_token_at: float | None = None
         self.n_tokens = 0
+        self.usage: dict | None = None  # the server's own figures, when an engine has them
 
     # engine side
     def push(self, ids: list[int]) -> None:
@@ -80,15 +81,26 @@ class Engine(Protocol):
 
     description: dict  # what is running, shown on the page (model, quantization, notice)
 
-    def submit(self, prompt_ids: list[int], params: SamplingParams, stop_ids: list[int]) -> TokenStream: ...
+    def submit(self, prompt_ids: list[int], params: SamplingParams, stop_ids: list[int],
+               chat=None) -> TokenStream:
+        """`chat` is the same conversation as OpenAI chat messages (backend.harmony_bridge.ChatPrompt),
+        for engines whose server only takes messages; engines that take ids ignore it."""
 
     def close(self) -> None: ...
 
 
-def make_engine(config, progress: Callable[[str, float | None], None] | None = None) -> Engine:
+def make_engine(config, progress: Callable[[str, float | None], None] | None = None, codec=None) -> Engine:
     """Build the engine the config names. The only place that picks one."""
     if config.engine == "transformers":
         from backend.transformers_engine import TransformersEngine
 
         return TransformersEngine.from_config(config, progress=progress)
-    raise ValueError(f"unknown engine {config.engine!r} (choose: transformers)")
+    if config.engine == "openai":
+        from backend.harmony_bridge import DeltaWriter
+        from backend.openai_engine import OpenAIEngine
+
+        engine = OpenAIEngine(config.base_url, api=config.server_api, api_key=config.api_key,
+                              model=config.served_model, timeout_s=config.server_timeout_s,
+                              delta_writer=lambda: DeltaWriter(codec.encoding))
+        return engine.connect(progress, wait_s=config.server_wait_s)
+    raise ValueError(f"unknown engine {config.engine!r} (choose: transformers, openai)")

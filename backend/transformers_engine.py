@@ -76,7 +76,8 @@ class TransformersEngine:
 
     # -- the Engine interface ------------------------------------------------------
 
-    def submit(self, prompt_ids: list[int], params: SamplingParams, stop_ids: list[int]) -> TokenStream:
+    def submit(self, prompt_ids: list[int], params: SamplingParams, stop_ids: list[int],
+               chat=None) -> TokenStream:
         self._ensure_running()
         with self._lock:
             self._counter += 1

@@ -23,6 +23,7 @@ from backend.events import (
     Answer, Done, Event, Reasoning, Stats,
 )
 from backend.harmony import HarmonyCodec, PromptSettings, Turn
+from backend.harmony_bridge import chat_prompt
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,9 @@ class Worker:
                 self.waiting += 1
                 admitted = False
         return Job(self, prompt, request, admitted)
+
+    def chat_prompt(self, request: ChatRequest):
+        return chat_prompt(request.turns, request.settings)
 
     def _wait_for_slot(self, job: "Job") -> bool:
         with self._cond:
@@ -114,7 +118,8 @@ class Job:
         params = SamplingParams(max_new_tokens=self.request.max_new_tokens,
                                 temperature=self.request.temperature)
         try:
-            self._stream = self.worker.engine.submit(self.prompt, params, self.worker.codec.stop_ids)
+            self._stream = self.worker.engine.submit(self.prompt, params, self.worker.codec.stop_ids,
+                                                     chat=self.worker.chat_prompt(self.request))
         except Exception as exc:  # one bad request must not take the worker down
             log.exception("engine refused a request")
             yield Done(STOP_ERROR, Stats(stop_reason=STOP_ERROR), error=str(exc))
@@ -144,7 +149,7 @@ class Job:
         for event in parser.finish(show_partial_header=reason != STOP_STOPPED):
             meter.saw(event)
             yield event
-        stats = meter.finish(reason)
+        stats = meter.finish(reason, self._stream.usage)
         yield Done(reason, stats, error=error, malformed=parser.malformed,
                    harmony_messages=tuple(parser.messages))
 
@@ -188,11 +193,23 @@ class _Meter:
         if isinstance(event, Answer) and self.reason_start is not None and self.reason_end is None:
             self.reason_end = now
 
-    def finish(self, reason: str) -> Stats:
+    def finish(self, reason: str, usage: dict | None = None) -> Stats:
         end = time.perf_counter()
+        if usage and usage.get("completion_tokens") is not None:
+            self._use_server_counts(usage)
         if self.reason_start is not None:
             self.stats.reasoning_time = (self.reason_end or end) - self.reason_start
-        if self.first is not None and end > self.first and self.stats.total_tokens > 1:
+        if usage and usage.get("tokens_per_s"):
+            self.stats.tokens_per_s = usage["tokens_per_s"]  # measured by the server itself
+        elif self.first is not None and end > self.first and self.stats.total_tokens > 1:
             self.stats.tokens_per_s = (self.stats.total_tokens - 1) / (end - self.first)
         self.stats.stop_reason = reason
         return self.stats
+
+    def _use_server_counts(self, usage: dict) -> None:
+        """A server's own token counts beat ours (in chat mode ours count re-encoded text). Without
+        the server's reasoning count our split stays: same vocabulary, so the same tokens."""
+        self.stats.total_tokens = int(usage["completion_tokens"])
+        if usage.get("reasoning_tokens") is not None:
+            self.stats.reasoning_tokens = int(usage["reasoning_tokens"])
+            self.stats.answer_tokens = max(self.stats.total_tokens - self.stats.reasoning_tokens, 0)

@@ -40,7 +40,8 @@ def test_a_turn_is_stored_with_reasoning_and_answer_apart(service, repo):
 
 
 def test_the_user_message_is_stored_before_the_model_runs(repo, codec):
-    loading = ModelHost(lambda progress: time.sleep(60), codec, {})  # never ready during this test
+    never = threading.Event()
+    loading = ModelHost(lambda progress: never.wait(), codec, {})  # still loading for the whole run
     loading.start()
     service = ChatService(repo, loading)
     with pytest.raises(GenerationError, match="still loading"):

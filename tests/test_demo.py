@@ -32,6 +32,28 @@ def test_folder_is_a_complete_model_like_the_real_one(demo_folder, codec):
     assert tok.encode(text, add_special_tokens=False) == codec.encoding.encode(text, allowed_special="all")
 
 
+def test_chat_and_response_templates_match_harmony(demo_folder, codec):
+    """What `transformers serve` renders and parses with the folder is what openai-harmony does."""
+    from transformers import AutoTokenizer
+    from transformers.utils.chat_parsing.response_parser import parse_response
+
+    from backend.harmony import PromptSettings, Turn
+
+    tok = AutoTokenizer.from_pretrained(demo_folder)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi <b>"},
+                {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "again"}]
+    for effort in ("low", "high"):
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, reasoning_effort=effort,
+                                      conversation_date="2026-01-02", tokenize=True, return_dict=False)
+        turns = [Turn("user", "hi <b>"), Turn("assistant", "Hello"), Turn("user", "again")]
+        assert list(ids) == codec.render(turns, PromptSettings(effort=effort, instructions="Be brief.",
+                                                               date="2026-01-02"))
+    completion = ("<|channel|>analysis<|message|>Greet back.<|end|><|start|>assistant<|channel|>final"
+                  "<|message|>Hi!<|return|>")
+    parsed = parse_response(completion, tok.response_template, prefix="<|start|>assistant")
+    assert (parsed["reasoning_content"], parsed["content"]) == ("Greet back.", "Hi!")
+
+
 def test_expansion_keeps_the_distribution_exactly(demo_folder):
     small, used, _ = demo_build.load_artifact()
     full = load_model(str(demo_folder)).model

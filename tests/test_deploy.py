@@ -55,3 +55,14 @@ def test_the_healthcheck_command_passes_against_the_app(app_url):
     assert ok.returncode == 0, ok.stderr
     down = subprocess.run([sys.executable, *cmd[1:]], env={"GPT_OSS_CHAT_PORT": "9"}, capture_output=True)
     assert down.returncode != 0  # nothing listening: unhealthy
+
+
+def test_compose_points_the_app_at_vllm():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    app, vllm = compose["services"]["app"], compose["services"]["vllm"]
+    assert app["environment"]["GPT_OSS_CHAT_ENGINE"] == "openai"
+    assert app["environment"]["GPT_OSS_CHAT_BASE_URL"] == "http://vllm:8000/v1"
+    assert "openai/gpt-oss-20b" in vllm["command"] and app["depends_on"]["vllm"]["condition"] == "service_healthy"
+    from backend.config import parse_config
+    config = parse_config([], {k: str(v) for k, v in app["environment"].items()})
+    assert (config.engine, config.server_wait_s) == ("openai", 1800.0)

@@ -25,7 +25,7 @@ from backend.harmony import HarmonyCodec, PromptSettings, Turn
 
 FULL_VOCAB = 201088
 RETURN_ID, CALL_ID, PAD_ID, BOS_ID = 200002, 200012, 199999, 199998
-BUILD_VERSION = 1  # bump when the recipe changes, so cached builds are rebuilt
+BUILD_VERSION = 2  # bump when the recipe changes, so cached builds are rebuilt
 DEFAULTS = dict(hidden=128, layers=3, experts=4, steps=1500, batch=24, lr=3e-3, seed=1234, samples=12000)
 
 

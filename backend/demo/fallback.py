@@ -39,7 +39,7 @@ def build_engine(config: Config, codec, progress: Callable):
     if config.demo:
         return _demo_engine(config, codec, progress, "you asked for it (--demo)")
     if config.model_explicit or config.engine != "transformers":
-        return make_engine(config, progress)
+        return make_engine(config, progress, codec)
     reason = default_model_blocker()
     if reason is None:
         try:
@@ -54,7 +54,7 @@ def _demo_engine(config: Config, codec, progress: Callable, reason: str):
     from backend.demo.build import ensure_built
 
     folder = ensure_built(config.data_path / "demo-model", codec, progress)
-    engine = make_engine(replace(config, model=str(folder), quantization="auto"), progress)
+    engine = make_engine(replace(config, model=str(folder), quantization="auto", engine="transformers"), progress)
     engine.description.update(
         model="demo model (tiny GptOss, bundled)", demo=True,
         notice=(f"This is the bundled demo model, not gpt-oss: {reason}. It only knows toy tasks "

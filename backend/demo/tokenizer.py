@@ -1,7 +1,8 @@
 """Tokenizer files for the demo model folder, built offline from the o200k vocabulary.
 
 So that other tools (e.g. `transformers serve`) can load the folder like the
-real gpt-oss. The app itself never uses them: it renders with openai-harmony.
+real gpt-oss, chat template and response template included. The app itself never
+uses them: it renders and parses with openai-harmony.
 """
 
 from __future__ import annotations
@@ -24,6 +25,38 @@ HARMONY_SPECIALS = {199998: "<|startoftext|>", 199999: "<|endoftext|>", 200002: 
                     200003: "<|constrain|>", 200005: "<|channel|>", 200006: "<|start|>", 200007: "<|end|>",
                     200008: "<|message|>", 200012: "<|call|>"}
 VOCAB_SIZE = 201088
+
+# A harmony chat template for servers that render prompts themselves (`transformers serve`). It
+# writes what openai-harmony writes for text conversations (a test compares the two); the app
+# itself always renders with openai-harmony. Tools are not templated here.
+CHAT_TEMPLATE = (
+    "{%- set effort = reasoning_effort | default('medium') -%}"
+    "{%- set date = conversation_date | default(strftime_now('%Y-%m-%d')) -%}"
+    "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
+    "Knowledge cutoff: 2024-06\nCurrent date: {{ date }}\n\nReasoning: {{ effort }}\n\n"
+    "# Valid channels: analysis, commentary, final. Channel must be included for every message.<|end|>"
+    "{%- for m in messages if m.role in ('system', 'developer') and m.content -%}"
+    "{%- if loop.first %}<|start|>developer<|message|># Instructions\n\n{% endif -%}"
+    "{{ m.content }}{% if loop.last %}<|end|>{% else %}\n\n{% endif -%}"
+    "{%- endfor -%}"
+    "{%- for m in messages -%}"
+    "{%- if m.role == 'user' -%}<|start|>user<|message|>{{ m.content }}<|end|>"
+    "{%- elif m.role == 'assistant' -%}<|start|>assistant<|channel|>final<|message|>{{ m.content }}<|end|>"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}<|start|>assistant{%- endif -%}"
+)
+# How `transformers serve` splits a completion into reasoning and answer (its response_template
+# format): analysis up to <|end|>, the final channel up to <|return|>.
+RESPONSE_TEMPLATE = {
+    "defaults": {"role": "assistant"},
+    "start_anchor": "<|start|>assistant",
+    "fields": {
+        "reasoning_content": {"open": "<|channel|>analysis<|message|>", "close": "<|end|>", "content": "text"},
+        "content": {"open_pattern": r"(?:<\|start\|>assistant)?<\|channel\|>final<\|message\|>",
+                    "close": ["<|return|>", "<|end|>"], "content": "text"},
+    },
+}
 
 
 def _ranks(path: Path) -> dict[bytes, int]:
@@ -59,4 +92,6 @@ def save_tokenizer(folder: Path) -> None:
     backend.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
     tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|startoftext|>",
                                   eos_token="<|return|>", pad_token="<|endoftext|>")
+    tok.chat_template = CHAT_TEMPLATE
+    tok.response_template = RESPONSE_TEMPLATE
     tok.save_pretrained(folder)

@@ -1,0 +1,126 @@
+"""Harmony on both sides of a chat-only server (OpenAI /v1/chat/completions, Ollama /api/chat).
+
+Such servers take messages, not token ids, and answer with reasoning and answer text in separate
+fields. So that every engine still looks the same to the worker (ids in, ids out), this module
+ - states the conversation as OpenAI chat messages (`chat_prompt`), handed to the engine beside
+   the harmony prompt ids, and
+ - turns the server's deltas back into harmony token ids (`DeltaWriter`), which the worker parses
+   with the same HarmonyStream as local output: reasoning, answer and tool calls behave the same.
+Text from a reasoning or answer field is encoded as ordinary text (a literal `<|end|>` in it stays
+text); only a server that returns raw harmony in its content has its markup read as harmony.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from backend.harmony import PromptSettings, Turn
+
+ANALYSIS = "<|channel|>analysis<|message|>"
+FINAL = "<|channel|>final<|message|>"
+NEXT = "<|end|><|start|>assistant"  # ends one assistant message and opens the next
+SPECIAL_OPEN = "<|"
+
+
+@dataclass
+class ChatPrompt:
+    """The conversation as an OpenAI-style chat request body's parts."""
+
+    messages: list[dict]
+    effort: str = "medium"
+    tools: list[dict] = field(default_factory=list)  # OpenAI "tools" entries
+
+
+def chat_prompt(turns: list[Turn], settings: PromptSettings) -> ChatPrompt:
+    """Instructions become a system message (servers map it to harmony's developer message);
+    earlier reasoning is left out, as harmony's own rendering drops it."""
+    messages = [{"role": "system", "content": settings.instructions}] if settings.instructions else []
+    for turn in turns:
+        messages.append({"role": turn.role, "content": turn.content})
+    tools = [{"type": "function", "function": {"name": t["name"], "description": t.get("description", ""),
+                                               "parameters": t.get("parameters") or {"type": "object"}}}
+             for t in settings.tools]
+    return ChatPrompt(messages, settings.effort, tools)
+
+
+class DeltaWriter:
+    """One response's deltas -> harmony token ids, continuing a prompt that ends `<|start|>assistant`."""
+
+    def __init__(self, encoding):
+        self.encoding = encoding
+        self.channel: str | None = None  # analysis | final | call | raw | None (nothing written yet)
+        self._raw_pending = ""
+        self.content_is_harmony: bool | None = None  # decided on the content's first characters
+        self._undecided = ""
+
+    def _markup(self, text: str) -> list[int]:
+        return list(self.encoding.encode(text, allowed_special="all"))
+
+    def _text(self, text: str) -> list[int]:
+        return list(self.encoding.encode(text, disallowed_special=())) if text else []
+
+    def _open(self, channel: str, header: str) -> list[int]:
+        if self.channel == channel:
+            return []
+        prefix = NEXT if self.channel is not None else ""
+        self.channel = channel
+        return self._markup(prefix + header)
+
+    def reasoning(self, text: str) -> list[int]:
+        return self._open("analysis", ANALYSIS) + self._text(text) if text else []
+
+    def answer(self, text: str) -> list[int]:
+        return self._open("final", FINAL) + self._text(text) if text else []
+
+    def content(self, text: str) -> list[int]:
+        """The content field: the answer, or raw harmony if that is what the server sends."""
+        if self.content_is_harmony is None:
+            self._undecided += text
+            self.content_is_harmony = looks_like_harmony(self._undecided)
+            if self.content_is_harmony is None:
+                return []
+            text, self._undecided = self._undecided, ""
+        return self.raw(text) if self.content_is_harmony else self.answer(text)
+
+    def tool_call(self, name: str, arguments: str | dict) -> list[int]:
+        """A whole function call: its own assistant message to functions.NAME, ending in <|call|>."""
+        args = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        prefix = NEXT if self.channel is not None else ""
+        self.channel = "call"
+        return (self._markup(f"{prefix} to=functions.{name}<|channel|>commentary json<|message|>")
+                + self._text(args) + self._markup("<|call|>"))
+
+    def raw(self, text: str) -> list[int]:
+        """Content that is itself harmony (llama.cpp --reasoning-format none). A special token's
+        text split across two deltas is held back until it is whole."""
+        text = self._raw_pending + text
+        cut = text.rfind(SPECIAL_OPEN)
+        if cut != -1 and "|>" not in text[cut:]:
+            text, self._raw_pending = text[:cut], text[cut:]
+        else:
+            self._raw_pending = ""
+        self.channel = self.channel or "raw"
+        return self._markup(text) if text else []
+
+    def finish(self, finish_reason: str | None) -> list[int]:
+        """Close the last message the way the model would have: <|return|> after an answer."""
+        ids = self.answer(self._undecided)  # content too short to tell is plain answer text
+        ids += self._markup(self._raw_pending) if self._raw_pending else []
+        self._undecided = self._raw_pending = ""
+        if finish_reason in ("stop", "tool_calls") and self.channel == "final":
+            ids += self._markup("<|return|>")
+        elif finish_reason == "stop" and self.channel == "analysis":
+            ids += self._markup("<|end|>")
+        return ids
+
+
+RAW_MARKERS = ("<|channel|>", "<|start|>", "<|message|>")
+
+
+def looks_like_harmony(content: str) -> bool | None:
+    """Does a content field carry raw harmony (it opens with harmony markup)? None: too short to tell."""
+    text = content.lstrip()
+    if not text or any(m.startswith(text) and m != text for m in RAW_MARKERS):
+        return None
+    return any(text.startswith(m) for m in RAW_MARKERS)

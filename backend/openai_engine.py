@@ -1,0 +1,292 @@
+"""An engine that drives an existing inference server (vLLM, SGLang, Ollama, llama.cpp,
+`transformers serve`) over its OpenAI-compatible HTTP API, behind the same interface as the
+in-process model: prompt ids in, token ids out, cancellable.
+
+Three ways to talk, chosen by `--server-api` or, with `auto`, by probing the server:
+- `completions` (token mode, vLLM/SGLang): the harmony prompt ids go to /v1/completions as the
+  prompt and the server's token ids come back (`return_token_ids`), parsed like local output;
+- `chat`: /v1/chat/completions with `reasoning_effort`; reasoning, answer and tool-call deltas
+  are turned back into harmony ids by a DeltaWriter (raw harmony in content is read as such);
+- `ollama`: Ollama's native /api/chat (`think`, message.thinking).
+Each request streams on its own thread. Stop closes the HTTP stream, which is how these servers
+learn to abort a request. Errors before the first token are retried; after it, never.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Callable
+
+import httpx
+
+from backend.config import SERVER_APIS as APIS
+from backend.engine import FINISH_ERROR, FINISH_LENGTH, FINISH_STOP, SamplingParams, TokenStream
+from backend.errors import GenerationError, ModelLoadError
+from backend.openai_stream import ToolCalls, chat_piece, completion_piece, ollama_piece, sse_data
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0
+RETRIES = 2  # extra tries, only before the first token
+RETRY_BACKOFF_S = 0.5  # doubled on each retry
+RETRY_STATUS = {429, 500, 502, 503, 504}
+SERVER_WAIT_POLL_S = 5.0
+
+
+class ServerError(GenerationError):
+    def __init__(self, message: str, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def _http_error(base_url: str, status: int, body: str) -> ServerError:
+    detail = body.strip()[:300]
+    try:
+        parsed = json.loads(body)
+        err = parsed.get("error", parsed.get("detail", detail)) if isinstance(parsed, dict) else detail
+        detail = err.get("message", str(err)) if isinstance(err, dict) else str(err)
+    except ValueError:
+        pass
+    hint = {401: " Check --api-key.", 403: " Check --api-key.", 404: " Check --base-url and --served-model."}
+    return ServerError(f"The inference server at {base_url} answered HTTP {status}: {detail}.{hint.get(status, '')}",
+                       retryable=status in RETRY_STATUS)
+
+
+def _network_error(base_url: str, exc: Exception) -> ServerError:
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return ServerError(f"Could not reach the inference server at {base_url} ({exc.__class__.__name__}). "
+                           "Is it running? Check --base-url.", retryable=True)
+    if isinstance(exc, httpx.ReadTimeout):
+        return ServerError(f"The inference server at {base_url} stopped answering (no data for the read "
+                           "timeout). Try again, or raise --server-timeout-s.", retryable=True)
+    return ServerError(f"The connection to the inference server at {base_url} failed: {exc}", retryable=True)
+
+
+class _Request:
+    """One streaming HTTP request; `abort` may be called from any thread."""
+
+    def __init__(self):
+        self.response: httpx.Response | None = None
+        self.aborted = threading.Event()
+
+    def abort(self) -> None:
+        self.aborted.set()
+        response = self.response
+        if response is not None:
+            try:
+                response.close()  # the server sees the connection drop and aborts the request
+            except Exception:  # noqa: BLE001 - closing a socket another thread reads may complain
+                pass
+
+
+class OpenAIEngine:
+    def __init__(self, base_url: str, *, api: str = "auto", api_key: str = "", model: str = "",
+                 timeout_s: float = 120.0, delta_writer: Callable | None = None):
+        if api not in APIS:
+            raise ValueError(f"--server-api must be one of {APIS}")
+        self.base_url = base_url.rstrip("/")
+        self.api, self.model = api, model
+        self.new_writer = delta_writer  # () -> DeltaWriter; needed for chat and ollama
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
+                                   limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
+        self.description = {"model": model or "?", "engine": "OpenAI-compatible server", "quantization": "set by the server"}
+
+    # -- setup --------------------------------------------------------------------------
+
+    @property
+    def root_url(self) -> str:
+        """Ollama's native API lives beside /v1, at the server's root."""
+        return self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+
+    def connect(self, progress: Callable[[str, float | None], None] | None = None,
+                wait_s: float = 0.0) -> "OpenAIEngine":
+        """Find the model and the way to talk; a clear ModelLoadError if the server is not usable.
+
+        A server that is still starting (vLLM loads for minutes) is waited for up to `wait_s`.
+        """
+        progress = progress or (lambda stage, fraction: None)
+        deadline = time.monotonic() + wait_s
+        while True:
+            progress(f"Connecting to the inference server at {self.base_url}", None)
+            try:
+                self._connect_once(progress)
+                return self
+            except (httpx.HTTPError, ServerError) as exc:
+                error = exc if isinstance(exc, ServerError) else _network_error(self.base_url, exc)
+                if not error.retryable or time.monotonic() >= deadline:
+                    raise ModelLoadError(error.user_message) from exc
+                progress(f"Waiting for the inference server at {self.base_url} to start", None)
+                time.sleep(min(SERVER_WAIT_POLL_S, max(deadline - time.monotonic(), 0)))
+
+    def _connect_once(self, progress) -> None:
+        if not self.model:
+            self.model = self._first_model()
+        if self.api == "auto":
+            progress("Asking the server whether it takes token ids", None)
+            self.api = "completions" if self._takes_token_ids() else "chat"
+        self.description.update(model=self.model, engine=f"OpenAI-compatible server ({self.api} API) at "
+                                                          f"{self.base_url}")
+
+    def _first_model(self) -> str:
+        response = self.client.get(f"{self.base_url}/models")
+        if response.status_code >= 400:
+            raise _http_error(self.base_url, response.status_code, response.text)
+        models = [m.get("id") for m in (response.json().get("data") or []) if isinstance(m, dict)]
+        if not models:
+            raise ServerError(f"The inference server at {self.base_url} serves no model. Pass --served-model.")
+        return models[0]
+
+    def _takes_token_ids(self) -> bool:
+        """vLLM and SGLang take a list of ids as the prompt and hand ids back; others refuse."""
+        body = {"model": self.model, "prompt": [200006], "max_tokens": 1, "return_token_ids": True,
+                "skip_special_tokens": False}
+        try:
+            response = self.client.post(f"{self.base_url}/completions", json=body)
+        except httpx.HTTPError:
+            return False
+        if response.status_code != 200:
+            return False
+        choice = (response.json().get("choices") or [{}])[0]
+        return isinstance(choice.get("token_ids"), list)
+
+    # -- requests -----------------------------------------------------------------------
+
+    def submit(self, prompt_ids: list[int], params: SamplingParams, stop_ids: list[int], chat=None) -> TokenStream:
+        if self.api in ("chat", "ollama") and (chat is None or self.new_writer is None):
+            raise GenerationError("This server only takes chat messages, but none were given.")
+        request = _Request()
+        stream = TokenStream(on_cancel=request.abort)
+        args = (stream, request, prompt_ids, params, stop_ids, chat)
+        threading.Thread(target=self._run, args=args, name="openai-request", daemon=True).start()
+        return stream
+
+    def _body(self, prompt_ids, params: SamplingParams, stop_ids, chat) -> tuple[str, dict]:
+        sampling = {"temperature": params.temperature, "top_p": params.top_p}
+        if self.api == "completions":
+            return f"{self.base_url}/completions", {
+                "model": self.model, "prompt": list(prompt_ids), "max_tokens": params.max_new_tokens,
+                "stream": True, "stream_options": {"include_usage": True}, "stop_token_ids": list(stop_ids),
+                "skip_special_tokens": False, "return_token_ids": True, **sampling}
+        if self.api == "ollama":
+            return f"{self.root_url}/api/chat", {
+                "model": self.model, "messages": chat.messages, "stream": True, "think": chat.effort,
+                "options": {"num_predict": params.max_new_tokens, **sampling},
+                **({"tools": chat.tools} if chat.tools else {})}
+        return f"{self.base_url}/chat/completions", {
+            "model": self.model, "messages": chat.messages, "stream": True, "max_tokens": params.max_new_tokens,
+            "stream_options": {"include_usage": True}, "reasoning_effort": chat.effort,
+            "chat_template_kwargs": {"reasoning_effort": chat.effort}, **sampling,
+            **({"tools": chat.tools} if chat.tools else {})}
+
+    def _run(self, stream: TokenStream, request: _Request, prompt_ids, params, stop_ids, chat) -> None:
+        url, body = self._body(prompt_ids, params, stop_ids, chat)
+        reader = _TokenReader(stream) if self.api == "completions" else _ChatReader(stream, self.new_writer())
+        for attempt in range(RETRIES + 1):
+            try:
+                self._stream_once(url, body, request, reader)
+                return
+            except Exception as exc:  # noqa: BLE001 - every failure ends this request only
+                if request.aborted.is_set() or stream.closed:
+                    return
+                error = exc if isinstance(exc, GenerationError) else (
+                    _network_error(self.base_url, exc) if isinstance(exc, httpx.HTTPError) else
+                    ServerError(f"Reading the inference server's answer failed: {type(exc).__name__}: {exc}"))
+                if getattr(error, "retryable", False) and not reader.started and attempt < RETRIES:
+                    log.warning("retrying (%d/%d): %s", attempt + 1, RETRIES, error.user_message)
+                    time.sleep(RETRY_BACKOFF_S * 2 ** attempt)
+                    continue
+                stream.close(FINISH_ERROR, error.user_message)
+                return
+
+    def _stream_once(self, url: str, body: dict, request: _Request, reader) -> None:
+        with self.client.stream("POST", url, json=body) as response:
+            request.response = response
+            if request.aborted.is_set():
+                return
+            if response.status_code >= 400:
+                raise _http_error(self.base_url, response.status_code, response.read().decode(errors="replace"))
+            for line in response.iter_lines():
+                if request.aborted.is_set():
+                    return
+                payload = line.strip() if self.api == "ollama" else sse_data(line)
+                if not payload:
+                    continue
+                piece = ollama_piece(payload) if self.api == "ollama" else (
+                    completion_piece(payload) if self.api == "completions" else chat_piece(payload))
+                if reader.feed(piece):
+                    return
+            if not request.aborted.is_set():
+                reader.end_of_stream()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class _TokenReader:
+    """Token mode: push the server's ids; text only if the server cannot send ids."""
+
+    def __init__(self, stream: TokenStream):
+        self.stream, self.started, self.last, self.finish = stream, False, None, None
+
+    def feed(self, piece) -> bool:
+        if piece.usage:
+            self.stream.usage = piece.usage
+        ids = piece.ids
+        if ids is None and piece.text:
+            raise ServerError("The inference server returned text instead of token ids; use --server-api chat.")
+        if ids:
+            self.started, self.last = True, ids[-1]
+            self.stream.push(ids)
+        if piece.finish_reason:
+            self.finish = piece.finish_reason
+            if piece.stop_token is not None and self.last != piece.stop_token:
+                self.stream.push([piece.stop_token])  # vLLM leaves the stop id out of the ids
+        if piece.done:
+            self.end_of_stream()
+            return True
+        return False
+
+    def end_of_stream(self) -> None:
+        if self.finish is None:
+            raise ServerError("The inference server closed the stream before the answer ended.")
+        self.stream.close(FINISH_LENGTH if self.finish == "length" else FINISH_STOP)
+
+
+class _ChatReader:
+    """Chat and Ollama: reasoning / answer / tool-call deltas -> harmony ids via the DeltaWriter."""
+
+    def __init__(self, stream: TokenStream, writer):
+        self.stream, self.writer, self.started, self.finish = stream, writer, False, None
+        self.tools = ToolCalls()
+
+    def _push(self, ids: list[int]) -> None:
+        if ids:
+            self.started = True
+            self.stream.push(ids)
+
+    def feed(self, piece) -> bool:
+        if piece.usage:
+            self.stream.usage = piece.usage
+        if piece.reasoning:
+            self._push(self.writer.reasoning(piece.reasoning))
+        if piece.content:
+            self._push(self.writer.content(piece.content))
+        self.tools.add(piece.tool_calls)
+        if piece.finish_reason:
+            self.finish = piece.finish_reason
+        if piece.done or (piece.finish_reason and piece.usage):
+            self.end_of_stream()
+            return True
+        return False
+
+    def end_of_stream(self) -> None:
+        if self.finish is None:
+            raise ServerError("The inference server closed the stream before the answer ended.")
+        for call in self.tools.take():
+            self._push(self.writer.tool_call(call["name"], call["arguments"] or "{}"))
+        self._push(self.writer.finish(self.finish))
+        self.stream.close(FINISH_LENGTH if self.finish == "length" else FINISH_STOP)

@@ -1,0 +1,72 @@
+"""Chat-server deltas back into harmony ids, parsed by the same HarmonyStream as local output."""
+
+from backend.events import Answer, Reasoning, ToolCall
+from backend.harmony import PromptSettings, Turn
+from backend.harmony_bridge import DeltaWriter, chat_prompt, looks_like_harmony
+
+
+def parse(codec, ids):
+    stream = codec.parser()
+    events = [e for t in ids for e in stream.feed(t)] + list(stream.finish())
+    return events, stream
+
+
+def texts(events, kind):
+    return "".join(e.text for e in events if isinstance(e, kind))
+
+
+def test_chat_prompt():
+    prompt = chat_prompt([Turn("user", "hi"), Turn("assistant", "Hello", reasoning="secret"), Turn("user", "again")],
+                         PromptSettings(effort="low", instructions="Be brief",
+                                        tools=[{"name": "get_weather", "parameters": {"type": "object"}}]))
+    assert prompt.messages == [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "hi"},
+                               {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "again"}]
+    assert prompt.effort == "low" and prompt.tools[0]["function"]["name"] == "get_weather"
+
+
+def test_reasoning_then_answer(codec):
+    w = DeltaWriter(codec.encoding)
+    ids = w.reasoning("Think ") + w.reasoning("a bit.") + w.answer("Done") + w.answer("!") + w.finish("stop")
+    events, stream = parse(codec, ids)
+    assert (texts(events, Reasoning), texts(events, Answer)) == ("Think a bit.", "Done!")
+    assert not stream.malformed and ids[-1] == 200002  # <|return|>
+
+
+def test_control_tokens_in_server_text_stay_text(codec):
+    w = DeltaWriter(codec.encoding)
+    ids = w.answer("Use <|end|> and <|start|> literally.") + w.finish("stop")
+    events, _ = parse(codec, ids)
+    assert texts(events, Answer) == "Use <|end|> and <|start|> literally."
+    assert ids.count(200007) == 0 and ids.count(200006) == 0
+
+
+def test_raw_harmony_content_even_split_inside_a_special_token(codec):
+    w = DeltaWriter(codec.encoding)
+    pieces = ["<|chan", "nel|>analysis<|mes", "sage|>Hmm.<|end|><|start|>assistant<|channel|>final<|message|>Yes"]
+    ids = [i for p in pieces for i in w.content(p)] + w.finish("stop")
+    events, stream = parse(codec, ids)
+    assert (texts(events, Reasoning), texts(events, Answer)) == ("Hmm.", "Yes")
+    assert not stream.malformed
+
+
+def test_plain_content_that_starts_like_markup_is_answer(codec):
+    w = DeltaWriter(codec.encoding)
+    ids = w.content("<") + w.content("b> is bold") + w.finish("stop")
+    assert texts(parse(codec, ids)[0], Answer) == "<b> is bold"
+    assert texts(parse(codec, DeltaWriter(codec.encoding).content("<|") + [])[0], Answer) == ""
+
+
+def test_tool_call_after_reasoning(codec):
+    w = DeltaWriter(codec.encoding)
+    ids = w.reasoning("Need weather.") + w.tool_call("get_weather", {"city": "Paris"}) + w.finish("tool_calls")
+    events, _ = parse(codec, ids)
+    call = [e for e in events if isinstance(e, ToolCall)][0]
+    assert (call.recipient, call.arguments) == ("functions.get_weather", '{"city": "Paris"}')
+    assert ids[-1] == 200012  # <|call|>
+
+
+def test_looks_like_harmony():
+    assert looks_like_harmony("<|channel|>analysis") is True
+    assert looks_like_harmony("  <|start|>") is True
+    assert looks_like_harmony("<|cha") is None and looks_like_harmony("") is None
+    assert looks_like_harmony("Hello") is False and looks_like_harmony("<b>") is False

@@ -1,0 +1,164 @@
+"""The OpenAI-compatible engine against recorded server streams replayed over real HTTP."""
+
+import time
+
+import pytest
+
+from backend.engine import SamplingParams
+from backend.errors import ModelLoadError
+from backend.events import Answer, Done, Reasoning, ToolCall
+from backend.harmony import PromptSettings, Turn
+from backend.harmony_bridge import DeltaWriter
+from backend.openai_engine import OpenAIEngine
+from backend.worker import ChatRequest, Worker
+from tests.replay_server import ReplayServer, Reply, recorded
+
+REASONING = "The user asks for 2+2. Simple arithmetic."
+ANSWER = "2 + 2 = 4."
+MODELS = Reply(['{"object":"list","data":[{"id":"openai/gpt-oss-20b","object":"model"}]}'],
+               content_type="application/json")
+
+
+@pytest.fixture
+def server():
+    s = ReplayServer()
+    s.route("/v1/models", MODELS)
+    yield s
+    s.close()
+
+
+def engine(server, codec, api="auto", **kwargs):
+    e = OpenAIEngine(server.url + "/v1", api=api, delta_writer=lambda: DeltaWriter(codec.encoding), **kwargs)
+    return e.connect()
+
+
+def ask(e, codec, text="What is 2+2?", **settings):
+    worker = Worker(e, codec, time_limit_s=30)
+    return list(worker.submit(ChatRequest([Turn("user", text)], PromptSettings(**settings), 1.0, 256)).events())
+
+
+def split(events):
+    reasoning = "".join(e.text for e in events if isinstance(e, Reasoning))
+    answer = "".join(e.text for e in events if isinstance(e, Answer))
+    return reasoning, answer, events[-1]
+
+
+@pytest.mark.parametrize("api, path, name", [
+    ("chat", "/v1/chat/completions", "vllm_chat.sse"),
+    ("chat", "/v1/chat/completions", "llamacpp_chat.sse"),
+    ("chat", "/v1/chat/completions", "llamacpp_chat_raw_harmony.sse"),
+    ("chat", "/v1/chat/completions", "ollama_v1_chat.sse"),
+    ("ollama", "/api/chat", "ollama_api_chat.ndjson"),
+    ("completions", "/v1/completions", "vllm_completions_tokens.sse"),
+])
+def test_reasoning_and_answer_apart_in_every_format(server, codec, api, path, name):
+    server.route(path, Reply(recorded(name)))
+    reasoning, answer, done = split(ask(engine(server, codec, api=api), codec, effort="high"))
+    assert (reasoning, answer) == (REASONING, ANSWER)
+    assert isinstance(done, Done) and done.stop_reason == "return" and done.error is None
+    _, body = server.requests[-1]
+    if api == "completions":
+        assert body["prompt"][:3] == [200006, 17360, 200008] and 200002 in body["stop_token_ids"]
+    elif api == "ollama":
+        assert body["think"] == "high" and body["messages"][-1] == {"role": "user", "content": "What is 2+2?"}
+    else:
+        assert body["reasoning_effort"] == "high" and body["messages"][-1]["content"] == "What is 2+2?"
+
+
+def test_server_usage_figures_reach_the_stats(server, codec):
+    server.route("/v1/chat/completions", Reply(recorded("llamacpp_chat.sse")))
+    stats = split(ask(engine(server, codec, api="chat"), codec))[2].stats
+    assert stats.total_tokens == 29 and stats.tokens_per_s == pytest.approx(89.9)  # llama.cpp's own timings
+    assert stats.reasoning_tokens > 0 and stats.answer_tokens > 0 and stats.ttft is not None
+    server.route("/api/chat", Reply(recorded("ollama_api_chat.ndjson")))
+    stats = split(ask(engine(server, codec, api="ollama"), codec))[2].stats
+    assert stats.total_tokens == 30 and stats.tokens_per_s == pytest.approx(75.0)  # 30 tokens in 0.4 s
+
+
+def test_tool_call_becomes_a_harmony_tool_call(server, codec):
+    server.route("/v1/chat/completions", Reply(recorded("vllm_chat_tool_call.sse")))
+    events = ask(engine(server, codec, api="chat"), codec, tools=[{"name": "get_weather", "parameters": {}}])
+    calls = [e for e in events if isinstance(e, ToolCall)]
+    assert [(c.recipient, c.arguments, c.malformed) for c in calls] == [
+        ("functions.get_weather", '{"city": "Paris"}', False)]
+    assert events[-1].stop_reason == "call"
+    assert server.requests[-1][1]["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_probe_picks_token_mode_where_the_server_returns_ids(server, codec):
+    server.route("/v1/completions",
+                 Reply(['{"choices":[{"index":0,"text":"","token_ids":[200005],"finish_reason":"length"}]}'],
+                       content_type="application/json"),
+                 Reply(recorded("vllm_completions_tokens.sse")))
+    e = engine(server, codec)
+    assert e.api == "completions" and e.model == "openai/gpt-oss-20b"
+    assert split(ask(e, codec))[:2] == (REASONING, ANSWER)
+
+
+def test_probe_falls_back_to_chat(server, codec):
+    server.route("/v1/completions", Reply(['{"detail":"prompt must be a string."}'], status=400,
+                                          content_type="application/json"))
+    assert engine(server, codec).api == "chat"
+
+
+def test_unreachable_server_is_a_clear_load_error(codec):
+    with pytest.raises(ModelLoadError, match="Could not reach the inference server.*--base-url"):
+        OpenAIEngine("http://127.0.0.1:9/v1", delta_writer=lambda: DeltaWriter(codec.encoding)).connect()
+
+
+def test_retries_before_the_first_token_only(server, codec):
+    server.route("/v1/chat/completions", Reply(['{"error":"overloaded"}'], status=503),
+                 Reply(recorded("vllm_chat.sse")))
+    assert split(ask(engine(server, codec, api="chat"), codec))[:2] == (REASONING, ANSWER)
+    assert len([p for p, _ in server.requests if p == "/v1/chat/completions"]) == 2
+    # a stream that breaks after tokens is not retried: the partial answer is kept with an error
+    server.requests.clear()
+    server.route("/v1/chat/completions", Reply(recorded("vllm_chat.sse"), drop_after=12),
+                 Reply(recorded("vllm_chat.sse")))
+    reasoning, answer, done = split(ask(engine(server, codec, api="chat"), codec))
+    assert reasoning.startswith("The user asks") and done.stop_reason == "error"
+    assert "closed the stream before the answer ended" in done.error
+    assert len([p for p, _ in server.requests if p == "/v1/chat/completions"]) == 1
+
+
+@pytest.mark.parametrize("status, detail, hint", [(400, "max_tokens is too large", "HTTP 400"),
+                                                  (401, "invalid api key", "--api-key"),
+                                                  (404, "model not found", "--served-model")])
+def test_http_errors_are_not_retried_and_say_what_to_do(server, codec, status, detail, hint):
+    server.route("/v1/chat/completions", Reply([f'{{"error":{{"message":"{detail}"}}}}'], status=status,
+                                               content_type="application/json"))
+    done = split(ask(engine(server, codec, api="chat"), codec))[2]
+    assert done.stop_reason == "error" and detail in done.error and hint in done.error
+    assert len([p for p, _ in server.requests if p == "/v1/chat/completions"]) == 1
+
+
+def test_malformed_stream_is_an_error_not_a_crash(server, codec):
+    server.route("/v1/chat/completions", Reply(["data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}", "",
+                                                "data: {not json", ""]))
+    done = split(ask(engine(server, codec, api="chat"), codec))[2]
+    assert done.stop_reason == "error" and "malformed stream" in done.error
+
+
+def test_stop_closes_the_stream_and_the_server_sees_it(server, codec):
+    server.route("/v1/chat/completions", Reply(recorded("vllm_chat.sse") * 40, pause_s=0.05))
+    worker = Worker(engine(server, codec, api="chat"), codec)
+    job = worker.submit(ChatRequest([Turn("user", "go on")], PromptSettings(), 1.0, 256))
+    events = []
+    for event in job.events():
+        events.append(event)
+        if isinstance(event, Reasoning) and len(events) == 3:
+            job.cancel()
+    assert events[-1].stop_reason == "stopped" and any(isinstance(e, Reasoning) for e in events)
+    deadline = time.time() + 10
+    while server.disconnects == 0 and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.disconnects == 1  # the server's write failed: the request is aborted there
+
+
+def test_waits_for_a_server_that_is_still_starting(codec, monkeypatch):
+    monkeypatch.setattr("backend.openai_engine.SERVER_WAIT_POLL_S", 0.05)
+    stages = []
+    with pytest.raises(ModelLoadError, match="Could not reach"):
+        OpenAIEngine("http://127.0.0.1:9/v1", delta_writer=lambda: DeltaWriter(codec.encoding)).connect(
+            lambda stage, fraction: stages.append(stage), wait_s=0.3)
+    assert any("Waiting for the inference server" in s for s in stages)
