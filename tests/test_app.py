@@ -1,6 +1,5 @@
 """The launched app through gradio_client: stream, stop, reopen, refuse strangers' ids."""
 
-import socket
 import time
 
 import pytest

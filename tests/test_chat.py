@@ -1,7 +1,6 @@
 """The chat service: store first, stream, save partial answers, stop, regenerate, edit."""
 
 import threading
-import time
 
 import pytest
 

@@ -4,7 +4,6 @@ import time
 
 import pytest
 
-from backend.engine import SamplingParams
 from backend.errors import ModelLoadError
 from backend.events import Answer, Done, Reasoning, ToolCall
 from backend.harmony import PromptSettings, Turn
