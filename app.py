@@ -35,8 +35,10 @@ class Parts:
 
 def build_app(config: Config, service: ChatService, host: ModelHost, shares: Shares):
     # Password users (a users file) gate the whole app; HF sign-in is only offered without them.
-    hf_login = config.hf_login and authenticator(config.users_path) is None
-    page = build_layout(config.max_new_tokens, config.share_link_expiry, config.share_link_reasoning, hf_login)
+    password_login = authenticator(config.users_path) is not None
+    hf_login = config.hf_login and not password_login
+    page = build_layout(config.max_new_tokens, config.share_link_expiry, config.share_link_reasoning, hf_login,
+                        password_login)
     with page.demo:
         wire(page, service, host, config.data_path / "exports", concurrency=config.max_active + config.max_waiting,
              identity=Identity(hf_login), shares=shares)

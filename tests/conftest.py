@@ -93,3 +93,19 @@ def app_url(tmp_path, make_host, monkeypatch):
     parts.demo.close()
 
 
+@pytest.fixture
+def two_user_app(tmp_path, make_host, monkeypatch):
+    import app as app_module
+    from backend.config import Config
+    from backend.users import add_user
+
+    users = tmp_path / "users.json"
+    add_user(users, "alice", "alice-password", iterations=1000)
+    add_user(users, "bob", "bob-password", iterations=1000)
+    host = make_host(start=False)
+    monkeypatch.setattr(app_module, "ModelHost", lambda *a, **k: host)
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400)
+    parts = app_module.create(config)  # users.json in the data dir: password login is on
+    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{config.port}/"
+    parts.demo.close()

@@ -175,3 +175,52 @@ def test_share_link_read_only_in_a_fresh_context_until_revoked(page, browser):
     shot(vp, "12-revoked")
     visitor.close()
     assert page.dialogs == []
+
+
+def login(pg, url, user, password):
+    pg.goto(url)
+    pg.get_by_label("username").fill(user)
+    pg.get_by_label("password").fill(password)
+    pg.get_by_role("button", name="Login").click()
+    ready(pg)
+
+
+def test_another_users_conversation_url_shows_nothing(browser, two_user_app):
+    import gradio_client
+
+    alice = gradio_client.Client(two_user_app, auth=("alice", "alice-password"), verbose=False)
+    cid = alice.submit("alice's diary entry", "", "low", "", 1.0, 64, api_name="/send").result()[2]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    login(pg, two_user_app, "bob", "bob-password")
+    pg.goto(f"{two_user_app}?c={cid}")  # a copied or guessed link to alice's conversation
+    ready(pg)
+    pg.get_by_text("This conversation does not exist.").first.wait_for()
+    shot(pg, "13-other-users-url")
+    assert "diary" not in pg.locator("body").inner_text()
+    pg.locator("#logout").click()  # back to the login page
+    pg.get_by_label("username").wait_for()
+    context.close()
+
+
+def test_copy_a_shared_chat_after_logging_in(browser, two_user_app):
+    import gradio_client
+
+    alice = gradio_client.Client(two_user_app, auth=("alice", "alice-password"), verbose=False)
+    cid = alice.submit("alice's recipe for bread", "", "low", "", 1.0, 64, api_name="/send").result()[2]
+    link = two_user_app + alice.predict(cid, "1 day", False, api_name="/create_share")[0]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(link)  # no login needed to read it
+    assert "alice's recipe for bread" in pg.inner_text("main")
+    pg.locator("#copy").click()  # copying needs an account: the app asks bob to log in first
+    pg.get_by_label("username").fill("bob")
+    pg.get_by_label("password").fill("bob-password")
+    pg.get_by_role("button", name="Login").click()
+    ready(pg)
+    pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('recipe for bread')")
+    shot(pg, "14-copied-after-login")
+    assert "alice's recipe for bread" in pg.locator("#conversations").inner_text()  # now bob's own chat
+    context.close()

@@ -5,6 +5,7 @@ serve streams reasoning (delta.reasoning_content) and answer (delta.content) apa
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +28,8 @@ def served(tmp_path_factory, codec):
     folder = ensure_built(tmp_path_factory.mktemp("demo") / "demo-model", codec, lambda stage, fraction: None)
     port = free_port()
     log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w")
-    cli = Path(sys.executable).parent / "transformers"
+    cli = Path(sys.executable).parent / "transformers"  # the CLI beside this interpreter, else on PATH
+    cli = cli if cli.exists() else Path(shutil.which("transformers") or "transformers")
     proc = subprocess.Popen([str(cli), "serve", str(folder), "--port", str(port), "--device", "cpu"],
                             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     url = f"http://127.0.0.1:{port}"

@@ -3,7 +3,6 @@
 import pytest
 
 from backend.users import add_user, authenticator, hash_password, load_users, main, verify_password
-from tests.conftest import free_port
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -31,23 +30,6 @@ def test_users_file_and_cli(tmp_path, monkeypatch):
     assert check("alice", "alice-password") and check("bob", "bob-password")
     assert not check("alice", "bob-password") and not check("carol", "x")
     assert sorted(load_users(path)) == ["alice", "bob"]
-
-
-@pytest.fixture
-def two_user_app(tmp_path, make_host, monkeypatch):
-    import app as app_module
-    from backend.config import Config
-
-    users = tmp_path / "users.json"
-    add_user(users, "alice", "alice-password", iterations=1000)
-    add_user(users, "bob", "bob-password", iterations=1000)
-    host = make_host(start=False)
-    monkeypatch.setattr(app_module, "ModelHost", lambda *a, **k: host)
-    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400)
-    parts = app_module.create(config)  # users.json in the data dir: password login is on
-    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{config.port}/"
-    parts.demo.close()
 
 
 def test_user_b_cannot_reach_user_a_conversations(two_user_app):

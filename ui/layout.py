@@ -54,13 +54,16 @@ class Page:
     share_revoke: gr.Button
 
 
-def build_layout(max_new_tokens: int, share_expiry: str, share_reasoning: bool, hf_login: bool) -> Page:
+def build_layout(max_new_tokens: int, share_expiry: str, share_reasoning: bool, hf_login: bool,
+                 password_login: bool = False) -> Page:
     with gr.Blocks(title="gpt-oss chat", fill_height=True) as demo:
         if hf_login:
             gr.LoginButton(elem_id="hf-login")  # Spaces with hf_oauth: conversations belong to the HF account
         conversation_id = gr.Textbox(visible="hidden", elem_id="conversation-id")
         with gr.Sidebar(open=True):
             new_chat = gr.Button("New chat", variant="primary", elem_id="new-chat")
+            if password_login:  # Gradio's own /logout clears the login cookie
+                gr.Button("Log out", link="logout", size="sm", elem_id="logout")
             search_query = gr.Textbox(label="Search conversations", placeholder="words to find",
                                       elem_id="search-query")
             search_reasoning = gr.Checkbox(label="Search reasoning too", value=False)
