@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -27,6 +28,7 @@ from storage.schema import COMPLETE, ERROR, STOPPED, STREAMING
 
 log = logging.getLogger(__name__)
 
+_CLAIM = object()  # a conversation's answer is requested but its stream has not started yet
 STREAM_INTERVAL_S = 0.05  # at most 20 page updates a second, however fast tokens come
 ALLOWED_CONTROL = {"\n", "\t"}
 
@@ -94,43 +96,46 @@ class ChatService:
 
     def send(self, owner: str, conversation_id: str | None, text: str,
              options: ChatOptions) -> Iterator[Snapshot]:
-        self._busy(conversation_id)
         text = clean_text(text, self.max_message_chars)
         if not text.strip():
             raise InputError("Type a message first.")
         options = check_options(options)
-        if not conversation_id:
+        if conversation_id:
+            self.repo.get(owner, conversation_id)  # not found for anyone else's, before any claim
+        else:
             conversation_id = self.repo.create_conversation(owner, title_from(text))
-        self.repo.add_message(owner, conversation_id, "user", text)  # committed before the model runs
-        self.repo.update_settings(owner, conversation_id, options.__dict__)
-        return self._answer(owner, conversation_id, options)
+        with self._claimed(conversation_id):
+            self.repo.add_message(owner, conversation_id, "user", text)  # committed before the model runs
+            self.repo.update_settings(owner, conversation_id, options.__dict__)
+            return self._answer(owner, conversation_id, options)
 
     def regenerate(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
         """Drop the last answer (if any) and answer the last user message again."""
-        self._busy(conversation_id)
         options = check_options(options)
-        conv = self.repo.get(owner, conversation_id)
-        users = [m for m in conv.messages if m.role == "user"]
-        if not users:
-            raise InputError("There is no message to answer yet.")
-        self.repo.truncate(owner, conversation_id, users[-1].position + 1)
-        return self._answer(owner, conversation_id, options)
+        self.repo.get(owner, conversation_id)
+        with self._claimed(conversation_id):
+            users = [m for m in self.repo.get(owner, conversation_id).messages if m.role == "user"]
+            if not users:
+                raise InputError("There is no message to answer yet.")
+            self.repo.truncate(owner, conversation_id, users[-1].position + 1)
+            return self._answer(owner, conversation_id, options)
 
     def edit(self, owner: str, conversation_id: str, position: int, text: str,
              options: ChatOptions) -> Iterator[Snapshot]:
         """Replace an earlier user message and answer again from there."""
-        self._busy(conversation_id)
         text = clean_text(text, self.max_message_chars)
         if not text.strip():
             raise InputError("An edited message cannot be empty.")
         options = check_options(options)
-        conv = self.repo.get(owner, conversation_id)
-        target = next((m for m in conv.messages if m.position == position and m.role == "user"), None)
-        if target is None:
-            raise InputError("Only your own messages can be edited.")
-        self.repo.truncate(owner, conversation_id, position)
-        self.repo.add_message(owner, conversation_id, "user", text)
-        return self._answer(owner, conversation_id, options)
+        self.repo.get(owner, conversation_id)
+        with self._claimed(conversation_id):
+            conv = self.repo.get(owner, conversation_id)
+            target = next((m for m in conv.messages if m.position == position and m.role == "user"), None)
+            if target is None:
+                raise InputError("Only your own messages can be edited.")
+            self.repo.truncate(owner, conversation_id, position)
+            self.repo.add_message(owner, conversation_id, "user", text)
+            return self._answer(owner, conversation_id, options)
 
     def stop(self, owner: str, conversation_id: str | None) -> bool:
         """Stop the answer being written in this conversation (only the owner's)."""
@@ -139,25 +144,41 @@ class ChatService:
         self.repo.get(owner, conversation_id)  # raises NotFound for anyone else's
         with self._lock:
             job = self._jobs.get(conversation_id)
-        if job is None:
+        if job is None or job is _CLAIM:
             return False
         job.cancel()
         return True
 
     # -- streaming -------------------------------------------------------------------------
 
-    def _busy(self, conversation_id: str | None) -> None:
+    @contextmanager
+    def _claimed(self, conversation_id: str):
+        """Hold the conversation's one answer from the request on, so two tabs sending at the same
+        instant cannot both pass. `_stream` takes the claim over (and frees it when it ends); any
+        failure before that frees it here."""
         with self._lock:
             if conversation_id in self._jobs:
                 raise InputError("An answer is still being written in this conversation: stop it or wait.")
+            self._jobs[conversation_id] = _CLAIM
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                if self._jobs.get(conversation_id) is _CLAIM:
+                    del self._jobs[conversation_id]
+            raise
 
     def _answer(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
         history = self.repo.get(owner, conversation_id).messages
         worker = self.host.worker()  # raises a clear error while loading; the user message is kept
         settings = PromptSettings(effort=options.effort, instructions=options.instructions)
         job = worker.submit(ChatRequest(_turns(history), settings, options.temperature, options.max_new_tokens))
-        mid = self.repo.add_message(owner, conversation_id, "assistant", "", status=STREAMING,
-                                    effort=options.effort)
+        try:
+            mid = self.repo.add_message(owner, conversation_id, "assistant", "", status=STREAMING,
+                                        effort=options.effort)
+        except BaseException:
+            job.discard()  # its stream will never run: give the worker slot back now
+            raise
         live = MessageView(id=mid, position=len(history), role="assistant", content="",
                            effort=options.effort, status=STREAMING)
         return self._stream(owner, conversation_id, history, live, job)

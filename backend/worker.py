@@ -94,6 +94,8 @@ class Job:
         self.cancelled = False
         self._admitted = admitted
         self._stream = None
+        self._started = False  # events() ran or discard() did: the slot is handled exactly once
+        self._start_lock = threading.Lock()
 
     def cancel(self) -> None:
         """Stop from any thread; the engine frees the request's slot at its next step."""
@@ -101,7 +103,24 @@ class Job:
         if self._stream is not None:
             self._stream.cancel()
 
+    def _start(self) -> bool:
+        with self._start_lock:
+            started, self._started = self._started, True
+            return not started
+
+    def discard(self) -> None:
+        """Give back the slot of a job whose events() will never run (its caller failed first)."""
+        self.cancelled = True
+        if self._start():
+            if self._admitted:
+                self.worker._release()
+            else:
+                with self.worker._cond:
+                    self.worker.waiting -= 1
+
     def events(self) -> Iterator[Event]:
+        if not self._start():
+            return  # discarded
         if not self._admitted and not self.worker._wait_for_slot(self):
             reason = STOP_STOPPED if self.cancelled else STOP_ERROR
             yield Done(reason, Stats(stop_reason=reason),

@@ -145,3 +145,44 @@ def test_one_answer_at_a_time_per_conversation(service):
     stream.close()
     list(service.send("alice", cid, "and another", OPTS))  # fine once the first one ended
 
+
+
+def test_two_tabs_sending_at_the_same_instant_get_one_answer(service, repo):
+    cid = repo.create_conversation("alice", "race")
+    start, outcomes = threading.Barrier(6), []
+
+    def tab(i):
+        start.wait()
+        try:
+            outcomes.append(("ok", list(service.send("alice", cid, f"tab {i}", OPTS))[-1].done))
+        except InputError as exc:
+            outcomes.append(("busy", exc.user_message))
+
+    tabs = [threading.Thread(target=tab, args=(i,)) for i in range(6)]
+    for t in tabs:
+        t.start()
+    for t in tabs:
+        t.join()
+    answered = [o for o in outcomes if o[0] == "ok"]
+    assert answered and len(answered) + len([o for o in outcomes if o[0] == "busy"]) == 6
+    messages = repo.get("alice", cid).messages
+    assert len([m for m in messages if m.role == "assistant"]) == len(answered)  # never two at once
+    list(service.send("alice", cid, "later", OPTS))  # and the claim is free again
+
+
+def test_a_failed_placeholder_save_gives_the_worker_slot_back(service, repo, monkeypatch):
+    worker = service.host.worker()
+    real_add = repo.add_message
+
+    def failing_add(owner, cid, role, content, **fields):
+        if role == "assistant":
+            raise RuntimeError("disk full")
+        return real_add(owner, cid, role, content, **fields)
+
+    monkeypatch.setattr(repo, "add_message", failing_add)
+    with pytest.raises(RuntimeError):
+        service.send("alice", None, "hello", OPTS)
+    assert worker.active == 0 and worker.waiting == 0
+    monkeypatch.setattr(repo, "add_message", real_add)
+    cid = repo.list_conversations("alice")[0].id
+    assert list(service.send("alice", cid, "again", OPTS))[-1].done  # not stuck as "still being written"
