@@ -93,8 +93,8 @@ class OpenAIEngine:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
                                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
-        self.description = {"model": model or "?", "engine": "OpenAI-compatible server", "quantization": "set by the server",
-                            "device": "the server's"}
+        self.description = {"model": model or "?", "engine": "OpenAI-compatible server",
+                            "quantization": "set by the server", "device": "the server's"}
 
     # -- setup --------------------------------------------------------------------------
 

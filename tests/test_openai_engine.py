@@ -1,5 +1,6 @@
 """The OpenAI-compatible engine against recorded server streams replayed over real HTTP."""
 
+import threading
 import time
 
 import pytest
@@ -161,3 +162,34 @@ def test_waits_for_a_server_that_is_still_starting(codec, monkeypatch):
         OpenAIEngine("http://127.0.0.1:9/v1", delta_writer=lambda: DeltaWriter(codec.encoding)).connect(
             lambda stage, fraction: stages.append(stage), wait_s=0.3)
     assert any("Waiting for the inference server" in s for s in stages)
+
+
+def test_a_silent_server_times_out_with_a_clear_error(server, codec, monkeypatch):
+    monkeypatch.setattr("backend.openai_engine.RETRY_BACKOFF_S", 0.01)
+    lines = recorded("vllm_chat.sse")
+    server.route("/v1/chat/completions", Reply(lines, pause_s=2.0))  # the role chunk, then silence
+    done = split(ask(engine(server, codec, api="chat", timeout_s=0.3), codec))[2]
+    assert done.stop_reason == "error" and "stopped answering" in done.error and "--server-timeout-s" in done.error
+    assert len([p for p, _ in server.requests if p == "/v1/chat/completions"]) == 3  # nothing came: retried
+
+
+def test_one_broken_answer_leaves_the_other_chats_alone(server, codec):
+    broken = Reply(recorded("vllm_chat.sse")[:8] + ["data: {garbage", ""], pause_s=0.02)
+    server.route("/v1/chat/completions", broken, Reply(recorded("vllm_chat.sse"), pause_s=0.02),
+                 Reply(recorded("vllm_chat.sse"), pause_s=0.02))
+    worker = Worker(engine(server, codec, api="chat"), codec)
+    jobs = [worker.submit(ChatRequest([Turn("user", f"q{i}")], PromptSettings(), 1.0, 64)) for i in range(3)]
+    results = [None] * 3
+
+    def run(i):
+        results[i] = split(list(jobs[i].events()))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    reasons = sorted(r[2].stop_reason for r in results)
+    assert reasons == ["error", "return", "return"]
+    assert all(r[1] == ANSWER for r in results if r[2].stop_reason == "return")
+    assert worker.active == 0

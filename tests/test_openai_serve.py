@@ -101,3 +101,23 @@ def test_stop_keeps_the_partial_answer_and_the_server_serves_on(app):
     assert stopped.status == "stopped"
     again = c.submit("Convert 2 km to m", "", "low", "", 1.0, 300, api_name="/send").result()
     assert "2000" in str(again[0][2]["content"])  # the server dropped the stopped request and goes on
+
+
+def test_in_the_browser(app):
+    browser_tests = pytest.importorskip("tests.test_browser")
+    url, _ = app
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_tests.CHROMIUM, headless=True, args=browser_tests.ARGS)
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        pg.set_default_timeout(browser_tests.TIMEOUT_MS)
+        pg.goto(url)
+        browser_tests.ready(pg)
+        assert "OpenAI-compatible server (chat API)" in pg.locator("#status-banner").inner_text()
+        browser_tests.send(pg, "Convert 5 km to m")
+        browser_tests.wait_answers(pg, 1)
+        browser_tests.shot(pg, "15-openai-engine")
+        assert any(t.startswith("Thought for") for t in pg.locator("#chat .thought-group .title").all_inner_texts())
+        assert "5000" in " ".join(pg.locator('#chat [data-testid="bot"]').all_inner_texts())
+        browser.close()
