@@ -111,12 +111,9 @@ def parse_config(argv: list[str] | None = None, environ: dict | None = None) -> 
     config = Config(**vars(args), model_explicit=named)
     # A Space with `hf_oauth: true` in its README gets OAUTH_CLIENT_ID: sign-in is then on by itself.
     config.hf_login = config.hf_login or bool(environ.get("SPACE_ID") and environ.get("OAUTH_CLIENT_ID"))
-    if config.engine not in ENGINES:
-        parser.error(f"--engine must be one of: {', '.join(ENGINES)}")
-    if config.server_api not in SERVER_APIS:
-        parser.error(f"--server-api must be one of: {', '.join(SERVER_APIS)}")
-    if config.share_link_expiry not in SHARE_LINK_EXPIRIES:
-        parser.error(f"--share-link-expiry must be one of: {', '.join(SHARE_LINK_EXPIRIES)}")
+    for name, choices in (("engine", ENGINES), ("server_api", SERVER_APIS), ("share_link_expiry", SHARE_LINK_EXPIRIES)):
+        if getattr(config, name) not in choices:
+            parser.error(f"--{name.replace('_', '-')} must be one of: {', '.join(choices)}")
     if not 1 <= config.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
         parser.error(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}")
     return config

@@ -227,67 +227,78 @@ class OpenAIEngine:
         self.client.close()
 
 
-class _TokenReader:
-    """Token mode: push the server's ids; text only if the server cannot send ids."""
+class _Reader:
+    """What both readers share: push ids, remember the finish reason, end the stream once."""
 
     def __init__(self, stream: TokenStream):
-        self.stream, self.started, self.last, self.finish = stream, False, None, None
-
-    def feed(self, piece) -> bool:
-        if piece.usage:
-            self.stream.usage = piece.usage
-        ids = piece.ids
-        if ids is None and piece.text:
-            raise ServerError("The inference server returned text instead of token ids; use --server-api chat.")
-        if ids:
-            self.started, self.last = True, ids[-1]
-            self.stream.push(ids)
-        if piece.finish_reason:
-            self.finish = piece.finish_reason
-            if piece.stop_token is not None and self.last != piece.stop_token:
-                self.stream.push([piece.stop_token])  # vLLM leaves the stop id out of the ids
-        if piece.done:
-            self.end_of_stream()
-            return True
-        return False
-
-    def end_of_stream(self) -> None:
-        if self.finish is None:
-            raise ServerError("The inference server closed the stream before the answer ended.")
-        self.stream.close(FINISH_LENGTH if self.finish == "length" else FINISH_STOP)
-
-
-class _ChatReader:
-    """Chat and Ollama: reasoning / answer / tool-call deltas -> harmony ids via the DeltaWriter."""
-
-    def __init__(self, stream: TokenStream, writer):
-        self.stream, self.writer, self.started, self.finish = stream, writer, False, None
-        self.tools = ToolCalls()
+        self.stream, self.started, self.finish = stream, False, None
 
     def _push(self, ids: list[int]) -> None:
         if ids:
             self.started = True
             self.stream.push(ids)
 
-    def feed(self, piece) -> bool:
+    def _note(self, piece) -> None:
         if piece.usage:
             self.stream.usage = piece.usage
+        if piece.finish_reason:
+            self.finish = piece.finish_reason
+
+    def _close(self) -> None:
+        self.stream.close(FINISH_LENGTH if self.finish == "length" else FINISH_STOP)
+
+    def _check_finished(self) -> None:
+        if self.finish is None:
+            raise ServerError("The inference server closed the stream before the answer ended.")
+
+
+class _TokenReader(_Reader):
+    """Token mode: push the server's ids (a server that sends only text is told to use chat)."""
+
+    def __init__(self, stream: TokenStream):
+        super().__init__(stream)
+        self.last = None
+
+    def feed(self, piece) -> bool:
+        if piece.ids is None and piece.text:
+            raise ServerError("The inference server returned text instead of token ids; use --server-api chat.")
+        if piece.ids:
+            self.last = piece.ids[-1]
+            self._push(piece.ids)
+        self._note(piece)
+        if piece.finish_reason and piece.stop_token is not None and self.last != piece.stop_token:
+            self._push([piece.stop_token])  # vLLM leaves the stop id out of the ids
+        if piece.done:
+            self.end_of_stream()
+        return piece.done
+
+    def end_of_stream(self) -> None:
+        self._check_finished()
+        self._close()
+
+
+class _ChatReader(_Reader):
+    """Chat and Ollama: reasoning / answer / tool-call deltas -> harmony ids via the DeltaWriter."""
+
+    def __init__(self, stream: TokenStream, writer):
+        super().__init__(stream)
+        self.writer, self.tools = writer, ToolCalls()
+
+    def feed(self, piece) -> bool:
         if piece.reasoning:
             self._push(self.writer.reasoning(piece.reasoning))
         if piece.content:
             self._push(self.writer.content(piece.content))
         self.tools.add(piece.tool_calls)
-        if piece.finish_reason:
-            self.finish = piece.finish_reason
-        if piece.done or (piece.finish_reason and piece.usage):
+        self._note(piece)
+        ended = piece.done or bool(piece.finish_reason and piece.usage)
+        if ended:
             self.end_of_stream()
-            return True
-        return False
+        return ended
 
     def end_of_stream(self) -> None:
-        if self.finish is None:
-            raise ServerError("The inference server closed the stream before the answer ended.")
+        self._check_finished()
         for call in self.tools.take():
             self._push(self.writer.tool_call(call["name"], call["arguments"] or "{}"))
         self._push(self.writer.finish(self.finish))
-        self.stream.close(FINISH_LENGTH if self.finish == "length" else FINISH_STOP)
+        self._close()

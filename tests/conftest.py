@@ -16,6 +16,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 from tests.tiny_model import build_tiny_checkpoint  # noqa: E402
 
 
+@pytest.fixture
+def url(tmp_path):
+    """A fresh SQLite database."""
+    return f"sqlite:///{tmp_path / 'chat.db'}"
+
+
+@pytest.fixture
+def repo(url):
+    from storage.repository import Repository
+
+    return Repository.open(url)
+
+
 @pytest.fixture(scope="session")
 def codec(tmp_path_factory):
     from backend.harmony import HarmonyCodec

@@ -7,12 +7,6 @@ import pytest
 from backend.chat import SAVE_INTERVAL_S, ChatOptions, ChatService, clean_text
 from backend.errors import GenerationError, InputError, NotFoundError
 from backend.host import ModelHost
-from storage.repository import Repository
-
-
-@pytest.fixture
-def repo(tmp_path):
-    return Repository.open(f"sqlite:///{tmp_path / 'chat.db'}")
 
 
 @pytest.fixture

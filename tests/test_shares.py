@@ -12,16 +12,6 @@ from storage.shares import GONE, Shares
 
 
 @pytest.fixture
-def url(tmp_path):
-    return f"sqlite:///{tmp_path / 'chat.db'}"
-
-
-@pytest.fixture
-def repo(url):
-    return Repository.open(url)
-
-
-@pytest.fixture
 def shares(repo):
     return Shares(repo)
 

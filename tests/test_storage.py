@@ -12,16 +12,6 @@ from storage.repository import Repository
 from storage.schema import Base
 
 
-@pytest.fixture
-def url(tmp_path):
-    return f"sqlite:///{tmp_path / 'chat.db'}"
-
-
-@pytest.fixture
-def repo(url):
-    return Repository.open(url)
-
-
 def test_create_append_and_read_back(repo):
     cid = repo.create_conversation("alice", "What is   the\nboiling point of water at altitude? " * 3)
     assert len(cid) == 32 and len(repo.get("alice", cid).title) <= 60
