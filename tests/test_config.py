@@ -41,3 +41,17 @@ def test_on_a_space(tmp_path, monkeypatch):
     assert not parse_config([], {"SPACE_ID": "team/chat"}).hf_login  # no hf_oauth in the README: no sign-in
     monkeypatch.setattr("backend.config.SPACE_STORAGE", str(tmp_path / "missing"))
     assert parse_config([], space).data_dir == "data"  # no persistent storage on this Space
+
+
+def test_every_setting_is_in_the_readme_table():
+    from dataclasses import fields
+    from pathlib import Path
+
+    from backend.config import Config
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = [line for line in readme.splitlines() if line.startswith("| `--")]
+    for f in fields(Config):
+        if f.name != "model_explicit":
+            flag = "`--" + f.name.replace("_", "-") + "`"
+            assert any(flag in line for line in table), f"{flag} is missing from README's configuration table"
