@@ -66,6 +66,9 @@ def test_page_offers_the_login_button(space_app):
 def test_anonymous_visitors_own_nothing(space_app):
     url, _ = space_app
     anonymous = client(url)
+    banner, box, _ = anonymous.predict(api_name="/status")
+    assert "Sign in with Hugging Face" in banner and not box.get("interactive", True)
+    assert "Sign in" not in client(url, "alice").predict(api_name="/status")[0]
     with pytest.raises(Exception, match="Sign in with Hugging Face"):
         anonymous.predict(api_name="/list_conversations")
     with pytest.raises(Exception, match="Sign in with Hugging Face"):

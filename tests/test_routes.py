@@ -71,3 +71,9 @@ def test_shared_page_renders_markdown_and_keeps_html_as_text():
     assert "stopped by the user" in page and "high effort" in page
     assert "secret" not in render_shared(SharedConversation("T", "", False, [answer]), "x")
     assert GONE in render_gone()
+    call = MessageView(id=2, position=2, role="assistant", content="", status="complete",
+                       trace=[{"kind": "preamble", "text": "Checking the weather."},
+                              {"kind": "tool_call", "recipient": "functions.get_weather",
+                               "arguments": '{"city": "<Paris>"}'}])
+    page = render_shared(SharedConversation("T", "", False, [call]), "x")
+    assert "Checking the weather." in page and "functions.get_weather" in page and "&lt;Paris&gt;" in page

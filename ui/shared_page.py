@@ -30,7 +30,7 @@ h1 { font-size: 1.4em; margin: 0 0 4px; } .meta { color: #57606a; margin: 0 0 20
 .msg { background: #fff; border: 1px solid #d0d7de; border-radius: 10px; padding: 10px 16px; margin: 12px 0; }
 .msg.user { background: #eef4ff; } .role { font-weight: 600; font-size: .85em; color: #57606a; }
 details.reasoning { background: #f6f8fa; border-radius: 8px; padding: 4px 10px; margin: 6px 0; color: #57606a; }
-.stats { font-size: .8em; color: #57606a; } pre { overflow-x: auto; background: #f6f8fa; padding: 8px; }
+.stats { font-size: .8em; color: #57606a; } .call, .preamble { color: #57606a; font-size: .9em; } pre { overflow-x: auto; background: #f6f8fa; padding: 8px; }
 a.copy { display: inline-block; padding: 8px 14px; border-radius: 8px; background: #1f6feb; color: #fff;
          text-decoration: none; }
 """
@@ -42,6 +42,14 @@ def _page(title: str, body: str) -> str:
             f'<title>{html.escape(title)}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>')
 
 
+def _trace(entry: dict) -> str:
+    """Preambles (user-visible commentary) and tool calls, as in the chat."""
+    if entry.get("kind") == "tool_call":
+        return (f'<div class="call">Tool call: <code>{html.escape(entry.get("recipient", "?"))}</code>'
+                f'<pre>{html.escape(entry.get("arguments", ""))}</pre></div>')
+    return f'<div class="preamble">{_MD.render(entry.get("text", ""))}</div>'
+
+
 def _message(m, include_reasoning: bool) -> str:
     if m.role == "user":
         return f'<article class="msg user"><div class="role">User</div>{_MD.render(m.content)}</article>'
@@ -50,7 +58,9 @@ def _message(m, include_reasoning: bool) -> str:
         seconds = f" for {m.reasoning_time:.0f} s" if m.reasoning_time else ""
         parts.append(f'<details class="reasoning"><summary>Thought{seconds}</summary>{_MD.render(m.reasoning)}'
                      f'</details>')
-    parts.append(_MD.render(m.content) if m.content else "<p><em>(no answer)</em></p>")
+    parts += [_trace(entry) for entry in m.trace]
+    if m.content or not m.trace:
+        parts.append(_MD.render(m.content) if m.content else "<p><em>(no answer)</em></p>")
     note = {"stopped": "stopped by the user", "error": "failed", "interrupted": "interrupted"}.get(m.status)
     bits = [f"{m.effort} effort" if m.effort else "", note or ""]
     if any(bits):

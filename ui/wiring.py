@@ -233,10 +233,12 @@ def wire(page: Page, service: ChatService, host, export_dir: Path, concurrency: 
     p.export_md.click(user_errors(h.export_markdown), [p.conversation_id], p.export_file,
                       api_name="export_markdown")
 
-    def poll_status():
+    def poll_status(request: gr.Request):
         s = host.status()
-        ready = s.state == "ready"
-        return status_markdown(s), gr.Textbox(interactive=ready), gr.Timer(active=s.state == "loading")
+        text, ready = status_markdown(s), s.state == "ready" and identity.signed_in(request)
+        if not identity.signed_in(request):
+            text += "\n\n**Sign in with Hugging Face** (the button above) to start chatting."
+        return text, gr.Textbox(interactive=ready), gr.Timer(active=s.state == "loading")
 
     p.timer.tick(poll_status, None, [p.status, p.message, p.timer], api_name="status", show_progress="hidden")
     p.demo.load(poll_status, None, [p.status, p.message, p.timer], api_visibility="private")
