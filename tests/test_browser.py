@@ -116,6 +116,7 @@ def test_reload_reopens_from_sidebar_and_url(page):
 def test_search_rename_delete(page):
     send(page, "Tell me about the quokka")
     wait_answers(page, 1)
+    page.locator("#conversations").get_by_text("Tell me about the quokka").wait_for()  # sidebar refreshed
     page.locator("#search-query textarea, #search-query input").first.fill("quokka")
     page.locator("#search-results").get_by_text("quokka", exact=False).first.wait_for()
     shot(page, "06-search")
