@@ -228,7 +228,9 @@ def wire(page: Page, service: ChatService, host, export_dir: Path, concurrency: 
     p.cancel_delete.click(lambda: gr.Row(visible=False), None, p.confirm_row, api_visibility="private")
     p.confirm_delete.click(user_errors(h.delete), [p.conversation_id],
                            [p.chatbot, p.conversation_id, p.title, p.conversations, p.confirm_row],
-                           api_name="delete")
+                           api_name="delete"
+                           ).then(user_errors(share_handlers.links), None, p.share_links,  # its links went with it
+                                  api_visibility="private")
     p.export_json.click(user_errors(h.export_json), [p.conversation_id], p.export_file, api_name="export_json")
     p.export_md.click(user_errors(h.export_markdown), [p.conversation_id], p.export_file,
                       api_name="export_markdown")
