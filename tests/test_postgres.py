@@ -2,21 +2,33 @@
 
 Runs when GPT_OSS_CHAT_TEST_DATABASE_URL names a PostgreSQL server whose user may create
 databases (.ci/run starts one); each test gets a database of its own, dropped afterwards.
+The repository and share-link tests of test_storage.py and test_shares.py run here again
+unchanged: this module's `url` fixture hands them a PostgreSQL database instead of SQLite.
 """
 
 import os
 import secrets
-import threading
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from backend.errors import NotFoundError
 from storage.db import downgrade, open_engine, upgrade
 from storage.repository import Repository
 from storage.schema import Base
-from storage.shares import Shares
+from tests.test_shares import (  # noqa: F401 - collected again here, on PostgreSQL
+    shares, test_bad_requests, test_bad_tokens_are_gone, test_copy_into_a_new_chat,
+    test_deleting_the_conversation_ends_its_links, test_expiry_and_revoke,
+    test_migration_from_the_previous_schema_keeps_data, test_only_the_owner_shares_lists_and_revokes,
+    test_reasoning_is_left_out_unless_asked, test_snapshot_does_not_follow_later_messages,
+    test_token_is_long_and_random,
+)
+from tests.test_storage import (  # noqa: F401 - collected again here, on PostgreSQL
+    test_create_append_and_read_back, test_export_json_and_markdown, test_interrupted_on_restart,
+    test_list_newest_first, test_malformed_ids_are_not_found, test_many_writers_never_hit_database_is_locked,
+    test_migrations_down_and_up_again, test_owners_never_see_each_other, test_plain_search_fallback,
+    test_rename_delete_truncate,
+)
 
 SERVER = os.environ.get("GPT_OSS_CHAT_TEST_DATABASE_URL", "")
 pytestmark = pytest.mark.skipif(not SERVER.startswith("postgresql"),
@@ -24,7 +36,8 @@ pytestmark = pytest.mark.skipif(not SERVER.startswith("postgresql"),
 
 
 @pytest.fixture
-def pg_url():
+def url():
+    """A fresh PostgreSQL database (the shared tests' `repo` fixture opens it)."""
     admin = create_engine(SERVER, isolation_level="AUTOCOMMIT")
     name = "chat_" + secrets.token_hex(6)
     with admin.connect() as conn:
@@ -35,11 +48,11 @@ def pg_url():
     admin.dispose()
 
 
-def test_migrations_from_blank_match_the_models(pg_url):
+def test_migrations_from_blank_match_the_models(url):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    engine = open_engine(pg_url)
+    engine = open_engine(url)
     upgrade(engine)
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
@@ -48,71 +61,10 @@ def test_migrations_from_blank_match_the_models(pg_url):
     engine.dispose()
 
 
-def test_upgrade_from_the_previous_schema_keeps_data(pg_url):
-    engine = open_engine(pg_url)
-    upgrade(engine, "0001")
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO conversations VALUES ('" + "b" * 32 + "', 'alice', 'Old', now(), now(), '{}')"))
-        conn.execute(text("INSERT INTO messages (conversation_id, position, role, content, reasoning, trace, harmony, "
-                          "status, created) VALUES ('" + "b" * 32 + "', 0, 'user', 'old words', '', '[]', '[]', "
-                          "'complete', now())"))
-    repo = Repository.open(pg_url)
-    assert repo.get("alice", "b" * 32).messages[0].content == "old words"
-    link = Shares(repo).create("alice", "b" * 32, "1 day", include_reasoning=True)
-    assert Shares(repo).open(link.token).messages[0].content == "old words"
-    repo.engine.dispose()
-    engine.dispose()
-
-
-def test_repository_and_shares(pg_url):
-    repo = Repository.open(pg_url)
-    assert not repo.fts  # PostgreSQL searches with ILIKE
-    cid = repo.create_conversation("alice", "Everest")
-    repo.add_message("alice", cid, "user", "Boiling point on Everest? 100% sure_")
-    mid = repo.add_message("alice", cid, "assistant", "", status="streaming")
-    repo.save_message("alice", mid, content="About 70 °C.", reasoning="lower pressure")
-    assert Repository.open(pg_url).get("alice", cid).messages[1].status == "interrupted"  # restart
-    assert [h.conversation_id for h in repo.search("alice", "100% sure_")] == [cid]
-    assert repo.search("alice", "pressure") == [] and len(repo.search("alice", "pressure", True)) == 1
-    assert repo.search("bob", "Everest") == [] and repo.list_conversations("bob") == []
-    with pytest.raises(NotFoundError):
-        repo.get("bob", cid)
-    shares = Shares(repo)
-    link = shares.create("alice", cid)
-    assert shares.open(link.token).messages[1].reasoning == ""
-    shares.revoke("alice", link.token)
-    with pytest.raises(NotFoundError):
-        shares.open(link.token)
-    repo.delete("alice", cid)
-    repo.engine.dispose()
-
-
-def test_many_writers(pg_url):
-    repo = Repository.open(pg_url)
-    ids = [repo.create_conversation("alice", f"c{i}") for i in range(8)]
-    errors = []
-
-    def writer(cid):
-        try:
-            mid = repo.add_message("alice", cid, "assistant", "", status="streaming")
-            for k in range(20):
-                repo.save_message("alice", mid, content="x" * k)
-        except Exception as exc:  # noqa: BLE001 - the test collects any failure
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(cid,)) for cid in ids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == [] and all(repo.get("alice", c).messages[0].content == "x" * 19 for c in ids)
-    repo.engine.dispose()
-
-
-def test_a_chat_turn_on_postgresql(pg_url, make_host):
+def test_a_chat_turn_on_postgresql(url, make_host):
     from backend.chat import ChatOptions, ChatService
 
-    repo = Repository.open(pg_url)
+    repo = Repository.open(url)
     snaps = list(ChatService(repo, make_host()).send("alice", None, "hi there", ChatOptions(max_new_tokens=400)))
     user, answer = repo.get("alice", snaps[-1].conversation_id).messages
     assert user.content == "hi there" and answer.status == "complete" and answer.reasoning and answer.content

@@ -95,8 +95,10 @@ def test_plain_search_fallback(repo):
     repo.fts = False  # what a PostgreSQL database uses
     cid = repo.create_conversation("alice", "w")
     repo.add_message("alice", cid, "user", "100% sure_thing")
+    repo.add_message("alice", cid, "assistant", "Bring an umbrella.", reasoning="Paris forecast says drizzle")
     assert len(repo.search("alice", "100% sure_")) == 1
-    assert repo.search("alice", "50%") == []
+    assert repo.search("alice", "50%") == [] and repo.search("bob", "sure") == []
+    assert repo.search("alice", "DRIZZLE") == [] and len(repo.search("alice", "DRIZZLE", include_reasoning=True)) == 1
 
 
 def test_export_json_and_markdown(repo):
