@@ -66,3 +66,8 @@ def test_compose_points_the_app_at_vllm():
     from backend.config import parse_config
     config = parse_config([], {k: str(v) for k, v in app["environment"].items()})
     assert (config.engine, config.server_wait_s) == ("openai", 1800.0)
+
+
+def test_the_image_leaves_local_data_out():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"data", ".git", "artifacts"} <= set(ignored)  # chats and users of the build machine stay out
