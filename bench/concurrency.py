@@ -14,13 +14,12 @@ import json
 import random
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import App, live_value, demo_engine  # noqa: E402
+from bench.harness import App, demo_engine, live_value, run_together  # noqa: E402
 
 
 def one_chat(client, question: str, out: dict) -> None:
@@ -43,13 +42,7 @@ def level(app, clients, n: int, rng: random.Random) -> dict:
     questions = [MAKERS[rng.choice(["add", "convert", "count", "sort"])](rng, "medium").question + f" #{i}"
                  for i in range(n)]
     results = [dict() for _ in range(n)]
-    threads = [threading.Thread(target=one_chat, args=(clients[i], questions[i], results[i])) for i in range(n)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    wall = run_together(one_chat, [(clients[i], questions[i], results[i]) for i in range(n)])
     errors = [r["error"] for r in results if "error" in r]
     ok = [r for r in results if "error" not in r]
     tokens, stored = 0, 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +15,17 @@ sys.path.insert(0, str(ROOT))
 LONG_ANSWER = ("<|channel|>analysis<|message|>" + "Thinking about the question in some detail. " * 60 + "<|end|>"
                "<|start|>assistant<|channel|>final<|message|>" + "Here is a long answer sentence. " * 30
                + "<|return|>")
+
+
+def run_together(fn, args_list: list[tuple]) -> float:
+    """Run fn(*args) for every args at once, each on its own thread; the wall time until all end."""
+    threads = [threading.Thread(target=fn, args=args) for args in args_list]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
 
 
 def free_port() -> int:

@@ -17,7 +17,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from backend.harmony import HarmonyCodec, PromptSettings, Turn  # noqa: E402
 from backend.vocab import load_encoding  # noqa: E402
 from backend.worker import ChatRequest, Worker  # noqa: E402
+from bench.harness import run_together  # noqa: E402
 
 PROMPT = "Explain, step by step, why the sky looks blue at noon and red at sunset."
 
@@ -71,13 +71,7 @@ def worker_run(worker, n, concurrency):
         done = list(worker.submit(ChatRequest(turns, PromptSettings(), max_new_tokens=n)).events())[-1]
         results.append(done.stats)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(concurrency)]
-    t = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    wall = time.perf_counter() - t
+    wall = run_together(one, [(i,) for i in range(concurrency)])
     tokens = sum(s.total_tokens for s in results)
     return {"concurrency": concurrency, "tokens": tokens, "aggregate_tok_s": round(tokens / wall, 1),
             "mean_ttft_ms": round(1000 * sum(s.ttft or 0 for s in results) / len(results), 1),
