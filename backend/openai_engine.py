@@ -34,6 +34,9 @@ RETRIES = 2  # extra tries, only before the first token
 RETRY_BACKOFF_S = 0.5  # doubled on each retry
 RETRY_STATUS = {429, 500, 502, 503, 504}
 SERVER_WAIT_POLL_S = 5.0
+# Per API: how a line of the response body becomes a payload (SSE or NDJSON), and how that is read.
+LINE_READERS = {"completions": (sse_data, completion_piece), "chat": (sse_data, chat_piece),
+                "ollama": (str.strip, ollama_piece)}
 
 
 class ServerError(GenerationError):
@@ -210,15 +213,14 @@ class OpenAIEngine:
                 return
             if response.status_code >= 400:
                 raise _http_error(self.base_url, response.status_code, response.read().decode(errors="replace"))
+            unwrap, read = LINE_READERS[self.api]
             for line in response.iter_lines():
                 if request.aborted.is_set():
                     return
-                payload = line.strip() if self.api == "ollama" else sse_data(line)
+                payload = unwrap(line)
                 if not payload:
                     continue
-                piece = ollama_piece(payload) if self.api == "ollama" else (
-                    completion_piece(payload) if self.api == "completions" else chat_piece(payload))
-                if reader.feed(piece):
+                if reader.feed(read(payload)):
                     return
             if not request.aborted.is_set():
                 reader.end_of_stream()

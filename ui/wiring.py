@@ -236,9 +236,9 @@ def wire(page: Page, service: ChatService, host, export_dir: Path, concurrency: 
                       api_name="export_markdown")
 
     def poll_status(request: gr.Request):
-        s = host.status()
-        text, ready = status_markdown(s), s.state == "ready" and identity.signed_in(request)
-        if not identity.signed_in(request):
+        s, signed_in = host.status(), identity.signed_in(request)
+        text, ready = status_markdown(s), s.state == "ready" and signed_in
+        if not signed_in:
             text += "\n\n**Sign in with Hugging Face** (the button above) to start chatting."
         return text, gr.Textbox(interactive=ready), gr.Timer(active=s.state == "loading")
 
