@@ -75,7 +75,7 @@ def test_probe_chooses_chat_mode(app):
 def test_chat_shows_reasoning_and_answer_apart(app):
     url, parts = app
     c = gradio_client.Client(url, verbose=False)
-    chat, _, cid, _ = c.submit("Convert 3 km to m", "", "high", "", 1.0, 300, api_name="/send").result()
+    chat, _, cid, _ = c.submit("Convert 3 km to m", "", "high", "", 0.0, 300, api_name="/send").result()
     thought, answer, stats = chat[1], chat[2], chat[3]
     assert thought["metadata"]["title"].startswith("Thought for") and "km" in str(thought["content"])
     assert "3000" in str(answer["content"]) and not (answer.get("metadata") or {}).get("title")
@@ -99,7 +99,7 @@ def test_stop_keeps_the_partial_answer_and_the_server_serves_on(app):
     job.result()
     stopped = parts.service.repo.get("local", cid).messages[1]
     assert stopped.status == "stopped"
-    again = c.submit("Convert 2 km to m", "", "low", "", 1.0, 300, api_name="/send").result()
+    again = c.submit("Convert 2 km to m", "", "low", "", 0.0, 300, api_name="/send").result()
     assert "2000" in str(again[0][2]["content"])  # the server dropped the stopped request and goes on
 
 
@@ -115,6 +115,10 @@ def test_in_the_browser(app):
         pg.goto(url)
         browser_tests.ready(pg)
         assert "OpenAI-compatible server (chat API)" in pg.locator("#status-banner").inner_text()
+        pg.get_by_text("Settings", exact=True).first.click()  # greedy, so the tiny demo model's digits are its best guess
+        pg.locator("#temperature input[type=number]").fill("0")
+        pg.locator("#temperature input[type=number]").press("Enter")
+        assert float(pg.locator("#temperature input[type=range]").input_value()) == 0
         browser_tests.send(pg, "Convert 5 km to m")
         browser_tests.wait_answers(pg, 1)
         browser_tests.shot(pg, "15-openai-engine")

@@ -114,7 +114,8 @@ def build_layout(max_new_tokens: int, share_expiry: str, share_reasoning: bool, 
         with gr.Accordion("Settings", open=False):
             instructions = gr.Textbox(label="Instructions (developer message)", lines=3,
                                       placeholder="e.g. Answer in French.", elem_id="instructions")
-            temperature = gr.Slider(*TEMPERATURE_RANGE, value=1.0, step=0.05, label="Temperature")
+            temperature = gr.Slider(*TEMPERATURE_RANGE, value=1.0, step=0.05, label="Temperature",
+                                    elem_id="temperature")
             max_new_tokens_slider = gr.Slider(16, MAX_NEW_TOKENS_LIMIT, value=max_new_tokens, step=16,
                                               label="Max new tokens")
     return Page(demo, conversation_id, status, timer, chatbot, live, message, send, stop, regenerate, effort,
