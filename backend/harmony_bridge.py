@@ -19,7 +19,9 @@ from backend.harmony import PromptSettings, Turn
 
 ANALYSIS = "<|channel|>analysis<|message|>"
 FINAL = "<|channel|>final<|message|>"
-NEXT = "<|end|><|start|>assistant"  # ends one assistant message and opens the next
+START = "<|start|>assistant"
+END = "<|end|>"
+NEXT = END + START  # ends one assistant message and opens the next
 SPECIAL_OPEN = "<|"
 
 
@@ -51,6 +53,7 @@ class DeltaWriter:
         self.encoding = encoding
         self.channel: str | None = None  # analysis | final | call | raw | None (nothing written yet)
         self._raw_pending = ""
+        self._after_end = False  # raw content just closed a message with <|end|>
         self.content_is_harmony: bool | None = None  # decided on the content's first characters
         self._undecided = ""
 
@@ -63,9 +66,15 @@ class DeltaWriter:
     def _open(self, channel: str, header: str) -> list[int]:
         if self.channel == channel:
             return []
-        prefix = NEXT if self.channel is not None else ""
+        prefix = self._next()
         self.channel = channel
         return self._markup(prefix + header)
+
+    def _next(self) -> str:
+        """What opens another assistant message after what was written so far."""
+        if self.channel is None:
+            return ""
+        return START if self._after_end else NEXT
 
     def reasoning(self, text: str) -> list[int]:
         return self._open("analysis", ANALYSIS) + self._text(text) if text else []
@@ -86,8 +95,8 @@ class DeltaWriter:
     def tool_call(self, name: str, arguments: str | dict) -> list[int]:
         """A whole function call: its own assistant message to functions.NAME, ending in <|call|>."""
         args = arguments if isinstance(arguments, str) else json.dumps(arguments)
-        prefix = NEXT if self.channel is not None else ""
-        self.channel = "call"
+        prefix = self._next()
+        self.channel, self._after_end = "call", False
         return (self._markup(f"{prefix} to=functions.{name}<|channel|>commentary json<|message|>")
                 + self._text(args) + self._markup("<|call|>"))
 
@@ -101,7 +110,25 @@ class DeltaWriter:
         else:
             self._raw_pending = ""
         self.channel = self.channel or "raw"
-        return self._markup(text) if text else []
+        out = ""
+        for i, piece in enumerate(text.split(END)):
+            if i:
+                out, self._after_end = out + END, True
+            if piece and self._after_end:
+                out += self._reopen(piece)
+            self._after_end = self._after_end and not piece
+            out += piece
+        return self._markup(out) if out else []
+
+    def _reopen(self, text: str) -> str:
+        """llama.cpp's raw mode drops the next message's header (`...<|end|>3 km = 3000 m`): put it back.
+        Text with no header of its own is the answer, as the server's parsed mode would say."""
+        if text.startswith("<|start|>"):
+            return ""
+        if text.startswith("<|channel|>"):
+            return START
+        self.channel = "final"
+        return START + FINAL
 
     def finish(self, finish_reason: str | None) -> list[int]:
         """Close the last message the way the model would have: <|return|> after an answer."""

@@ -49,6 +49,26 @@ def test_raw_harmony_content_even_split_inside_a_special_token(codec):
     assert not stream.malformed
 
 
+def test_raw_content_without_the_final_header_as_llama_cpp_sends_it(codec):
+    # llama-server --reasoning-format none streams `...<|end|>` then the answer with its header dropped
+    w = DeltaWriter(codec.encoding)
+    pieces = ["<|channel|>", "analysis", "<|message|>", "Hmm.", "<|end|>", "3 km", " = 3000 m"]
+    ids = [i for p in pieces for i in w.content(p)] + w.finish("stop")
+    events, stream = parse(codec, ids)
+    assert (texts(events, Reasoning), texts(events, Answer)) == ("Hmm.", "3 km = 3000 m")
+    assert not stream.malformed and ids[-1] == 200002  # <|return|>, as after a parsed answer
+
+
+def test_raw_reasoning_then_a_parsed_tool_call(codec):
+    w = DeltaWriter(codec.encoding)
+    ids = w.content("<|channel|>analysis<|message|>Call it.<|end|>") + w.tool_call("get_weather", '{"city": "Paris"}')
+    events, stream = parse(codec, ids + w.finish("tool_calls"))
+    calls = [e for e in events if isinstance(e, ToolCall)]
+    assert texts(events, Reasoning) == "Call it." and texts(events, Answer) == ""
+    assert [(c.recipient, c.arguments) for c in calls] == [("functions.get_weather", '{"city": "Paris"}')]
+    assert not stream.malformed
+
+
 def test_plain_content_that_starts_like_markup_is_answer(codec):
     w = DeltaWriter(codec.encoding)
     ids = w.content("<") + w.content("b> is bold") + w.finish("stop")
