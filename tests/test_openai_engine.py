@@ -65,10 +65,42 @@ def test_reasoning_and_answer_apart_in_every_format(server, codec, api, path, na
         assert body["reasoning_effort"] == "high" and body["messages"][-1]["content"] == "What is 2+2?"
 
 
+def llama_cpp_own_parse(name):
+    """What llama.cpp itself made of the model's output: its reasoning_content, content and tool calls."""
+    import json
+
+    fields = {"reasoning_content": "", "content": "", "arguments": ""}
+    for line in recorded(name):
+        for choice in json.loads(line[6:])["choices"] if line.startswith("data: {") else []:
+            delta = choice["delta"]
+            for key in ("reasoning_content", "content"):
+                fields[key] += delta.get(key) or ""
+            for call in delta.get("tool_calls") or []:
+                fields["arguments"] += call["function"].get("arguments") or ""
+    return fields
+
+
+@pytest.mark.parametrize("ask_name", ["chat", "tool_call"])
+def test_live_llama_cpp_streams_raw_and_parsed_read_alike(server, codec, ask_name):
+    # captured from a real llama-server on the demo model (tests/recorded/README.md); greedy, so the
+    # --reasoning-format none run produced the same model output as the parsed one
+    parsed = llama_cpp_own_parse(f"llamacpp_live_{ask_name}.sse")
+    assert parsed["reasoning_content"] and (parsed["content"] or parsed["arguments"])
+    for name in (f"llamacpp_live_{ask_name}.sse", f"llamacpp_live_raw_{ask_name}.sse"):
+        server.route("/v1/chat/completions", Reply(recorded(name)))
+        events = ask(engine(server, codec, api="chat"), codec, tools=[{"name": "get_weather", "parameters": {}}])
+        reasoning, answer, done = split(events)
+        calls = [e for e in events if isinstance(e, ToolCall)]
+        assert (reasoning, answer) == (parsed["reasoning_content"], parsed["content"]), name
+        assert [c.arguments for c in calls] == ([parsed["arguments"]] if parsed["arguments"] else []), name
+        assert not any(getattr(e, "malformed", False) for e in events), name
+        assert done.stop_reason == ("call" if calls else "return") and done.error is None
+
+
 def test_server_usage_figures_reach_the_stats(server, codec):
-    server.route("/v1/chat/completions", Reply(recorded("llamacpp_chat.sse")))
+    server.route("/v1/chat/completions", Reply(recorded("llamacpp_live_chat.sse")))
     stats = split(ask(engine(server, codec, api="chat"), codec))[2].stats
-    assert stats.total_tokens == 29 and stats.tokens_per_s == pytest.approx(89.9)  # llama.cpp's own timings
+    assert stats.total_tokens == 66 and stats.tokens_per_s == pytest.approx(195.36, abs=0.01)  # llama.cpp's timings
     assert stats.reasoning_tokens > 0 and stats.answer_tokens > 0 and stats.ttft is not None
     server.route("/api/chat", Reply(recorded("ollama_api_chat.ndjson")))
     stats = split(ask(engine(server, codec, api="ollama"), codec))[2].stats
