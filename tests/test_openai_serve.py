@@ -106,7 +106,7 @@ def test_stop_keeps_the_partial_answer_and_the_server_serves_on(app):
 def test_in_the_browser(app):
     browser_tests = pytest.importorskip("tests.test_browser")
     url, _ = app
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=browser_tests.CHROMIUM, headless=True, args=browser_tests.ARGS)
@@ -115,10 +115,12 @@ def test_in_the_browser(app):
         pg.goto(url)
         browser_tests.ready(pg)
         assert "OpenAI-compatible server (chat API)" in pg.locator("#status-banner").inner_text()
-        pg.get_by_text("Settings", exact=True).first.click()  # greedy, so the tiny demo model's digits are its best guess
+        # greedy, so the tiny demo model's digits are its best guess
+        pg.get_by_text("Settings", exact=True).first.click()
         pg.locator("#temperature input[type=number]").fill("0")
         pg.locator("#temperature input[type=number]").press("Enter")
-        assert float(pg.locator("#temperature input[type=range]").input_value()) == 0
+        slider = pg.locator("#temperature input[type=range]")
+        expect(slider).to_have_value("0", timeout=browser_tests.TIMEOUT_MS)  # the slider took it
         browser_tests.send(pg, "Convert 5 km to m")
         browser_tests.wait_answers(pg, 1)
         browser_tests.shot(pg, "15-openai-engine")
