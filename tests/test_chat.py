@@ -7,6 +7,7 @@ import pytest
 from backend.chat import SAVE_INTERVAL_S, ChatOptions, ChatService, clean_text
 from backend.errors import GenerationError, InputError, NotFoundError
 from backend.host import ModelHost
+from tests.threads import in_parallel
 
 
 @pytest.fixture
@@ -116,18 +117,12 @@ def test_empty_and_bad_options_are_refused(service):
 
 
 def test_two_chats_at_once_are_both_stored(service, repo):
-    out = {}
-
     def chat(name):
-        out[name] = list(service.send(name, None, f"hi from {name}", OPTS))[-1]
+        return list(service.send(name, None, f"hi from {name}", OPTS))[-1]
 
-    threads = [threading.Thread(target=chat, args=(n,)) for n in ("alice", "bob")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    last = dict(zip(("alice", "bob"), in_parallel(chat, [("alice",), ("bob",)])))
     for name in ("alice", "bob"):
-        conv = repo.get(name, out[name].conversation_id)
+        conv = repo.get(name, last[name].conversation_id)
         assert conv.messages[1].status == "complete" and conv.messages[0].content == f"hi from {name}"
 
 
@@ -143,20 +138,16 @@ def test_one_answer_at_a_time_per_conversation(service):
 
 def test_two_tabs_sending_at_the_same_instant_get_one_answer(service, repo):
     cid = repo.create_conversation("alice", "race")
-    start, outcomes = threading.Barrier(6), []
+    start = threading.Barrier(6)
 
     def tab(i):
         start.wait()
         try:
-            outcomes.append(("ok", list(service.send("alice", cid, f"tab {i}", OPTS))[-1].done))
+            return "ok", list(service.send("alice", cid, f"tab {i}", OPTS))[-1].done
         except InputError as exc:
-            outcomes.append(("busy", exc.user_message))
+            return "busy", exc.user_message
 
-    tabs = [threading.Thread(target=tab, args=(i,)) for i in range(6)]
-    for t in tabs:
-        t.start()
-    for t in tabs:
-        t.join()
+    outcomes = in_parallel(tab, [(i,) for i in range(6)])
     answered = [o for o in outcomes if o[0] == "ok"]
     assert answered and len(answered) + len([o for o in outcomes if o[0] == "busy"]) == 6
     messages = repo.get("alice", cid).messages

@@ -1,6 +1,5 @@
 """The OpenAI-compatible engine against recorded server streams replayed over real HTTP."""
 
-import threading
 import time
 
 import pytest
@@ -12,6 +11,7 @@ from backend.harmony_bridge import DeltaWriter
 from backend.openai_engine import OpenAIEngine
 from backend.worker import ChatRequest, Worker
 from tests.replay_server import ReplayServer, Reply, recorded
+from tests.threads import in_parallel
 
 REASONING = "The user asks for 2+2. Simple arithmetic."
 ANSWER = "2 + 2 = 4."
@@ -211,16 +211,7 @@ def test_one_broken_answer_leaves_the_other_chats_alone(server, codec):
                  Reply(recorded("vllm_chat.sse"), pause_s=0.02))
     worker = Worker(engine(server, codec, api="chat"), codec)
     jobs = [worker.submit(ChatRequest([Turn("user", f"q{i}")], PromptSettings(), 1.0, 64)) for i in range(3)]
-    results = [None] * 3
-
-    def run(i):
-        results[i] = split(list(jobs[i].events()))
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = in_parallel(lambda job: split(list(job.events())), [(job,) for job in jobs])
     reasons = sorted(r[2].stop_reason for r in results)
     assert reasons == ["error", "return", "return"]
     assert all(r[1] == ANSWER for r in results if r[2].stop_reason == "return")

@@ -1,7 +1,6 @@
 """The storage layer on SQLite: nothing lost, owners kept apart, migrations tested."""
 
 import json
-import threading
 
 import pytest
 from sqlalchemy import inspect
@@ -10,6 +9,7 @@ from backend.errors import NotFoundError
 from storage.db import downgrade, open_engine, upgrade
 from storage.repository import Repository
 from storage.schema import Base
+from tests.threads import in_parallel
 
 
 def test_create_append_and_read_back(repo):
@@ -126,11 +126,7 @@ def test_many_writers_never_hit_database_is_locked(repo):
         except Exception as exc:  # noqa: BLE001 - the test collects any failure
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(cid,)) for cid in ids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_parallel(writer, [(cid,) for cid in ids])
     assert errors == []
     assert all(repo.get("alice", cid).messages[0].content == "x" * 29 for cid in ids)
 

@@ -1,6 +1,5 @@
 """The worker over the real tiny GptOss through transformers' continuous batching."""
 
-import threading
 import time
 
 import pytest
@@ -12,6 +11,7 @@ from backend.harmony import PromptSettings, Turn
 from backend.transformers_engine import TransformersEngine
 from backend.worker import ChatRequest, Worker
 from tests.forcing import ForceSequence
+from tests.threads import in_parallel
 
 FORCED = ("<|channel|>analysis<|message|>The user greets. I greet back.<|end|>"
           "<|start|>assistant<|channel|>final<|message|>Hello there, friend!<|return|>")
@@ -102,13 +102,7 @@ def test_eight_concurrent_requests_each_get_their_own_tokens(codec, greedy):
         return out
 
     alone = [run(p) for p in prompts]
-    together = [None] * 8
-    threads = [threading.Thread(target=lambda i=i: together.__setitem__(i, run(prompts[i]))) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert together == alone
+    assert in_parallel(run, [(p,) for p in prompts]) == alone
     assert len({tuple(x) for x in alone}) > 1  # different prompts, different outputs
 
 
