@@ -93,11 +93,12 @@ class DeltaWriter:
         return self.raw(text) if self.content_is_harmony else self.answer(text)
 
     def tool_call(self, name: str, arguments: str | dict) -> list[int]:
-        """A whole function call: its own assistant message to functions.NAME, ending in <|call|>."""
+        """A whole function call: its own assistant message to functions.NAME, ending in <|call|>,
+        written as gpt-oss writes one (so it parses exactly like a call a token-mode engine returns)."""
         args = arguments if isinstance(arguments, str) else json.dumps(arguments)
         prefix = self._next()
         self.channel, self._after_end = "call", False
-        return (self._markup(f"{prefix} to=functions.{name}<|channel|>commentary json<|message|>")
+        return (self._markup(f"{prefix} to=functions.{name}<|channel|>commentary <|constrain|>json<|message|>")
                 + self._text(args) + self._markup("<|call|>"))
 
     def raw(self, text: str) -> list[int]:
