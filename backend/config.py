@@ -22,7 +22,7 @@ DEFAULT_MAX_NEW_TOKENS = 4_096
 MAX_INSTRUCTIONS_CHARS = 16_000
 TEMPERATURE_RANGE = (0.0, 2.0)
 ENGINES = ("transformers", "openai")
-SERVER_APIS = ("auto", "completions", "chat", "ollama")
+SERVER_APIS = ("auto", "completions", "llamacpp", "chat", "ollama")
 SHARE_LINK_EXPIRIES = ("1 hour", "1 day", "7 days", "never")
 SAVE_INTERVAL_S = 2.0  # how often a streaming answer is saved: the most a crash can lose
 
@@ -35,7 +35,7 @@ class Config:
     base_url: str = "http://127.0.0.1:8000/v1"  # --engine openai: the server's OpenAI-compatible API
     api_key: str = ""  # --engine openai: sent as a bearer token
     served_model: str = ""  # --engine openai: the server's model name; empty: the first it lists
-    server_api: str = "auto"  # --engine openai: auto | completions (token ids) | chat | ollama
+    server_api: str = "auto"  # --engine openai: auto | completions / llamacpp (token ids) | chat | ollama
     server_timeout_s: float = 120.0  # --engine openai: longest silence from the server
     server_wait_s: float = 300.0  # --engine openai: how long to wait at start for a server still loading
     device_map: str = "auto"

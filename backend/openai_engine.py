@@ -2,9 +2,11 @@
 `transformers serve`) over its OpenAI-compatible HTTP API, behind the same interface as the
 in-process model: prompt ids in, token ids out, cancellable.
 
-Three ways to talk, chosen by `--server-api` or, with `auto`, by probing the server:
+Four ways to talk, chosen by `--server-api` or, with `auto`, by probing the server:
 - `completions` (token mode, vLLM/SGLang): the harmony prompt ids go to /v1/completions as the
   prompt and the server's token ids come back (`return_token_ids`), parsed like local output;
+- `llamacpp` (token mode, llama.cpp's `llama-server`): the same over its native /completion
+  (`return_tokens`), since its /v1/completions takes ids but answers only in text;
 - `chat`: /v1/chat/completions with `reasoning_effort`; reasoning, answer and tool-call deltas
   are turned back into harmony ids by a DeltaWriter (raw harmony in content is read as such);
 - `ollama`: Ollama's native /api/chat (`think`, message.thinking).
@@ -25,7 +27,7 @@ import httpx
 from backend.config import SERVER_APIS as APIS
 from backend.engine import FINISH_ERROR, FINISH_LENGTH, FINISH_STOP, SamplingParams, TokenStream
 from backend.errors import GenerationError, ModelLoadError
-from backend.openai_stream import ToolCalls, chat_piece, completion_piece, ollama_piece, sse_data
+from backend.openai_stream import ToolCalls, chat_piece, completion_piece, llamacpp_piece, ollama_piece, sse_data
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,11 @@ RETRY_BACKOFF_S = 0.5  # doubled on each retry
 RETRY_STATUS = {429, 500, 502, 503, 504}
 SERVER_WAIT_POLL_S = 5.0
 # Per API: how a line of the response body becomes a payload (SSE or NDJSON), and how that is read.
-LINE_READERS = {"completions": (sse_data, completion_piece), "chat": (sse_data, chat_piece),
-                "ollama": (str.strip, ollama_piece)}
+LINE_READERS = {"completions": (sse_data, completion_piece), "llamacpp": (sse_data, llamacpp_piece),
+                "chat": (sse_data, chat_piece), "ollama": (str.strip, ollama_piece)}
+TOKEN_APIS = ("completions", "llamacpp")  # prompt ids in, token ids out: no DeltaWriter needed
+API_LABELS = {"completions": "completions API, token ids", "llamacpp": "llama.cpp /completion, token ids",
+              "chat": "chat API", "ollama": "Ollama /api/chat"}  # shown on the page
 
 
 class ServerError(GenerationError):
@@ -103,7 +108,7 @@ class OpenAIEngine:
 
     @property
     def root_url(self) -> str:
-        """Ollama's native API lives beside /v1, at the server's root."""
+        """Ollama's and llama.cpp's native APIs live beside /v1, at the server's root."""
         return self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
 
     def connect(self, progress: Callable[[str, float | None], None] | None = None,
@@ -131,8 +136,9 @@ class OpenAIEngine:
             self.model = self._first_model()
         if self.api == "auto":
             progress("Asking the server whether it takes token ids", None)
-            self.api = "completions" if self._takes_token_ids() else "chat"
-        self.description.update(model=self.model, engine=f"OpenAI-compatible server ({self.api} API) at "
+            self.api = ("completions" if self._takes_token_ids() else
+                        "llamacpp" if self._llamacpp_takes_token_ids() else "chat")
+        self.description.update(model=self.model, engine=f"OpenAI-compatible server ({API_LABELS[self.api]}) at "
                                                           f"{self.base_url}")
 
     def _first_model(self) -> str:
@@ -157,6 +163,15 @@ class OpenAIEngine:
         choice = (response.json().get("choices") or [{}])[0]
         return isinstance(choice.get("token_ids"), list)
 
+    def _llamacpp_takes_token_ids(self) -> bool:
+        """llama.cpp's native /completion takes ids and, asked to, hands ids back."""
+        body = {"prompt": [200006], "n_predict": 1, "return_tokens": True}
+        try:
+            response = self.client.post(f"{self.root_url}/completion", json=body)
+            return response.status_code == 200 and isinstance(response.json().get("tokens"), list)
+        except (httpx.HTTPError, ValueError, AttributeError):  # not there, not JSON, not an object
+            return False
+
     # -- requests -----------------------------------------------------------------------
 
     def submit(self, prompt_ids: list[int], params: SamplingParams, stop_ids: list[int], chat=None) -> TokenStream:
@@ -175,6 +190,10 @@ class OpenAIEngine:
                 "model": self.model, "prompt": list(prompt_ids), "max_tokens": params.max_new_tokens,
                 "stream": True, "stream_options": {"include_usage": True}, "stop_token_ids": list(stop_ids),
                 "skip_special_tokens": False, "return_token_ids": True, **sampling}
+        if self.api == "llamacpp":  # it stops at its end-of-generation ids, <|return|> and <|call|>
+            return f"{self.root_url}/completion", {
+                "prompt": list(prompt_ids), "n_predict": params.max_new_tokens, "stream": True,
+                "return_tokens": True, "cache_prompt": True, **sampling}
         if self.api == "ollama":
             return f"{self.root_url}/api/chat", {
                 "model": self.model, "messages": chat.messages, "stream": True, "think": chat.effort,
@@ -188,7 +207,7 @@ class OpenAIEngine:
 
     def _run(self, stream: TokenStream, request: _Request, prompt_ids, params, stop_ids, chat) -> None:
         url, body = self._body(prompt_ids, params, stop_ids, chat)
-        reader = _TokenReader(stream) if self.api == "completions" else _ChatReader(stream, self.new_writer())
+        reader = _TokenReader(stream) if self.api in TOKEN_APIS else _ChatReader(stream, self.new_writer())
         for attempt in range(RETRIES + 1):
             try:
                 self._stream_once(url, body, request, reader)

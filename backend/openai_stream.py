@@ -93,6 +93,19 @@ def completion_piece(payload: str) -> Piece:
                  usage=_usage(obj))
 
 
+def llamacpp_piece(payload: str) -> Piece:
+    """A chunk of llama.cpp's native /completion with `return_tokens`: the new ids in `tokens`
+    (the end-of-generation id, <|return|> or <|call|>, included), `stop` and `timings` at the end."""
+    obj = _load(payload)
+    ids = obj.get("tokens")
+    piece = Piece(ids=list(ids) if isinstance(ids, list) else None, text=obj.get("content") or "")
+    if obj.get("stop"):
+        piece.done = True
+        piece.finish_reason = "length" if obj.get("stop_type") == "limit" else "stop"
+        piece.usage = _usage(obj)
+    return piece
+
+
 def chat_piece(payload: str) -> Piece:
     """A /v1/chat/completions chunk: reasoning in delta.reasoning (vLLM, Ollama) or
     delta.reasoning_content (vLLM before 0.10, llama.cpp, SGLang, transformers serve)."""

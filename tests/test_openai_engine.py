@@ -81,18 +81,21 @@ def llama_cpp_own_parse(name):
 
 
 @pytest.mark.parametrize("ask_name", ["chat", "tool_call"])
-def test_live_llama_cpp_streams_raw_and_parsed_read_alike(server, codec, ask_name):
+def test_live_llama_cpp_streams_read_alike_in_all_three_ways(server, codec, ask_name):
     # captured from a real llama-server on the demo model (tests/recorded/README.md); greedy, so the
-    # --reasoning-format none run produced the same model output as the parsed one
+    # --reasoning-format none run and the token-mode run produced the same model output as the parsed one
     parsed = llama_cpp_own_parse(f"llamacpp_live_{ask_name}.sse")
     assert parsed["reasoning_content"] and (parsed["content"] or parsed["arguments"])
-    for name in (f"llamacpp_live_{ask_name}.sse", f"llamacpp_live_raw_{ask_name}.sse"):
-        server.route("/v1/chat/completions", Reply(recorded(name)))
-        events = ask(engine(server, codec, api="chat"), codec, tools=[{"name": "get_weather", "parameters": {}}])
+    for api, path, name in [("chat", "/v1/chat/completions", f"llamacpp_live_{ask_name}.sse"),
+                            ("chat", "/v1/chat/completions", f"llamacpp_live_raw_{ask_name}.sse"),
+                            ("llamacpp", "/completion", f"llamacpp_live_tokens_{ask_name}.sse")]:
+        server.route(path, Reply(recorded(name)))
+        events = ask(engine(server, codec, api=api), codec, tools=[{"name": "get_weather", "parameters": {}}])
         reasoning, answer, done = split(events)
         calls = [e for e in events if isinstance(e, ToolCall)]
         assert (reasoning, answer) == (parsed["reasoning_content"], parsed["content"]), name
-        assert [c.arguments for c in calls] == ([parsed["arguments"]] if parsed["arguments"] else []), name
+        assert [(c.arguments, c.content_type) for c in calls] == (
+            [(parsed["arguments"], "<|constrain|>json")] if parsed["arguments"] else []), name
         assert not any(getattr(e, "malformed", False) for e in events), name
         assert done.stop_reason == ("call" if calls else "return") and done.error is None
 
@@ -125,6 +128,22 @@ def test_probe_picks_token_mode_where_the_server_returns_ids(server, codec):
     e = engine(server, codec)
     assert e.api == "completions" and e.model == "openai/gpt-oss-20b"
     assert split(ask(e, codec))[:2] == (REASONING, ANSWER)
+
+
+def test_probe_picks_llama_cpp_token_mode(server, codec):
+    # llama.cpp's /v1/completions takes the ids but answers in text; its native /completion returns ids
+    server.route("/v1/completions", Reply(['{"choices":[{"index":0,"text":"<|channel|>","finish_reason":"length"}]}'],
+                                          content_type="application/json"))
+    server.route("/completion", Reply(['{"content":"<|channel|>","tokens":[200005],"stop":true}'],
+                                      content_type="application/json"),
+                 Reply(recorded("llamacpp_live_tokens_chat.sse")))
+    e = engine(server, codec)
+    assert e.api == "llamacpp" and "llama.cpp /completion, token ids" in e.description["engine"]
+    reasoning, answer, done = split(ask(e, codec, "Convert 3 km to m", effort="high"))
+    assert answer == "3 km = 3000 m" and reasoning and done.stop_reason == "return"
+    path, body = server.requests[-1]
+    assert path == "/completion" and body["prompt"][:3] == [200006, 17360, 200008]
+    assert body["return_tokens"] and body["stream"] and body["n_predict"] == 256
 
 
 def test_probe_falls_back_to_chat(server, codec):

@@ -4,7 +4,7 @@ import pytest
 
 from backend.errors import GenerationError
 from backend.openai_stream import (
-    StreamFormatError, ToolCalls, chat_piece, completion_piece, ollama_piece, sse_data,
+    StreamFormatError, ToolCalls, chat_piece, completion_piece, llamacpp_piece, ollama_piece, sse_data,
 )
 
 
@@ -21,6 +21,17 @@ def test_token_ids_from_vllm_both_ways():
     end = completion_piece('{"choices":[{"text":"","token_ids":[],"finish_reason":"stop","stop_reason":200002}]}')
     assert end.finish_reason == "stop" and end.stop_token == 200002
     assert completion_piece("[DONE]").done
+
+
+def test_token_ids_from_llama_cpp_native_completion():
+    piece = llamacpp_piece('{"index":0,"content":"<|channel|>","tokens":[200005],"stop":false}')
+    assert piece.ids == [200005] and not piece.done and piece.finish_reason is None
+    end = llamacpp_piece('{"content":"","tokens":[],"stop":true,"stop_type":"eos","tokens_predicted":66,'
+                         '"timings":{"predicted_n":66,"predicted_per_second":190.5}}')
+    assert end.done and end.finish_reason == "stop" and end.ids == []
+    assert end.usage == {"tokens_per_s": 190.5, "completion_tokens": 66}
+    assert llamacpp_piece('{"content":"","tokens":[],"stop":true,"stop_type":"limit"}').finish_reason == "length"
+    assert llamacpp_piece('{"content":"hi","stop":false}').ids is None  # an old server: text only
 
 
 def test_chat_reasoning_fields_and_usage():
