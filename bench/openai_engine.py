@@ -1,12 +1,15 @@
 """What the OpenAI engine adds on top of a server: our worker's stream vs a bare SSE client, one run.
 
-Starts `transformers serve` on the demo model (CPU), then alternates rounds of
+Starts `transformers serve` on the demo model (CPU), or uses the server at --base-url, then
+alternates rounds of
  (a) a bare client reading /v1/chat/completions deltas with httpx, and
- (b) the same request through OpenAIEngine + Worker (harmony ids rebuilt and parsed),
+ (b) the same request through OpenAIEngine + Worker in each of --apis (chat: harmony ids rebuilt
+     from the deltas; completions / llamacpp: token ids straight from the server),
 and prints JSON: tokens/s (the server's completion tokens over the streaming time) and time to the
-first reasoning text, both ways, with their ratio and the milliseconds the engine adds.
+first reasoning text, each way, with the ratio to the bare client and the milliseconds added.
 
     python bench/openai_engine.py [--rounds 6]
+    python bench/openai_engine.py --base-url http://127.0.0.1:8080/v1 --apis chat,llamacpp  # llama-server
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ def start_server(codec, data: Path) -> tuple[subprocess.Popen, str]:
 
 def bare_round(client, base: str, model: str) -> tuple[float, float]:
     body = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "stream": True,
-            "max_tokens": MAX_TOKENS, "chat_template_kwargs": {"reasoning_effort": EFFORT}}
+            "max_tokens": MAX_TOKENS, "temperature": 1.0, "stream_options": {"include_usage": True},
+            "reasoning_effort": EFFORT, "chat_template_kwargs": {"reasoning_effort": EFFORT}}
     t0, first, tokens = time.perf_counter(), None, 0
     with client.stream("POST", base + "/chat/completions", json=body) as response:
         for line in response.iter_lines():
@@ -61,7 +65,7 @@ def bare_round(client, base: str, model: str) -> tuple[float, float]:
                 continue
             chunk = json.loads(line[5:])
             delta = (chunk.get("choices") or [{}])[0].get("delta") or {}
-            if first is None and delta.get("reasoning_content"):
+            if first is None and (delta.get("reasoning_content") or delta.get("reasoning")):
                 first = time.perf_counter()
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
@@ -95,31 +99,43 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--base-url", default="", help="a running server; default: start transformers serve")
+    parser.add_argument("--apis", default="chat", help="engine modes to measure, comma-separated")
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp())
     codec = HarmonyCodec(load_encoding(data / "vocab"))
-    proc, base = start_server(codec, data)
+    proc, base = start_server(codec, data) if not args.base_url else (None, args.base_url.rstrip("/"))
     try:
-        engine = OpenAIEngine(base, api="chat", delta_writer=lambda: DeltaWriter(codec.encoding)).connect()
-        worker, client = Worker(engine, codec), httpx.Client(timeout=120)
-        engine_round(worker)  # warm-up both paths
-        bare_round(client, base, engine.model)
-        bare, ours = [], []
-        for _ in range(args.rounds):
-            bare.append(bare_round(client, base, engine.model))
-            ours.append(engine_round(worker))
-        med = {k: (statistics.median(r[0] for r in v) * 1000, statistics.median(r[1] for r in v))
-               for k, v in (("bare", bare), ("engine", ours))}
-        print(json.dumps({
-            "server": "transformers serve, demo model, CPU", "rounds": args.rounds,
-            "bare_client": {"ttft_ms": round(med["bare"][0], 1), "tokens_per_s": round(med["bare"][1], 1)},
-            "openai_engine": {"ttft_ms": round(med["engine"][0], 1), "tokens_per_s": round(med["engine"][1], 1)},
-            "tokens_per_s_ratio": round(med["engine"][1] / med["bare"][1], 3),
-            "ttft_added_ms": round(med["engine"][0] - med["bare"][0], 1),
-        }, indent=2))
+        workers = {api: Worker(OpenAIEngine(base, api=api, delta_writer=lambda: DeltaWriter(codec.encoding))
+                               .connect(), codec) for api in args.apis.split(",")}
+        client, model = httpx.Client(timeout=120), next(iter(workers.values())).engine.model
+        bare_round(client, base, model)  # warm-up rounds, not counted
+        rounds = {"bare_client": []}
+        for api, worker in workers.items():
+            engine_round(worker)
+            rounds[f"openai_engine_{api}"] = []
+        for _ in range(args.rounds):  # alternate, so drift in the machine's speed hits every way alike
+            rounds["bare_client"].append(bare_round(client, base, model))
+            for api, worker in workers.items():
+                rounds[f"openai_engine_{api}"].append(engine_round(worker))
+        print(json.dumps(summary(rounds, args.rounds, "transformers serve, demo model, CPU" if proc else base),
+                         indent=2))
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if proc:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def summary(rounds: dict[str, list[tuple[float, float]]], n: int, server: str) -> dict:
+    med = {k: (statistics.median(r[0] for r in v) * 1000, statistics.median(r[1] for r in v))
+           for k, v in rounds.items()}
+    bare_ttft, bare_tps = med["bare_client"]
+    out = {"server": server, "rounds": n}
+    for way, (ttft, tps) in med.items():
+        out[way] = {"ttft_ms": round(ttft, 1), "tokens_per_s": round(tps, 1)}
+        if way != "bare_client":
+            out[way].update(tokens_per_s_ratio=round(tps / bare_tps, 3), ttft_added_ms=round(ttft - bare_ttft, 1))
+    return out
 
 
 if __name__ == "__main__":
