@@ -113,12 +113,14 @@ class DeltaWriter:
         self.channel = self.channel or "raw"
         out = ""
         for i, piece in enumerate(text.split(END)):
-            if i:
-                out, self._after_end = out + END, True
-            if piece and self._after_end:
-                out += self._reopen(piece)
-            self._after_end = self._after_end and not piece
-            out += piece
+            if i:  # an <|end|> closed a message
+                out += END
+                self._after_end = True
+            if piece:
+                if self._after_end:
+                    out += self._reopen(piece)
+                    self._after_end = False
+                out += piece
         return self._markup(out) if out else []
 
     def _reopen(self, text: str) -> str:
