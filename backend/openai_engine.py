@@ -150,27 +150,28 @@ class OpenAIEngine:
             raise ServerError(f"The inference server at {self.base_url} serves no model. Pass --served-model.")
         return models[0]
 
+    def _probe(self, url: str, body: dict) -> dict:
+        """POST a one-token probe: the JSON object a server answers with 200, else {} (no such
+        endpoint, an error, or not JSON: the server simply does not talk that way)."""
+        try:
+            response = self.client.post(url, json=body)
+            answer = response.json() if response.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError):
+            return {}
+        return answer if isinstance(answer, dict) else {}
+
     def _takes_token_ids(self) -> bool:
         """vLLM and SGLang take a list of ids as the prompt and hand ids back; others refuse."""
-        body = {"model": self.model, "prompt": [200006], "max_tokens": 1, "return_token_ids": True,
-                "skip_special_tokens": False}
-        try:
-            response = self.client.post(f"{self.base_url}/completions", json=body)
-        except httpx.HTTPError:
-            return False
-        if response.status_code != 200:
-            return False
-        choice = (response.json().get("choices") or [{}])[0]
-        return isinstance(choice.get("token_ids"), list)
+        answer = self._probe(f"{self.base_url}/completions", {
+            "model": self.model, "prompt": [200006], "max_tokens": 1, "return_token_ids": True,
+            "skip_special_tokens": False})
+        choice = (answer.get("choices") or [{}])[0]
+        return isinstance(choice, dict) and isinstance(choice.get("token_ids"), list)
 
     def _llamacpp_takes_token_ids(self) -> bool:
         """llama.cpp's native /completion takes ids and, asked to, hands ids back."""
-        body = {"prompt": [200006], "n_predict": 1, "return_tokens": True}
-        try:
-            response = self.client.post(f"{self.root_url}/completion", json=body)
-            return response.status_code == 200 and isinstance(response.json().get("tokens"), list)
-        except (httpx.HTTPError, ValueError, AttributeError):  # not there, not JSON, not an object
-            return False
+        answer = self._probe(f"{self.root_url}/completion", {"prompt": [200006], "n_predict": 1, "return_tokens": True})
+        return isinstance(answer.get("tokens"), list)
 
     # -- requests -----------------------------------------------------------------------
 
