@@ -47,9 +47,12 @@ class Identity:
             return HF_PREFIX + name
         return LOCAL_OWNER
 
-    def signed_in(self, request) -> bool:
+    def owner_or_none(self, request) -> str | None:
+        """The owner, or None for a visitor who has to sign in first (and so owns nothing)."""
         try:
-            self.owner(request)
-            return True
+            return self.owner(request)
         except SignInError:
-            return False
+            return None
+
+    def signed_in(self, request) -> bool:
+        return self.owner_or_none(request) is not None

@@ -43,9 +43,8 @@ class ShareHandlers:
         return gr.Radio(choices=[(link_label(s), s.token) for s in self.shares.list(owner)], value=value)
 
     def links(self, request: gr.Request):
-        if not self.identity.signed_in(request):
-            return gr.Radio(choices=[])
-        return self._radio(self.identity.owner(request))
+        owner = self.identity.owner_or_none(request)
+        return self._radio(owner) if owner else gr.Radio(choices=[])
 
     def revoke(self, token, request: gr.Request):
         if not token:

@@ -102,9 +102,8 @@ class Handlers:
 
     # conversations -------------------------------------------------------------------
     def sidebar(self, request: gr.Request):
-        if not self.identity.signed_in(request):
-            return gr.Radio(choices=[])
-        convs = self.repo.list_conversations(self.owner(request))
+        owner = self.identity.owner_or_none(request)
+        convs = self.repo.list_conversations(owner) if owner else []
         return gr.Radio(choices=[(c.title, c.id) for c in convs])
 
     def open(self, conversation_id, request: gr.Request):
