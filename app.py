@@ -31,11 +31,12 @@ class Parts:
     service: ChatService
     shares: Shares
     config: Config
+    auth: object  # Gradio's auth= check for password users, or None (no login)
 
 
-def build_app(config: Config, service: ChatService, host: ModelHost, shares: Shares):
+def build_app(config: Config, service: ChatService, host: ModelHost, shares: Shares, auth):
     # Password users (a users file) gate the whole app; HF sign-in is only offered without them.
-    password_login = authenticator(config.users_path) is not None
+    password_login = auth is not None
     hf_login = config.hf_login and not password_login
     page = build_layout(config.max_new_tokens, config.share_link_expiry, config.share_link_reasoning, hf_login,
                         password_login)
@@ -55,7 +56,8 @@ def create(config: Config, build_engine=None) -> Parts:
     host.start()
     service = ChatService(repo, host, config.max_message_chars, config.save_interval_s)
     shares = Shares(repo)
-    return Parts(build_app(config, service, host, shares), host, service, shares, config)
+    auth = authenticator(config.users_path)  # read once: the page and the login agree on it
+    return Parts(build_app(config, service, host, shares, auth), host, service, shares, config, auth)
 
 
 def launch(parts: Parts, **kwargs) -> None:
@@ -63,7 +65,7 @@ def launch(parts: Parts, **kwargs) -> None:
     config = parts.config
     parts.demo.queue(default_concurrency_limit=config.max_active + config.max_waiting)
     parts.demo.launch(server_name=config.host, server_port=config.port, share=config.share, css=CSS,
-                      auth=authenticator(config.users_path), allowed_paths=[str(config.data_path / "exports")],
+                      auth=parts.auth, allowed_paths=[str(config.data_path / "exports")],
                       app_kwargs={"routes": http_routes(parts.shares, parts.host)}, **kwargs)
 
 
