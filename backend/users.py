@@ -51,6 +51,11 @@ def add_user(path: Path, name: str, password: str, iterations: int = ITERATIONS)
         raise ValueError(f"passwords need at least {MIN_PASSWORD} characters")
     users = load_users(path)
     users[name] = hash_password(password, iterations)
+    save_users(path, users)
+
+
+def save_users(path: Path, users: dict[str, str]) -> None:
+    """Write whole or not at all (a crash never leaves half a file), readable by the owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(users, indent=2))
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "remove":
         users = load_users(path)
         users.pop(args.name, None)
-        path.write_text(json.dumps(users, indent=2))
+        save_users(path, users)
         return
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
     add_user(path, args.name, password)
