@@ -55,12 +55,17 @@ def _active(s: Share, now: dt.datetime) -> bool:
     return s.revoked is None and (s.expires is None or s.expires > now)
 
 
+def _carried(m: MessageView) -> dict:
+    """What a message takes into a snapshot and back out into a copy (besides its role)."""
+    return {k: v for k, v in m.__dict__.items() if k in MESSAGE_FIELDS or k in ("trace", "harmony")}
+
+
 def _snapshot(messages: list[MessageView], include_reasoning: bool) -> list[dict]:
     out = []
     for m in messages:
         if m.status == STREAMING:
             continue  # an answer still being written is not part of the snapshot
-        row = {k: v for k, v in m.__dict__.items() if k in MESSAGE_FIELDS or k in ("role", "trace", "harmony")}
+        row = {"role": m.role, **_carried(m)}
         if not include_reasoning:
             # harmony keeps the raw analysis messages, so it goes too
             row.update({k: None for k in REASONING_ONLY}, reasoning="", harmony=[])
@@ -119,7 +124,7 @@ class Shares:
         shared = self.open(token)
         conversation_id = self.repo.create_conversation(owner, shared.title)
         for m in shared.messages:
-            fields = {k: v for k, v in m.__dict__.items() if k in MESSAGE_FIELDS or k in ("trace", "harmony")}
+            fields = _carried(m)
             fields.pop("content")
             self.repo.add_message(owner, conversation_id, m.role, m.content, **fields)
         return conversation_id
