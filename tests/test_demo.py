@@ -1,6 +1,7 @@
 """The bundled demo model: a real GptOss folder that speaks harmony, and the fallback to it."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -54,18 +55,48 @@ def test_chat_and_response_templates_match_harmony(demo_folder, codec):
     assert (parsed["reasoning_content"], parsed["content"]) == ("Greet back.", "Hi!")
 
 
-def test_expansion_keeps_the_distribution_exactly(demo_folder):
-    small, used, _ = demo_build.load_artifact()
-    full = load_model(str(demo_folder)).model
+def expansion_mismatches(full, small, used: list[int]) -> list[str]:
+    """What differs between the expanded model and the small one it came from (empty: exact).
+
+    Compared where the expansion is exact, not through a float32 softmax over 201,088 ids, whose
+    rounding moves with the library version: the used ids' logits (equal up to float32 dot-product
+    rounding), the unused logits (exactly zero), and the two distributions in float64 log space.
+    """
     ids = torch.tensor([used[10:40]])
     small_ids = torch.tensor([[used.index(t) for t in ids[0].tolist()]])
     with torch.no_grad():
-        p_full = full(input_ids=ids).logits.softmax(-1)[0, -1]
-        logits = small(input_ids=small_ids).logits[0, -1]
-        extra = torch.tensor([torch.log(torch.tensor(201088.0 - len(used)))])
-        p_small = torch.cat([logits, extra]).softmax(-1)
-    assert torch.allclose(p_full[used], p_small[:-1], atol=1e-4)
-    assert torch.allclose(p_full.sum() - p_full[used].sum(), p_small[-1], atol=1e-4)
+        full_logits = full(input_ids=ids).logits[0, -1].double()
+        small_logits = small(input_ids=small_ids).logits[0, -1].double()
+    unused = torch.ones(full_logits.shape[0], dtype=torch.bool)
+    unused[used] = False
+    others = math.log(201088 - len(used))  # the small model's fixed logit for all unused ids
+    log_full = full_logits.log_softmax(-1)
+    log_small = torch.cat([small_logits, torch.tensor([others], dtype=torch.float64)]).log_softmax(-1)
+    problems = []
+    if not torch.allclose(full_logits[used], small_logits, rtol=0, atol=1e-5):
+        problems.append(f"used logits differ by {(full_logits[used] - small_logits).abs().max():.3g}")
+    if torch.count_nonzero(full_logits[unused]):
+        problems.append(f"{torch.count_nonzero(full_logits[unused])} unused logits are not zero")
+    if not torch.allclose(log_full[used], log_small[:-1], rtol=0, atol=1e-5):
+        problems.append(f"used log-probabilities differ by {(log_full[used] - log_small[:-1]).abs().max():.3g}")
+    if not math.isclose(log_full[unused].logsumexp(-1).item(), log_small[-1].item(), abs_tol=1e-5):
+        problems.append("the unused ids together weigh differently")
+    return problems
+
+
+def test_expansion_keeps_the_distribution_exactly(demo_folder):
+    small, used, _ = demo_build.load_artifact()
+    assert expansion_mismatches(load_model(str(demo_folder)).model, small, used) == []
+
+
+@pytest.mark.parametrize("row", ["used", "unused"])
+def test_the_exactness_check_catches_a_wrong_expansion(demo_folder, row):
+    small, used, _ = demo_build.load_artifact()
+    full = load_model(str(demo_folder)).model
+    unused_id = next(i for i in range(201088) if i not in set(used))
+    with torch.no_grad():  # one output row off by a little, as a wrong copy would be
+        full.lm_head.weight[used[5] if row == "used" else unused_id] += 0.01
+    assert expansion_mismatches(full, small, used)
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +107,16 @@ def demo_worker(demo_folder, codec):
 
 
 def test_answers_parse_as_harmony_and_effort_sets_reasoning_length(demo_worker):
-    report = evaluate(demo_worker, per_cell=2)
+    # Greedy: the claim is about the model, not about one sampling run. Accuracy is asserted only on
+    # the tasks the demo model does reliably (conversions, counting, the tool call): its arithmetic
+    # is near chance, and a threshold on the total would move with every library's rounding.
+    report = evaluate(demo_worker, per_cell=2, temperature=0.0)
     assert report["parsed"] >= 0.9 * report["n"], report
     lengths = report["reasoning_chars_by_effort"]
-    assert lengths["high"] > 1.5 * lengths["low"], lengths
-    assert report["right"] >= 0.5 * report["n"], report
+    assert lengths["low"] < lengths["medium"] < lengths["high"], lengths
+    for task in ("convert", "count", "tool"):
+        cell = report["tasks"][task]
+        assert cell["right"] >= 0.8 * cell["n"], (task, report)
 
 
 def test_default_model_falls_back_to_the_demo_with_a_banner(tmp_path, codec, monkeypatch):
