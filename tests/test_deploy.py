@@ -71,3 +71,35 @@ def test_compose_points_the_app_at_vllm():
 def test_the_image_leaves_local_data_out():
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {"data", ".git", "artifacts"} <= set(ignored)  # chats and users of the build machine stay out
+
+
+def lock_pins(name: str) -> dict[str, str]:
+    """Package -> pinned version of a lock file; fails on any line that is not `name==version` + hashes."""
+    pins, text = {}, (ROOT / name).read_text()
+    for entry in re.split(r"\n(?=[A-Za-z0-9])", text.split("\n\n# WARNING")[0]):
+        if entry.startswith("#") or not entry.strip():
+            continue
+        head = entry.split()[0]
+        assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.]+", head), f"{name}: {head!r} is not an exact pin"
+        assert "--hash=sha256:" in entry, f"{name}: {head} has no hash"
+        package, version = head.split("==")
+        pins[package.lower()] = version
+    return pins
+
+
+def test_the_locks_pin_every_package_with_hashes():
+    runtime, dev = lock_pins("requirements.lock"), lock_pins("requirements-dev.lock")
+    assert {"transformers", "gradio", "openai-harmony", "sqlalchemy", "alembic"} <= runtime.keys()
+    assert {"pytest", "playwright"} <= dev.keys() and "torch" not in runtime
+    assert all(dev[p] == v for p, v in runtime.items() if p in dev), "the two locks disagree on a version"
+    import transformers
+    assert transformers.__version__ == dev["transformers"], "the installed packages are not the lock's"
+
+
+def test_readme_ci_and_docker_install_the_same_lock_and_torch():
+    readme, ci = (ROOT / "README.md").read_text(), (ROOT / ".ci" / "run").read_text()
+    torch_pin = re.search(r"^torch==(\S+)", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    test_command = f"pip install torch=={torch_pin} && pip install -r requirements-dev.lock && python -m pytest"
+    assert f"    {test_command}\n" in readme and f"\n{test_command}\n" in ci  # CI runs README's command
+    assert f"    pip install torch=={torch_pin} && pip install -r requirements.lock && python app.py\n" in readme
+    assert f"pip install torch=={torch_pin} && pip install -r requirements.lock" in DOCKERFILE
