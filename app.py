@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ from backend.config import Config, parse_config
 from backend.demo.fallback import build_engine as default_engine
 from backend.harmony import HarmonyCodec
 from backend.host import ModelHost
+from backend.logs import setup_logging
 from backend.users import authenticator
 from backend.vocab import load_encoding
 from storage.repository import Repository
@@ -71,7 +71,7 @@ def launch(parts: Parts, **kwargs) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     launch(create(config))
 
 

@@ -61,6 +61,8 @@ class ModelHost:
         with self._lock:
             self._worker = worker
             self._status = HostStatus("ready", "Ready", 1.0, None, dict(engine.description))
+        d = engine.description
+        log.info("model ready: %s (%s, %s)", d.get("model", "?"), d.get("engine", "?"), d.get("quantization", "?"))
 
     def _fail(self, message: str) -> None:
         with self._lock:

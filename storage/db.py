@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # many chats write at once: wait for the lock, never fail
 
@@ -40,10 +42,21 @@ def alembic_config(engine: Engine):
     return config
 
 
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
+    before = current_revision(engine)
     command.upgrade(alembic_config(engine), revision)
+    after = current_revision(engine)
+    if after != before:  # one line for a person, instead of Alembic's own set-up chatter
+        log.info("database schema %s: upgraded from %s", after, before or "an empty database")
 
 
 def downgrade(engine: Engine, revision: str) -> None:

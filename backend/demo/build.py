@@ -53,15 +53,20 @@ def build_corpus(codec: HarmonyCodec, n: int, seed: int):
     return [sample_ids(codec, s, rng) for s in make_samples(n, seed)]
 
 
-def _tiny_config(vocab: int, hidden: int, layers: int, experts: int, pad: int = PAD_ID):
+def _tiny_config(vocab: int, hidden: int, layers: int, experts: int, index: dict[int, int] | None = None):
+    """The demo architecture. `index` maps full ids to a small vocabulary's rows (training, artifact):
+    its special ids then point at those rows, or at nothing, so the config stays inside its vocabulary."""
     from transformers import GptOssConfig
+
+    special = {name: i if index is None else index.get(i) for name, i in (("pad", PAD_ID), ("eos", RETURN_ID), ("bos", BOS_ID))}
 
     return GptOssConfig(
         vocab_size=vocab, hidden_size=hidden, intermediate_size=hidden, num_hidden_layers=layers,
         num_attention_heads=4, num_key_value_heads=2, head_dim=hidden // 4, num_local_experts=experts,
         num_experts_per_tok=2, sliding_window=128,
         layer_types=["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)],
-        tie_word_embeddings=False, eos_token_id=RETURN_ID, pad_token_id=pad, bos_token_id=BOS_ID,
+        tie_word_embeddings=False, eos_token_id=special["eos"], pad_token_id=special["pad"],
+        bos_token_id=special["bos"],
         dtype="float32",
     )
 
@@ -74,8 +79,7 @@ def train(corpus, args, progress: Callable[[str, float | None], None]):
     torch.manual_seed(args["seed"])
     used = sorted({t for p, c in corpus for t in p + c} | {RETURN_ID, CALL_ID, PAD_ID})
     index = {t: i for i, t in enumerate(used)}
-    model = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"],
-                                           pad=index[PAD_ID]))
+    model = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"], index))
     model.train()
     others = math.log(FULL_VOCAB - len(used))  # the weight of every id the corpus never uses
     opt = torch.optim.AdamW(model.parameters(), lr=args["lr"], weight_decay=0.0)
@@ -134,8 +138,14 @@ def expand(small, used: list[int], args):
 def save(full, folder: Path, codec: HarmonyCodec, meta: dict) -> None:
     from transformers import GenerationConfig
 
+    from transformers.utils import logging as hf_logging
+
     folder.mkdir(parents=True, exist_ok=True)
-    full.save_pretrained(folder)
+    hf_logging.disable_progress_bar()  # a bar for writing one small file is noise; the page shows the stage
+    try:
+        full.save_pretrained(folder)
+    finally:
+        hf_logging.enable_progress_bar()
     GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, eos_token_id=[RETURN_ID, CALL_ID],
                      pad_token_id=PAD_ID, bos_token_id=BOS_ID).save_pretrained(folder)
     from backend.demo.tokenizer import save_tokenizer
@@ -166,8 +176,8 @@ def load_artifact(path: Path = ARTIFACT):
         args = json.loads(f.metadata()["args"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     used = tensors.pop("used_ids").tolist()
-    small = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"],
-                                           pad=used.index(PAD_ID)))
+    index = {t: i for i, t in enumerate(used)}
+    small = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"], index))
     small.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
     return small.eval(), used, args
 
