@@ -9,13 +9,13 @@ import sys
 from dataclasses import dataclass
 
 from backend.chat import ChatService
-from backend.config import Config, parse_config
-from backend.demo.fallback import build_engine as default_engine
-from backend.harmony import HarmonyCodec
+from backend.engines.choose import choose_engine
+from backend.harmony.codec import HarmonyCodec
+from backend.harmony.vocab import load_encoding
 from backend.host import ModelHost
-from backend.logs import setup_logging
 from backend.users import authenticator
-from backend.vocab import load_encoding
+from core.config import Config, parse_config
+from core.logs import setup_logging
 from storage.repository import Repository
 from storage.shares import Shares
 from ui.identity import Identity
@@ -50,7 +50,7 @@ def create(config: Config, build_engine=None) -> Parts:
     """Everything but launching: used by main and by the tests."""
     codec = HarmonyCodec(load_encoding(config.data_path / "vocab"))
     repo = Repository.open(config.db_url)
-    build_engine = build_engine or (lambda progress: default_engine(config, codec, progress))
+    build_engine = build_engine or (lambda progress: choose_engine(config, codec, progress))
     host = ModelHost(build_engine, codec, dict(max_active=config.max_active, max_waiting=config.max_waiting,
                                                time_limit_s=config.time_limit_s))
     host.start()

@@ -16,13 +16,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Iterator
 
-from backend.config import (
-    MAX_INSTRUCTIONS_CHARS, MAX_MESSAGE_CHARS, MAX_NEW_TOKENS_LIMIT, SAVE_INTERVAL_S, TEMPERATURE_RANGE,
-)
-from backend.errors import InputError
-from backend.events import Answer, Done, Preamble, Reasoning, ToolCall
-from backend.harmony import EFFORTS, PromptSettings, Turn
+from backend.harmony.codec import EFFORTS, PromptSettings, Turn
 from backend.worker import ChatRequest
+from core.config import (
+    MAX_INSTRUCTIONS_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_NEW_TOKENS_LIMIT,
+    SAVE_INTERVAL_S,
+    TEMPERATURE_RANGE,
+)
+from core.errors import InputError
+from core.events import Answer, Done, Preamble, Reasoning, ToolCall
 from storage.repository import MessageView, Repository, title_from
 from storage.schema import COMPLETE, ERROR, STOPPED, STREAMING
 

@@ -11,9 +11,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from backend.errors import ChatError, GenerationError
-from backend.harmony import HarmonyCodec
+from backend.harmony.codec import HarmonyCodec
 from backend.worker import Worker
+from core.errors import ChatError, GenerationError
 
 log = logging.getLogger(__name__)
 

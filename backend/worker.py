@@ -16,14 +16,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from backend.engine import FINISH_CANCELLED, FINISH_ERROR, FINISH_LENGTH, Engine, SamplingParams
-from backend.errors import BusyError
-from backend.events import (
-    STOP_CALL, STOP_ERROR, STOP_LENGTH, STOP_RETURN, STOP_STOPPED,
-    Answer, Done, Event, Reasoning, Stats,
+from backend.engines.base import FINISH_CANCELLED, FINISH_ERROR, FINISH_LENGTH, Engine, SamplingParams
+from backend.harmony.bridge import chat_prompt
+from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
+from core.errors import BusyError
+from core.events import (
+    STOP_CALL,
+    STOP_ERROR,
+    STOP_LENGTH,
+    STOP_RETURN,
+    STOP_STOPPED,
+    Answer,
+    Done,
+    Event,
+    Reasoning,
+    Stats,
 )
-from backend.harmony import HarmonyCodec, PromptSettings, Turn
-from backend.harmony_bridge import chat_prompt
 
 log = logging.getLogger(__name__)
 

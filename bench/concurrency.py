@@ -4,7 +4,7 @@ Prints JSON per level: aggregate tokens/s, p50/p95 time to first reasoning text,
 errors (must be 0), and whether the database afterwards holds exactly what
 was sent (every user message, every answer complete).
 
-    python bench/concurrency.py [--levels 1 8 32]
+    python -m bench.concurrency [--levels 1 8 32]
 """
 
 from __future__ import annotations
@@ -13,13 +13,9 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.harness import App, demo_engine, live_value, run_together  # noqa: E402
+from bench.harness import App, demo_engine, live_value, run_together
 
 
 def one_chat(client, question: str, out: dict) -> None:

@@ -4,7 +4,7 @@ Prints JSON: tokens/s and time to first token (first reasoning text) both ways,
 the ratio of tokens/s and the milliseconds the page path adds to TTFT.
 Targets: >= 95 % of the worker's tokens/s; <= 30 ms added.
 
-    python bench/e2e_stream.py
+    python -m bench.e2e_stream
 """
 
 from __future__ import annotations
@@ -13,19 +13,16 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.harness import App, forced_engine  # noqa: E402
+from bench.harness import App, forced_engine
 
 PROMPT = "Explain why the sky is blue."
 
 
 def worker_round(app) -> tuple[float, float]:
-    from backend.events import Done, Reasoning
-    from backend.harmony import PromptSettings, Turn
+    from backend.harmony.codec import PromptSettings, Turn
     from backend.worker import ChatRequest
+    from core.events import Done, Reasoning
 
     t0 = time.perf_counter()
     job = app.host.worker().submit(ChatRequest([Turn("user", PROMPT)], PromptSettings(), 1.0, 2000))

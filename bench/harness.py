@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import socket
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 LONG_ANSWER = ("<|channel|>analysis<|message|>" + "Thinking about the question in some detail. " * 60 + "<|end|>"
                "<|start|>assistant<|channel|>final<|message|>" + "Here is a long answer sentence. " * 30
@@ -39,9 +35,9 @@ class App:
 
     def __init__(self, make_engine, **config_kwargs):
         import app as app_module
-        from backend.config import Config
-        from backend.harmony import HarmonyCodec
-        from backend.vocab import load_encoding
+        from backend.harmony.codec import HarmonyCodec
+        from backend.harmony.vocab import load_encoding
+        from core.config import Config
 
         self.data = Path(tempfile.mkdtemp())
         self.codec = HarmonyCodec(load_encoding(self.data / "vocab"))
@@ -63,10 +59,10 @@ class App:
 def forced_engine(text: str = LONG_ANSWER):
     """Tiny GptOss made to write `text` (harmony) through continuous batching."""
     def make(codec, data):
-        from backend.loader import load_model
-        from backend.transformers_engine import TransformersEngine
-        from tests.forcing import ForceSequence
-        from tests.tiny_model import build_tiny_checkpoint
+        from backend.engines.loader import load_model
+        from backend.engines.transformers_engine import TransformersEngine
+        from tests.support.forcing import ForceSequence
+        from tests.support.tiny_model import build_tiny_checkpoint
 
         model = load_model(str(build_tiny_checkpoint(data / "tiny"))).model
         ids = codec.encoding.encode(text, allowed_special="all")
@@ -77,8 +73,8 @@ def forced_engine(text: str = LONG_ANSWER):
 
 def demo_engine(codec, data):
     from backend.demo.build import ensure_built
-    from backend.loader import load_model
-    from backend.transformers_engine import TransformersEngine
+    from backend.engines.loader import load_model
+    from backend.engines.transformers_engine import TransformersEngine
 
     folder = ensure_built(data / "demo-model", codec, lambda s, f: None)
     return TransformersEngine(load_model(str(folder)).model, seed=0, description={"model": "demo"})

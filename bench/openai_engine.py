@@ -8,8 +8,8 @@ alternates rounds of
 and prints JSON: tokens/s (the server's completion tokens over the streaming time) and time to the
 first reasoning text, each way, with the ratio to the bare client and the milliseconds added.
 
-    python bench/openai_engine.py [--rounds 6]
-    python bench/openai_engine.py --base-url http://127.0.0.1:8080/v1 --apis chat,llamacpp  # llama-server
+    python -m bench.openai_engine [--rounds 6]
+    python -m bench.openai_engine --base-url http://127.0.0.1:8080/v1 --apis chat,llamacpp  # llama-server
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.harness import free_port  # noqa: E402
+from bench.harness import free_port
 
 PROMPT = "Convert 7 km to m"  # a task the demo model does well: reasoning, then an answer
 EFFORT, MAX_TOKENS = "high", 400
@@ -74,9 +72,9 @@ def bare_round(client, base: str, model: str) -> tuple[float, float]:
 
 
 def engine_round(worker) -> tuple[float, float]:
-    from backend.events import Done, Reasoning
-    from backend.harmony import PromptSettings, Turn
+    from backend.harmony.codec import PromptSettings, Turn
     from backend.worker import ChatRequest
+    from core.events import Done, Reasoning
 
     t0, first = time.perf_counter(), None
     job = worker.submit(ChatRequest([Turn("user", PROMPT)], PromptSettings(effort=EFFORT), 1.0, MAX_TOKENS))
@@ -91,10 +89,10 @@ def engine_round(worker) -> tuple[float, float]:
 def main() -> None:
     import httpx
 
-    from backend.harmony import HarmonyCodec
-    from backend.harmony_bridge import DeltaWriter
-    from backend.openai_engine import OpenAIEngine
-    from backend.vocab import load_encoding
+    from backend.engines.openai_engine import OpenAIEngine
+    from backend.harmony.bridge import DeltaWriter
+    from backend.harmony.codec import HarmonyCodec
+    from backend.harmony.vocab import load_encoding
     from backend.worker import Worker
 
     parser = argparse.ArgumentParser()

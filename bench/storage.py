@@ -4,7 +4,7 @@ Prints JSON: median milliseconds to list the first page of conversations, to
 open a 1,000-message conversation, and to run a full-text search.
 Targets: <= 20 ms, <= 50 ms, <= 100 ms.
 
-    python bench/storage.py [--conversations 10000] [--messages 1000000]
+    python -m bench.storage [--conversations 10000] [--messages 1000000]
 """
 
 from __future__ import annotations
@@ -15,16 +15,12 @@ import json
 import random
 import secrets
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from storage.repository import Repository  # noqa: E402
-from storage.schema import Conversation, Message  # noqa: E402
+from storage.repository import Repository
+from storage.schema import Conversation, Message
 
 OWNER = "bench"
 

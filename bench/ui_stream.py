@@ -9,7 +9,7 @@ a gradio_client in a child process sends the message and reads the stream, so
 the CPU time measured here is the server's alone. Rounds alternate between the
 two conversations and the median is reported.
 
-    python bench/ui_stream.py
+    python -m bench.ui_stream
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 CLIENT = """
 import sys

@@ -4,9 +4,9 @@ Prints JSON: single-stream tokens/s of `model.generate` and of the worker's
 stream (same model, same prompt, greedy, same token budget), and aggregate
 tokens/s of the worker at several concurrency levels.
 
-    python bench/worker.py                 # tiny GptOss (real vocabulary), CPU
-    python bench/worker.py --shape 20b     # gpt-oss-20b dimensions, random bf16 weights, on the GPU
-    python bench/worker.py --model PATH    # any local checkpoint
+    python -m bench.worker                 # tiny GptOss (real vocabulary), CPU
+    python -m bench.worker --shape 20b     # gpt-oss-20b dimensions, random bf16 weights, on the GPU
+    python -m bench.worker --model PATH    # any local checkpoint
 """
 
 from __future__ import annotations
@@ -15,18 +15,16 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from backend.harmony import HarmonyCodec, PromptSettings, Turn  # noqa: E402
-from backend.vocab import load_encoding  # noqa: E402
-from backend.worker import ChatRequest, Worker  # noqa: E402
-from bench.harness import run_together  # noqa: E402
+from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
+from backend.harmony.vocab import load_encoding
+from backend.worker import ChatRequest, Worker
+from bench.harness import run_together
 
 PROMPT = "Explain, step by step, why the sky looks blue at noon and red at sunset."
 
@@ -36,7 +34,7 @@ def build_model(args):
     from transformers import GptOssConfig, GptOssForCausalLM
 
     if args.model:
-        from backend.loader import load_model
+        from backend.engines.loader import load_model
 
         return load_model(args.model, "auto", "auto").model
     if args.shape == "20b":  # the published gpt-oss-20b dimensions
@@ -45,8 +43,8 @@ def build_model(args):
                               head_dim=64, vocab_size=201088, dtype="bfloat16")
         with torch.device("cuda"):
             return GptOssForCausalLM(config).to(torch.bfloat16).eval()
-    from tests.tiny_model import build_tiny_checkpoint
-    from backend.loader import load_model
+    from backend.engines.loader import load_model
+    from tests.support.tiny_model import build_tiny_checkpoint
 
     folder = build_tiny_checkpoint(Path(tempfile.mkdtemp()) / "tiny")
     return load_model(str(folder), "auto", "auto").model
@@ -89,7 +87,7 @@ def main():
     parser.add_argument("--num-blocks", type=int)
     args = parser.parse_args()
 
-    from backend.transformers_engine import TransformersEngine
+    from backend.engines.transformers_engine import TransformersEngine
 
     codec = HarmonyCodec(load_encoding(ROOT / "data" / "vocab"))
     model = build_model(args)

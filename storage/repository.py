@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import sessionmaker
 
-from backend.errors import NotFoundError
+from core.errors import NotFoundError
 from storage.db import open_engine, upgrade
 from storage.schema import INTERRUPTED, STREAMING, Conversation, Message, Share, utcnow
 

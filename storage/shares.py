@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from backend.config import SHARE_LINK_EXPIRIES
-from backend.errors import InputError, NotFoundError
+from core.config import SHARE_LINK_EXPIRIES
+from core.errors import InputError, NotFoundError
 from storage.repository import MESSAGE_FIELDS, MessageView, Repository
 from storage.schema import STREAMING, Share, utcnow
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 
-from tests.tiny_model import build_tiny_checkpoint  # noqa: E402
+from tests.support.tiny_model import build_tiny_checkpoint
 
 
 @pytest.fixture
@@ -31,8 +29,8 @@ def repo(url):
 
 @pytest.fixture(scope="session")
 def codec(tmp_path_factory):
-    from backend.harmony import HarmonyCodec
-    from backend.vocab import load_encoding
+    from backend.harmony.codec import HarmonyCodec
+    from backend.harmony.vocab import load_encoding
 
     return HarmonyCodec(load_encoding(tmp_path_factory.mktemp("vocab")))
 
@@ -49,7 +47,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_checkpoint):
-    from backend.loader import load_model
+    from backend.engines.loader import load_model
 
     return load_model(str(tiny_checkpoint), "auto", "auto").model
 
@@ -61,9 +59,9 @@ FORCED_CHAT = ("<|channel|>analysis<|message|>The user says hi. " + "Let me thin
 @pytest.fixture
 def make_host(codec, tiny_model):
     """A ModelHost over the tiny model forced to speak `text` in harmony."""
+    from backend.engines.transformers_engine import TransformersEngine
     from backend.host import ModelHost
-    from backend.transformers_engine import TransformersEngine
-    from tests.forcing import ForceSequence
+    from tests.support.forcing import ForceSequence
 
     hosts = []
 
@@ -95,7 +93,7 @@ def free_port() -> int:
 @pytest.fixture
 def app_url(tmp_path, make_host, monkeypatch):
     import app as app_module
-    from backend.config import Config
+    from core.config import Config
 
     host = make_host(start=False)  # create() starts it
     monkeypatch.setattr(app_module, "ModelHost", lambda *a, **k: host)  # reuse the forced tiny host
@@ -109,8 +107,8 @@ def app_url(tmp_path, make_host, monkeypatch):
 @pytest.fixture
 def two_user_app(tmp_path, make_host, monkeypatch):
     import app as app_module
-    from backend.config import Config
     from backend.users import add_user
+    from core.config import Config
 
     users = tmp_path / "users.json"
     add_user(users, "alice", "alice-password", iterations=1000)

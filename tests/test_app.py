@@ -4,7 +4,6 @@ import time
 
 import pytest
 
-
 gradio_client = pytest.importorskip("gradio_client")
 
 

@@ -5,9 +5,9 @@ import threading
 import pytest
 
 from backend.chat import SAVE_INTERVAL_S, ChatOptions, ChatService, clean_text
-from backend.errors import GenerationError, InputError, NotFoundError
 from backend.host import ModelHost
-from tests.threads import in_parallel
+from core.errors import GenerationError, InputError, NotFoundError
+from tests.support.threads import in_parallel
 
 
 @pytest.fixture

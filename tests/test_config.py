@@ -2,7 +2,7 @@
 
 import pytest
 
-from backend.config import DEFAULT_MODEL, parse_config
+from core.config import DEFAULT_MODEL, parse_config
 
 
 def test_defaults():
@@ -33,13 +33,13 @@ def test_share_link_defaults():
 
 
 def test_on_a_space(tmp_path, monkeypatch):
-    monkeypatch.setattr("backend.config.SPACE_STORAGE", str(tmp_path))  # stands in for /data
+    monkeypatch.setattr("core.config.SPACE_STORAGE", str(tmp_path))  # stands in for /data
     space = {"SPACE_ID": "team/chat", "OAUTH_CLIENT_ID": "abc"}
     config = parse_config([], space)
     assert (config.host, config.data_dir, config.hf_login) == ("0.0.0.0", str(tmp_path), True)
     assert parse_config(["--data-dir", "/elsewhere"], space).data_dir == "/elsewhere"
     assert not parse_config([], {"SPACE_ID": "team/chat"}).hf_login  # no hf_oauth in the README: no sign-in
-    monkeypatch.setattr("backend.config.SPACE_STORAGE", str(tmp_path / "missing"))
+    monkeypatch.setattr("core.config.SPACE_STORAGE", str(tmp_path / "missing"))
     assert parse_config([], space).data_dir == "data"  # no persistent storage on this Space
 
 
@@ -47,7 +47,7 @@ def test_every_setting_is_in_the_readme_table():
     from dataclasses import fields
     from pathlib import Path
 
-    from backend.config import Config
+    from core.config import Config
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     table = [line for line in readme.splitlines() if line.startswith("| `--")]

@@ -6,14 +6,14 @@ import math
 import pytest
 import torch
 
-from backend.config import Config
 from backend.demo import build as demo_build
 from backend.demo.evaluate import evaluate
-from backend.demo.fallback import build_engine, default_model_blocker
-from backend.errors import ModelLoadError
-from backend.loader import load_model
-from backend.transformers_engine import TransformersEngine
+from backend.engines.choose import choose_engine, default_model_blocker
+from backend.engines.loader import load_model
+from backend.engines.transformers_engine import TransformersEngine
 from backend.worker import Worker
+from core.config import Config
+from core.errors import ModelLoadError
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +38,7 @@ def test_chat_and_response_templates_match_harmony(demo_folder, codec):
     from transformers import AutoTokenizer
     from transformers.utils.chat_parsing.response_parser import parse_response
 
-    from backend.harmony import PromptSettings, Turn
+    from backend.harmony.codec import PromptSettings, Turn
 
     tok = AutoTokenizer.from_pretrained(demo_folder)
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi <b>"},
@@ -120,9 +120,9 @@ def test_answers_parse_as_harmony_and_effort_sets_reasoning_length(demo_worker):
 
 
 def test_default_model_falls_back_to_the_demo_with_a_banner(tmp_path, codec, monkeypatch):
-    monkeypatch.setattr("backend.demo.fallback.default_model_blocker", lambda: "this machine has no CUDA GPU")
+    monkeypatch.setattr("backend.engines.choose.default_model_blocker", lambda: "this machine has no CUDA GPU")
     stages = []
-    engine = build_engine(Config(data_dir=str(tmp_path)), codec, lambda s, f: stages.append(s))
+    engine = choose_engine(Config(data_dir=str(tmp_path)), codec, lambda s, f: stages.append(s))
     try:
         d = engine.description
         assert d["demo"] and "no CUDA GPU" in d["notice"] and "--model" in d["notice"]
@@ -134,7 +134,7 @@ def test_default_model_falls_back_to_the_demo_with_a_banner(tmp_path, codec, mon
 def test_a_named_model_that_fails_is_an_error_not_a_fallback(tmp_path, codec):
     config = Config(data_dir=str(tmp_path), model=str(tmp_path / "missing"), model_explicit=True)
     with pytest.raises(ModelLoadError):
-        build_engine(config, codec, lambda s, f: None)
+        choose_engine(config, codec, lambda s, f: None)
 
 
 def test_this_machine_has_a_reason_or_a_gpu():

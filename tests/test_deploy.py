@@ -63,7 +63,7 @@ def test_compose_points_the_app_at_vllm():
     assert app["environment"]["GPT_OSS_CHAT_ENGINE"] == "openai"
     assert app["environment"]["GPT_OSS_CHAT_BASE_URL"] == "http://vllm:8000/v1"
     assert "openai/gpt-oss-20b" in vllm["command"] and app["depends_on"]["vllm"]["condition"] == "service_healthy"
-    from backend.config import parse_config
+    from core.config import parse_config
     config = parse_config([], {k: str(v) for k, v in app["environment"].items()})
     assert (config.engine, config.server_wait_s) == ("openai", 1800.0)
 

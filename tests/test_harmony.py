@@ -2,8 +2,8 @@
 
 import pytest
 
-from backend.events import Answer, Preamble, Reasoning, ToolCall
-from backend.harmony import PromptSettings, Turn, effort_of
+from backend.harmony.codec import PromptSettings, Turn, effort_of
+from core.events import Answer, Preamble, Reasoning, ToolCall
 
 CONTROL = ["<|start|>", "<|end|>", "<|channel|>", "<|message|>", "<|return|>", "<|call|>", "<|constrain|>"]
 START, END, MESSAGE = 200006, 200007, 200008

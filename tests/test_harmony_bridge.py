@@ -1,8 +1,8 @@
 """Chat-server deltas back into harmony ids, parsed by the same HarmonyStream as local output."""
 
-from backend.events import Answer, Reasoning, ToolCall
-from backend.harmony import PromptSettings, Turn
-from backend.harmony_bridge import DeltaWriter, chat_prompt, looks_like_harmony
+from backend.harmony.bridge import DeltaWriter, chat_prompt, looks_like_harmony
+from backend.harmony.codec import PromptSettings, Turn
+from core.events import Answer, Reasoning, ToolCall
 
 
 def parse(codec, ids):

@@ -34,7 +34,7 @@ def space_app(tmp_path, make_host, monkeypatch):
     import gradio.oauth
 
     import app as app_module
-    from backend.config import parse_config
+    from core.config import parse_config
 
     for name, value in {"OAUTH_CLIENT_ID": "client", "OAUTH_CLIENT_SECRET": SECRET,
                         "OAUTH_SCOPES": "openid profile", "OPENID_PROVIDER_URL": "http://127.0.0.1:9"}.items():

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from backend.errors import SignInError
+from core.errors import SignInError
 from ui.identity import LOCAL_OWNER, Identity, hf_username
 
 

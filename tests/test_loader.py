@@ -2,8 +2,8 @@
 
 import pytest
 
-from backend.errors import ModelLoadError
-from backend.loader import _quant_kwargs, load_model, mxfp4_kernels_available
+from backend.engines.loader import _quant_kwargs, load_model, mxfp4_kernels_available
+from core.errors import ModelLoadError
 
 
 def test_tiny_checkpoint_loads_through_the_real_path(tiny_checkpoint):

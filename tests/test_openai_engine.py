@@ -4,14 +4,14 @@ import time
 
 import pytest
 
-from backend.errors import ModelLoadError
-from backend.events import Answer, Done, Reasoning, ToolCall
-from backend.harmony import PromptSettings, Turn
-from backend.harmony_bridge import DeltaWriter
-from backend.openai_engine import OpenAIEngine
+from backend.engines.openai_engine import OpenAIEngine
+from backend.harmony.bridge import DeltaWriter
+from backend.harmony.codec import PromptSettings, Turn
 from backend.worker import ChatRequest, Worker
-from tests.replay_server import ReplayServer, Reply, recorded
-from tests.threads import in_parallel
+from core.errors import ModelLoadError
+from core.events import Answer, Done, Reasoning, ToolCall
+from tests.support.replay_server import ReplayServer, Reply, recorded
+from tests.support.threads import in_parallel
 
 REASONING = "The user asks for 2+2. Simple arithmetic."
 ANSWER = "2 + 2 = 4."
@@ -207,7 +207,7 @@ def test_stop_closes_the_stream_and_the_server_sees_it(server, codec):
 
 
 def test_waits_for_a_server_that_is_still_starting(codec, monkeypatch):
-    monkeypatch.setattr("backend.openai_engine.SERVER_WAIT_POLL_S", 0.05)
+    monkeypatch.setattr("backend.engines.openai_engine.SERVER_WAIT_POLL_S", 0.05)
     stages = []
     with pytest.raises(ModelLoadError, match="Could not reach"):
         OpenAIEngine("http://127.0.0.1:9/v1", delta_writer=lambda: DeltaWriter(codec.encoding)).connect(
@@ -216,7 +216,7 @@ def test_waits_for_a_server_that_is_still_starting(codec, monkeypatch):
 
 
 def test_a_silent_server_times_out_with_a_clear_error(server, codec, monkeypatch):
-    monkeypatch.setattr("backend.openai_engine.RETRY_BACKOFF_S", 0.01)
+    monkeypatch.setattr("backend.engines.openai_engine.RETRY_BACKOFF_S", 0.01)
     lines = recorded("vllm_chat.sse")
     server.route("/v1/chat/completions", Reply(lines, pause_s=2.0))  # the role chunk, then silence
     done = split(ask(engine(server, codec, api="chat", timeout_s=0.3), codec))[2]

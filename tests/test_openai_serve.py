@@ -53,7 +53,7 @@ def served(tmp_path_factory, codec):
 @pytest.fixture
 def app(served, tmp_path):
     import app as app_module
-    from backend.config import parse_config
+    from core.config import parse_config
 
     config = parse_config(["--engine", "openai", "--base-url", served, "--data-dir", str(tmp_path),
                            "--port", str(free_port()), "--max-new-tokens", "300"], {})

@@ -2,10 +2,16 @@
 
 import pytest
 
-from backend.errors import GenerationError
-from backend.openai_stream import (
-    StreamFormatError, ToolCalls, chat_piece, completion_piece, llamacpp_piece, ollama_piece, sse_data,
+from backend.engines.openai_stream import (
+    StreamFormatError,
+    ToolCalls,
+    chat_piece,
+    completion_piece,
+    llamacpp_piece,
+    ollama_piece,
+    sse_data,
 )
+from core.errors import GenerationError
 
 
 def test_sse_lines():

@@ -17,16 +17,28 @@ from storage.db import downgrade, open_engine, upgrade
 from storage.repository import Repository
 from storage.schema import Base
 from tests.test_shares import (  # noqa: F401 - collected again here, on PostgreSQL
-    shares, test_bad_requests, test_bad_tokens_are_gone, test_copy_into_a_new_chat,
-    test_deleting_the_conversation_ends_its_links, test_expiry_and_revoke,
-    test_migration_from_the_previous_schema_keeps_data, test_only_the_owner_shares_lists_and_revokes,
-    test_reasoning_is_left_out_unless_asked, test_snapshot_does_not_follow_later_messages,
+    shares,
+    test_bad_requests,
+    test_bad_tokens_are_gone,
+    test_copy_into_a_new_chat,
+    test_deleting_the_conversation_ends_its_links,
+    test_expiry_and_revoke,
+    test_migration_from_the_previous_schema_keeps_data,
+    test_only_the_owner_shares_lists_and_revokes,
+    test_reasoning_is_left_out_unless_asked,
+    test_snapshot_does_not_follow_later_messages,
     test_token_is_long_and_random,
 )
 from tests.test_storage import (  # noqa: F401 - collected again here, on PostgreSQL
-    test_create_append_and_read_back, test_export_json_and_markdown, test_interrupted_on_restart,
-    test_list_newest_first, test_malformed_ids_are_not_found, test_many_writers_never_hit_database_is_locked,
-    test_migrations_down_and_up_again, test_owners_never_see_each_other, test_plain_search_fallback,
+    test_create_append_and_read_back,
+    test_export_json_and_markdown,
+    test_interrupted_on_restart,
+    test_list_newest_first,
+    test_malformed_ids_are_not_found,
+    test_many_writers_never_hit_database_is_locked,
+    test_migrations_down_and_up_again,
+    test_owners_never_see_each_other,
+    test_plain_search_fallback,
     test_rename_delete_truncate,
 )
 

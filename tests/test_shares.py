@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import inspect, text
 
-from backend.errors import InputError, NotFoundError
+from core.errors import InputError, NotFoundError
 from storage.db import downgrade, open_engine, upgrade
 from storage.repository import Repository
 from storage.shares import GONE, Shares

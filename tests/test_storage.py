@@ -5,11 +5,11 @@ import json
 import pytest
 from sqlalchemy import inspect
 
-from backend.errors import NotFoundError
+from core.errors import NotFoundError
 from storage.db import downgrade, open_engine, upgrade
 from storage.repository import Repository
 from storage.schema import Base
-from tests.threads import in_parallel
+from tests.support.threads import in_parallel
 
 
 def test_create_append_and_read_back(repo):

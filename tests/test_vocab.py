@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from backend import vocab
-from backend.errors import VocabularyError
+from backend.harmony import vocab
+from core.errors import VocabularyError
 
 
 def test_bundled_copy_is_checked_and_cached(tmp_path, monkeypatch):

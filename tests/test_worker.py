@@ -4,14 +4,14 @@ import time
 
 import pytest
 
-from backend.engine import SamplingParams
-from backend.errors import BusyError
-from backend.events import Answer, Done, Reasoning
-from backend.harmony import PromptSettings, Turn
-from backend.transformers_engine import TransformersEngine
+from backend.engines.base import SamplingParams
+from backend.engines.transformers_engine import TransformersEngine
+from backend.harmony.codec import PromptSettings, Turn
 from backend.worker import ChatRequest, Worker
-from tests.forcing import ForceSequence
-from tests.threads import in_parallel
+from core.errors import BusyError
+from core.events import Answer, Done, Reasoning
+from tests.support.forcing import ForceSequence
+from tests.support.threads import in_parallel
 
 FORCED = ("<|channel|>analysis<|message|>The user greets. I greet back.<|end|>"
           "<|start|>assistant<|channel|>final<|message|>Hello there, friend!<|return|>")

@@ -8,7 +8,7 @@ import logging
 
 import gradio as gr
 
-from backend.errors import ChatError
+from core.errors import ChatError
 
 log = logging.getLogger(__name__)
 UNEXPECTED = "Something went wrong on the server ({}). Your messages are saved; please try again."

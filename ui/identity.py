@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from backend.errors import SignInError
+from core.errors import SignInError
 
 LOCAL_OWNER = "local"
 HF_PREFIX = "hf:"

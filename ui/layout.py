@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from backend.config import MAX_NEW_TOKENS_LIMIT, TEMPERATURE_RANGE
-from backend.harmony import EFFORTS
+from backend.harmony.codec import EFFORTS
+from core.config import MAX_NEW_TOKENS_LIMIT, TEMPERATURE_RANGE
 from storage.shares import EXPIRIES
 
 CSS = """

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
-from backend.errors import NotFoundError
+from core.errors import NotFoundError
 from storage.shares import Shares
 from ui.shared_page import HEADERS, render_gone, render_shared
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from backend.errors import NotFoundError
+from core.errors import NotFoundError
 from storage.shares import ShareLink, Shares
 from ui.errors import user_errors
 from ui.layout import Page

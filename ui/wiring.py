@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from backend.chat import ChatOptions, ChatService
-from backend.errors import NotFoundError
+from core.errors import NotFoundError
 from ui.errors import user_errors
 from ui.identity import Identity
 from ui.layout import Page

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from backend.demo.data import WEATHER_TOOL, Sample, make_samples
-from backend.harmony import HarmonyCodec, PromptSettings, Turn
+from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
 
 FULL_VOCAB = 201088
 RETURN_ID, CALL_ID, PAD_ID, BOS_ID = 200002, 200012, 199999, 199998
@@ -137,7 +137,6 @@ def expand(small, used: list[int], args):
 
 def save(full, folder: Path, codec: HarmonyCodec, meta: dict) -> None:
     from transformers import GenerationConfig
-
     from transformers.utils import logging as hf_logging
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -215,7 +214,7 @@ def ensure_built(folder: Path, codec: HarmonyCodec, progress: Callable | None = 
 
 
 def main() -> None:
-    from backend.vocab import load_encoding
+    from backend.harmony.vocab import load_encoding
 
     parser = argparse.ArgumentParser(description="Build the demo model folder (or retrain its weights).")
     parser.add_argument("--out", default="data/demo-model")

@@ -17,9 +17,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from backend.demo.data import EFFORTS, MAKERS, TASKS, WEATHER_TOOL
-from backend.events import Answer, Done, Reasoning, ToolCall
-from backend.harmony import PromptSettings, Turn
+from backend.harmony.codec import PromptSettings, Turn
 from backend.worker import ChatRequest, Worker
+from core.events import Answer, Done, Reasoning, ToolCall
 
 HELD_OUT_SEED = 987654  # the training corpus uses another seed
 
@@ -83,10 +83,10 @@ def summarize(results: list[dict]) -> dict:
 
 def main() -> None:
     from backend.demo.build import ensure_built
-    from backend.harmony import HarmonyCodec
-    from backend.loader import load_model
-    from backend.transformers_engine import TransformersEngine
-    from backend.vocab import load_encoding
+    from backend.engines.loader import load_model
+    from backend.engines.transformers_engine import TransformersEngine
+    from backend.harmony.codec import HarmonyCodec
+    from backend.harmony.vocab import load_encoding
 
     parser = argparse.ArgumentParser(description="Evaluate the demo model on held-out prompts.")
     parser.add_argument("--folder", default="data/demo-model")

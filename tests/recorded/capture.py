@@ -42,8 +42,8 @@ def chat_body(ask: dict) -> tuple[str, dict]:
 
 
 def llamacpp_body(ask: dict) -> tuple[str, dict]:
-    from backend.harmony import HarmonyCodec, PromptSettings, Turn
-    from backend.vocab import load_encoding
+    from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
+    from backend.harmony.vocab import load_encoding
 
     codec = HarmonyCodec(load_encoding(Path(tempfile.gettempdir()) / "gpt-oss-chat-vocab"))
     tools = [t["function"] for t in ask.get("tools", [])]

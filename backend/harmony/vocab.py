@@ -17,7 +17,7 @@ import logging
 import os
 from pathlib import Path
 
-from backend.errors import VocabularyError
+from core.errors import VocabularyError
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 Engines know nothing of harmony or Gradio. The worker renders a prompt to ids,
 submits it with the stop ids, reads chunks of new ids and may cancel.
-Engines are chosen in one place, `make_engine`, with lazy imports so that the
-OpenAI-compatible engine never imports torch and vice versa.
+Engines are chosen in one place, backend/engines/choose.py, with lazy imports so
+that the OpenAI-compatible engine never imports torch and vice versa.
 """
 
 from __future__ import annotations
@@ -83,24 +83,7 @@ class Engine(Protocol):
 
     def submit(self, prompt_ids: list[int], params: SamplingParams, stop_ids: list[int],
                chat=None) -> TokenStream:
-        """`chat` is the same conversation as OpenAI chat messages (backend.harmony_bridge.ChatPrompt),
+        """`chat` is the same conversation as OpenAI chat messages (backend.harmony.bridge.ChatPrompt),
         for engines whose server only takes messages; engines that take ids ignore it."""
 
     def close(self) -> None: ...
-
-
-def make_engine(config, progress: Callable[[str, float | None], None] | None = None, codec=None) -> Engine:
-    """Build the engine the config names. The only place that picks one."""
-    if config.engine == "transformers":
-        from backend.transformers_engine import TransformersEngine
-
-        return TransformersEngine.from_config(config, progress=progress)
-    if config.engine == "openai":
-        from backend.harmony_bridge import DeltaWriter
-        from backend.openai_engine import OpenAIEngine
-
-        engine = OpenAIEngine(config.base_url, api=config.server_api, api_key=config.api_key,
-                              model=config.served_model, timeout_s=config.server_timeout_s,
-                              delta_writer=lambda: DeltaWriter(codec.encoding))
-        return engine.connect(progress, wait_s=config.server_wait_s)
-    raise ValueError(f"unknown engine {config.engine!r} (choose: transformers, openai)")

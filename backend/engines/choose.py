@@ -1,7 +1,8 @@
-"""Choose what to run at start: the configured model, or the demo model when the default can't run.
+"""The one place that chooses the engine: the configured model, a server, or the demo model.
 
-Only the *default* model falls back (no GPU that can hold it, or no network to
-fetch it); a model the user named explicitly that fails to load is an error.
+`choose_engine` is what the app calls; `make_engine` builds the engine a config names. Only
+the *default* model falls back (no GPU that can hold it, or no network to fetch it); a model
+the user named explicitly that fails to load is an error.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import logging
 from dataclasses import replace
 from typing import Callable
 
-from backend.config import Config
-from backend.engine import make_engine
-from backend.errors import ModelLoadError
+from backend.engines.base import Engine
+from core.config import Config
+from core.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +35,16 @@ def default_model_blocker() -> str | None:
     return None
 
 
-def build_engine(config: Config, codec, progress: Callable):
+def choose_engine(config: Config, codec, progress: Callable) -> Engine:
     """The engine to serve with; falls back to the demo model for an unusable default model."""
     if config.demo:
         return _demo_engine(config, codec, progress, "you asked for it (--demo)")
     if config.model_explicit or config.engine != "transformers":
-        return make_engine(config, progress, codec)
+        return make_engine(config, codec, progress)
     reason = default_model_blocker()
     if reason is None:
         try:
-            return make_engine(config, progress)
+            return make_engine(config, codec, progress)
         except ModelLoadError as exc:
             reason = f"the default model could not be loaded ({exc.user_message})"
     log.warning("falling back to the demo model: %s", reason)
@@ -54,10 +55,28 @@ def _demo_engine(config: Config, codec, progress: Callable, reason: str):
     from backend.demo.build import ensure_built
 
     folder = ensure_built(config.data_path / "demo-model", codec, progress)
-    engine = make_engine(replace(config, model=str(folder), quantization="auto", engine="transformers"), progress)
+    engine = make_engine(replace(config, model=str(folder), quantization="auto", engine="transformers"), codec,
+                         progress)
     engine.description.update(
         model="demo model (tiny GptOss, bundled)", demo=True,
         notice=(f"This is the bundled demo model, not gpt-oss: {reason}. It only knows toy tasks "
                 f"(sums, unit conversions, counting letters, sorting numbers, a weather tool call). "
                 + HOW_TO_RUN_REAL))
     return engine
+
+
+def make_engine(config: Config, codec, progress: Callable[[str, float | None], None] | None = None) -> Engine:
+    """Build the engine the config names (no fallback)."""
+    if config.engine == "transformers":
+        from backend.engines.transformers_engine import TransformersEngine
+
+        return TransformersEngine.from_config(config, progress=progress)
+    if config.engine == "openai":
+        from backend.engines.openai_engine import OpenAIEngine
+        from backend.harmony.bridge import DeltaWriter
+
+        engine = OpenAIEngine(config.base_url, api=config.server_api, api_key=config.api_key,
+                              model=config.served_model, timeout_s=config.server_timeout_s,
+                              delta_writer=lambda: DeltaWriter(codec.encoding))
+        return engine.connect(progress, wait_s=config.server_wait_s)
+    raise ValueError(f"unknown engine {config.engine!r} (choose: transformers, openai)")

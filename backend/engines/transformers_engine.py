@@ -15,14 +15,14 @@ import threading
 import time
 from typing import Callable
 
-from backend.engine import (
+from backend.engines.base import (
     FINISH_ERROR,
     FINISH_LENGTH,
     FINISH_STOP,
     SamplingParams,
     TokenStream,
 )
-from backend.errors import GenerationError
+from core.errors import GenerationError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class TransformersEngine:
 
     @classmethod
     def from_config(cls, config, progress: Callable | None = None) -> "TransformersEngine":
-        from backend.loader import load_model
+        from backend.engines.loader import load_model
 
         loaded = load_model(config.model, config.quantization, config.device_map, progress)
         description = {"model": config.model, "quantization": loaded.quantization,

@@ -24,10 +24,17 @@ from typing import Callable
 
 import httpx
 
-from backend.config import SERVER_APIS as APIS
-from backend.engine import FINISH_ERROR, FINISH_LENGTH, FINISH_STOP, SamplingParams, TokenStream
-from backend.errors import GenerationError, ModelLoadError
-from backend.openai_stream import ToolCalls, chat_piece, completion_piece, llamacpp_piece, ollama_piece, sse_data
+from backend.engines.base import FINISH_ERROR, FINISH_LENGTH, FINISH_STOP, SamplingParams, TokenStream
+from backend.engines.openai_stream import (
+    ToolCalls,
+    chat_piece,
+    completion_piece,
+    llamacpp_piece,
+    ollama_piece,
+    sse_data,
+)
+from core.config import SERVER_APIS as APIS
+from core.errors import GenerationError, ModelLoadError
 
 log = logging.getLogger(__name__)
 

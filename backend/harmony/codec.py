@@ -25,7 +25,7 @@ from openai_harmony import (
     ToolDescription,
 )
 
-from backend.events import Answer, Event, Preamble, Reasoning, ToolCall
+from core.events import Answer, Event, Preamble, Reasoning, ToolCall
 
 log = logging.getLogger(__name__)
 

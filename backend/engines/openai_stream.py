@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from backend.errors import GenerationError
+from core.errors import GenerationError
 
 TOKEN_ID_PREFIX = "token_id:"  # vLLM --return-tokens-as-token-ids writes logprob tokens like this
 

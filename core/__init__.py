@@ -1,0 +1,1 @@
+"""Config, errors, events and records shared by every layer; imports nothing of ours."""

@@ -1,0 +1,1 @@
+"""Helpers the tests share: tiny model, forced output, replay server, threads, page selectors."""
