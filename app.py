@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 
 from backend.chat import ChatService
+from backend.conversations import Conversations, Sharing
 from backend.engines.choose import choose_engine
 from backend.harmony.codec import HarmonyCodec
 from backend.harmony.vocab import load_encoding
@@ -29,35 +30,39 @@ class Parts:
     demo: object  # gr.Blocks
     host: ModelHost
     service: ChatService
-    shares: Shares
+    conversations: Conversations
+    sharing: Sharing
     config: Config
     auth: object  # Gradio's auth= check for password users, or None (no login)
 
 
-def build_app(config: Config, service: ChatService, host: ModelHost, shares: Shares, auth):
+def build_app(config: Config, parts: Parts):
     # Password users (a users file) gate the whole app; HF sign-in is only offered without them.
-    password_login = auth is not None
+    password_login = parts.auth is not None
     hf_login = config.hf_login and not password_login
     page = build_layout(config.max_new_tokens, config.share_link_expiry, config.share_link_reasoning, hf_login,
                         password_login)
     with page.demo:
-        wire(page, service, host, config.data_path / "exports", concurrency=config.max_active + config.max_waiting,
-             identity=Identity(hf_login), shares=shares)
+        wire(page, chat=parts.service, conversations=parts.conversations, sharing=parts.sharing, host=parts.host,
+             identity=Identity(hf_login), concurrency=config.max_active + config.max_waiting)
     return page.demo
 
 
 def create(config: Config, build_engine=None) -> Parts:
-    """Everything but launching: used by main and by the tests."""
+    """Everything but launching: used by main and by the tests (which pass their own build_engine)."""
     codec = HarmonyCodec(load_encoding(config.data_path / "vocab"))
     repo = Repository.open(config.db_url)
     build_engine = build_engine or (lambda progress: choose_engine(config, codec, progress))
     host = ModelHost(build_engine, codec, dict(max_active=config.max_active, max_waiting=config.max_waiting,
                                                time_limit_s=config.time_limit_s))
     host.start()
-    service = ChatService(repo, host, config.max_message_chars, config.save_interval_s)
-    shares = Shares(repo)
-    auth = authenticator(config.users_path)  # read once: the page and the login agree on it
-    return Parts(build_app(config, service, host, shares, auth), host, service, shares, config, auth)
+    parts = Parts(demo=None, host=host, config=config,
+                  service=ChatService(repo, host, config.max_message_chars, config.save_interval_s),
+                  conversations=Conversations(repo, config.data_path / "exports"),
+                  sharing=Sharing(Shares(repo)),
+                  auth=authenticator(config.users_path))  # read once: the page and the login agree on it
+    parts.demo = build_app(config, parts)
+    return parts
 
 
 def launch(parts: Parts, **kwargs) -> None:
@@ -66,7 +71,7 @@ def launch(parts: Parts, **kwargs) -> None:
     parts.demo.queue(default_concurrency_limit=config.max_active + config.max_waiting)
     parts.demo.launch(server_name=config.host, server_port=config.port, share=config.share, css=CSS,
                       auth=parts.auth, allowed_paths=[str(config.data_path / "exports")],
-                      app_kwargs={"routes": http_routes(parts.shares, parts.host)}, **kwargs)
+                      app_kwargs={"routes": http_routes(parts.sharing, parts.host)}, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,9 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Iterator
 
-from backend.harmony.codec import EFFORTS, PromptSettings, Turn
+from backend.harmony.codec import PromptSettings, Turn
 from backend.worker import ChatRequest
 from core.config import (
+    DEFAULT_EFFORT,
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_TEMPERATURE,
+    EFFORTS,
     MAX_INSTRUCTIONS_CHARS,
     MAX_MESSAGE_CHARS,
     MAX_NEW_TOKENS_LIMIT,
@@ -27,8 +31,8 @@ from core.config import (
 )
 from core.errors import InputError
 from core.events import Answer, Done, Preamble, Reasoning, ToolCall
-from storage.repository import MessageView, Repository, title_from
-from storage.schema import COMPLETE, ERROR, STOPPED, STREAMING
+from core.records import MessageStatus, MessageView
+from storage.repository import Repository
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +43,10 @@ ALLOWED_CONTROL = {"\n", "\t"}
 
 @dataclass
 class ChatOptions:
-    effort: str = "medium"
+    effort: str = DEFAULT_EFFORT
     instructions: str = ""
-    temperature: float = 1.0
-    max_new_tokens: int = 4096
+    temperature: float = DEFAULT_TEMPERATURE
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
 
 
 @dataclass
@@ -98,16 +102,20 @@ class ChatService:
 
     # -- turns -----------------------------------------------------------------------
 
-    def send(self, owner: str, conversation_id: str | None, text: str,
-             options: ChatOptions) -> Iterator[Snapshot]:
+    def _message_and_options(self, text: str, options: ChatOptions, empty: str) -> tuple[str, ChatOptions]:
+        """The opening steps of every turn that brings a new user message (send, edit)."""
         text = clean_text(text, self.max_message_chars)
         if not text.strip():
-            raise InputError("Type a message first.")
-        options = check_options(options)
+            raise InputError(empty)
+        return text, check_options(options)
+
+    def send(self, owner: str, conversation_id: str | None, text: str,
+             options: ChatOptions) -> Iterator[Snapshot]:
+        text, options = self._message_and_options(text, options, "Type a message first.")
         if conversation_id:
             self.repo.get(owner, conversation_id)  # not found for anyone else's, before any claim
         else:
-            conversation_id = self.repo.create_conversation(owner, title_from(text))
+            conversation_id = self.repo.create_conversation(owner, text)  # titled by its first line
         with self._claimed(conversation_id):
             self.repo.add_message(owner, conversation_id, "user", text)  # committed before the model runs
             self.repo.update_settings(owner, conversation_id, options.__dict__)
@@ -127,10 +135,7 @@ class ChatService:
     def edit(self, owner: str, conversation_id: str, position: int, text: str,
              options: ChatOptions) -> Iterator[Snapshot]:
         """Replace an earlier user message and answer again from there."""
-        text = clean_text(text, self.max_message_chars)
-        if not text.strip():
-            raise InputError("An edited message cannot be empty.")
-        options = check_options(options)
+        text, options = self._message_and_options(text, options, "An edited message cannot be empty.")
         self.repo.get(owner, conversation_id)
         with self._claimed(conversation_id):
             conv = self.repo.get(owner, conversation_id)
@@ -178,13 +183,13 @@ class ChatService:
         settings = PromptSettings(effort=options.effort, instructions=options.instructions)
         job = worker.submit(ChatRequest(_turns(history), settings, options.temperature, options.max_new_tokens))
         try:
-            mid = self.repo.add_message(owner, conversation_id, "assistant", "", status=STREAMING,
+            mid = self.repo.add_message(owner, conversation_id, "assistant", "", status=MessageStatus.STREAMING,
                                         effort=options.effort)
         except BaseException:
             job.discard()  # its stream will never run: give the worker slot back now
             raise
         live = MessageView(id=mid, position=len(history), role="assistant", content="",
-                           effort=options.effort, status=STREAMING)
+                           effort=options.effort, status=MessageStatus.STREAMING)
         return self._stream(owner, conversation_id, history, live, job)
 
     def _stream(self, owner, conversation_id, history, live, job) -> Iterator[Snapshot]:
@@ -194,12 +199,9 @@ class ChatService:
         try:
             yield Snapshot(conversation_id, history, live)
             last_save = last_yield = time.monotonic()
-            thinking_since = None
             for event in job.events():
-                if isinstance(event, Reasoning) and thinking_since is None:
-                    thinking_since = time.monotonic()
-                if isinstance(event, Answer) and thinking_since and live.reasoning_time is None:
-                    live.reasoning_time = time.monotonic() - thinking_since  # "Thought for N s" at once
+                if isinstance(event, Answer) and live.reasoning_time is None:
+                    live.reasoning_time = job.reasoning_time  # the worker's clock: "Thought for N s" at once
                 phase = _apply(live, event)
                 if isinstance(event, Done):
                     self._finish(owner, live, event)
@@ -220,8 +222,8 @@ class ChatService:
                     del self._jobs[conversation_id]
             if not finished:  # the page went away mid-answer: keep what we have
                 job.cancel()
-                live.status = STOPPED
-                self._save_partial(owner, live, status=STOPPED)
+                live.status = MessageStatus.STOPPED
+                self._save_partial(owner, live, status=MessageStatus.STOPPED)
 
     def _save_partial(self, owner: str, live: MessageView, **extra) -> None:
         try:
@@ -232,7 +234,7 @@ class ChatService:
 
     def _finish(self, owner: str, live: MessageView, done: Done) -> None:
         s = done.stats
-        live.status = {"stopped": STOPPED, "error": ERROR}.get(done.stop_reason, COMPLETE)
+        live.status = MessageStatus.after(done.stop_reason)
         live.stop_reason, live.error = done.stop_reason, done.error
         live.reasoning_tokens, live.answer_tokens = s.reasoning_tokens, s.answer_tokens
         live.ttft, live.reasoning_time, live.tokens_per_s = s.ttft, s.reasoning_time, s.tokens_per_s

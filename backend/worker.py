@@ -14,28 +14,17 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
-from backend.engines.base import FINISH_CANCELLED, FINISH_ERROR, FINISH_LENGTH, Engine, SamplingParams
+from backend.engines.base import Engine, Finish, SamplingParams
 from backend.harmony.bridge import chat_prompt
 from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
+from core.config import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE
 from core.errors import BusyError
-from core.events import (
-    STOP_CALL,
-    STOP_ERROR,
-    STOP_LENGTH,
-    STOP_RETURN,
-    STOP_STOPPED,
-    Answer,
-    Done,
-    Event,
-    Reasoning,
-    Stats,
-)
+from core.events import Answer, Done, Event, Reasoning, Stats, StopReason
 
 log = logging.getLogger(__name__)
 
-RETURN_ID, CALL_ID = 200002, 200012
 READ_POLL_S = 0.1  # how often a waiting job re-checks cancel and its deadline
 
 
@@ -43,42 +32,39 @@ READ_POLL_S = 0.1  # how often a waiting job re-checks cancel and its deadline
 class ChatRequest:
     turns: list[Turn]
     settings: PromptSettings = field(default_factory=PromptSettings)
-    temperature: float = 1.0
-    max_new_tokens: int = 4096
+    temperature: float = DEFAULT_TEMPERATURE
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
 
 
-class Worker:
-    """Admission control in front of one engine."""
+class Slots:
+    """Admission: at most `max_active` requests decode at once, `max_waiting` wait behind them.
 
-    def __init__(self, engine: Engine, codec: HarmonyCodec, *, max_active: int = 32,
-                 max_waiting: int = 64, time_limit_s: float = 600.0):
-        self.engine, self.codec = engine, codec
-        self.max_active, self.max_waiting, self.time_limit_s = max_active, max_waiting, time_limit_s
+    A request is admitted (it runs now), queued (it waits for a slot) or refused as busy. Each
+    admitted request calls `release` once; each queued one either `wait`s for a slot or `leave`s.
+    """
+
+    def __init__(self, max_active: int, max_waiting: int):
+        self.max_active, self.max_waiting = max_active, max_waiting
         self._cond = threading.Condition()
         self.active = 0
         self.waiting = 0
 
-    def submit(self, request: ChatRequest) -> "Job":
-        """Render and queue a request; raise BusyError at once if the queue is full."""
-        prompt = self.codec.render(request.turns, request.settings)
+    def admit(self) -> bool:
+        """True: running now; False: queued. Raises BusyError when the queue is full too."""
         with self._cond:
             if self.active < self.max_active:
                 self.active += 1
-                admitted = True
-            elif self.waiting >= self.max_waiting:
+                return True
+            if self.waiting >= self.max_waiting:
                 raise BusyError(ahead=self.active + self.waiting)
-            else:
-                self.waiting += 1
-                admitted = False
-        return Job(self, prompt, request, admitted)
+            self.waiting += 1
+            return False
 
-    def chat_prompt(self, request: ChatRequest):
-        return chat_prompt(request.turns, request.settings)
-
-    def _wait_for_slot(self, job: "Job") -> bool:
+    def wait(self, give_up: Callable[[], bool]) -> bool:
+        """For a queued request: True once it holds a slot; False (and out of the queue) if it gave up."""
         with self._cond:
             while self.active >= self.max_active:
-                if job.cancelled or time.perf_counter() > job.deadline:
+                if give_up():
                     self.waiting -= 1
                     return False
                 self._cond.wait(READ_POLL_S)
@@ -86,10 +72,40 @@ class Worker:
             self.active += 1
             return True
 
-    def _release(self) -> None:
+    def leave(self) -> None:
+        """A queued request that will never wait."""
+        with self._cond:
+            self.waiting -= 1
+
+    def release(self) -> None:
         with self._cond:
             self.active -= 1
             self._cond.notify()
+
+
+class Worker:
+    """Admission control, time limit and parsing in front of one engine."""
+
+    def __init__(self, engine: Engine, codec: HarmonyCodec, *, max_active: int = 32,
+                 max_waiting: int = 64, time_limit_s: float = 600.0):
+        self.engine, self.codec, self.time_limit_s = engine, codec, time_limit_s
+        self.slots = Slots(max_active, max_waiting)
+
+    @property
+    def active(self) -> int:
+        return self.slots.active
+
+    @property
+    def waiting(self) -> int:
+        return self.slots.waiting
+
+    def submit(self, request: ChatRequest) -> "Job":
+        """Render and queue a request; raise BusyError at once if the queue is full."""
+        prompt = self.codec.render(request.turns, request.settings)
+        return Job(self, prompt, request, admitted=self.slots.admit())
+
+    def chat_prompt(self, request: ChatRequest):
+        return chat_prompt(request.turns, request.settings)
 
 
 class Job:
@@ -97,13 +113,18 @@ class Job:
 
     def __init__(self, worker: Worker, prompt: list[int], request: ChatRequest, admitted: bool):
         self.worker, self.prompt, self.request = worker, prompt, request
-        self.submitted_at = time.perf_counter()
-        self.deadline = self.submitted_at + worker.time_limit_s
+        self.deadline = time.perf_counter() + worker.time_limit_s
         self.cancelled = False
-        self._admitted = admitted
+        self.meter = _Meter(time.perf_counter())
+        self._slots, self._admitted = worker.slots, admitted
         self._stream = None
         self._started = False  # events() ran or discard() did: the slot is handled exactly once
         self._start_lock = threading.Lock()
+
+    @property
+    def reasoning_time(self) -> float | None:
+        """Seconds from the first reasoning to the first answer text (None until the answer starts)."""
+        return self.meter.reasoning_time
 
     def cancel(self) -> None:
         """Stop from any thread; the engine frees the request's slot at its next step."""
@@ -119,18 +140,21 @@ class Job:
     def discard(self) -> None:
         """Give back the slot of a job whose events() will never run (its caller failed first)."""
         self.cancelled = True
-        if self._start():
-            if self._admitted:
-                self.worker._release()
-            else:
-                with self.worker._cond:
-                    self.worker.waiting -= 1
+        if not self._start():
+            return
+        if self._admitted:
+            self._slots.release()
+        else:
+            self._slots.leave()
+
+    def _gave_up(self) -> bool:
+        return self.cancelled or time.perf_counter() > self.deadline
 
     def events(self) -> Iterator[Event]:
         if not self._start():
             return  # discarded
-        if not self._admitted and not self.worker._wait_for_slot(self):
-            reason = STOP_STOPPED if self.cancelled else STOP_ERROR
+        if not self._admitted and not self._slots.wait(self._gave_up):
+            reason = StopReason.STOPPED if self.cancelled else StopReason.ERROR
             yield Done(reason, Stats(stop_reason=reason),
                        error=None if self.cancelled else "Timed out waiting in the queue.")
             return
@@ -139,7 +163,7 @@ class Job:
         finally:
             if self._stream is not None and not self._stream.closed:
                 self._stream.cancel()  # the consumer went away (page closed, stop pressed)
-            self.worker._release()
+            self._slots.release()
 
     def _run(self) -> Iterator[Event]:
         params = SamplingParams(max_new_tokens=self.request.max_new_tokens,
@@ -149,12 +173,11 @@ class Job:
                                                      chat=self.worker.chat_prompt(self.request))
         except Exception as exc:  # one bad request must not take the worker down
             log.exception("engine refused a request")
-            yield Done(STOP_ERROR, Stats(stop_reason=STOP_ERROR), error=str(exc))
+            yield Done(StopReason.ERROR, Stats(stop_reason=StopReason.ERROR), error=str(exc))
             return
         if self.cancelled:
             self._stream.cancel()
-        meter = _Meter(self.submitted_at)
-        parser = self.worker.codec.parser()
+        meter, parser = self.meter, self.worker.codec.parser()
         last, timed_out = None, False
         while True:
             if not timed_out and time.perf_counter() > self.deadline:
@@ -173,24 +196,25 @@ class Job:
                     yield event
                 meter.count(parser)
         reason, error = self._stop_reason(last, timed_out)
-        for event in parser.finish(show_partial_header=reason != STOP_STOPPED):
+        for event in parser.finish(show_partial_header=reason != StopReason.STOPPED):
             meter.saw(event)
             yield event
         stats = meter.finish(reason, self._stream.usage)
         yield Done(reason, stats, error=error, malformed=parser.malformed,
                    harmony_messages=tuple(parser.messages))
 
-    def _stop_reason(self, last: int | None, timed_out: bool) -> tuple[str, str | None]:
+    def _stop_reason(self, last: int | None, timed_out: bool) -> tuple[StopReason, str | None]:
+        """The one mapping from how the engine's stream closed to how the turn ended."""
         finish, error = self._stream.finish_reason, self._stream.error
         if timed_out:
-            return STOP_ERROR, f"Stopped after the time limit of {self.worker.time_limit_s:.0f} s."
-        if finish == FINISH_CANCELLED:
-            return STOP_STOPPED, None
-        if finish == FINISH_ERROR:
-            return STOP_ERROR, error or "The model failed while generating."
-        if finish == FINISH_LENGTH:
-            return STOP_LENGTH, None
-        return (STOP_CALL if last == CALL_ID else STOP_RETURN), None
+            return StopReason.ERROR, f"Stopped after the time limit of {self.worker.time_limit_s:.0f} s."
+        if finish == Finish.CANCELLED:
+            return StopReason.STOPPED, None
+        if finish == Finish.ERROR:
+            return StopReason.ERROR, error or "The model failed while generating."
+        if finish == Finish.LENGTH:
+            return StopReason.LENGTH, None
+        return (StopReason.CALL if last == self.worker.codec.call_id else StopReason.RETURN), None
 
 
 class _Meter:
@@ -212,6 +236,12 @@ class _Meter:
                 self.stats.reasoning_tokens += 1
             elif parser.channel == "final":
                 self.stats.answer_tokens += 1
+
+    @property
+    def reasoning_time(self) -> float | None:
+        if self.reason_start is None or self.reason_end is None:
+            return None
+        return self.reason_end - self.reason_start
 
     def saw(self, event: Event) -> None:
         now = time.perf_counter()

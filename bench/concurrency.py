@@ -15,19 +15,16 @@ import random
 import statistics
 import time
 
-from bench.harness import App, demo_engine, live_value, run_together
+from bench.harness import App, demo_engine, run_together
+from tests.support.streams import first_text_time
 
 
 def one_chat(client, question: str, out: dict) -> None:
     t0 = time.perf_counter()
     try:
         job = client.submit(question, "", "medium", "", 1.0, 400, api_name="/send")
-        first = None
-        for o in job:
-            chat = live_value(o)
-            if first is None and chat and any(m.get("content") for m in chat):
-                first = time.perf_counter()
-        out.update(ttft=(first or time.perf_counter()) - t0, cid=job.outputs()[0][2], question=question)
+        first, end = first_text_time(job)
+        out.update(ttft=(first or end) - t0, cid=job.outputs()[0][2], question=question)
     except Exception as exc:  # counted, never raised: the bench reports errors
         out.update(error=f"{type(exc).__name__}: {exc}")
 

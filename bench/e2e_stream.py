@@ -14,7 +14,7 @@ import statistics
 import sys
 import time
 
-from bench.harness import App, forced_engine
+from bench.harness import ROOT, App, forced_engine
 
 PROMPT = "Explain why the sky is blue."
 
@@ -38,18 +38,13 @@ def worker_round(app) -> tuple[float, float]:
 CLIENT = """
 import json, sys, time
 from gradio_client import Client
+from tests.support.streams import first_text_time
 c = Client(sys.argv[1], verbose=False)
-def live(o):
-    v = o[1] if o else None
-    v = v.get("value") if isinstance(v, dict) else v
-    return v if isinstance(v, list) else []
 for _ in range(int(sys.argv[2])):
-    t0 = time.time(); first = None
+    t0 = time.perf_counter()
     job = c.submit(sys.argv[3], "", "medium", "", 1.0, 2000, api_name="/send")
-    for o in job:
-        if first is None and any((m.get("metadata") or {}).get("title") and m.get("content") for m in live(o)):
-            first = time.time()
-    print(json.dumps({"t0": t0, "first": first, "end": time.time(), "cid": job.outputs()[0][2]}), flush=True)
+    first, end = first_text_time(job)
+    print(json.dumps({"t0": t0, "first": first, "end": end, "cid": job.outputs()[0][2]}), flush=True)
 """
 
 
@@ -58,7 +53,7 @@ def client_rounds(app, rounds: int) -> list[tuple[float, float]]:
     import subprocess
 
     out = subprocess.run([sys.executable, "-c", CLIENT, app.url, str(rounds), PROMPT], check=True,
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True, cwd=ROOT).stdout
     results = []
     for line in out.splitlines():
         r = json.loads(line)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from tests.support.net import free_port
+
+ROOT = Path(__file__).resolve().parent.parent  # where `python -c` children find the project
 
 LONG_ANSWER = ("<|channel|>analysis<|message|>" + "Thinking about the question in some detail. " * 60 + "<|end|>"
                "<|start|>assistant<|channel|>final<|message|>" + "Here is a long answer sentence. " * 30
@@ -22,12 +25,6 @@ def run_together(fn, args_list: list[tuple]) -> float:
     for t in threads:
         t.join()
     return time.perf_counter() - t0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class App:
@@ -78,11 +75,3 @@ def demo_engine(codec, data):
 
     folder = ensure_built(data / "demo-model", codec, lambda s, f: None)
     return TransformersEngine(load_model(str(folder)).model, seed=0, description={"model": "demo"})
-
-
-def live_value(output) -> list:
-    """The live chatbot's messages in one streamed /send update (value or update dict)."""
-    live = output[1] if output else None
-    if isinstance(live, dict):
-        live = live.get("value")
-    return live if isinstance(live, list) else []

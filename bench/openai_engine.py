@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import free_port
+from tests.support.net import free_port
 
 PROMPT = "Convert 7 km to m"  # a task the demo model does well: reasoning, then an answer
 EFFORT, MAX_TOKENS = "high", 400

@@ -10,10 +10,19 @@ import argparse
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import UnionType
+from typing import Union, get_args, get_origin, get_type_hints
 
 DEFAULT_MODEL = "openai/gpt-oss-20b"
 ENV_PREFIX = "GPT_OSS_CHAT_"
 SPACE_STORAGE = "/data"  # where a Hugging Face Space mounts its persistent storage
+
+# Defaults typed once: the page, the chat service, harmony and the API all read them from here.
+EFFORTS = ("low", "medium", "high")  # harmony's reasoning efforts
+DEFAULT_EFFORT = "medium"
+DEFAULT_TEMPERATURE = 1.0  # gpt-oss's recommended sampling: temperature 1.0, top_p 1.0
+DEFAULT_TOP_P = 1.0
+DEFAULT_SHARE_EXPIRY = "7 days"
 
 # Limits (checked at the boundary)
 MAX_MESSAGE_CHARS = 32_000
@@ -53,7 +62,7 @@ class Config:
     share: bool = False  # Gradio's temporary public tunnel to the whole app (needs internet)
     users_file: str = ""  # JSON of password users (python -m backend.users add NAME); empty: no login
     hf_login: bool = False  # "Sign in with Hugging Face"; on by itself on a Space with hf_oauth: true
-    share_link_expiry: str = "7 days"  # default expiry offered for share links: 1 hour | 1 day | 7 days | never
+    share_link_expiry: str = DEFAULT_SHARE_EXPIRY  # default expiry offered for share links: 1 hour | 1 day | 7 days | never
     share_link_reasoning: bool = False  # share links include reasoning by default?
     save_interval_s: float = SAVE_INTERVAL_S
     demo: bool = False  # run the bundled demo model
@@ -80,6 +89,15 @@ def _parse_bool(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes", "on")
 
 
+def field_type(hint, name: str) -> type:
+    """The type a flag parses to, from the field's annotation (`X | None` parses as X)."""
+    union = get_origin(hint) in (Union, UnionType)
+    kinds = [t for t in get_args(hint) if t is not type(None)] if union else [hint]
+    if len(kinds) != 1 or kinds[0] not in (bool, int, float, str):
+        raise TypeError(f"Config.{name}: cannot parse a flag of type {hint}")
+    return kinds[0]
+
+
 def _defaults(environ) -> Config:
     """On a Hugging Face Space: listen on all interfaces, and keep data on persistent storage
     (/data) when the Space has it, so chats survive restarts."""
@@ -93,17 +111,17 @@ def parse_config(argv: list[str] | None = None, environ: dict | None = None) -> 
     """Flags win over env vars, which win over defaults."""
     environ = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(description="Chat with gpt-oss in the browser.")
-    defaults = _defaults(environ)
+    defaults, hints = _defaults(environ), get_type_hints(Config)
     for f in fields(Config):
         if f.name == "model_explicit":
             continue
         flag = "--" + f.name.replace("_", "-")
         env = environ.get(_env_name(f.name))
         default = getattr(defaults, f.name)
-        if f.type in ("bool", bool):
+        if hints[f.name] is bool:
             parser.add_argument(flag, action="store_true", default=_parse_bool(env) if env else default)
             continue
-        kind = {"int": int, "float": float, "int | None": int}.get(str(f.type), str)
+        kind = field_type(hints[f.name], f.name)
         value = kind(env) if env else default
         parser.add_argument(flag, type=kind, default=value, help=f"env {_env_name(f.name)}")
     args = parser.parse_args(argv)

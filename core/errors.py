@@ -7,6 +7,9 @@ is logged with its traceback.
 """
 
 
+LINK_GONE = "This link is no longer available."  # every dead share link says exactly this
+
+
 class ChatError(Exception):
     """Base class: `str(err)` is safe to show to the user."""
 

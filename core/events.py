@@ -7,14 +7,17 @@ preambles and the tool calls travel as different event types all the way.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-# Why a stream ended. `return`/`call` come from harmony's stop tokens.
-STOP_RETURN = "return"
-STOP_CALL = "call"
-STOP_LENGTH = "length"
-STOP_STOPPED = "stopped"
-STOP_ERROR = "error"
-STOP_REASONS = (STOP_RETURN, STOP_CALL, STOP_LENGTH, STOP_STOPPED, STOP_ERROR)
+
+class StopReason(StrEnum):
+    """Why a stream of events ended. `return`/`call` come from harmony's stop tokens."""
+
+    RETURN = "return"
+    CALL = "call"
+    LENGTH = "length"
+    STOPPED = "stopped"
+    ERROR = "error"
 
 
 @dataclass(frozen=True)
@@ -67,15 +70,12 @@ class Stats:
     tokens_per_s: float | None = None
     stop_reason: str = ""
 
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
 
 @dataclass(frozen=True)
 class Done:
     """The last event of every stream."""
 
-    stop_reason: str
+    stop_reason: StopReason
     stats: Stats = field(default_factory=Stats)
     error: str | None = None
     malformed: bool = False

@@ -10,60 +10,21 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from dataclasses import dataclass, field
+from enum import Enum
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import sessionmaker
 
 from core.errors import NotFoundError
+from core.records import ConversationView, MessageStatus, MessageView, SearchHit
 from storage.db import open_engine, upgrade
-from storage.schema import INTERRUPTED, STREAMING, Conversation, Message, Share, utcnow
+from storage.schema import Conversation, Message, Share, utcnow
 
 CONVERSATION_ID = re.compile(r"^[0-9a-f]{32}$")
 TITLE_CHARS = 60
 PAGE_SIZE = 50
 MESSAGE_FIELDS = ("content", "reasoning", "effort", "status", "error", "stop_reason", "reasoning_tokens",
                   "answer_tokens", "ttft", "reasoning_time", "tokens_per_s")
-
-
-@dataclass
-class MessageView:
-    id: int
-    position: int
-    role: str
-    content: str
-    reasoning: str = ""
-    trace: list = field(default_factory=list)
-    harmony: list = field(default_factory=list)
-    effort: str | None = None
-    status: str = "complete"
-    error: str | None = None
-    stop_reason: str | None = None
-    reasoning_tokens: int | None = None
-    answer_tokens: int | None = None
-    ttft: float | None = None
-    reasoning_time: float | None = None
-    tokens_per_s: float | None = None
-    created: str = ""
-
-
-@dataclass
-class ConversationView:
-    id: str
-    title: str
-    created: str
-    updated: str
-    settings: dict
-    messages: list[MessageView] = field(default_factory=list)
-
-
-@dataclass
-class SearchHit:
-    conversation_id: str
-    title: str
-    message_id: int
-    role: str
-    snippet: str
 
 
 def title_from(text_: str) -> str:
@@ -106,7 +67,8 @@ class Repository:
     def recover_interrupted(self) -> int:
         """Answers that were streaming when the process died are shown as interrupted."""
         with self.session.begin() as s:
-            result = s.execute(update(Message).where(Message.status == STREAMING).values(status=INTERRUPTED))
+            result = s.execute(update(Message).where(Message.status == MessageStatus.STREAMING)
+                                 .values(status=MessageStatus.INTERRUPTED))
             return result.rowcount
 
     # -- conversations ----------------------------------------------------------------
@@ -188,7 +150,8 @@ class Repository:
 
     @staticmethod
     def _encode(fields: dict) -> dict:
-        out = {k: v for k, v in fields.items() if k in MESSAGE_FIELDS}
+        # Enum members (status, stop reason) are stored as their plain string values.
+        out = {k: (v.value if isinstance(v, Enum) else v) for k, v in fields.items() if k in MESSAGE_FIELDS}
         for key in ("trace", "harmony"):
             if key in fields:
                 out[key] = json.dumps(list(fields[key]))
@@ -247,6 +210,6 @@ class Repository:
             if m.role == "assistant" and include_reasoning and m.reasoning:
                 lines += ["", "<details><summary>Reasoning</summary>", "", m.reasoning, "", "</details>"]
             lines += ["", m.content, ""]
-            if m.role == "assistant" and m.status != "complete":
+            if m.role == "assistant" and m.status != MessageStatus.COMPLETE:
                 lines += [f"*({m.status})*", ""]
         return "\n".join(lines)

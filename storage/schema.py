@@ -11,13 +11,7 @@ import datetime as dt
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-# Message status values.
-STREAMING = "streaming"  # being generated right now
-COMPLETE = "complete"
-STOPPED = "stopped"
-ERROR = "error"
-INTERRUPTED = "interrupted"  # was streaming when the process died
-STATUSES = (STREAMING, COMPLETE, STOPPED, ERROR, INTERRUPTED)
+from core.records import MessageStatus
 
 
 def utcnow() -> dt.datetime:
@@ -60,7 +54,7 @@ class Message(Base):
     trace: Mapped[str] = mapped_column(Text, nullable=False, default="[]")  # JSON: preambles, tool calls
     harmony: Mapped[str] = mapped_column(Text, nullable=False, default="[]")  # JSON: harmony messages
     effort: Mapped[str | None] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default=COMPLETE)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=MessageStatus.COMPLETE.value)
     error: Mapped[str | None] = mapped_column(Text)
     stop_reason: Mapped[str | None] = mapped_column(String(16))
     reasoning_tokens: Mapped[int | None] = mapped_column(Integer)

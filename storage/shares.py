@@ -11,39 +11,19 @@ import datetime as dt
 import json
 import re
 import secrets
-from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from core.config import SHARE_LINK_EXPIRIES
-from core.errors import InputError, NotFoundError
-from storage.repository import MESSAGE_FIELDS, MessageView, Repository
-from storage.schema import STREAMING, Share, utcnow
+from core.config import DEFAULT_SHARE_EXPIRY, SHARE_LINK_EXPIRIES
+from core.errors import LINK_GONE, InputError, NotFoundError
+from core.records import MessageStatus, MessageView, SharedConversation, ShareLink
+from storage.repository import MESSAGE_FIELDS, Repository
+from storage.schema import Share, utcnow
 
 EXPIRIES = dict(zip(SHARE_LINK_EXPIRIES, (dt.timedelta(hours=1), dt.timedelta(days=1), dt.timedelta(days=7), None)))
-DEFAULT_EXPIRY = "7 days"
 TOKEN_BYTES = 24  # 192 bits from secrets: links cannot be guessed or enumerated
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-GONE = "This link is no longer available."
 REASONING_ONLY = ("reasoning", "reasoning_time", "reasoning_tokens")
-
-
-@dataclass
-class ShareLink:
-    token: str
-    conversation_id: str
-    title: str
-    created: str
-    expires: str | None
-    include_reasoning: bool
-
-
-@dataclass
-class SharedConversation:
-    title: str
-    created: str
-    include_reasoning: bool
-    messages: list[MessageView] = field(default_factory=list)
 
 
 def _link(s: Share) -> ShareLink:
@@ -63,7 +43,7 @@ def _carried(m: MessageView) -> dict:
 def _snapshot(messages: list[MessageView], include_reasoning: bool) -> list[dict]:
     out = []
     for m in messages:
-        if m.status == STREAMING:
+        if m.status == MessageStatus.STREAMING:
             continue  # an answer still being written is not part of the snapshot
         row = {"role": m.role, **_carried(m)}
         if not include_reasoning:
@@ -77,7 +57,7 @@ class Shares:
     def __init__(self, repo: Repository):
         self.repo = repo
 
-    def create(self, owner: str, conversation_id: str, expiry: str = DEFAULT_EXPIRY,
+    def create(self, owner: str, conversation_id: str, expiry: str = DEFAULT_SHARE_EXPIRY,
                include_reasoning: bool = False, now: dt.datetime | None = None) -> ShareLink:
         if expiry not in EXPIRIES:
             raise InputError(f"Choose an expiry among: {', '.join(EXPIRIES)}.")
@@ -111,11 +91,11 @@ class Shares:
     def open(self, token: str, now: dt.datetime | None = None) -> SharedConversation:
         """The shared snapshot, for anyone holding the token; gone once revoked or expired."""
         if not isinstance(token, str) or not TOKEN.match(token):
-            raise NotFoundError(GONE)
+            raise NotFoundError(LINK_GONE)
         with self.repo.session() as s:
             share = s.get(Share, token)
             if share is None or not _active(share, now or utcnow()):
-                raise NotFoundError(GONE)
+                raise NotFoundError(LINK_GONE)
             messages = [MessageView(id=i, position=i, **m) for i, m in enumerate(json.loads(share.snapshot))]
             return SharedConversation(share.title, share.created.isoformat(), share.include_reasoning, messages)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 
+from tests.support.net import free_port
 from tests.support.tiny_model import build_tiny_checkpoint
 
 
@@ -57,15 +57,13 @@ FORCED_CHAT = ("<|channel|>analysis<|message|>The user says hi. " + "Let me thin
 
 
 @pytest.fixture
-def make_host(codec, tiny_model):
-    """A ModelHost over the tiny model forced to speak `text` in harmony."""
+def forced_engine(codec, tiny_model):
+    """build_engine(progress) functions: the tiny model forced to speak `text` in harmony. They go
+    where the app takes its engine (ModelHost, app.create), so nothing is patched."""
     from backend.engines.transformers_engine import TransformersEngine
-    from backend.host import ModelHost
     from tests.support.forcing import ForceSequence
 
-    hosts = []
-
-    def make(text=FORCED_CHAT, start=True, **worker_kwargs):
+    def factory(text=FORCED_CHAT):
         ids = codec.encoding.encode(text, allowed_special="all")
 
         def build(progress):
@@ -73,9 +71,20 @@ def make_host(codec, tiny_model):
             return TransformersEngine(tiny_model, do_sample=False, logits_processors=[ForceSequence(ids)],
                                       description={"model": "tiny-test", "quantization": "float32",
                                                    "engine": "transformers (continuous batching)"})
-        host = ModelHost(build, codec, worker_kwargs)
-        if start:
-            host.start(background=False)
+        return build
+    return factory
+
+
+@pytest.fixture
+def make_host(codec, forced_engine):
+    """A started ModelHost over the forced tiny model."""
+    from backend.host import ModelHost
+
+    hosts = []
+
+    def make(text=FORCED_CHAT, **worker_kwargs):
+        host = ModelHost(forced_engine(text), codec, worker_kwargs)
+        host.start(background=False)
         hosts.append(host)
         return host
 
@@ -84,39 +93,42 @@ def make_host(codec, tiny_model):
         host.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture
+def launched(forced_engine):
+    """launch(config, **create_kwargs): the real app (create + launch) on the forced tiny model."""
+    import app as app_module
+
+    apps = []
+
+    def launch(config, text=FORCED_CHAT):
+        parts = app_module.create(config, build_engine=forced_engine(text))
+        app_module.launch(parts, prevent_thread_lock=True, quiet=True)
+        apps.append(parts)
+        return parts
+
+    yield launch
+    for parts in apps:
+        parts.demo.close()
+        parts.host.close()
 
 
 @pytest.fixture
-def app_url(tmp_path, make_host, monkeypatch):
-    import app as app_module
+def app_url(tmp_path, launched):
     from core.config import Config
 
-    host = make_host(start=False)  # create() starts it
-    monkeypatch.setattr(app_module, "ModelHost", lambda *a, **k: host)  # reuse the forced tiny host
     config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400, max_active=4, max_waiting=4)
-    parts = app_module.create(config)
-    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
+    parts = launched(config)
     yield f"http://127.0.0.1:{config.port}/", parts.service
-    parts.demo.close()
 
 
 @pytest.fixture
-def two_user_app(tmp_path, make_host, monkeypatch):
-    import app as app_module
+def two_user_app(tmp_path, launched):
     from backend.users import add_user
     from core.config import Config
 
     users = tmp_path / "users.json"
     add_user(users, "alice", "alice-password", iterations=1000)
     add_user(users, "bob", "bob-password", iterations=1000)
-    host = make_host(start=False)
-    monkeypatch.setattr(app_module, "ModelHost", lambda *a, **k: host)
     config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400)
-    parts = app_module.create(config)  # users.json in the data dir: password login is on
-    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
+    launched(config)  # users.json in the data dir: password login is on
     yield f"http://127.0.0.1:{config.port}/"
-    parts.demo.close()

@@ -4,6 +4,8 @@ import time
 
 import pytest
 
+from tests.support.streams import live_value
+
 gradio_client = pytest.importorskip("gradio_client")
 
 
@@ -13,14 +15,6 @@ def client(url):
 
 def send(c, text, conversation_id="", effort="medium", max_new_tokens=400):
     return c.submit(text, conversation_id, effort, "", 1.0, max_new_tokens, api_name="/send")
-
-
-def live_rows(output):
-    """The live chatbot's messages in one streamed update (a value, or an update with a value)."""
-    live = output[1] if output else None
-    if isinstance(live, dict):
-        live = live.get("value")
-    return live if isinstance(live, list) else []
 
 
 def titles(chat):
@@ -42,7 +36,7 @@ def test_send_streams_reasoning_and_answer_as_separate_messages(app_url):
     assert "Hello!" in str(answer["content"]) and not answer.get("metadata", {}).get("title")
     assert "&lt;b&gt;How&lt;/b&gt;" in str(answer["content"])  # HTML from the model is shown as text
     assert "high effort" in stats["metadata"]["title"] and "tokens/s" in stats["metadata"]["title"]
-    pending = [o for o in outputs if live_rows(o) and (live_rows(o)[-1].get("metadata") or {}).get("status") == "pending"]
+    pending = [o for o in outputs if live_value(o) and (live_value(o)[-1].get("metadata") or {}).get("status") == "pending"]
     assert pending, "the reasoning panel streamed open (pending) before the answer"
 
 

@@ -3,26 +3,35 @@
 Screenshots of each step go to artifacts/browser/ (git-ignored).
 """
 
-import os
 from pathlib import Path
 
 import pytest
 
+from tests.support.page import (
+    BOT,
+    CHROMIUM,
+    THOUGHT,
+    TIMEOUT_MS,
+    USER,
+    field,
+    launch,
+    ready,
+    send,
+    shot,
+    stats_lines,
+    thought_titles,
+    wait_answers,
+)
+
 playwright = pytest.importorskip("playwright.sync_api")
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "browser"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
-TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
 def browser():
     with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        b = launch(p)
         yield b
         b.close()
 
@@ -40,41 +49,17 @@ def page(browser, app_url):
     context.close()
 
 
-def ready(pg):
-    pg.locator("#message textarea:not([disabled])").wait_for()
-
-
-def shot(pg, name):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def send(pg, text):
-    pg.locator("#message textarea").fill(text)
-    pg.locator("#send").click()
-
-
-def stats_lines(pg):
-    return [t for t in pg.locator("#chat .thought-group .title").all_inner_texts() if "effort" in t]
-
-
-def wait_answers(pg, n):
-    pg.wait_for_function(
-        "n => [...document.querySelectorAll('#chat .thought-group .title')]"
-        ".filter(e => e.innerText.includes('effort')).length >= n", arg=n)
-
-
 def test_send_streams_reasoning_then_answer(page):
     send(page, "Hello there")
-    page.locator("#live .thought-group").first.wait_for()
+    page.locator(f"#live {THOUGHT}").first.wait_for()
     page.wait_for_function("() => (document.querySelector('#live') || {innerText: ''}).innerText.includes('Thinking')")
     shot(page, "01-reasoning-streams")
     wait_answers(page, 1)
     shot(page, "02-answered")
-    titles = page.locator("#chat .thought-group .title").all_inner_texts()
+    titles = thought_titles(page)
     assert any(t.startswith("Thought for") for t in titles)
     assert "medium effort" in stats_lines(page)[0] and "tokens/s" in stats_lines(page)[0]
-    bot = page.locator('#chat [data-testid="bot"]').all_inner_texts()
+    bot = page.locator(f"#chat {BOT}").all_inner_texts()
     assert any("Hello! <b>How</b> can I help?" in t for t in bot)  # HTML from the model shows as text
 
 
@@ -102,7 +87,7 @@ def test_reload_reopens_from_sidebar_and_url(page):
     assert "?c=" in url
     page.reload()
     ready(page)
-    page.locator("#chat .thought-group").first.wait_for()  # reopened from ?c= with its reasoning
+    page.locator(f"#chat {THOUGHT}").first.wait_for()  # reopened from ?c= with its reasoning
     shot(page, "05-reloaded")
     assert "Remember the aardvark" in page.locator("#chat").inner_text()
     assert "Remember the aardvark" in page.locator("#conversations").inner_text()
@@ -110,18 +95,18 @@ def test_reload_reopens_from_sidebar_and_url(page):
     page.wait_for_function("() => !document.querySelector('#chat').innerText.includes('aardvark')")
     page.locator("#conversations").get_by_text("Remember the aardvark").click()
     page.wait_for_function("() => document.querySelector('#chat').innerText.includes('aardvark')")
-    assert page.locator("#chat .thought-group").count() >= 2
+    assert page.locator(f"#chat {THOUGHT}").count() >= 2
 
 
 def test_search_rename_delete(page):
     send(page, "Tell me about the quokka")
     wait_answers(page, 1)
     page.locator("#conversations").get_by_text("Tell me about the quokka").wait_for()  # sidebar refreshed
-    page.locator("#search-query textarea, #search-query input").first.fill("quokka")
+    page.locator(field("search-query")).first.fill("quokka")
     page.locator("#search-results").get_by_text("quokka", exact=False).first.wait_for()
     shot(page, "06-search")
     page.get_by_text("This conversation").click()
-    page.locator("#title textarea, #title input").first.fill("Marsupials")
+    page.locator(field("title")).first.fill("Marsupials")
     page.locator("#rename").click()
     page.locator("#conversations").get_by_text("Marsupials").wait_for()
     page.locator("#delete").click()
@@ -135,7 +120,7 @@ def test_html_and_script_show_as_text(page):
     send(page, evil)
     wait_answers(page, 1)
     shot(page, "08-xss")
-    assert evil in page.locator('#chat [data-testid="user"]').first.inner_text()
+    assert evil in page.locator(f"#chat {USER}").first.inner_text()
     assert page.dialogs == []
     assert page.locator("#chat img[src='x']").count() == 0
 
@@ -146,10 +131,10 @@ def test_share_link_read_only_in_a_fresh_context_until_revoked(page, browser):
     own_url = page.url
     page.locator("#share").get_by_text("Share", exact=True).first.click()
     page.locator("#share-create").click()
-    field = page.locator("#share-link textarea, #share-link input").first
-    page.wait_for_function("() => [...document.querySelectorAll('#share-link textarea, #share-link input')]"
+    link_box = page.locator(field("share-link")).first
+    page.wait_for_function(f"() => [...document.querySelectorAll('{field('share-link')}')]"
                            ".some(e => e.value.startsWith('http'))")
-    link = field.input_value()
+    link = link_box.input_value()
     assert "/s/" in link
     shot(page, "09-share-created")
 

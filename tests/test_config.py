@@ -55,3 +55,16 @@ def test_every_setting_is_in_the_readme_table():
         if f.name != "model_explicit":
             flag = "`--" + f.name.replace("_", "-") + "`"
             assert any(flag in line for line in table), f"{flag} is missing from README's configuration table"
+
+
+def test_flag_types_come_from_the_annotations():
+    from typing import Optional
+
+    from core.config import field_type
+
+    assert field_type(float | None, "x") is float and field_type(Optional[int], "x") is int
+    assert field_type(bool, "x") is bool and field_type(str, "x") is str
+    with pytest.raises(TypeError):
+        field_type(list[int], "x")  # a new kind of field must say how it parses, not become a string
+    config = parse_config(["--max-batch-tokens", "512", "--server-timeout-s", "2.5"], {})
+    assert config.max_batch_tokens == 512 and config.server_timeout_s == 2.5

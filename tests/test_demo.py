@@ -84,14 +84,14 @@ def expansion_mismatches(full, small, used: list[int]) -> list[str]:
     return problems
 
 
-def test_expansion_keeps_the_distribution_exactly(demo_folder):
-    small, used, _ = demo_build.load_artifact()
+def test_expansion_keeps_the_distribution_exactly(demo_folder, codec):
+    small, used, _ = demo_build.load_artifact(codec)
     assert expansion_mismatches(load_model(str(demo_folder)).model, small, used) == []
 
 
 @pytest.mark.parametrize("row", ["used", "unused"])
-def test_the_exactness_check_catches_a_wrong_expansion(demo_folder, row):
-    small, used, _ = demo_build.load_artifact()
+def test_the_exactness_check_catches_a_wrong_expansion(demo_folder, codec, row):
+    small, used, _ = demo_build.load_artifact(codec)
     full = load_model(str(demo_folder)).model
     unused_id = next(i for i in range(201088) if i not in set(used))
     with torch.no_grad():  # one output row off by a little, as a wrong copy would be

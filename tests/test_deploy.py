@@ -103,3 +103,13 @@ def test_readme_ci_and_docker_install_the_same_lock_and_torch():
     assert f"    {test_command}\n" in readme and f"\n{test_command}\n" in ci  # CI runs README's command
     assert f"    pip install torch=={torch_pin} && pip install -r requirements.lock && python app.py\n" in readme
     assert f"pip install torch=={torch_pin} && pip install -r requirements.lock" in DOCKERFILE
+
+
+def test_readme_file_tree_lists_every_source_file():
+    readme = (ROOT / "README.md").read_text()
+    tree = readme[readme.index("## Files"):]
+    listed = {line.split()[0] for line in tree.splitlines() if line and not line.startswith(("#", "`"))}
+    sources = {str(p.relative_to(ROOT)) for folder in ("core", "backend", "storage", "ui", "bench", "tests")
+               for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts}
+    missing = sorted(s for s in sources if s not in listed)
+    assert missing == [], f"README's file tree misses {missing}"

@@ -137,3 +137,10 @@ def test_invalid_utf8_in_raw_mode_is_replaced_not_raised(codec):
     lone = codec.encoding.encode("🎉")[-1:]
     events = [e for t in ids + lone * 5 for e in stream.feed(t)] + stream.finish()
     assert "\ufffd" in joined(events, Answer)
+
+
+def test_special_ids_are_read_from_the_encoding(codec):
+    assert (codec.start_id, codec.return_id, codec.call_id) == (START, 200002, 200012)
+    assert set(codec.stop_ids) == {codec.return_id, codec.call_id}
+    names = codec.special_names()
+    assert names[START] == "<|start|>" and names[MESSAGE] == "<|message|>" and len(names) > 1000

@@ -13,7 +13,7 @@ import time
 import pytest
 from itsdangerous import TimestampSigner
 
-from tests.conftest import free_port
+from tests.support.net import free_port
 
 gradio_client = pytest.importorskip("gradio_client")
 pytest.importorskip("authlib")
@@ -30,25 +30,19 @@ def session_cookie(username: str) -> str:
 
 
 @pytest.fixture
-def space_app(tmp_path, make_host, monkeypatch):
+def space_app(tmp_path, launched, monkeypatch):
     import gradio.oauth
 
-    import app as app_module
     from core.config import parse_config
 
     for name, value in {"OAUTH_CLIENT_ID": "client", "OAUTH_CLIENT_SECRET": SECRET,
                         "OAUTH_SCOPES": "openid profile", "OPENID_PROVIDER_URL": "http://127.0.0.1:9"}.items():
         monkeypatch.setattr(gradio.oauth, name, value)
     monkeypatch.setattr(gradio.oauth, "get_space", lambda: "team/gpt-oss-chat")
-    host = make_host(start=False)
-    monkeypatch.setattr(app_module, "ModelHost", lambda *a, **k: host)
     config = parse_config(["--data-dir", str(tmp_path), "--port", str(free_port()), "--max-new-tokens", "64"],
                           {"SPACE_ID": "team/gpt-oss-chat", "OAUTH_CLIENT_ID": "client"})
     assert config.hf_login  # on by itself on a Space with OAuth
-    parts = app_module.create(config)
-    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{config.port}/", parts
-    parts.demo.close()
+    yield f"http://127.0.0.1:{config.port}/", launched(config)
 
 
 def client(url, user=None):

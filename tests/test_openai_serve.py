@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.support import page
+from tests.support.net import free_port
 
 gradio_client = pytest.importorskip("gradio_client")
 pytest.importorskip("openai")  # transformers serve needs it
@@ -104,26 +105,28 @@ def test_stop_keeps_the_partial_answer_and_the_server_serves_on(app):
 
 
 def test_in_the_browser(app):
-    browser_tests = pytest.importorskip("tests.test_browser")
+    pytest.importorskip("playwright.sync_api")
+    if not Path(page.CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {page.CHROMIUM}")
     url, _ = app
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=browser_tests.CHROMIUM, headless=True, args=browser_tests.ARGS)
+        browser = page.launch(p)
         pg = browser.new_page(viewport={"width": 1280, "height": 900})
-        pg.set_default_timeout(browser_tests.TIMEOUT_MS)
+        pg.set_default_timeout(page.TIMEOUT_MS)
         pg.goto(url)
-        browser_tests.ready(pg)
+        page.ready(pg)
         assert "OpenAI-compatible server (chat API)" in pg.locator("#status-banner").inner_text()
         # greedy, so the tiny demo model's digits are its best guess
         pg.get_by_text("Settings", exact=True).first.click()
         pg.locator("#temperature input[type=number]").fill("0")
         pg.locator("#temperature input[type=number]").press("Enter")
         slider = pg.locator("#temperature input[type=range]")
-        expect(slider).to_have_value("0", timeout=browser_tests.TIMEOUT_MS)  # the slider took it
-        browser_tests.send(pg, "Convert 5 km to m")
-        browser_tests.wait_answers(pg, 1)
-        browser_tests.shot(pg, "15-openai-engine")
-        assert any(t.startswith("Thought for") for t in pg.locator("#chat .thought-group .title").all_inner_texts())
-        assert "5000" in " ".join(pg.locator('#chat [data-testid="bot"]').all_inner_texts())
+        expect(slider).to_have_value("0", timeout=page.TIMEOUT_MS)  # the slider took it
+        page.send(pg, "Convert 5 km to m")
+        page.wait_answers(pg, 1)
+        page.shot(pg, "15-openai-engine")
+        assert any(t.startswith("Thought for") for t in page.thought_titles(pg))
+        assert "5000" in " ".join(pg.locator(f"#chat {page.BOT}").all_inner_texts())
         browser.close()

@@ -6,8 +6,8 @@ import urllib.request
 
 import pytest
 
-from storage.repository import MessageView
-from storage.shares import GONE, SharedConversation
+from core.errors import LINK_GONE as GONE
+from core.records import MessageView, SharedConversation
 from ui.shared_page import render_gone, render_shared
 
 gradio_client = pytest.importorskip("gradio_client")

@@ -5,10 +5,11 @@ import datetime as dt
 import pytest
 from sqlalchemy import inspect, text
 
+from core.errors import LINK_GONE as GONE
 from core.errors import InputError, NotFoundError
 from storage.db import downgrade, open_engine, upgrade
 from storage.repository import Repository
-from storage.shares import GONE, Shares
+from storage.shares import Shares
 
 
 @pytest.fixture

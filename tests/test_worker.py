@@ -1,5 +1,6 @@
 """The worker over the real tiny GptOss through transformers' continuous batching."""
 
+import threading
 import time
 
 import pytest
@@ -143,3 +144,33 @@ def test_injection_strings_reach_the_model_as_text(codec, greedy):
     assert sum(1 for t in job.prompt if t == 200006) == 3  # system, user, assistant: nothing injected
     list(job.events())
     assert user
+
+
+def test_slots_admit_queue_refuse_and_hand_over():
+    from backend.worker import Slots
+
+    slots = Slots(max_active=1, max_waiting=1)
+    assert slots.admit() is True and slots.admit() is False  # one runs, one waits
+    with pytest.raises(BusyError, match="2 request"):
+        slots.admit()
+    assert slots.wait(give_up=lambda: True) is False and slots.waiting == 0  # gave up: out of the queue
+    assert slots.admit() is False
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(slots.wait(give_up=lambda: False)))
+    waiter.start()
+    slots.release()  # the running one ends: the waiter takes its slot
+    waiter.join(10)
+    assert got == [True] and (slots.active, slots.waiting) == (1, 0)
+    slots.release()
+    assert (slots.active, slots.waiting) == (0, 0)
+
+
+def test_reasoning_time_is_the_workers_one_clock(forced):
+    worker, _ = forced(FORCED)
+    job = worker.submit(request(max_new_tokens=200))
+    seen = None
+    for event in job.events():
+        if isinstance(event, Answer) and seen is None:
+            seen = job.reasoning_time  # what the page shows at the first answer token
+        if isinstance(event, Done):
+            assert seen is not None and event.stats.reasoning_time == seen

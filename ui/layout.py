@@ -6,9 +6,14 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from backend.harmony.codec import EFFORTS
-from core.config import MAX_NEW_TOKENS_LIMIT, TEMPERATURE_RANGE
-from storage.shares import EXPIRIES
+from core.config import (
+    DEFAULT_EFFORT,
+    DEFAULT_TEMPERATURE,
+    EFFORTS,
+    MAX_NEW_TOKENS_LIMIT,
+    SHARE_LINK_EXPIRIES,
+    TEMPERATURE_RANGE,
+)
 
 CSS = """
 #status-banner { padding: 6px 12px; border-radius: 8px; }
@@ -16,7 +21,7 @@ CSS = """
 """
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Page:
     demo: gr.Blocks
     conversation_id: gr.Textbox
@@ -54,7 +59,7 @@ class Page:
     share_revoke: gr.Button
 
 
-def build_layout(max_new_tokens: int, share_expiry: str, share_reasoning: bool, hf_login: bool,
+def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning: bool, hf_login: bool,
                  password_login: bool = False) -> Page:
     with gr.Blocks(title="gpt-oss chat", fill_height=True) as demo:
         if hf_login:
@@ -81,8 +86,8 @@ def build_layout(max_new_tokens: int, share_expiry: str, share_reasoning: bool, 
                     export_md = gr.Button("Export Markdown", elem_id="export-md")
                 export_file = gr.File(label="Export", visible=False, elem_id="export-file")
             with gr.Accordion("Share", open=False, elem_id="share"):
-                share_expiry = gr.Dropdown(list(EXPIRIES), value=share_expiry, label="Link expires after",
-                                           elem_id="share-expiry")
+                share_expiry = gr.Dropdown(list(SHARE_LINK_EXPIRIES), value=share_expiry,
+                                           label="Link expires after", elem_id="share-expiry")
                 share_reasoning = gr.Checkbox(value=share_reasoning, label="Include the reasoning",
                                               info="Off by default: raw chain of thought is not meant for "
                                                    "end users (gpt-oss model card).", elem_id="share-reasoning")
@@ -109,17 +114,21 @@ def build_layout(max_new_tokens: int, share_expiry: str, share_reasoning: bool, 
             send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
             stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
         with gr.Row():
-            effort = gr.Radio(list(EFFORTS), value="medium", label="Reasoning effort", elem_id="effort")
+            effort = gr.Radio(list(EFFORTS), value=DEFAULT_EFFORT, label="Reasoning effort", elem_id="effort")
             regenerate = gr.Button("Regenerate", elem_id="regenerate")
         with gr.Accordion("Settings", open=False):
             instructions = gr.Textbox(label="Instructions (developer message)", lines=3,
                                       placeholder="e.g. Answer in French.", elem_id="instructions")
-            temperature = gr.Slider(*TEMPERATURE_RANGE, value=1.0, step=0.05, label="Temperature",
-                                    elem_id="temperature")
-            max_new_tokens_slider = gr.Slider(16, MAX_NEW_TOKENS_LIMIT, value=max_new_tokens, step=16,
+            temperature = gr.Slider(*TEMPERATURE_RANGE, value=DEFAULT_TEMPERATURE, step=0.05,
+                                    label="Temperature", elem_id="temperature")
+            max_new_tokens = gr.Slider(16, MAX_NEW_TOKENS_LIMIT, value=max_new_tokens_default, step=16,
                                               label="Max new tokens")
-    return Page(demo, conversation_id, status, timer, chatbot, live, message, send, stop, regenerate, effort,
-                instructions, temperature, max_new_tokens_slider, new_chat, conversations, search_query,
-                search_reasoning, search_results, title, rename, delete, confirm_row, confirm_delete,
-                cancel_delete, export_json, export_md, export_file, share_expiry, share_reasoning, share_create,
-                share_link, share_links, share_revoke)
+    return Page(
+        demo=demo, conversation_id=conversation_id, status=status, timer=timer, chatbot=chatbot, live=live,
+        message=message, send=send, stop=stop, regenerate=regenerate, effort=effort, instructions=instructions,
+        temperature=temperature, max_new_tokens=max_new_tokens, new_chat=new_chat, conversations=conversations,
+        search_query=search_query, search_reasoning=search_reasoning, search_results=search_results, title=title,
+        rename=rename, delete=delete, confirm_row=confirm_row, confirm_delete=confirm_delete,
+        cancel_delete=cancel_delete, export_json=export_json, export_md=export_md, export_file=export_file,
+        share_expiry=share_expiry, share_reasoning=share_reasoning, share_create=share_create,
+        share_link=share_link, share_links=share_links, share_revoke=share_revoke)

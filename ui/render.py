@@ -7,13 +7,16 @@ status, duration), never a prefix in the answer text.
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 import gradio as gr
 
-from storage.repository import MessageView
+from core.records import MessageStatus, MessageView, status_note, trace_title
 
-STATUS_NOTES = {"stopped": "stopped", "error": "failed", "interrupted": "interrupted (the server restarted)",
-                "streaming": "writing…"}
+
+class History(NamedTuple):
+    rows: list[gr.ChatMessage]  # what the chatbot shows
+    positions: list[int | None]  # per row: the position of the user message it shows (for edits)
 
 
 def escape_html(text: str) -> str:
@@ -50,15 +53,14 @@ def stats_line(m: MessageView) -> str:
         bits.append(f"{m.reasoning_tokens} reasoning + {m.answer_tokens or 0} answer tokens")
     if m.tokens_per_s:
         bits.append(f"{m.tokens_per_s:.1f} tokens/s")
-    if m.status in STATUS_NOTES:
-        bits.append(STATUS_NOTES[m.status])
-    elif m.stop_reason == "length":
-        bits.append("cut off at the token limit")
+    note = status_note(m.status, m.stop_reason)
+    if note:
+        bits.append(note)
     return " · ".join(bits)
 
 
 def _thought(m: MessageView, live: bool) -> gr.ChatMessage:
-    thinking = live and not m.content and m.status == "streaming"
+    thinking = live and not m.content and m.status == MessageStatus.STREAMING
     if thinking:
         meta = {"title": "Thinking…", "status": "pending"}
     else:
@@ -77,9 +79,9 @@ def _trace(entry: dict) -> gr.ChatMessage:
         except ValueError:
             pass
         return gr.ChatMessage(role="assistant", content=f"```json\n{args}\n```",
-                              metadata={"title": f"Tool call: {entry.get('recipient', '?')}", "status": "done"})
+                              metadata={"title": trace_title(entry), "status": "done"})
     return gr.ChatMessage(role="assistant", content=escape_html(entry.get("text", "")),
-                          metadata={"title": "Preamble", "status": "done"})
+                          metadata={"title": trace_title(entry), "status": "done"})
 
 
 def assistant_messages(m: MessageView, live: bool = False) -> list[gr.ChatMessage]:
@@ -92,7 +94,7 @@ def assistant_messages(m: MessageView, live: bool = False) -> list[gr.ChatMessag
     if m.error:
         out.append(gr.ChatMessage(role="assistant", content=escape_html(m.error),
                                   metadata={"title": "The answer failed"}))
-    if not live or m.status != "streaming":
+    if not live or m.status != MessageStatus.STREAMING:
         out.append(gr.ChatMessage(role="assistant", content=_stats_detail(m),
                                   metadata={"title": stats_line(m), "status": "done"}))
     return out
@@ -108,11 +110,11 @@ def message_rows(m: MessageView) -> list[gr.ChatMessage]:
     return assistant_messages(m)
 
 
-def render_history(messages: list[MessageView]) -> tuple[list[gr.ChatMessage], list[int | None]]:
+def render_history(messages: list[MessageView]) -> History:
     """Chat rows, and for each row the position of the user message it shows (for edits)."""
     rows, positions = [], []
     for m in messages:
         r = message_rows(m)
         rows += r
         positions += [m.position if m.role == "user" else None] * len(r)
-    return rows, positions
+    return History(rows, positions)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
+from backend.conversations import Sharing
 from core.errors import NotFoundError
-from storage.shares import Shares
 from ui.shared_page import HEADERS, render_gone, render_shared
 
 
-def http_routes(shares: Shares, host) -> list[APIRoute]:
+def http_routes(shares: Sharing, host) -> list[APIRoute]:
     def healthz() -> JSONResponse:
         """200 while the server runs (model loading or ready); 503 once the model failed to load."""
         s = host.status()

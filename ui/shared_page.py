@@ -12,7 +12,8 @@ import html
 
 from markdown_it import MarkdownIt
 
-from storage.shares import GONE, SharedConversation
+from core.errors import LINK_GONE
+from core.records import SharedConversation, status_note, trace_title
 
 _MD = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 HEADERS = {
@@ -44,10 +45,10 @@ def _page(title: str, body: str) -> str:
 
 def _trace(entry: dict) -> str:
     """Preambles (user-visible commentary) and tool calls, as in the chat."""
+    title = html.escape(trace_title(entry))
     if entry.get("kind") == "tool_call":
-        return (f'<div class="call">Tool call: <code>{html.escape(entry.get("recipient", "?"))}</code>'
-                f'<pre>{html.escape(entry.get("arguments", ""))}</pre></div>')
-    return f'<div class="preamble">{_MD.render(entry.get("text", ""))}</div>'
+        return f'<div class="call">{title}<pre>{html.escape(entry.get("arguments", ""))}</pre></div>'
+    return f'<div class="preamble"><div>{title}</div>{_MD.render(entry.get("text", ""))}</div>'
 
 
 def _message(m, include_reasoning: bool) -> str:
@@ -61,8 +62,7 @@ def _message(m, include_reasoning: bool) -> str:
     parts += [_trace(entry) for entry in m.trace]
     if m.content or not m.trace:
         parts.append(_MD.render(m.content) if m.content else "<p><em>(no answer)</em></p>")
-    note = {"stopped": "stopped by the user", "error": "failed", "interrupted": "interrupted"}.get(m.status)
-    bits = [f"{m.effort} effort" if m.effort else "", note or ""]
+    bits = [f"{m.effort} effort" if m.effort else "", status_note(m.status, m.stop_reason)]
     if any(bits):
         parts.append(f'<div class="stats">{html.escape(" · ".join(b for b in bits if b))}</div>')
     return "".join(parts) + "</article>"
@@ -78,4 +78,4 @@ def render_shared(shared: SharedConversation, copy_href: str) -> str:
 
 
 def render_gone() -> str:
-    return _page("Link not available", f'<p id="gone">{html.escape(GONE)}</p>')
+    return _page("Link not available", f'<p id="gone">{html.escape(LINK_GONE)}</p>')

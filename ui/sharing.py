@@ -1,6 +1,6 @@
 """Share links on the page: create, list the owner's active links, revoke, copy a shared chat in.
 
-Handlers only translate between the page and storage.shares; the read-only shared page
+Handlers only translate between the page and the sharing service; the read-only shared page
 itself is plain HTML (ui/shared_page.py, served by ui/routes.py).
 """
 
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import gradio as gr
 
+from backend.conversations import Sharing
 from core.errors import NotFoundError
-from storage.shares import ShareLink, Shares
+from core.records import ShareLink
 from ui.errors import user_errors
 from ui.layout import Page
 
@@ -29,7 +30,7 @@ def link_label(link: ShareLink) -> str:
 
 
 class ShareHandlers:
-    def __init__(self, shares: Shares, identity):
+    def __init__(self, shares: Sharing, identity):
         self.shares, self.identity = shares, identity
 
     def create(self, conversation_id, expiry, include_reasoning, request: gr.Request):

@@ -1,17 +1,16 @@
-"""Connect the page's events to the chat service. Handlers only translate.
+"""Connect the page's events to the services. Handlers only translate.
 
-Every handler that a client may call has a stable api_name (see README).
+Every handler that a client may call has a stable api_name (see README). The page reaches
+conversations through backend services (chat, conversations, sharing), never the repository.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
-from pathlib import Path
-
 import gradio as gr
 
 from backend.chat import ChatOptions, ChatService
+from backend.conversations import Conversations
+from core.config import DEFAULT_EFFORT
 from core.errors import NotFoundError
 from ui.errors import user_errors
 from ui.identity import Identity
@@ -40,12 +39,12 @@ def status_markdown(status) -> str:
 
 
 class Handlers:
-    """Plain functions over the service; wired to the page in `wire`."""
+    """Plain functions over the services; wired to the page by the wire_* functions below."""
 
-    def __init__(self, service: ChatService, export_dir: Path, identity: Identity, shares: ShareHandlers):
-        self.service, self.repo, self.export_dir = service, service.repo, export_dir
-        self.owner, self.shares = identity.owner, shares
-        self.identity = identity
+    def __init__(self, chat: ChatService, conversations: Conversations, identity: Identity,
+                 shares: ShareHandlers):
+        self.chat, self.conversations, self.shares = chat, conversations, shares
+        self.owner, self.identity = identity.owner, identity
 
     # streaming turns -----------------------------------------------------------------
     def _render_stream(self, stream):
@@ -57,12 +56,12 @@ class Handlers:
         first = True
         for snap in stream:
             if snap.done:
-                rows = render_history(snap.history + [snap.live])[0]
+                rows = render_history(snap.history + [snap.live]).rows
                 yield rows, gr.Chatbot(value=[], visible=False), snap.conversation_id, gr.skip()
                 return
             live = assistant_messages(snap.live, live=True) if snap.live else []
             if first:  # the user's message is already in the history
-                yield (render_history(snap.history)[0], gr.Chatbot(value=live, visible=True),
+                yield (render_history(snap.history).rows, gr.Chatbot(value=live, visible=True),
                        snap.conversation_id, "")
                 first = False
             else:
@@ -70,7 +69,7 @@ class Handlers:
 
     @staticmethod
     def _options(effort, instructions, temperature, max_new_tokens) -> ChatOptions:
-        return ChatOptions(effort or "medium", instructions or "", temperature, max_new_tokens)
+        return ChatOptions(effort or DEFAULT_EFFORT, instructions or "", temperature, max_new_tokens)
 
     def send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens,
              request: gr.Request):
@@ -78,38 +77,37 @@ class Handlers:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip()  # an empty message is simply not sent
             return
         opts = self._options(effort, instructions, temperature, max_new_tokens)
-        yield from self._render_stream(self.service.send(self.owner(request), conversation_id or None, text, opts))
+        yield from self._render_stream(self.chat.send(self.owner(request), conversation_id or None, text, opts))
 
     def regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens,
                    request: gr.Request):
         if not conversation_id:
             raise NotFoundError("Open or start a conversation first.")
         opts = self._options(effort, instructions, temperature, max_new_tokens)
-        yield from self._render_stream(self.service.regenerate(self.owner(request), conversation_id, opts))
+        yield from self._render_stream(self.chat.regenerate(self.owner(request), conversation_id, opts))
 
     def edit(self, conversation_id, effort, instructions, temperature, max_new_tokens,
              edit: gr.EditData, request: gr.Request):
         owner = self.owner(request)
-        conv = self.repo.get(owner, conversation_id)
-        positions = render_history(conv.messages)[1]
+        positions = render_history(self.conversations.open(owner, conversation_id).messages).positions
         index = edit.index if isinstance(edit.index, int) else edit.index[0]
         position = positions[index] if 0 <= index < len(positions) else None
         opts = self._options(effort, instructions, temperature, max_new_tokens)
-        yield from self._render_stream(self.service.edit(owner, conversation_id, position, edit.value, opts))
+        yield from self._render_stream(self.chat.edit(owner, conversation_id, position, edit.value, opts))
 
     def stop(self, conversation_id, request: gr.Request) -> None:
-        self.service.stop(self.owner(request), conversation_id or None)
+        self.chat.stop(self.owner(request), conversation_id or None)
 
     # conversations -------------------------------------------------------------------
     def sidebar(self, request: gr.Request):
         owner = self.identity.owner_or_none(request)
-        convs = self.repo.list_conversations(owner) if owner else []
+        convs = self.conversations.list(owner) if owner else []
         return gr.Radio(choices=[(c.title, c.id) for c in convs])
 
     def open(self, conversation_id, request: gr.Request):
-        conv = self.repo.get(self.owner(request), conversation_id)
+        conv = self.conversations.open(self.owner(request), conversation_id)
         s = conv.settings
-        return (render_history(conv.messages)[0], conv.id, conv.title, s.get("effort", "medium"),
+        return (render_history(conv.messages).rows, conv.id, conv.title, s.get("effort", DEFAULT_EFFORT),
                 s.get("instructions", ""), gr.Radio(value=conv.id))
 
     def load(self, request: gr.Request):
@@ -138,77 +136,67 @@ class Handlers:
 
     def api_open(self, conversation_id: str, request: gr.Request) -> dict:
         """A conversation as data (messages with reasoning, status and stats)."""
-        return self.repo.export_json(self.owner(request), conversation_id)
+        return self.conversations.as_data(self.owner(request), conversation_id)
 
     def api_list(self, request: gr.Request) -> list[dict]:
         """The user's conversations, newest first."""
         return [{"id": c.id, "title": c.title, "updated": c.updated}
-                for c in self.repo.list_conversations(self.owner(request))]
+                for c in self.conversations.list(self.owner(request))]
 
     def new_chat(self):
         return [], "", "", gr.Radio(value=None)
 
     def rename(self, conversation_id, title, request: gr.Request):
-        self.repo.rename(self.owner(request), conversation_id, title)
+        self.conversations.rename(self.owner(request), conversation_id, title)
         return self.sidebar(request)
 
     def delete(self, conversation_id, request: gr.Request):
-        self.repo.delete(self.owner(request), conversation_id)
+        self.conversations.delete(self.owner(request), conversation_id)
         return [], "", "", self.sidebar(request), gr.Row(visible=False)
 
     def search(self, query, include_reasoning, request: gr.Request):
         if not (query or "").strip():
             return gr.Radio(choices=[], visible=False)
-        best: dict[str, str] = {}  # one entry per conversation, its first (newest) match
-        for h in self.repo.search(self.owner(request), query, bool(include_reasoning)):
-            best.setdefault(h.conversation_id, f"{h.title} — {h.snippet}")
-        unique = [(label, cid) for cid, label in best.items()]
-        return gr.Radio(choices=unique, value=None, visible=True,
-                        label=f"Matches ({len(unique)})" if unique else "No matches")
+        found = self.conversations.search(self.owner(request), query, bool(include_reasoning))
+        return gr.Radio(choices=found, value=None, visible=True,
+                        label=f"Matches ({len(found)})" if found else "No matches")
 
     def export_json(self, conversation_id, request: gr.Request):
-        return self.export(conversation_id, "json", request)
+        path = self.conversations.export(self.owner(request), conversation_id, "json")
+        return gr.File(value=str(path), visible=True)
 
     def export_markdown(self, conversation_id, request: gr.Request):
-        return self.export(conversation_id, "md", request)
-
-    def export(self, conversation_id, kind, request: gr.Request):
-        owner = self.owner(request)
-        if kind == "json":
-            body = json.dumps(self.repo.export_json(owner, conversation_id), indent=2, ensure_ascii=False)
-        else:
-            body = self.repo.export_markdown(owner, conversation_id)
-        folder = self.export_dir / secrets.token_hex(16)  # unguessable: exports are served by path
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"conversation-{conversation_id[:8]}.{'json' if kind == 'json' else 'md'}"
-        path.write_text(body, encoding="utf-8")
+        path = self.conversations.export(self.owner(request), conversation_id, "markdown")
         return gr.File(value=str(path), visible=True)
 
 
-def wire(page: Page, service: ChatService, host, export_dir: Path, concurrency: int, identity: Identity,
-         shares) -> Handlers:
-    share_handlers = ShareHandlers(shares, identity)
-    p, h = page, Handlers(service, export_dir, identity, share_handlers)
-    wire_sharing(p, share_handlers)
-    opts = [p.effort, p.instructions, p.temperature, p.max_new_tokens]
-    turn_out = [p.chatbot, p.live, p.conversation_id, p.message]
-    stream = dict(concurrency_limit=concurrency, concurrency_id="turns", show_progress="hidden")
+STREAM = dict(show_progress="hidden", concurrency_id="turns")
 
-    def after_turn(event):
+
+def wire_turns(p: Page, h: Handlers, concurrency: int) -> None:
+    """Send, regenerate, edit (streamed into the live panel) and stop."""
+    opts = [p.effort, p.instructions, p.temperature, p.max_new_tokens]
+    out = [p.chatbot, p.live, p.conversation_id, p.message]
+    stream = dict(STREAM, concurrency_limit=concurrency)
+
+    def then_sidebar(event):
         return event.then(user_errors(h.sidebar), None, p.conversations, api_visibility="private")
 
-    after_turn(p.send.click(user_errors(h.send), [p.message, p.conversation_id, *opts], turn_out,
-                            api_name="send", **stream))
-    after_turn(p.message.submit(user_errors(h.send), [p.message, p.conversation_id, *opts], turn_out,
-                                api_visibility="private", **stream))
-    after_turn(p.regenerate.click(user_errors(h.regenerate), [p.conversation_id, *opts], turn_out,
-                                  api_name="regenerate", **stream))
-    after_turn(p.chatbot.retry(user_errors(h.regenerate), [p.conversation_id, *opts], turn_out,
-                               api_visibility="private", **stream))
-    after_turn(p.chatbot.edit(user_errors(h.edit), [p.conversation_id, *opts], turn_out,
-                              api_name="edit", **stream))
+    then_sidebar(p.send.click(user_errors(h.send), [p.message, p.conversation_id, *opts], out,
+                              api_name="send", **stream))
+    then_sidebar(p.message.submit(user_errors(h.send), [p.message, p.conversation_id, *opts], out,
+                                  api_visibility="private", **stream))
+    then_sidebar(p.regenerate.click(user_errors(h.regenerate), [p.conversation_id, *opts], out,
+                                    api_name="regenerate", **stream))
+    then_sidebar(p.chatbot.retry(user_errors(h.regenerate), [p.conversation_id, *opts], out,
+                                 api_visibility="private", **stream))
+    then_sidebar(p.chatbot.edit(user_errors(h.edit), [p.conversation_id, *opts], out,
+                                api_name="edit", **stream))
     p.stop.click(user_errors(h.stop), [p.conversation_id], None, api_name="stop", queue=False)
 
+
+def wire_sidebar(p: Page, h: Handlers) -> None:
+    """Open, list, search, new chat, rename, delete, export; the ?c= address of the open chat."""
     p.conversation_id.change(None, [p.conversation_id], None, js=SET_URL_JS, api_visibility="private")
     opened = [p.chatbot, p.conversation_id, p.title, p.effort, p.instructions, p.conversations]
     p.conversations.input(user_errors(h.open), [p.conversations], opened, api_visibility="private")
@@ -218,22 +206,25 @@ def wire(page: Page, service: ChatService, host, export_dir: Path, concurrency: 
     p.demo.load(user_errors(h.load), None, opened, api_name="load")
     p.new_chat.click(h.new_chat, None, [p.chatbot, p.conversation_id, p.title, p.conversations],
                      api_name="new_chat")
-    p.search_query.change(user_errors(h.search), [p.search_query, p.search_reasoning], p.search_results,
-                          api_name="search", show_progress="hidden")
-    p.search_reasoning.change(user_errors(h.search), [p.search_query, p.search_reasoning], p.search_results,
-                              api_visibility="private")
+    search = [p.search_query, p.search_reasoning]
+    p.search_query.change(user_errors(h.search), search, p.search_results, api_name="search",
+                          show_progress="hidden")
+    p.search_reasoning.change(user_errors(h.search), search, p.search_results, api_visibility="private")
     p.rename.click(user_errors(h.rename), [p.conversation_id, p.title], p.conversations, api_name="rename")
     p.delete.click(lambda: gr.Row(visible=True), None, p.confirm_row, api_visibility="private")
     p.cancel_delete.click(lambda: gr.Row(visible=False), None, p.confirm_row, api_visibility="private")
     p.confirm_delete.click(user_errors(h.delete), [p.conversation_id],
                            [p.chatbot, p.conversation_id, p.title, p.conversations, p.confirm_row],
                            api_name="delete"
-                           ).then(user_errors(share_handlers.links), None, p.share_links,  # its links went with it
+                           ).then(user_errors(h.shares.links), None, p.share_links,  # its links went with it
                                   api_visibility="private")
     p.export_json.click(user_errors(h.export_json), [p.conversation_id], p.export_file, api_name="export_json")
     p.export_md.click(user_errors(h.export_markdown), [p.conversation_id], p.export_file,
                       api_name="export_markdown")
 
+
+def wire_status(p: Page, host, identity: Identity) -> None:
+    """The banner: model loading progress, then what runs; the message box opens when ready."""
     def poll_status(request: gr.Request):
         s, signed_in = host.status(), identity.signed_in(request)
         text, ready = status_markdown(s), s.state == "ready" and signed_in
@@ -241,6 +232,18 @@ def wire(page: Page, service: ChatService, host, export_dir: Path, concurrency: 
             text += "\n\n**Sign in with Hugging Face** (the button above) to start chatting."
         return text, gr.Textbox(interactive=ready), gr.Timer(active=s.state == "loading")
 
-    p.timer.tick(poll_status, None, [p.status, p.message, p.timer], api_name="status", show_progress="hidden")
-    p.demo.load(poll_status, None, [p.status, p.message, p.timer], api_visibility="private")
+    outputs = [p.status, p.message, p.timer]
+    p.timer.tick(poll_status, None, outputs, api_name="status", show_progress="hidden")
+    p.demo.load(poll_status, None, outputs, api_visibility="private")
+
+
+def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, host, identity: Identity,
+         concurrency: int) -> Handlers:
+    """All of the page's events (call inside `with page.demo:`)."""
+    share_handlers = ShareHandlers(sharing, identity)
+    h = Handlers(chat, conversations, identity, share_handlers)
+    wire_turns(p, h, concurrency)
+    wire_sidebar(p, h)
+    wire_sharing(p, share_handlers)
+    wire_status(p, host, identity)
     return h

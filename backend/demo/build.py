@@ -18,13 +18,27 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from backend.demo.data import WEATHER_TOOL, Sample, make_samples
 from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
 
 FULL_VOCAB = 201088
-RETURN_ID, CALL_ID, PAD_ID, BOS_ID = 200002, 200012, 199999, 199998
+
+
+class SpecialIds(NamedTuple):
+    """The harmony ids the demo build needs, read from the encoding (never typed in)."""
+
+    ret: int  # <|return|>: end of a final answer
+    call: int  # <|call|>: end of a tool call
+    pad: int  # <|endoftext|>
+    bos: int  # <|startoftext|>
+
+    @classmethod
+    def of(cls, codec: HarmonyCodec) -> "SpecialIds":
+        return cls(codec.return_id, codec.call_id, codec.special_id("<|endoftext|>"),
+                   codec.special_id("<|startoftext|>"))
+
 BUILD_VERSION = 2  # bump when the recipe changes, so cached builds are rebuilt
 DEFAULTS = dict(hidden=128, layers=3, experts=4, steps=1500, batch=24, lr=3e-3, seed=1234, samples=12000)
 
@@ -44,7 +58,8 @@ def sample_ids(codec: HarmonyCodec, s: Sample, rng: random.Random) -> tuple[list
         last = Message.from_role_and_content(Role.ASSISTANT, s.answer).with_channel("final")
     enc = codec.encoding
     completion = list(enc.render(analysis))[2:] + list(enc.render(last))  # drop <|start|>assistant: prompt has it
-    completion[-1] = CALL_ID if s.tool else RETURN_ID
+    ids = SpecialIds.of(codec)
+    completion[-1] = ids.call if s.tool else ids.ret
     return prompt, completion
 
 
@@ -53,13 +68,14 @@ def build_corpus(codec: HarmonyCodec, n: int, seed: int):
     return [sample_ids(codec, s, rng) for s in make_samples(n, seed)]
 
 
-def _tiny_config(vocab: int, hidden: int, layers: int, experts: int, index: dict[int, int] | None = None):
+def _tiny_config(vocab: int, hidden: int, layers: int, experts: int, ids: SpecialIds,
+                 index: dict[int, int] | None = None):
     """The demo architecture. `index` maps full ids to a small vocabulary's rows (training, artifact):
     its special ids then point at those rows, or at nothing, so the config stays inside its vocabulary."""
     from transformers import GptOssConfig
 
-    special = {name: i if index is None else index.get(i) for name, i in (("pad", PAD_ID), ("eos", RETURN_ID), ("bos", BOS_ID))}
-
+    named = {"pad": ids.pad, "eos": ids.ret, "bos": ids.bos}
+    special = {name: i if index is None else index.get(i) for name, i in named.items()}
     return GptOssConfig(
         vocab_size=vocab, hidden_size=hidden, intermediate_size=hidden, num_hidden_layers=layers,
         num_attention_heads=4, num_key_value_heads=2, head_dim=hidden // 4, num_local_experts=experts,
@@ -71,15 +87,15 @@ def _tiny_config(vocab: int, hidden: int, layers: int, experts: int, index: dict
     )
 
 
-def train(corpus, args, progress: Callable[[str, float | None], None]):
+def train(corpus, args, ids: SpecialIds, progress: Callable[[str, float | None], None]):
     """Train over the used ids only; return (model, used ids)."""
     import torch
     from transformers import GptOssForCausalLM
 
     torch.manual_seed(args["seed"])
-    used = sorted({t for p, c in corpus for t in p + c} | {RETURN_ID, CALL_ID, PAD_ID})
+    used = sorted({t for p, c in corpus for t in p + c} | {ids.ret, ids.call, ids.pad})
     index = {t: i for i, t in enumerate(used)}
-    model = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"], index))
+    model = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"], ids, index))
     model.train()
     others = math.log(FULL_VOCAB - len(used))  # the weight of every id the corpus never uses
     opt = torch.optim.AdamW(model.parameters(), lr=args["lr"], weight_decay=0.0)
@@ -89,10 +105,10 @@ def train(corpus, args, progress: Callable[[str, float | None], None]):
         lr = args["lr"] * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for group in opt.param_groups:
             group["lr"] = lr
-        ids, mask = _batch([corpus[rng.randrange(len(corpus))] for _ in range(args["batch"])], index)
-        logits = model(input_ids=ids).logits[:, :-1]
+        batch, mask = _batch([corpus[rng.randrange(len(corpus))] for _ in range(args["batch"])], index, ids.pad)
+        logits = model(input_ids=batch).logits[:, :-1]
         logits = torch.cat([logits, logits.new_full((*logits.shape[:2], 1), others)], dim=-1)
-        target, m = ids[:, 1:], mask[:, 1:]
+        target, m = batch[:, 1:], mask[:, 1:]
         loss = torch.nn.functional.cross_entropy(logits[m], target[m])
         opt.zero_grad()
         loss.backward()
@@ -104,11 +120,11 @@ def train(corpus, args, progress: Callable[[str, float | None], None]):
     return model.eval(), used
 
 
-def _batch(pairs, index):
+def _batch(pairs, index, pad: int):
     import torch
 
     width = max(len(p) + len(c) for p, c in pairs)
-    ids = torch.full((len(pairs), width), index[PAD_ID], dtype=torch.long)
+    ids = torch.full((len(pairs), width), index[pad], dtype=torch.long)
     mask = torch.zeros((len(pairs), width), dtype=torch.bool)
     for row, (p, c) in enumerate(pairs):
         seq = [index[t] for t in p + c]
@@ -117,12 +133,12 @@ def _batch(pairs, index):
     return ids, mask
 
 
-def expand(small, used: list[int], args):
+def expand(small, used: list[int], args, ids: SpecialIds):
     """A full-vocabulary GptOss with the trained weights; unused embedding/output rows are zero."""
     import torch
     from transformers import GptOssForCausalLM
 
-    full = GptOssForCausalLM(_tiny_config(FULL_VOCAB, args["hidden"], args["layers"], args["experts"]))
+    full = GptOssForCausalLM(_tiny_config(FULL_VOCAB, args["hidden"], args["layers"], args["experts"], ids))
     state = small.state_dict()
     rows = torch.tensor(used)
     with torch.no_grad():
@@ -145,11 +161,12 @@ def save(full, folder: Path, codec: HarmonyCodec, meta: dict) -> None:
         full.save_pretrained(folder)
     finally:
         hf_logging.enable_progress_bar()
-    GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, eos_token_id=[RETURN_ID, CALL_ID],
-                     pad_token_id=PAD_ID, bos_token_id=BOS_ID).save_pretrained(folder)
+    ids = SpecialIds.of(codec)
+    GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, eos_token_id=[ids.ret, ids.call],
+                     pad_token_id=ids.pad, bos_token_id=ids.bos).save_pretrained(folder)
     from backend.demo.tokenizer import save_tokenizer
 
-    save_tokenizer(folder)
+    save_tokenizer(folder, codec)
     (folder / "demo_build.json").write_text(json.dumps(meta, indent=2))
 
 
@@ -166,7 +183,7 @@ def save_artifact(small, used: list[int], args: dict, path: Path = ARTIFACT) -> 
     save_file(tensors, str(path), metadata={"args": json.dumps(args), "version": str(BUILD_VERSION)})
 
 
-def load_artifact(path: Path = ARTIFACT):
+def load_artifact(codec: HarmonyCodec, path: Path = ARTIFACT):
     import torch
     from safetensors import safe_open
     from transformers import GptOssForCausalLM
@@ -176,7 +193,8 @@ def load_artifact(path: Path = ARTIFACT):
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     used = tensors.pop("used_ids").tolist()
     index = {t: i for i, t in enumerate(used)}
-    small = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"], index))
+    small = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"],
+                                           SpecialIds.of(codec), index))
     small.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
     return small.eval(), used, args
 
@@ -185,7 +203,7 @@ def train_artifact(codec: HarmonyCodec, progress: Callable, path: Path = ARTIFAC
     args = {**DEFAULTS, **overrides}
     progress("Building the demo model: writing practice conversations", 0.0)
     corpus = build_corpus(codec, args["samples"], args["seed"])
-    small, used = train(corpus, args, progress)
+    small, used = train(corpus, args, SpecialIds.of(codec), progress)
     save_artifact(small, used, args, path)
 
 
@@ -195,9 +213,9 @@ def build(folder: Path, codec: HarmonyCodec, progress: Callable | None = None) -
     if not ARTIFACT.is_file():
         train_artifact(codec, progress)
     progress("Building the demo model: expanding to the full vocabulary", None)
-    small, used, args = load_artifact()
+    small, used, args = load_artifact(codec)
     meta = {"version": BUILD_VERSION, "args": args, "used_ids": len(used)}
-    save(expand(small, used, args), folder, codec, meta)
+    save(expand(small, used, args, SpecialIds.of(codec)), folder, codec, meta)
     progress("Built the demo model", 1.0)
     return folder
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from core.config import EFFORTS
+
 TASKS = ("add", "subtract", "convert", "count", "sort", "tool")
-EFFORTS = ("low", "medium", "high")
 UNITS = [("km", "m", 1000), ("kg", "g", 1000), ("hours", "minutes", 60), ("minutes", "seconds", 60),
          ("m", "cm", 100)]
 WORDS = ["strawberry", "banana", "apple", "cherry", "letter", "balloon", "mississippi", "coffee", "pepper",

@@ -16,10 +16,11 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 
-from backend.demo.data import EFFORTS, MAKERS, TASKS, WEATHER_TOOL
+from backend.demo.data import MAKERS, TASKS, WEATHER_TOOL
 from backend.harmony.codec import PromptSettings, Turn
 from backend.worker import ChatRequest, Worker
-from core.events import Answer, Done, Reasoning, ToolCall
+from core.config import EFFORTS
+from core.events import Answer, Done, Reasoning, StopReason, ToolCall
 
 HELD_OUT_SEED = 987654  # the training corpus uses another seed
 
@@ -38,10 +39,10 @@ def judge(sample, events) -> dict:
     first_other = next((i for i, k in enumerate(kinds) if k != "reasoning"), len(kinds))
     ordered = bool(reasoning) and all(k != "reasoning" for k in kinds[first_other:])
     if sample.tool:
-        parsed = ordered and len(calls) == 1 and done.stop_reason == "call" and not done.malformed
+        parsed = ordered and len(calls) == 1 and done.stop_reason == StopReason.CALL and not done.malformed
         right = parsed and calls[0].recipient == "functions.get_weather" and sample.expected in calls[0].arguments
     else:
-        parsed = ordered and bool(answer) and done.stop_reason == "return" and not done.malformed
+        parsed = ordered and bool(answer) and done.stop_reason == StopReason.RETURN and not done.malformed
         right = parsed and sample.expected in answer
     return {"task": sample.task, "effort": sample.effort, "parsed": parsed, "right": right,
             "reasoning_chars": len(reasoning)}

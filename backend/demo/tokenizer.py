@@ -21,9 +21,6 @@ O200K_PATTERN = "|".join([
     r"""\s+(?!\S)""",
     r"""\s+""",
 ])
-HARMONY_SPECIALS = {199998: "<|startoftext|>", 199999: "<|endoftext|>", 200002: "<|return|>",
-                    200003: "<|constrain|>", 200005: "<|channel|>", 200006: "<|start|>", 200007: "<|end|>",
-                    200008: "<|message|>", 200012: "<|call|>"}
 VOCAB_SIZE = 201088
 
 # A harmony chat template for servers that render prompts themselves (`transformers serve`). It
@@ -68,7 +65,8 @@ def _ranks(path: Path) -> dict[bytes, int]:
     return ranks
 
 
-def save_tokenizer(folder: Path) -> None:
+def save_tokenizer(folder: Path, codec) -> None:
+    """tokenizer.json for the folder: o200k plus harmony's special tokens, each at its id in the encoding."""
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
@@ -79,7 +77,8 @@ def save_tokenizer(folder: Path) -> None:
         def load_tiktoken_bpe(url):
             return _ranks(Path(url))
 
-    specials = [HARMONY_SPECIALS.get(i, f"<|reserved_{i}|>") for i in range(199998, VOCAB_SIZE)]
+    names = codec.special_names()  # added in id order, so each lands at its harmony id
+    specials = [names[i] for i in range(min(names), VOCAB_SIZE)]
     converter = _Converter(vocab_file=str(vocab_file), pattern=O200K_PATTERN)
     from tokenizers import AddedToken, Regex, decoders, pre_tokenizers
 

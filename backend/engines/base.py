@@ -10,23 +10,29 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Callable, Protocol
 
-FINISH_STOP = "stop"  # a stop id was generated
-FINISH_LENGTH = "length"  # max_new_tokens reached
-FINISH_CANCELLED = "cancelled"
-FINISH_ERROR = "error"
+from core.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+
+
+class Finish(StrEnum):
+    """Why an engine's token stream closed (the worker turns it into a core.events.StopReason)."""
+
+    STOP = "stop"  # a stop id was generated
+    LENGTH = "length"  # max_new_tokens reached
+    CANCELLED = "cancelled"
+    ERROR = "error"
 
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """Per-request sampling. gpt-oss recommends temperature 1.0, top_p 1.0."""
+    """Per-request sampling (defaults: gpt-oss's recommended temperature 1.0, top_p 1.0)."""
 
     max_new_tokens: int
-    temperature: float = 1.0
-    top_p: float = 1.0
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
 
 
 class TokenStream:
@@ -41,22 +47,18 @@ class TokenStream:
         self._on_cancel = on_cancel
         self._lock = threading.Lock()
         self.closed = False
-        self.finish_reason: str | None = None
+        self.finish_reason: Finish | None = None
         self.error: str | None = None
-        self.submitted_at = time.perf_counter()
-        self.first_token_at: float | None = None
         self.n_tokens = 0
         self.usage: dict | None = None  # the server's own figures, when an engine has them
 
     # engine side
     def push(self, ids: list[int]) -> None:
         if ids and not self.closed:
-            if self.first_token_at is None:
-                self.first_token_at = time.perf_counter()
             self.n_tokens += len(ids)
             self._queue.put(list(ids))
 
-    def close(self, reason: str, error: str | None = None) -> bool:
+    def close(self, reason: Finish, error: str | None = None) -> bool:
         """Finish the stream once; later calls (e.g. a cancel racing a stop) are ignored."""
         with self._lock:
             if self.closed:
@@ -72,7 +74,7 @@ class TokenStream:
         return self._queue.get(timeout=timeout)
 
     def cancel(self) -> None:
-        if self.close(FINISH_CANCELLED) and self._on_cancel is not None:
+        if self.close(Finish.CANCELLED) and self._on_cancel is not None:
             self._on_cancel()
 
 

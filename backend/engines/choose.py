@@ -77,6 +77,6 @@ def make_engine(config: Config, codec, progress: Callable[[str, float | None], N
 
         engine = OpenAIEngine(config.base_url, api=config.server_api, api_key=config.api_key,
                               model=config.served_model, timeout_s=config.server_timeout_s,
-                              delta_writer=lambda: DeltaWriter(codec.encoding))
+                              delta_writer=lambda: DeltaWriter(codec.encoding), probe_ids=[codec.start_id])
         return engine.connect(progress, wait_s=config.server_wait_s)
     raise ValueError(f"unknown engine {config.engine!r} (choose: transformers, openai)")

@@ -24,7 +24,7 @@ from typing import Callable
 
 import httpx
 
-from backend.engines.base import FINISH_ERROR, FINISH_LENGTH, FINISH_STOP, SamplingParams, TokenStream
+from backend.engines.base import Finish, SamplingParams, TokenStream
 from backend.engines.openai_stream import (
     ToolCalls,
     chat_piece,
@@ -99,12 +99,14 @@ class _Request:
 
 class OpenAIEngine:
     def __init__(self, base_url: str, *, api: str = "auto", api_key: str = "", model: str = "",
-                 timeout_s: float = 120.0, delta_writer: Callable | None = None):
+                 timeout_s: float = 120.0, delta_writer: Callable | None = None,
+                 probe_ids: list[int] | None = None):
         if api not in APIS:
             raise ValueError(f"--server-api must be one of {APIS}")
         self.base_url = base_url.rstrip("/")
         self.api, self.model = api, model
         self.new_writer = delta_writer  # () -> DeltaWriter; needed for chat and ollama
+        self.probe_ids = probe_ids or [0]  # a one-token id prompt for the token-mode probes (any id works)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
                                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
@@ -170,14 +172,15 @@ class OpenAIEngine:
     def _takes_token_ids(self) -> bool:
         """vLLM and SGLang take a list of ids as the prompt and hand ids back; others refuse."""
         answer = self._probe(f"{self.base_url}/completions", {
-            "model": self.model, "prompt": [200006], "max_tokens": 1, "return_token_ids": True,
+            "model": self.model, "prompt": self.probe_ids, "max_tokens": 1, "return_token_ids": True,
             "skip_special_tokens": False})
         choice = (answer.get("choices") or [{}])[0]
         return isinstance(choice, dict) and isinstance(choice.get("token_ids"), list)
 
     def _llamacpp_takes_token_ids(self) -> bool:
         """llama.cpp's native /completion takes ids and, asked to, hands ids back."""
-        answer = self._probe(f"{self.root_url}/completion", {"prompt": [200006], "n_predict": 1, "return_tokens": True})
+        answer = self._probe(f"{self.root_url}/completion", {"prompt": self.probe_ids, "n_predict": 1,
+                                                                    "return_tokens": True})
         return isinstance(answer.get("tokens"), list)
 
     # -- requests -----------------------------------------------------------------------
@@ -230,7 +233,7 @@ class OpenAIEngine:
                     log.warning("retrying (%d/%d): %s", attempt + 1, RETRIES, error.user_message)
                     time.sleep(RETRY_BACKOFF_S * 2 ** attempt)
                     continue
-                stream.close(FINISH_ERROR, error.user_message)
+                stream.close(Finish.ERROR, error.user_message)
                 return
 
     def _stream_once(self, url: str, body: dict, request: _Request, reader) -> None:
@@ -274,7 +277,7 @@ class _Reader:
             self.finish = piece.finish_reason
 
     def _close(self) -> None:
-        self.stream.close(FINISH_LENGTH if self.finish == "length" else FINISH_STOP)
+        self.stream.close(Finish.LENGTH if self.finish == "length" else Finish.STOP)
 
     def _check_finished(self) -> None:
         if self.finish is None:

@@ -15,13 +15,7 @@ import threading
 import time
 from typing import Callable
 
-from backend.engines.base import (
-    FINISH_ERROR,
-    FINISH_LENGTH,
-    FINISH_STOP,
-    SamplingParams,
-    TokenStream,
-)
+from backend.engines.base import Finish, SamplingParams, TokenStream
 from core.errors import GenerationError
 
 log = logging.getLogger(__name__)
@@ -102,7 +96,7 @@ class TransformersEngine:
             streams = list(self._streams.values())
             self._streams.clear()
         for stream in streams:
-            stream.close(FINISH_ERROR, "The server is shutting down.")
+            stream.close(Finish.ERROR, "The server is shutting down.")
 
     # -- internals ------------------------------------------------------------------
 
@@ -183,8 +177,8 @@ class TransformersEngine:
             return
         self._forget(output.request_id)
         if output.error:
-            stream.close(FINISH_ERROR, output.error)
+            stream.close(Finish.ERROR, output.error)
         elif tokens and tokens[-1] in stops:
-            stream.close(FINISH_STOP)
+            stream.close(Finish.STOP)
         else:
-            stream.close(FINISH_LENGTH)
+            stream.close(Finish.LENGTH)

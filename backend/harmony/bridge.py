@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 
 from backend.harmony.codec import PromptSettings, Turn
+from core.config import DEFAULT_EFFORT
 
 ANALYSIS = "<|channel|>analysis<|message|>"
 FINAL = "<|channel|>final<|message|>"
@@ -30,7 +31,7 @@ class ChatPrompt:
     """The conversation as an OpenAI-style chat request body's parts."""
 
     messages: list[dict]
-    effort: str = "medium"
+    effort: str = DEFAULT_EFFORT
     tools: list[dict] = field(default_factory=list)  # OpenAI "tools" entries
 
 

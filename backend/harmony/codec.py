@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from openai_harmony import (
     Conversation,
@@ -25,13 +26,12 @@ from openai_harmony import (
     ToolDescription,
 )
 
+from core.config import DEFAULT_EFFORT, EFFORTS
 from core.events import Answer, Event, Preamble, Reasoning, ToolCall
 
 log = logging.getLogger(__name__)
 
-EFFORTS = ("low", "medium", "high")
 DEFAULT_IDENTITY = "You are ChatGPT, a large language model trained by OpenAI."
-START_ID = 200006  # <|start|>: a new message begins; used to resync after garbage
 MAX_UTF8_PENDING = 4  # a UTF-8 character spans at most 4 bytes, so at most 4 tokens
 
 
@@ -52,7 +52,7 @@ class Turn:
 
 @dataclass
 class PromptSettings:
-    effort: str = "medium"
+    effort: str = DEFAULT_EFFORT
     instructions: str = ""
     identity: str = DEFAULT_IDENTITY
     date: str | None = None  # conversation start date, YYYY-MM-DD; today if None
@@ -113,6 +113,27 @@ class HarmonyCodec:
         self.encoding = encoding
         self.stop_ids: list[int] = list(encoding.stop_tokens_for_assistant_actions())
 
+    def special_id(self, name: str) -> int:
+        """The id of a special token such as `<|start|>`, read from the encoding (never typed in)."""
+        (token,) = self.encoding.encode(name, allowed_special="all")
+        return token
+
+    @cached_property
+    def start_id(self) -> int:
+        return self.special_id("<|start|>")
+
+    @cached_property
+    def return_id(self) -> int:
+        return self.special_id("<|return|>")
+
+    @cached_property
+    def call_id(self) -> int:
+        return self.special_id("<|call|>")
+
+    def special_names(self) -> dict[int, str]:
+        """Every special token of the vocabulary by id (structural ones and the reserved range)."""
+        return {self.special_id(name): name for name in self.encoding.special_tokens_set}
+
     def conversation(self, turns: list[Turn], settings: PromptSettings) -> Conversation:
         messages = [_system_message(settings)]
         developer = _developer_message(settings)
@@ -135,7 +156,7 @@ class HarmonyCodec:
         )
 
     def parser(self) -> "HarmonyStream":
-        return HarmonyStream(self.encoding)
+        return HarmonyStream(self.encoding, self.start_id)
 
     def decode(self, ids: list[int]) -> str:
         return self.encoding.decode(ids)
@@ -162,8 +183,9 @@ class HarmonyStream:
     `malformed`, and resynchronise at the next `<|start|>`.
     """
 
-    def __init__(self, encoding):
+    def __init__(self, encoding, start_id: int):
         self.encoding = encoding
+        self.start_id = start_id  # <|start|>: a new message begins; where parsing resyncs after garbage
         self.parser = StreamableParser(encoding, Role.ASSISTANT)
         self.raw = False  # True after a parse error, until the next <|start|>
         self.malformed = False
@@ -176,7 +198,7 @@ class HarmonyStream:
 
     def feed(self, token: int) -> list[Event]:
         if self.raw:
-            if token == START_ID:
+            if token == self.start_id:
                 return self._flush_raw() + self._resync(token)
             return self._raw(token)
         try:
@@ -242,7 +264,7 @@ class HarmonyStream:
         events: list[Event] = []
         if pending:
             events.append(Answer(self.encoding.decode(pending), malformed=True))
-        if token == START_ID:
+        if token == self.start_id:
             return events + self._resync(token)
         return events + self._raw(token)
 

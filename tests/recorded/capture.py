@@ -1,6 +1,6 @@
 """Capture a live server's streamed answers, byte for byte, as files for the replay tests.
 
-    python tests/recorded/capture.py http://127.0.0.1:8080 llamacpp_live [chat | llamacpp]
+    python -m tests.recorded.capture http://127.0.0.1:8080 llamacpp_live [chat | llamacpp]
 
 writes `<prefix>_chat.sse` (a reasoning question) and `<prefix>_tool_call.sse` (a weather question
 with the get_weather tool) into `tests/recorded/`: asked through /v1/chat/completions (`chat`, the
@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parents[1]))  # the repository root, for backend.harmony
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather for a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}

@@ -1,0 +1,81 @@
+"""What the page does with conversations besides answering: list, open, rename, delete, search,
+export, and share. The page calls these services and never the repository (ui/ imports nothing
+from storage); everything is scoped to the owner, as in storage.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+from core.records import ConversationView, SharedConversation, ShareLink
+from storage.repository import Repository
+from storage.shares import Shares
+
+EXPORT_KINDS = {"json": "json", "markdown": "md"}  # kind -> file extension
+
+
+class Conversations:
+    def __init__(self, repo: Repository, export_dir: Path):
+        self.repo, self.export_dir = repo, export_dir
+
+    def list(self, owner: str) -> list[ConversationView]:
+        """The owner's conversations, newest first (without their messages)."""
+        return self.repo.list_conversations(owner)
+
+    def open(self, owner: str, conversation_id: str) -> ConversationView:
+        return self.repo.get(owner, conversation_id)
+
+    def as_data(self, owner: str, conversation_id: str) -> dict:
+        """A conversation as JSON-ready data (messages with reasoning, status and stats)."""
+        return self.repo.export_json(owner, conversation_id)
+
+    def rename(self, owner: str, conversation_id: str, title: str) -> None:
+        self.repo.rename(owner, conversation_id, title)
+
+    def delete(self, owner: str, conversation_id: str) -> None:
+        self.repo.delete(owner, conversation_id)
+
+    def search(self, owner: str, query: str, include_reasoning: bool) -> list[tuple[str, str]]:
+        """(label, conversation id) for each conversation with a match, its newest match first."""
+        best: dict[str, str] = {}
+        for hit in self.repo.search(owner, query, include_reasoning):
+            best.setdefault(hit.conversation_id, f"{hit.title} — {hit.snippet}")
+        return [(label, cid) for cid, label in best.items()]
+
+    def export(self, owner: str, conversation_id: str, kind: str) -> Path:
+        """Write the conversation as a file for download; its folder name is unguessable, since
+        downloads are served by path."""
+        if kind == "json":
+            body = json.dumps(self.repo.export_json(owner, conversation_id), indent=2, ensure_ascii=False)
+        else:
+            body = self.repo.export_markdown(owner, conversation_id)
+        folder = self.export_dir / secrets.token_hex(16)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"conversation-{conversation_id[:8]}.{EXPORT_KINDS[kind]}"
+        path.write_text(body, encoding="utf-8")
+        return path
+
+
+class Sharing:
+    """Share links: the owner's side (create, list, revoke, copy in) and anyone's (open by token)."""
+
+    def __init__(self, shares: Shares):
+        self.shares = shares
+
+    def create(self, owner: str, conversation_id: str, expiry: str, include_reasoning: bool) -> ShareLink:
+        return self.shares.create(owner, conversation_id, expiry, bool(include_reasoning))
+
+    def list(self, owner: str) -> list[ShareLink]:
+        return self.shares.list(owner)
+
+    def revoke(self, owner: str, token: str) -> None:
+        self.shares.revoke(owner, token)
+
+    def open(self, token: str) -> SharedConversation:
+        return self.shares.open(token)
+
+    def copy(self, owner: str, token: str) -> str:
+        """Copy a shared conversation into a new chat of the owner's; returns its id."""
+        return self.shares.copy(owner, token)

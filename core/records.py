@@ -1,0 +1,109 @@
+"""The records every layer passes around: messages, conversations, search hits, share links.
+
+Storage returns them, services hand them on, the page and the share page render them. They are
+plain dataclasses (never live ORM objects), so no layer above storage needs to import storage.
+`MessageStatus` is how an answer stands; `MessageStatus.after` is the one mapping from how a
+stream ended (core.events.StopReason) to how its message is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from core.events import StopReason
+
+
+class MessageStatus(StrEnum):
+    STREAMING = "streaming"  # being generated right now
+    COMPLETE = "complete"
+    STOPPED = "stopped"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"  # was streaming when the process died
+
+    @classmethod
+    def after(cls, stop: StopReason | str) -> "MessageStatus":
+        """How a message is stored once its stream ended for `stop`."""
+        return {StopReason.STOPPED: cls.STOPPED, StopReason.ERROR: cls.ERROR}.get(StopReason(stop), cls.COMPLETE)
+
+    @property
+    def note(self) -> str:
+        """The few words a reader sees beside an answer that did not simply complete ("" if it did)."""
+        return STATUS_NOTES.get(self, "")
+
+
+STATUS_NOTES = {MessageStatus.STREAMING: "writing…", MessageStatus.STOPPED: "stopped by the user",
+                MessageStatus.ERROR: "failed", MessageStatus.INTERRUPTED: "interrupted (the server restarted)"}
+
+
+def status_note(status: str | None, stop_reason: str | None = None) -> str:
+    """The page's and the share page's one wording for how an answer ended."""
+    note = MessageStatus(status).note if status in MessageStatus._value2member_map_ else ""
+    if not note and stop_reason == StopReason.LENGTH:
+        return "cut off at the token limit"
+    return note
+
+
+def trace_title(entry: dict) -> str:
+    """The heading of one trace entry (a preamble or a tool call), on the page and the share page."""
+    if entry.get("kind") == "tool_call":
+        return f"Tool call: {entry.get('recipient', '?')}"
+    return "Preamble"
+
+
+@dataclass
+class MessageView:
+    id: int
+    position: int
+    role: str
+    content: str
+    reasoning: str = ""
+    trace: list = field(default_factory=list)
+    harmony: list = field(default_factory=list)
+    effort: str | None = None
+    status: str = MessageStatus.COMPLETE
+    error: str | None = None
+    stop_reason: str | None = None
+    reasoning_tokens: int | None = None
+    answer_tokens: int | None = None
+    ttft: float | None = None
+    reasoning_time: float | None = None
+    tokens_per_s: float | None = None
+    created: str = ""
+
+
+@dataclass
+class ConversationView:
+    id: str
+    title: str
+    created: str
+    updated: str
+    settings: dict
+    messages: list[MessageView] = field(default_factory=list)
+
+
+@dataclass
+class SearchHit:
+    conversation_id: str
+    title: str
+    message_id: int
+    role: str
+    snippet: str
+
+
+@dataclass
+class ShareLink:
+    token: str
+    conversation_id: str
+    title: str
+    created: str
+    expires: str | None
+    include_reasoning: bool
+
+
+@dataclass
+class SharedConversation:
+    title: str
+    created: str
+    include_reasoning: bool
+    messages: list[MessageView] = field(default_factory=list)

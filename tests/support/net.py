@@ -1,0 +1,9 @@
+"""A free local port for a server started by a test or a bench."""
+
+import socket
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,59 @@
+"""Driving the page in Chromium: the browser, and Gradio's DOM named once.
+
+The selectors below lean on Gradio 6's markup (a thought message is `.thought-group` with a
+`.title`; chat bubbles carry `data-testid="bot"` / `"user"`; a Textbox is a textarea or an input).
+A Gradio upgrade that changes them changes this file, not every test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+TIMEOUT_MS = 60_000
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
+
+THOUGHT = ".thought-group"  # a Gradio thought message (reasoning, trace entries, the stats line)
+THOUGHT_TITLE = ".thought-group .title"
+BOT = '[data-testid="bot"]'
+USER = '[data-testid="user"]'
+
+
+def field(elem_id: str) -> str:
+    """A Gradio Textbox's editable element (a textarea or, for one line, an input)."""
+    return f"#{elem_id} textarea, #{elem_id} input"
+
+
+def launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+
+
+def ready(pg) -> None:
+    pg.locator("#message textarea:not([disabled])").wait_for()
+
+
+def shot(pg, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def send(pg, text: str) -> None:
+    pg.locator("#message textarea").fill(text)
+    pg.locator("#send").click()
+
+
+def thought_titles(pg, where: str = "#chat") -> list[str]:
+    return pg.locator(f"{where} {THOUGHT_TITLE}").all_inner_texts()
+
+
+def stats_lines(pg) -> list[str]:
+    return [t for t in thought_titles(pg) if "effort" in t]
+
+
+def wait_answers(pg, n: int) -> None:
+    pg.wait_for_function(
+        f"n => [...document.querySelectorAll('#chat {THOUGHT_TITLE}')]"
+        ".filter(e => e.innerText.includes('effort')).length >= n", arg=n)

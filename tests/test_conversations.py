@@ -1,0 +1,67 @@
+"""The page's conversation and sharing services: owner-scoped, plain data out."""
+
+import json
+
+import pytest
+
+from backend.conversations import Conversations, Sharing
+from core.errors import NotFoundError
+from storage.shares import Shares
+
+
+@pytest.fixture
+def services(repo, tmp_path):
+    return Conversations(repo, tmp_path / "exports"), Sharing(Shares(repo))
+
+
+def chat(repo, owner, words):
+    cid = repo.create_conversation(owner, words)
+    repo.add_message(owner, cid, "user", words)
+    repo.add_message(owner, cid, "assistant", f"About {words}.", reasoning="thinking")
+    return cid
+
+
+def test_list_open_rename_delete_stay_with_the_owner(repo, services):
+    conversations, _ = services
+    cid = chat(repo, "alice", "penguins")
+    assert [c.id for c in conversations.list("alice")] == [cid] and conversations.list("bob") == []
+    conversations.rename("alice", cid, "Birds")
+    assert conversations.open("alice", cid).title == "Birds"
+    for stranger_does in (lambda: conversations.open("bob", cid), lambda: conversations.delete("bob", cid)):
+        with pytest.raises(NotFoundError):
+            stranger_does()
+    conversations.delete("alice", cid)
+    assert conversations.list("alice") == []
+
+
+def test_search_gives_one_entry_per_conversation(repo, services):
+    conversations, _ = services
+    cid = chat(repo, "alice", "penguins swim")
+    repo.add_message("alice", cid, "user", "more penguins")
+    found = conversations.search("alice", "penguins", include_reasoning=False)
+    assert [c for _, c in found] == [cid] and "penguins" in found[0][0]
+    assert conversations.search("bob", "penguins", include_reasoning=False) == []
+
+
+def test_export_writes_a_file_in_an_unguessable_folder(repo, services):
+    conversations, _ = services
+    cid = chat(repo, "alice", "otters")
+    path = conversations.export("alice", cid, "json")
+    assert json.loads(path.read_text())["messages"][1]["content"] == "About otters."
+    assert len(path.parent.name) == 32
+    assert conversations.export("alice", cid, "markdown").read_text().startswith("# otters")
+    with pytest.raises(NotFoundError):
+        conversations.export("bob", cid, "json")
+
+
+def test_sharing_create_open_copy_revoke(repo, services):
+    _, sharing = services
+    cid = chat(repo, "alice", "seals")
+    link = sharing.create("alice", cid, "1 day", include_reasoning=False)
+    assert sharing.open(link.token).messages[1].reasoning == ""  # left out unless chosen
+    copied = sharing.copy("bob", link.token)
+    assert repo.get("bob", copied).messages[1].content == "About seals."
+    assert [s.token for s in sharing.list("alice")] == [link.token] and sharing.list("bob") == []
+    sharing.revoke("alice", link.token)
+    with pytest.raises(NotFoundError):
+        sharing.open(link.token)

@@ -1,0 +1,29 @@
+"""One vocabulary for how a turn ended: stop reasons map to message statuses in one place."""
+
+import pytest
+
+from core.events import StopReason
+from core.records import MessageStatus, status_note, trace_title
+
+
+@pytest.mark.parametrize("stop, status", [
+    (StopReason.RETURN, MessageStatus.COMPLETE), (StopReason.CALL, MessageStatus.COMPLETE),
+    (StopReason.LENGTH, MessageStatus.COMPLETE), (StopReason.STOPPED, MessageStatus.STOPPED),
+    (StopReason.ERROR, MessageStatus.ERROR), ("stopped", MessageStatus.STOPPED)])
+def test_every_stop_reason_has_a_status(stop, status):
+    assert MessageStatus.after(stop) is status
+
+
+def test_enums_are_their_stored_strings():
+    assert MessageStatus.STOPPED == "stopped" and StopReason.CALL == "call"
+    assert {s.value for s in MessageStatus} == {"streaming", "complete", "stopped", "error", "interrupted"}
+
+
+def test_one_wording_for_the_page_and_the_share_page():
+    assert status_note("complete") == "" and status_note("complete", "length") == "cut off at the token limit"
+    assert status_note("stopped") == "stopped by the user"
+    assert status_note("interrupted").startswith("interrupted")
+    assert status_note("something-else") == ""  # an unknown stored value shows nothing rather than failing
+    assert trace_title({"kind": "tool_call", "recipient": "functions.get_weather"}) == \
+        "Tool call: functions.get_weather"
+    assert trace_title({"kind": "preamble", "text": "Let me check."}) == "Preamble"
