@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -20,7 +22,7 @@ from core.logs import setup_logging
 from storage.repository import Repository
 from storage.shares import Shares
 from ui.identity import Identity
-from ui.layout import CSS, build_layout
+from ui.layout import CSS, HEAD, build_layout
 from ui.routes import http_routes
 from ui.wiring import wire
 
@@ -69,15 +71,36 @@ def launch(parts: Parts, **kwargs) -> None:
     """Serve the page, with /healthz and the share-link pages beside it (outside the login)."""
     config = parts.config
     parts.demo.queue(default_concurrency_limit=config.max_active + config.max_waiting)
-    parts.demo.launch(server_name=config.host, server_port=config.port, share=config.share, css=CSS,
+    parts.demo.launch(server_name=config.host, server_port=config.port, share=config.share, css=CSS, head=HEAD,
                       auth=parts.auth, allowed_paths=[str(config.data_path / "exports")],
                       app_kwargs={"routes": http_routes(parts.sharing, parts.host)}, **kwargs)
+
+
+def _stop_on_signals(parts: Parts) -> None:
+    """SIGTERM (docker stop, systemd, a Space restart) and Ctrl-C end the server the same way:
+    answers being written are saved at once as "interrupted" (as after a crash), then Gradio closes."""
+    def handler(signum, frame):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)  # once: a second signal must not cut the saving short
+        parts.service.shutdown()
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(argv)
     setup_logging()
-    launch(create(config))
+    parts = create(config)
+    _stop_on_signals(parts)
+    try:
+        launch(parts)  # blocks; Gradio closes its server on Ctrl-C / SIGTERM and returns
+    finally:
+        # Answers being written are saved as "interrupted" (as after a crash), never left "streaming".
+        parts.service.shutdown()
+        parts.host.close()
+        logging.getLogger(__name__).info("stopped")
 
 
 if __name__ == "__main__":

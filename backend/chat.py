@@ -1,22 +1,24 @@
 """Chat logic between the page, the database and the worker: plain data in and out.
 
 Every turn follows the same path: clean the input, commit the user's message,
-commit an empty assistant message marked `streaming`, stream events into it
-(saving every couple of seconds), then record how it ended. A crash at any
-point leaves what was said in the database.
+commit an empty assistant message marked `streaming`, then hand it to a LiveTurn
+(backend/turns.py) that streams events into it on its own thread, saving every
+couple of seconds, and records how it ended. The answer belongs to the server:
+pages subscribe to the turn and closing one never stops it. A crash at any point
+leaves what was said in the database.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Iterator
 
 from backend.harmony.codec import PromptSettings, Turn
+from backend.turns import LiveTurn, Snapshot
 from backend.worker import ChatRequest
 from core.config import (
     DEFAULT_EFFORT,
@@ -29,15 +31,14 @@ from core.config import (
     SAVE_INTERVAL_S,
     TEMPERATURE_RANGE,
 )
-from core.errors import InputError
-from core.events import Answer, Done, Preamble, Reasoning, ToolCall
+from core.errors import GenerationError, InputError
+from core.events import Done
 from core.records import MessageStatus, MessageView
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
 
 _CLAIM = object()  # a conversation's answer is requested but its stream has not started yet
-STREAM_INTERVAL_S = 0.05  # at most 20 page updates a second, however fast tokens come
 ALLOWED_CONTROL = {"\n", "\t"}
 
 
@@ -47,16 +48,6 @@ class ChatOptions:
     instructions: str = ""
     temperature: float = DEFAULT_TEMPERATURE
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
-
-
-@dataclass
-class Snapshot:
-    """What the page shows: the stored history plus the answer being written."""
-
-    conversation_id: str
-    history: list[MessageView]  # the same list object for a whole stream
-    live: MessageView | None = None
-    done: bool = False
 
 
 def clean_text(text: str, limit: int = MAX_MESSAGE_CHARS, what: str = "message") -> str:
@@ -97,7 +88,9 @@ class ChatService:
                  save_interval_s: float = SAVE_INTERVAL_S):
         self.repo, self.host, self.max_message_chars = repo, host, max_message_chars
         self.save_interval_s = save_interval_s
-        self._jobs: dict[str, object] = {}
+        self._turns: dict[str, object] = {}  # conversation id -> its LiveTurn (or _CLAIM while starting)
+        self._unseen: dict[str, set[str]] = {}  # owner -> conversations whose answer ended unwatched
+        self._closing = False
         self._lock = threading.Lock()
 
     # -- turns -----------------------------------------------------------------------
@@ -147,34 +140,70 @@ class ChatService:
             return self._answer(owner, conversation_id, options)
 
     def stop(self, owner: str, conversation_id: str | None) -> bool:
-        """Stop the answer being written in this conversation (only the owner's)."""
+        """Stop the answer being written in this conversation (only the owner's; from any tab)."""
         if not conversation_id:
             return False
         self.repo.get(owner, conversation_id)  # raises NotFound for anyone else's
-        with self._lock:
-            job = self._jobs.get(conversation_id)
-        if job is None or job is _CLAIM:
+        turn = self._live_turn(conversation_id)
+        if turn is None:
             return False
-        job.cancel()
+        turn.cancel()
         return True
+
+    def attach(self, owner: str, conversation_id: str) -> Iterator[Snapshot] | None:
+        """The live turn of a conversation (what is written so far, then each change), or None."""
+        self.repo.get(owner, conversation_id)  # raises NotFound for anyone else's
+        self.seen(owner, conversation_id)
+        turn = self._live_turn(conversation_id)
+        return turn.snapshots() if turn is not None else None
+
+    def writing(self, owner: str) -> set[str]:
+        """The owner's conversations with an answer being written now."""
+        with self._lock:
+            return {cid for cid, t in self._turns.items() if isinstance(t, LiveTurn) and t.owner == owner}
+
+    def unseen(self, owner: str) -> set[str]:
+        """The owner's conversations whose answer finished while no page watched it."""
+        with self._lock:
+            return set(self._unseen.get(owner, ()))
+
+    def seen(self, owner: str, conversation_id: str) -> None:
+        with self._lock:
+            self._unseen.get(owner, set()).discard(conversation_id)
+
+    def shutdown(self) -> None:
+        """A clean stop of the server: every turn in progress is ended and saved as interrupted."""
+        with self._lock:
+            self._closing = True
+            turns = [t for t in self._turns.values() if isinstance(t, LiveTurn)]
+        for turn in turns:
+            turn.interrupt()
+
+    def _live_turn(self, conversation_id: str) -> "LiveTurn | None":
+        with self._lock:
+            turn = self._turns.get(conversation_id)
+        return turn if isinstance(turn, LiveTurn) else None
 
     # -- streaming -------------------------------------------------------------------------
 
     @contextmanager
     def _claimed(self, conversation_id: str):
         """Hold the conversation's one answer from the request on, so two tabs sending at the same
-        instant cannot both pass. `_stream` takes the claim over (and frees it when it ends); any
+        instant cannot both pass. The LiveTurn takes the claim over (and frees it when it ends); any
         failure before that frees it here."""
         with self._lock:
-            if conversation_id in self._jobs:
+            if self._closing:
+                raise GenerationError("The server is shutting down; your message was not sent. Try again "
+                                      "in a moment.")
+            if conversation_id in self._turns:
                 raise InputError("An answer is still being written in this conversation: stop it or wait.")
-            self._jobs[conversation_id] = _CLAIM
+            self._turns[conversation_id] = _CLAIM
         try:
             yield
         except BaseException:
             with self._lock:
-                if self._jobs.get(conversation_id) is _CLAIM:
-                    del self._jobs[conversation_id]
+                if self._turns.get(conversation_id) is _CLAIM:
+                    del self._turns[conversation_id]
             raise
 
     def _answer(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
@@ -190,40 +219,19 @@ class ChatService:
             raise
         live = MessageView(id=mid, position=len(history), role="assistant", content="",
                            effort=options.effort, status=MessageStatus.STREAMING)
-        return self._stream(owner, conversation_id, history, live, job)
-
-    def _stream(self, owner, conversation_id, history, live, job) -> Iterator[Snapshot]:
+        turn = LiveTurn(owner, conversation_id, history, live, job, save_interval_s=self.save_interval_s,
+                        save=lambda m, **extra: self._save_partial(owner, m, **extra),
+                        finish=lambda m, done: self._finish(owner, m, done), on_end=self._ended)
         with self._lock:
-            self._jobs[conversation_id] = job
-        finished = False
-        try:
-            yield Snapshot(conversation_id, history, live)
-            last_save = last_yield = time.monotonic()
-            for event in job.events():
-                if isinstance(event, Answer) and live.reasoning_time is None:
-                    live.reasoning_time = job.reasoning_time  # the worker's clock: "Thought for N s" at once
-                phase = _apply(live, event)
-                if isinstance(event, Done):
-                    self._finish(owner, live, event)
-                    finished = True
-                    break
-                now = time.monotonic()
-                if now - last_save >= self.save_interval_s or (phase and isinstance(event, Answer)):
-                    # also right when the answer starts: the whole reasoning is then safe
-                    self._save_partial(owner, live)
-                    last_save = now
-                if phase or now - last_yield >= STREAM_INTERVAL_S:
-                    last_yield = now
-                    yield Snapshot(conversation_id, history, live)
-            yield Snapshot(conversation_id, history, live, done=True)
-        finally:
-            with self._lock:
-                if self._jobs.get(conversation_id) is job:
-                    del self._jobs[conversation_id]
-            if not finished:  # the page went away mid-answer: keep what we have
-                job.cancel()
-                live.status = MessageStatus.STOPPED
-                self._save_partial(owner, live, status=MessageStatus.STOPPED)
+            self._turns[conversation_id] = turn  # takes over the claim
+        return turn.start().snapshots()
+
+    def _ended(self, turn: LiveTurn) -> None:
+        with self._lock:
+            if self._turns.get(turn.conversation_id) is turn:
+                del self._turns[turn.conversation_id]
+            if not turn.watchers:  # nobody saw it end: mark it in the sidebar until opened
+                self._unseen.setdefault(turn.owner, set()).add(turn.conversation_id)
 
     def _save_partial(self, owner: str, live: MessageView, **extra) -> None:
         try:
@@ -243,27 +251,3 @@ class ChatService:
                                harmony=live.harmony, status=live.status, stop_reason=live.stop_reason,
                                error=live.error, reasoning_tokens=s.reasoning_tokens, answer_tokens=s.answer_tokens,
                                ttft=s.ttft, reasoning_time=s.reasoning_time, tokens_per_s=s.tokens_per_s)
-
-
-def _apply(live: MessageView, event) -> bool:
-    """Fold an event into the live message; True when the page should update now."""
-    if isinstance(event, Reasoning):
-        first = not live.reasoning
-        live.reasoning += event.text
-        return first
-    if isinstance(event, Answer):
-        first = not live.content
-        live.content += event.text
-        return first  # the first answer token closes the reasoning panel at once
-    if isinstance(event, Preamble):
-        if live.trace and live.trace[-1].get("kind") == "preamble" and not live.trace[-1].get("closed"):
-            live.trace[-1]["text"] += event.text
-            return False
-        live.trace.append({"kind": "preamble", "text": event.text})
-        return True
-    if isinstance(event, ToolCall):
-        if live.trace and live.trace[-1].get("kind") == "preamble":
-            live.trace[-1]["closed"] = True
-        live.trace.append({"kind": "tool_call", "recipient": event.recipient, "arguments": event.arguments})
-        return True
-    return False

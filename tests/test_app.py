@@ -79,3 +79,74 @@ def test_sidebar_search_rename_export_delete(app_url):
     c.predict(conversation_id, api_name="/delete")
     with pytest.raises(Exception, match="does not exist"):
         c.predict(conversation_id, api_name="/open_conversation")
+
+
+def conversation_of(job, timeout=60) -> str:
+    """The conversation id a /send stream reports in its first updates."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for out in job.outputs():
+            if isinstance(out[2], str) and out[2]:
+                return out[2]
+        time.sleep(0.02)
+    raise TimeoutError("no conversation id came back")
+
+
+def wait_done(service, cid, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        messages = service.repo.get("local", cid).messages
+        if messages[-1].status != "streaming":
+            return messages[-1]
+        time.sleep(0.05)
+    raise TimeoutError("the answer is still streaming")
+
+
+def test_a_client_that_disconnects_does_not_cancel_the_answer(app_url):
+    url, service = app_url
+    c = client(url)
+    job = send(c, "answer me even if I leave")
+    cid = conversation_of(job)
+    job.cancel()  # the client goes away mid-stream
+    c.close()
+    answer = wait_done(service, cid)
+    assert answer.status == "complete" and answer.content == "Hello! <b>How</b> can I help?"
+
+
+def test_attach_follows_an_answer_in_progress_to_its_end(app_url):
+    url, service = app_url
+    sender = client(url)
+    job = send(sender, "I will come back for this")
+    cid = conversation_of(job)
+    job.cancel()
+    outputs = list(client(url).submit(cid, api_name="/attach"))  # another client re-attaches
+    final_chat = outputs[-1][0]
+    assert any("can I help?" in str(m.get("content")) for m in final_chat)
+    assert wait_done(service, cid).status == "complete"
+    done = client(url).predict(cid, api_name="/attach")  # nothing in progress: the stored chat at once
+    assert any("can I help?" in str(m.get("content")) for m in done[0])
+
+
+def test_ten_streams_and_two_cancels_leave_nothing_wedged(tmp_path, launched):
+    """The probe of the hardening issue: 10 /send streams in one client session, two cancelled.
+    (The worker has room for all ten: 4 decoding, 8 waiting.)"""
+    from core.config import Config
+    from tests.support.net import free_port
+
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400, max_active=4, max_waiting=8)
+    service = launched(config).service
+    url = f"http://127.0.0.1:{config.port}/"
+    c = client(url)
+    jobs = [send(c, f"question {i}") for i in range(10)]
+    cids = [conversation_of(j) for j in jobs[:2]]
+    jobs[0].cancel()
+    time.sleep(0.5)
+    jobs[1].cancel()
+    for job in jobs[2:]:
+        cids.append(conversation_of(job, timeout=180))
+    answers = [wait_done(service, cid, timeout=180) for cid in cids]
+    assert [a.status for a in answers] == ["complete"] * 10  # every turn ended by itself
+    worker = service.host.worker()
+    assert worker.active == 0 and worker.waiting == 0  # every slot given back
+    again = send(client(url), "one more", conversation_id=cids[0]).result(timeout=120)
+    assert again[2] == cids[0]  # the conversation takes new messages

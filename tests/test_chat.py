@@ -1,6 +1,7 @@
 """The chat service: store first, stream, save partial answers, stop, regenerate, edit."""
 
 import threading
+import time
 
 import pytest
 
@@ -64,13 +65,48 @@ def test_stop_keeps_the_partial_answer(service, repo):
     assert answer.status == "stopped" and answer.stop_reason == "stopped"
 
 
-def test_leaving_mid_answer_keeps_it_as_stopped(service, repo):
+def test_leaving_mid_answer_lets_the_server_finish_it(service, repo):
     stream = service.send("alice", None, "hi", OPTS)
     cid = next(stream).conversation_id
     next(stream)
-    stream.close()  # the browser tab closed
+    stream.close()  # the browser tab closed: the answer belongs to the server and goes on
+    last = list(service.attach("alice", cid) or [])  # a page that comes back sees it to its end
+    assert last and last[-1].done and last[-1].live.content == "Hello! <b>How</b> can I help?"
     answer = repo.get("alice", cid).messages[1]
-    assert answer.status == "stopped"
+    assert answer.status == "complete" and answer.content == "Hello! <b>How</b> can I help?"
+
+
+def test_two_pages_watch_one_turn_and_stop_in_either_ends_both(service):
+    first = service.send("alice", None, "hi", OPTS)
+    cid = next(first).conversation_id
+    second = service.attach("alice", cid)
+    assert next(second).conversation_id == cid  # what is written so far, at once
+    assert service.stop("alice", cid)
+    ends = [list(first)[-1], list(second)[-1]]
+    assert all(s.done and s.live.status == "stopped" for s in ends)
+    assert service.attach("alice", cid) is None  # nothing in progress any more
+
+
+def test_finished_unwatched_is_marked_until_opened(service):
+    stream = service.send("alice", None, "hi", OPTS)
+    cid = next(stream).conversation_id
+    assert cid in service.writing("alice") and cid not in service.writing("bob")
+    stream.close()
+    deadline = time.time() + 60
+    while cid in service.writing("alice") and time.time() < deadline:
+        time.sleep(0.05)
+    assert service.unseen("alice") == {cid} and service.unseen("bob") == set()
+    assert service.attach("alice", cid) is None and service.unseen("alice") == set()  # opened: seen
+
+
+def test_shutdown_saves_turns_in_progress_as_interrupted(service, repo):
+    stream = service.send("alice", None, "hi", OPTS)
+    cid = next(stream).conversation_id
+    service.shutdown()
+    answer = repo.get("alice", cid).messages[1]
+    assert answer.status == "interrupted"
+    with pytest.raises(GenerationError, match="shutting down"):
+        service.send("alice", None, "more", OPTS)
 
 
 def test_others_cannot_stop_or_continue_my_chat(service):
@@ -132,6 +168,7 @@ def test_one_answer_at_a_time_per_conversation(service):
     with pytest.raises(InputError, match="still being written"):
         service.send("alice", cid, "and another", OPTS)
     stream.close()
+    list(service.attach("alice", cid) or [])  # the first answer runs to its end, page or not
     list(service.send("alice", cid, "and another", OPTS))  # fine once the first one ended
 
 

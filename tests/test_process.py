@@ -76,3 +76,25 @@ def test_offline_start_uses_the_demo_model_and_survives_kill_9(tmp_path):
     assert "database schema" in log and "model ready: demo model" in log  # what a person needs
     for chatter in ("setup plugin", "bos_token_id", "eos_token_id", "ContinuousBatchingLogger", "httpx"):
         assert chatter not in log, f"start-up log still prints {chatter!r}"
+
+
+def test_sigterm_saves_an_answer_in_progress_as_interrupted(tmp_path):
+    port = free_port()
+    proc = start(tmp_path, port)
+    try:
+        client, _ = wait_ready(f"http://127.0.0.1:{port}/", proc)
+        client.submit("Count the letter r in strawberry.", "", "high", "", 1.0, 4000, api_name="/send")
+        db = sqlite3.connect(tmp_path / "chat.db")
+        deadline = time.time() + 60
+        while time.time() < deadline and not db.execute(
+                "SELECT 1 FROM messages WHERE role='assistant' AND status='streaming'").fetchone():
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)  # docker stop, systemd, a Space restart
+        assert proc.wait(30) is not None  # it stops by itself
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    status = sqlite3.connect(tmp_path / "chat.db").execute(
+        "SELECT status FROM messages WHERE role='assistant'").fetchone()[0]
+    assert status == "interrupted"  # saved as after a crash, never left "streaming"
+    assert "stopped" in (tmp_path / f"app-{port}.log").read_text()

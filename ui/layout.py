@@ -15,6 +15,22 @@ from core.config import (
     TEMPERATURE_RANGE,
 )
 
+SIDEBAR_REFRESH_S = 3.0
+
+# An IME composition (Japanese, Chinese input) is confirmed with Enter: that Enter must not send.
+# Chromium gives it keyCode 229 and no keypress, so Gradio's Textbox already ignores it there
+# (tests/test_browser_turns.py checks); browsers that report it otherwise (Safari sends the
+# confirming keydown after compositionend, keyCode 229) are stopped here, before Gradio sees it.
+HEAD = """<script>
+for (const kind of ['keydown', 'keypress']) {
+  document.addEventListener(kind, (e) => {
+    if (e.key === 'Enter' && (e.isComposing || e.keyCode === 229) && e.target.closest?.('#message')) {
+      e.stopImmediatePropagation();
+    }
+  }, true);
+}
+</script>"""
+
 CSS = """
 #status-banner { padding: 6px 12px; border-radius: 8px; }
 #status-banner.notice { background: var(--color-accent-soft); }
@@ -57,6 +73,9 @@ class Page:
     share_link: gr.Textbox
     share_links: gr.Radio
     share_revoke: gr.Button
+    attach: gr.Button
+    sidebar_timer: gr.Timer
+    sidebar_shown: gr.State
 
 
 def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning: bool, hf_login: bool,
@@ -65,6 +84,9 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         if hf_login:
             gr.LoginButton(elem_id="hf-login")  # Spaces with hf_oauth: conversations belong to the HF account
         conversation_id = gr.Textbox(visible="hidden", elem_id="conversation-id")
+        attach = gr.Button(visible=False)  # /attach: follow a conversation's answer in progress
+        sidebar_timer = gr.Timer(SIDEBAR_REFRESH_S)  # marks answers in progress and new ones
+        sidebar_shown = gr.State([])
         with gr.Sidebar(open=True):
             new_chat = gr.Button("New chat", variant="primary", elem_id="new-chat")
             if password_login:  # Gradio's own /logout clears the login cookie
@@ -109,8 +131,10 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
                           sanitize_html=True, allow_tags=False, group_consecutive_messages=False,
                           feedback_options=None, buttons=["copy"])
         with gr.Row():
-            message = gr.Textbox(placeholder="Message gpt-oss…", show_label=False, scale=8, lines=2,
-                                 max_lines=12, elem_id="message", interactive=False, submit_btn=False)
+            # One line that grows: Enter sends, Shift+Enter starts a new line (as in every chat app).
+            message = gr.Textbox(placeholder="Message gpt-oss… (Enter sends, Shift+Enter: new line)",
+                                 show_label=False, scale=8, lines=1, max_lines=12, elem_id="message",
+                                 interactive=False, submit_btn=False)
             send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
             stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
         with gr.Row():
@@ -131,4 +155,5 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         rename=rename, delete=delete, confirm_row=confirm_row, confirm_delete=confirm_delete,
         cancel_delete=cancel_delete, export_json=export_json, export_md=export_md, export_file=export_file,
         share_expiry=share_expiry, share_reasoning=share_reasoning, share_create=share_create,
-        share_link=share_link, share_links=share_links, share_revoke=share_revoke)
+        share_link=share_link, share_links=share_links, share_revoke=share_revoke, attach=attach,
+        sidebar_timer=sidebar_timer, sidebar_shown=sidebar_shown)

@@ -47,11 +47,12 @@ class Handlers:
         self.owner, self.identity = identity.owner, identity
 
     # streaming turns -----------------------------------------------------------------
-    def _render_stream(self, stream):
+    def _render_stream(self, stream, clear_message: bool = True):
         """(history, live, conversation id, message box) per update.
 
-        The history chatbot is sent twice per turn (start and end); the updates in
-        between carry only the live exchange.
+        The history chatbot is sent twice per turn (start and end); the updates in between carry
+        only the live exchange. The stream is a subscription: when this generator is closed (tab
+        closed, reloaded, another conversation opened) the answer goes on on the server.
         """
         first = True
         for snap in stream:
@@ -62,7 +63,7 @@ class Handlers:
             live = assistant_messages(snap.live, live=True) if snap.live else []
             if first:  # the user's message is already in the history
                 yield (render_history(snap.history).rows, gr.Chatbot(value=live, visible=True),
-                       snap.conversation_id, "")
+                       snap.conversation_id, "" if clear_message else gr.skip())
                 first = False
             else:
                 yield gr.skip(), live, gr.skip(), gr.skip()
@@ -98,17 +99,49 @@ class Handlers:
     def stop(self, conversation_id, request: gr.Request) -> None:
         self.chat.stop(self.owner(request), conversation_id or None)
 
-    # conversations -------------------------------------------------------------------
-    def sidebar(self, request: gr.Request):
+    def attach(self, conversation_id, request: gr.Request):
+        """Follow the answer in progress of the open conversation, if any (after a reload, in a
+        second tab, on another device): what is written so far, then the live stream."""
         owner = self.identity.owner_or_none(request)
-        convs = self.conversations.list(owner) if owner else []
-        return gr.Radio(choices=[(c.title, c.id) for c in convs])
+        if not owner or not conversation_id:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        stream = self.chat.attach(owner, conversation_id)
+        if stream is None:  # nothing in progress (any more): the conversation as stored
+            rows = render_history(self.conversations.open(owner, conversation_id).messages).rows
+            yield rows, hidden_live(), conversation_id, gr.skip()
+            return
+        yield from self._render_stream(stream, clear_message=False)
+
+    # conversations -------------------------------------------------------------------
+    def sidebar_choices(self, request: gr.Request) -> list[tuple[str, str]]:
+        """(label, id) per conversation; the label says when an answer is being written or came in
+        unseen."""
+        owner = self.identity.owner_or_none(request)
+        if not owner:
+            return []
+        writing, unseen = self.chat.writing(owner), self.chat.unseen(owner)
+        return [(c.title + (WRITING if c.id in writing else NEW_ANSWER if c.id in unseen else ""), c.id)
+                for c in self.conversations.list(owner)]
+
+    def sidebar(self, request: gr.Request):
+        return gr.Radio(choices=self.sidebar_choices(request))
+
+    def refresh_sidebar(self, shown, request: gr.Request):
+        """The timer's refresh: an update only when the list changed (no flicker, no needless work)."""
+        choices = [list(c) for c in self.sidebar_choices(request)]
+        if choices == shown:
+            return gr.skip(), gr.skip()
+        return gr.Radio(choices=[tuple(c) for c in choices]), choices
 
     def open(self, conversation_id, request: gr.Request):
-        conv = self.conversations.open(self.owner(request), conversation_id)
+        """Show a stored conversation; an answer in progress in it is followed by `attach` next."""
+        owner = self.owner(request)
+        conv = self.conversations.open(owner, conversation_id)
+        self.chat.seen(owner, conv.id)
         s = conv.settings
-        return (render_history(conv.messages).rows, conv.id, conv.title, s.get("effort", DEFAULT_EFFORT),
-                s.get("instructions", ""), gr.Radio(value=conv.id))
+        return (render_history(conv.messages).rows, hidden_live(), conv.id, conv.title,
+                s.get("effort", DEFAULT_EFFORT), s.get("instructions", ""), gr.Radio(value=conv.id))
 
     def load(self, request: gr.Request):
         """Page load: the sidebar, and the conversation named by ?c= if it is the user's.
@@ -117,7 +150,7 @@ class Handlers:
         into a new chat of this user's and opens it.
         """
         if not self.identity.signed_in(request):
-            return [], "", "", gr.skip(), gr.skip(), gr.Radio(choices=[])
+            return [], hidden_live(), "", "", gr.skip(), gr.skip(), gr.Radio(choices=[])
         params = dict(request.query_params) if request is not None else {}
         wanted = params.get("c")
         if params.get("copy"):
@@ -128,11 +161,11 @@ class Handlers:
         sidebar = self.sidebar(request)
         if wanted:
             try:
-                chat, cid, title, effort, instructions, _ = self.open(wanted, request)
-                return chat, cid, title, effort, instructions, gr.Radio(choices=sidebar.choices, value=cid)
+                opened = self.open(wanted, request)
+                return (*opened[:-1], gr.Radio(choices=sidebar.choices, value=opened[2]))
             except NotFoundError as exc:
                 gr.Warning(exc.user_message)
-        return [], "", "", gr.skip(), gr.skip(), sidebar
+        return [], hidden_live(), "", "", gr.skip(), gr.skip(), sidebar
 
     def api_open(self, conversation_id: str, request: gr.Request) -> dict:
         """A conversation as data (messages with reasoning, status and stats)."""
@@ -144,15 +177,17 @@ class Handlers:
                 for c in self.conversations.list(self.owner(request))]
 
     def new_chat(self):
-        return [], "", "", gr.Radio(value=None)
+        return [], hidden_live(), "", "", gr.Radio(value=None)
 
     def rename(self, conversation_id, title, request: gr.Request):
         self.conversations.rename(self.owner(request), conversation_id, title)
         return self.sidebar(request)
 
     def delete(self, conversation_id, request: gr.Request):
-        self.conversations.delete(self.owner(request), conversation_id)
-        return [], "", "", self.sidebar(request), gr.Row(visible=False)
+        owner = self.owner(request)
+        self.chat.stop(owner, conversation_id)  # an answer being written goes with its conversation
+        self.conversations.delete(owner, conversation_id)
+        return [], hidden_live(), "", "", self.sidebar(request), gr.Row(visible=False)
 
     def search(self, query, include_reasoning, request: gr.Request):
         if not (query or "").strip():
@@ -171,41 +206,63 @@ class Handlers:
 
 
 STREAM = dict(show_progress="hidden", concurrency_id="turns")
+WRITING, NEW_ANSWER = " · writing…", " · new answer"  # sidebar marks
 
 
-def wire_turns(p: Page, h: Handlers, concurrency: int) -> None:
-    """Send, regenerate, edit (streamed into the live panel) and stop."""
+def hidden_live():
+    """The live panel, emptied and hidden: a conversation opens without another's answer under it."""
+    return gr.Chatbot(value=[], visible=False)
+
+
+def wire_turns(p: Page, h: Handlers, concurrency: int) -> list:
+    """Send, regenerate, edit (streamed into the live panel), stop, and following a turn already
+    in progress. Returns the page's relays: events that only show a turn (cancelling one never
+    stops the turn itself)."""
     opts = [p.effort, p.instructions, p.temperature, p.max_new_tokens]
     out = [p.chatbot, p.live, p.conversation_id, p.message]
     stream = dict(STREAM, concurrency_limit=concurrency)
 
     def then_sidebar(event):
-        return event.then(user_errors(h.sidebar), None, p.conversations, api_visibility="private")
+        event.then(user_errors(h.sidebar), None, p.conversations, api_visibility="private")
+        return event
 
-    then_sidebar(p.send.click(user_errors(h.send), [p.message, p.conversation_id, *opts], out,
-                              api_name="send", **stream))
-    then_sidebar(p.message.submit(user_errors(h.send), [p.message, p.conversation_id, *opts], out,
-                                  api_visibility="private", **stream))
-    then_sidebar(p.regenerate.click(user_errors(h.regenerate), [p.conversation_id, *opts], out,
-                                    api_name="regenerate", **stream))
-    then_sidebar(p.chatbot.retry(user_errors(h.regenerate), [p.conversation_id, *opts], out,
-                                 api_visibility="private", **stream))
-    then_sidebar(p.chatbot.edit(user_errors(h.edit), [p.conversation_id, *opts], out,
-                                api_name="edit", **stream))
+    relays = [
+        then_sidebar(p.send.click(user_errors(h.send), [p.message, p.conversation_id, *opts], out,
+                                  api_name="send", **stream)),
+        then_sidebar(p.message.submit(user_errors(h.send), [p.message, p.conversation_id, *opts], out,
+                                      api_visibility="private", **stream)),
+        then_sidebar(p.regenerate.click(user_errors(h.regenerate), [p.conversation_id, *opts], out,
+                                        api_name="regenerate", **stream)),
+        then_sidebar(p.chatbot.retry(user_errors(h.regenerate), [p.conversation_id, *opts], out,
+                                     api_visibility="private", **stream)),
+        then_sidebar(p.chatbot.edit(user_errors(h.edit), [p.conversation_id, *opts], out,
+                                    api_name="edit", **stream)),
+        # /attach: a script (or a page) follows the answer in progress of a conversation
+        p.attach.click(user_errors(h.attach), [p.conversation_id], out, api_name="attach", **stream),
+    ]
     p.stop.click(user_errors(h.stop), [p.conversation_id], None, api_name="stop", queue=False)
+    return relays
 
 
-def wire_sidebar(p: Page, h: Handlers) -> None:
-    """Open, list, search, new chat, rename, delete, export; the ?c= address of the open chat."""
+def wire_sidebar(p: Page, h: Handlers, relays: list) -> None:
+    """Open, list, search, new chat, rename, delete, export; the ?c= address of the open chat.
+    Opening another conversation (or a new chat) drops the live panel of the one shown before."""
+    out = [p.chatbot, p.live, p.conversation_id, p.message]
+    follow = dict(fn=user_errors(h.attach), inputs=[p.conversation_id], outputs=out, api_visibility="private",
+                  **STREAM)
     p.conversation_id.change(None, [p.conversation_id], None, js=SET_URL_JS, api_visibility="private")
-    opened = [p.chatbot, p.conversation_id, p.title, p.effort, p.instructions, p.conversations]
-    p.conversations.input(user_errors(h.open), [p.conversations], opened, api_visibility="private")
+    opened = [p.chatbot, p.live, p.conversation_id, p.title, p.effort, p.instructions, p.conversations]
+    for picker in (p.conversations, p.search_results):
+        relays.append(picker.input(user_errors(h.open), [picker], opened, api_visibility="private").then(**follow))
+    relays.append(p.demo.load(user_errors(h.load), None, opened, api_name="load").then(**follow))
+    for leave in (p.conversations.input, p.search_results.input, p.new_chat.click, p.confirm_delete.click):
+        leave(None, None, None, cancels=relays, api_visibility="private")  # stop showing, never stop the turn
     gr.api(user_errors(h.api_open), api_name="open_conversation")
     gr.api(user_errors(h.api_list), api_name="list_conversations")
-    p.search_results.input(user_errors(h.open), [p.search_results], opened, api_visibility="private")
-    p.demo.load(user_errors(h.load), None, opened, api_name="load")
-    p.new_chat.click(h.new_chat, None, [p.chatbot, p.conversation_id, p.title, p.conversations],
+    p.new_chat.click(h.new_chat, None, [p.chatbot, p.live, p.conversation_id, p.title, p.conversations],
                      api_name="new_chat")
+    p.sidebar_timer.tick(user_errors(h.refresh_sidebar), p.sidebar_shown, [p.conversations, p.sidebar_shown],
+                         api_visibility="private", show_progress="hidden")
     search = [p.search_query, p.search_reasoning]
     p.search_query.change(user_errors(h.search), search, p.search_results, api_name="search",
                           show_progress="hidden")
@@ -214,7 +271,7 @@ def wire_sidebar(p: Page, h: Handlers) -> None:
     p.delete.click(lambda: gr.Row(visible=True), None, p.confirm_row, api_visibility="private")
     p.cancel_delete.click(lambda: gr.Row(visible=False), None, p.confirm_row, api_visibility="private")
     p.confirm_delete.click(user_errors(h.delete), [p.conversation_id],
-                           [p.chatbot, p.conversation_id, p.title, p.conversations, p.confirm_row],
+                           [p.chatbot, p.live, p.conversation_id, p.title, p.conversations, p.confirm_row],
                            api_name="delete"
                            ).then(user_errors(h.shares.links), None, p.share_links,  # its links went with it
                                   api_visibility="private")
@@ -242,8 +299,7 @@ def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, h
     """All of the page's events (call inside `with page.demo:`)."""
     share_handlers = ShareHandlers(sharing, identity)
     h = Handlers(chat, conversations, identity, share_handlers)
-    wire_turns(p, h, concurrency)
-    wire_sidebar(p, h)
+    wire_sidebar(p, h, wire_turns(p, h, concurrency))
     wire_sharing(p, share_handlers)
     wire_status(p, host, identity)
     return h

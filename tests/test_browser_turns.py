@@ -1,0 +1,182 @@
+"""Answers belong to the server, seen in Chromium: Enter sends, a closed or reloaded tab finds the
+answer still going, two tabs watch one answer, switching conversations mid-stream stays clean.
+
+A long forced answer (the tiny model writes it through the real worker) leaves time to act while
+it streams.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.net import free_port
+from tests.support.page import CHROMIUM, TIMEOUT_MS, USER, launch, ready, send, shot, stats_lines, wait_answers
+
+playwright = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+LONG = ("<|channel|>analysis<|message|>" + "Thinking it through step by step. " * 250 + "<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>" + "The answer is forty-two. " * 30 + "<|return|>")
+LIVE_TEXT = "() => (document.querySelector('#live') || {innerText: ''}).innerText"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def long_app(tmp_path, launched):
+    from core.config import Config
+
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=4000)
+    parts = launched(config, text=LONG)
+    return f"http://127.0.0.1:{config.port}/", parts
+
+
+def open_page(browser, url):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(url)
+    ready(pg)
+    return pg
+
+
+def live_contains(pg, text: str) -> None:
+    pg.wait_for_function(f"t => ({LIVE_TEXT})().includes(t)", arg=text)
+
+
+def stored_answer(parts, cid):
+    return parts.service.repo.get("local", cid).messages[-1]
+
+
+def conversation_of(pg) -> str:
+    pg.wait_for_function("() => new URL(location.href).searchParams.get('c')")
+    return pg.evaluate("() => new URL(location.href).searchParams.get('c')")
+
+
+def test_enter_sends_and_shift_enter_makes_a_new_line(browser, app_url):
+    pg = open_page(browser, app_url[0])
+    box = pg.locator("#message textarea")
+    box.click()
+    pg.keyboard.type("first line")
+    pg.keyboard.press("Shift+Enter")
+    pg.keyboard.type("second line")
+    assert box.input_value() == "first line\nsecond line"  # a new line, nothing sent
+    assert pg.locator("#chat").inner_text().count("first line") == 0
+    pg.keyboard.press("Enter")
+    wait_answers(pg, 1)
+    assert "first line\nsecond line" in pg.locator("#chat").inner_text()
+    assert box.input_value() == ""
+    pg.context.close()
+
+
+def test_enter_that_confirms_an_ime_composition_does_not_send(browser, app_url):
+    pg = open_page(browser, app_url[0])
+    pg.locator("#message textarea").click()
+    cdp = pg.context.new_cdp_session(pg)
+    cdp.send("Input.imeSetComposition", {"text": "にほんご", "selectionStart": 4, "selectionEnd": 4})
+    # The key press that confirms the composition, as Chromium reports it to the page (keyCode 229).
+    for kind in ("rawKeyDown", "keyUp"):
+        cdp.send("Input.dispatchKeyEvent", {"type": kind, "key": "Enter", "code": "Enter",
+                                             "windowsVirtualKeyCode": 229, "nativeVirtualKeyCode": 229})
+    cdp.send("Input.insertText", {"text": "日本語"})
+    pg.wait_for_timeout(1500)
+    assert "日本語" in pg.locator("#message textarea").input_value()
+    assert pg.locator(f"#chat {USER}").count() == 0  # the confirming Enter sent nothing
+    assert "にほんご" not in pg.locator("#chat").inner_text()
+    # Browsers that deliver the confirming Enter as a keypress still marked composing (Gradio sends
+    # on keypress) are stopped by the page's guard.
+    pg.evaluate("() => document.querySelector('#message textarea').dispatchEvent(new KeyboardEvent("
+                "'keypress', {key: 'Enter', isComposing: true, bubbles: true, cancelable: true}))")
+    pg.wait_for_timeout(1500)
+    assert pg.locator(f"#chat {USER}").count() == 0
+    pg.keyboard.press("Enter")  # a real Enter afterwards sends
+    wait_answers(pg, 1)
+    assert "日本語" in pg.locator("#chat").inner_text()
+    pg.context.close()
+
+
+def test_closing_the_tab_mid_reasoning_does_not_stop_the_answer(browser, long_app):
+    url, parts = long_app
+    pg = open_page(browser, url)
+    send(pg, "Think about a long question")
+    live_contains(pg, "Thinking it through")
+    cid = conversation_of(pg)
+    pg.context.close()  # the tab is gone while the model is still reasoning
+    again = open_page(browser, f"{url}?c={cid}")
+    live_contains(again, "Thinking it through")  # what was written so far, then the live stream
+    shot(again, "20-reopened-mid-reasoning")
+    wait_answers(again, 1)
+    assert "The answer is forty-two." in again.locator("#chat").inner_text()
+    answer = stored_answer(parts, cid)
+    assert answer.status == "complete" and answer.content.startswith("The answer is forty-two.")
+    again.context.close()
+
+
+def test_reload_mid_answer_continues_the_stream(browser, long_app):
+    url, parts = long_app
+    pg = open_page(browser, url)
+    send(pg, "A long answer please")
+    live_contains(pg, "Thinking it through")
+    cid = conversation_of(pg)
+    pg.reload()
+    ready(pg)
+    live_contains(pg, "Thinking it through")
+    wait_answers(pg, 1)
+    shot(pg, "21-reloaded-and-finished")
+    assert stored_answer(parts, cid).status == "complete"
+    assert "The answer is forty-two." in pg.locator("#chat").inner_text()
+    pg.context.close()
+
+
+def test_two_tabs_see_one_stream_and_stop_in_one_stops_both(browser, long_app):
+    url, parts = long_app
+    first = open_page(browser, url)
+    send(first, "Two tabs, one answer")
+    live_contains(first, "Thinking it through")
+    cid = conversation_of(first)
+    second = open_page(browser, f"{url}?c={cid}")
+    live_contains(second, "Thinking it through")
+    second.locator("#stop").click()
+    for pg in (first, second):
+        wait_answers(pg, 1)
+        assert "stopped" in stats_lines(pg)[0]
+    shot(second, "22-stopped-from-the-second-tab")
+    assert stored_answer(parts, cid).status == "stopped"
+    first.context.close()
+    second.context.close()
+
+
+def test_switching_conversations_mid_stream_stays_on_the_one_opened(browser, long_app):
+    url, parts = long_app
+    pg = open_page(browser, url)
+    send(pg, "The first conversation")
+    wait_answers(pg, 1)
+    pg.locator("#new-chat").click()
+    send(pg, "The second conversation")
+    live_contains(pg, "Thinking it through")
+    second = conversation_of(pg)
+    pg.locator("#conversations").get_by_text("The second conversation").wait_for()
+    pg.locator("#conversations").get_by_text("writing…").wait_for()  # marked while it is written
+    pg.locator("#conversations").get_by_text("The first conversation").click()
+    pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('The first conversation')")
+    assert not pg.locator("#live").is_visible()  # no live panel of the other conversation under it
+    deadline = pg.evaluate("() => Date.now()") + 120_000
+    while stored_answer(parts, second).status == "streaming":
+        pg.wait_for_timeout(500)
+        assert pg.evaluate("() => Date.now()") < deadline
+    pg.locator("#conversations").get_by_text("new answer").wait_for()  # finished unseen
+    pg.wait_for_timeout(1000)
+    chat = pg.locator("#chat").inner_text()
+    assert "The first conversation" in chat and "The second conversation" not in chat  # no jump back
+    assert not pg.locator("#live").is_visible()
+    shot(pg, "23-switched-mid-stream")
+    pg.locator("#conversations").get_by_text("The second conversation").click()
+    pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('forty-two')")
+    pg.context.close()
