@@ -10,13 +10,15 @@ import signal
 import sys
 from dataclasses import dataclass
 
+from starlette.middleware import Middleware
+
 from backend.chat import ChatService
 from backend.conversations import Conversations, Sharing
 from backend.engines.choose import choose_engine
 from backend.harmony.codec import HarmonyCodec
 from backend.harmony.vocab import load_encoding
 from backend.host import ModelHost
-from backend.users import authenticator
+from backend.signin import ClientAddressMiddleware, password_sign_in
 from core.config import Config, parse_config
 from core.logs import setup_logging
 from storage.repository import Repository
@@ -62,7 +64,7 @@ def create(config: Config, build_engine=None) -> Parts:
                   service=ChatService(repo, host, config.max_message_chars, config.save_interval_s),
                   conversations=Conversations(repo, config.data_path / "exports"),
                   sharing=Sharing(Shares(repo)),
-                  auth=authenticator(config.users_path))  # read once: the page and the login agree on it
+                  auth=password_sign_in(config.users_path))  # read once: the page and the login agree on it
     parts.demo = build_app(config, parts)
     return parts
 
@@ -70,10 +72,21 @@ def create(config: Config, build_engine=None) -> Parts:
 def launch(parts: Parts, **kwargs) -> None:
     """Serve the page, with /healthz and the share-link pages beside it (outside the login)."""
     config = parts.config
-    parts.demo.queue(default_concurrency_limit=config.max_active + config.max_waiting)
+    # Bounded: beyond the worker's capacity a request is refused at once ("busy"), never parked unseen.
+    capacity = config.max_active + config.max_waiting
+    parts.demo.queue(default_concurrency_limit=capacity, max_size=capacity)
     parts.demo.launch(server_name=config.host, server_port=config.port, share=config.share, css=CSS, head=HEAD,
                       auth=parts.auth, allowed_paths=[str(config.data_path / "exports")],
-                      app_kwargs={"routes": http_routes(parts.sharing, parts.host)}, **kwargs)
+                      app_kwargs=app_kwargs(parts), **kwargs)
+
+
+def app_kwargs(parts: Parts) -> dict:
+    """What Gradio's FastAPI app gets besides the page: /healthz and /s/<token> outside the login,
+    the client address for sign-in throttling, and (with --hide-api) no OpenAPI listing."""
+    kwargs = {"routes": http_routes(parts.sharing, parts.host), "middleware": [Middleware(ClientAddressMiddleware)]}
+    if parts.config.hide_api:
+        kwargs.update(openapi_url=None, docs_url=None, redoc_url=None)
+    return kwargs
 
 
 def _stop_on_signals(parts: Parts) -> None:

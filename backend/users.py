@@ -2,7 +2,8 @@
 
     python -m backend.users add alice --file data/users.json   # asks for the password
 
-With no users file the app stays a single local user with no login.
+With no users file the app stays a single local user with no login. Signing in is
+backend/signin.py (off the event loop, throttled).
 """
 
 from __future__ import annotations
@@ -58,21 +59,11 @@ def save_users(path: Path, users: dict[str, str]) -> None:
     """Write whole or not at all (a crash never leaves half a file), readable by the owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(users, indent=2))
-    os.chmod(tmp, 0o600)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # owner-only from the first byte
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(users, indent=2))
     tmp.replace(path)
-
-
-def authenticator(path: Path):
-    """Gradio's `auth=` callable, or None when no users are configured (single local user)."""
-    if not load_users(path):
-        return None
-
-    def check(name: str, password: str) -> bool:
-        stored = load_users(path).get(name)  # re-read: users added while running can log in
-        return stored is not None and verify_password(password, stored)
-
-    return check
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,7 +85,10 @@ def main(argv: list[str] | None = None) -> None:
         save_users(path, users)
         return
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
-    add_user(path, args.name, password)
+    try:
+        add_user(path, args.name, password)
+    except ValueError as exc:  # a person's mistake: a sentence, not a traceback
+        parser.exit(2, f"error: {exc}\n")
     print(f"added {args.name} to {path}")
 
 

@@ -1,8 +1,11 @@
 """Password users, and two users on one server who never see each other's chats."""
 
+import asyncio
+
 import pytest
 
-from backend.users import add_user, authenticator, hash_password, load_users, main, verify_password
+from backend.signin import password_sign_in
+from backend.users import add_user, hash_password, load_users, main, verify_password
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -18,7 +21,7 @@ def test_hash_and_verify():
 
 def test_users_file_and_cli(tmp_path, monkeypatch):
     path = tmp_path / "users.json"
-    assert authenticator(path) is None  # no users: no login, one local user
+    assert password_sign_in(path) is None  # no users: no login, one local user
     add_user(path, "alice", "alice-password", iterations=1000)
     with pytest.raises(ValueError):
         add_user(path, "bad name!", "long enough pw")
@@ -26,7 +29,10 @@ def test_users_file_and_cli(tmp_path, monkeypatch):
         add_user(path, "bob", "short")
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("bob-password\n"))
     main(["add", "bob", "--file", str(path), "--password-stdin"])
-    check = authenticator(path)
+    sign_in = password_sign_in(path)
+
+    def check(name, password):
+        return asyncio.run(sign_in(name, password))
     assert check("alice", "alice-password") and check("bob", "bob-password")
     assert not check("alice", "bob-password") and not check("carol", "x")
     assert sorted(load_users(path)) == ["alice", "bob"]

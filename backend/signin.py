@@ -1,0 +1,139 @@
+"""Password sign-in that cannot stall the server or be guessed quickly.
+
+- The PBKDF2 check runs on a worker thread, never on the event loop: wrong passwords cannot
+  freeze streams or health checks for everyone else.
+- Failures are counted per user name and per client address. After `FREE_FAILURES`, each further
+  attempt must wait a growing delay (doubling, capped); while waiting it is refused at once,
+  without hashing, and says when to retry. A success clears the user name's count.
+- Unknown names are checked against a dummy hash, so a wrong name takes as long as a wrong password
+  and names do not leak by timing.
+- Failures are logged with the name and address, never the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import HTTPException
+
+from backend.users import hash_password, load_users, verify_password
+
+log = logging.getLogger(__name__)
+
+FREE_FAILURES = 3  # wrong passwords allowed before any delay
+BASE_DELAY_S = 1.0  # the first delay; it doubles with each further failure
+MAX_DELAY_S = 300.0
+CLIENT_ADDRESS: contextvars.ContextVar[str] = contextvars.ContextVar("client_address", default="?")
+
+
+class TooManyAttempts(Exception):
+    def __init__(self, retry_after_s: float):
+        super().__init__(f"Too many failed sign-ins. Try again in {retry_after_s:.0f} s.")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    until: float = 0.0  # no attempt before this time (monotonic)
+
+
+@dataclass
+class Throttle:
+    free: int = FREE_FAILURES
+    base_delay_s: float = BASE_DELAY_S
+    max_delay_s: float = MAX_DELAY_S
+    _by_key: dict[str, _Failures] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, *keys: str) -> None:
+        """Raise TooManyAttempts while any key must still wait."""
+        now = time.monotonic()
+        with self._lock:
+            wait = max((self._by_key[k].until - now for k in keys if k in self._by_key), default=0.0)
+        if wait > 0:
+            raise TooManyAttempts(wait)
+
+    def failed(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                f = self._by_key.setdefault(key, _Failures())
+                f.count += 1
+                if f.count > self.free:
+                    delay = min(self.base_delay_s * 2 ** (f.count - self.free - 1), self.max_delay_s)
+                    f.until = time.monotonic() + delay
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._by_key.pop(key, None)
+
+
+class PasswordSignIn:
+    """Checks passwords from a users file; its `check` is Gradio's `auth=` (a coroutine function:
+    Gradio awaits only what `inspect.iscoroutinefunction` says is one, and would take the coroutine
+    object of any other callable for a yes)."""
+
+    def __init__(self, path: Path, throttle: Throttle | None = None):
+        self.path, self.throttle = path, throttle or Throttle()
+        self._dummy: str | None = None
+
+    def _dummy_hash(self, stored_example: str | None) -> str:
+        """A hash with the users' own cost, for names that do not exist."""
+        if self._dummy is None:
+            iterations = int(stored_example.split("$")[1]) if stored_example else 600_000
+            self._dummy = hash_password("no such user", iterations)
+        return self._dummy
+
+    def _verify(self, name: str, password: str) -> bool:
+        users = load_users(self.path)  # re-read: users added while running can sign in
+        stored = users.get(name)
+        if stored is None:
+            verify_password(password, self._dummy_hash(next(iter(users.values()), None)))
+            return False
+        return verify_password(password, stored)
+
+    async def check(self, name: str, password: str) -> bool:
+        address = CLIENT_ADDRESS.get()
+        keys = (f"user:{name}", f"address:{address}")
+        try:
+            self.throttle.check(*keys)  # refused at once, no hashing, while a delay runs
+        except TooManyAttempts as exc:
+            log.warning("sign-in throttled for user %r from %s", name[:64], address)
+            raise HTTPException(status_code=429, detail=str(exc),
+                                headers={"Retry-After": str(int(exc.retry_after_s) + 1)}) from exc
+        ok = await asyncio.to_thread(self._verify, name, password)
+        if ok:
+            self.throttle.succeeded(keys[0])
+        else:
+            self.throttle.failed(*keys)
+            log.warning("sign-in failed for user %r from %s", name[:64], address)
+        return ok
+
+
+class ClientAddressMiddleware:
+    """Makes the client address of each HTTP request known to the sign-in check (ASGI)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") == "http":
+            client = scope.get("client") or ("?", 0)
+            token = CLIENT_ADDRESS.set(str(client[0]))
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                CLIENT_ADDRESS.reset(token)
+            return
+        await self.app(scope, receive, send)
+
+
+def password_sign_in(path: Path):
+    """Gradio's `auth=` for a users file, or None when no users are configured (one local user)."""
+    return PasswordSignIn(path).check if load_users(path) else None

@@ -1,0 +1,105 @@
+"""Signing in: off the event loop, throttled per name and address, no timing leak of names."""
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from backend import signin
+from backend.signin import PasswordSignIn, Throttle, TooManyAttempts
+from backend.users import ITERATIONS, add_user
+
+
+@pytest.fixture(scope="module")
+def users(tmp_path_factory):
+    path = tmp_path_factory.mktemp("users") / "users.json"
+    add_user(path, "alice", "alice-password")  # the real cost (600,000 PBKDF2 iterations)
+    return path
+
+
+def test_eight_wrong_passwords_never_block_the_event_loop(users):
+    """The probe: 8 parallel wrong logins. Each PBKDF2 check costs ~0.35 s; on the event loop they
+    would stop every other coroutine (streams, health checks) for the whole run."""
+    sign_in = PasswordSignIn(users, Throttle(free=100))
+
+    async def run():
+        gaps, stop = [], asyncio.Event()
+
+        async def ticker():
+            last = time.perf_counter()
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        tick = asyncio.create_task(ticker())
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*[sign_in.check("alice", f"wrong-{i}") for i in range(8)])
+        duration = time.perf_counter() - t0
+        stop.set()
+        await tick
+        return results, max(gaps), duration
+
+    results, largest_gap, duration = asyncio.run(run())
+    assert results == [False] * 8
+    assert largest_gap < 0.5 * duration, (largest_gap, duration)  # the loop kept running throughout
+
+
+def test_failures_are_throttled_with_growing_delays_without_hashing(users, monkeypatch):
+    throttle = Throttle(free=3, base_delay_s=60)
+    sign_in = PasswordSignIn(users, throttle)
+    for i in range(4):
+        assert not asyncio.run(sign_in.check("alice", f"guess-{i}"))
+    hashed = []
+    monkeypatch.setattr(signin, "verify_password", lambda *a: hashed.append(a) or True)
+    with pytest.raises(Exception) as refused:  # even the right password waits, refused at once
+        asyncio.run(sign_in.check("alice", "alice-password"))
+    assert refused.value.status_code == 429 and "Try again in" in refused.value.detail and not hashed
+    with pytest.raises(TooManyAttempts):
+        throttle.check("address:?")  # the address is held back too, whatever name it tries next
+
+
+def test_delays_double_and_a_success_clears_the_name():
+    throttle = Throttle(free=1, base_delay_s=0.05, max_delay_s=0.2)
+    throttle.failed("user:bob")
+    throttle.check("user:bob")  # the free failure
+    throttle.failed("user:bob")
+    with pytest.raises(TooManyAttempts):
+        throttle.check("user:bob")
+    time.sleep(0.06)
+    throttle.check("user:bob")
+    throttle.failed("user:bob")
+    assert throttle._by_key["user:bob"].until - time.monotonic() > 0.06  # doubled
+    throttle.succeeded("user:bob")
+    throttle.check("user:bob")
+
+
+def test_unknown_names_cost_the_same_hash_as_known_ones(users, monkeypatch):
+    costs = []
+    real = signin.verify_password
+
+    def spy(password, stored):
+        costs.append(int(stored.split("$")[1]))
+        return real(password, stored)
+
+    monkeypatch.setattr(signin, "verify_password", spy)
+    sign_in = PasswordSignIn(users, Throttle(free=100))
+    assert not asyncio.run(sign_in.check("alice", "nope")) and not asyncio.run(sign_in.check("nobody", "nope"))
+    assert costs == [ITERATIONS, ITERATIONS]
+
+
+def test_gradio_awaits_the_check(users):
+    import inspect
+
+    assert inspect.iscoroutinefunction(signin.password_sign_in(users))  # else any password would pass
+
+
+def test_the_real_login_route_answers_429_after_repeated_failures(two_user_app):
+    url = two_user_app
+    codes = [httpx.post(url + "login", data={"username": "alice", "password": f"bad-{i}"}).status_code
+             for i in range(5)]
+    assert codes[:3] == [400, 400, 400] and codes[-1] == 429
+    right = httpx.post(url + "login", data={"username": "alice", "password": "alice-password"})
+    assert right.status_code == 429 and "Try again in" in right.json()["detail"]
