@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -48,7 +49,8 @@ def build_app(config: Config, parts: Parts):
                         password_login)
     with page.demo:
         wire(page, chat=parts.service, conversations=parts.conversations, sharing=parts.sharing, host=parts.host,
-             identity=Identity(hf_login), concurrency=config.max_active + config.max_waiting)
+             identity=Identity(hf_login), concurrency=config.max_active + config.max_waiting,
+             details=not (password_login or hf_login))  # the one local user runs the server: show why
     return page.demo
 
 
@@ -102,9 +104,18 @@ def _stop_on_signals(parts: Parts) -> None:
         signal.signal(sig, handler)
 
 
+def private_files(data_dir) -> None:
+    """Chats, exports and users are the users' business: everything this process creates is readable
+    by its own account only (files 0600, folders 0700), the data folder included."""
+    os.umask(0o077)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+
+
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(argv)
     setup_logging()
+    private_files(config.data_path)
     parts = create(config)
     _stop_on_signals(parts)
     try:

@@ -11,6 +11,7 @@ leaves what was said in the database.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import unicodedata
 from contextlib import contextmanager
@@ -61,17 +62,24 @@ def clean_text(text: str, limit: int = MAX_MESSAGE_CHARS, what: str = "message")
     return text
 
 
+def _number(value, kind: type, what: str, low, high):
+    """A finite number in range, or an InputError that says which setting is wrong."""
+    try:
+        number = kind(float(value)) if kind is int and isinstance(value, float) else kind(value)
+    except (TypeError, ValueError, OverflowError):
+        number = None
+    if number is None or not math.isfinite(number) or not low <= number <= high:
+        raise InputError(f"{what} must be a number between {low:,} and {high:,}.")
+    return number
+
+
 def check_options(options: ChatOptions) -> ChatOptions:
     if options.effort not in EFFORTS:
         raise InputError(f"Reasoning effort must be one of {', '.join(EFFORTS)}.")
-    low, high = TEMPERATURE_RANGE
-    if not low <= float(options.temperature) <= high:
-        raise InputError(f"Temperature must be between {low} and {high}.")
-    if not 1 <= int(options.max_new_tokens) <= MAX_NEW_TOKENS_LIMIT:
-        raise InputError(f"Max new tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT:,}.")
+    temperature = _number(options.temperature, float, "Temperature", *TEMPERATURE_RANGE)
+    max_new_tokens = _number(options.max_new_tokens, int, "Max new tokens", 1, MAX_NEW_TOKENS_LIMIT)
     instructions = clean_text(options.instructions, MAX_INSTRUCTIONS_CHARS, "instructions")
-    return replace(options, instructions=instructions, temperature=float(options.temperature),
-                   max_new_tokens=int(options.max_new_tokens))
+    return replace(options, instructions=instructions, temperature=temperature, max_new_tokens=max_new_tokens)
 
 
 def _turns(messages: list[MessageView]) -> list[Turn]:

@@ -9,6 +9,8 @@ import json
 import secrets
 from pathlib import Path
 
+from backend.chat import clean_text
+from core.config import MAX_SEARCH_CHARS, MAX_TITLE_CHARS
 from core.records import ConversationView, SharedConversation, ShareLink
 from storage.repository import Repository
 from storage.shares import Shares
@@ -32,7 +34,7 @@ class Conversations:
         return self.repo.export_json(owner, conversation_id)
 
     def rename(self, owner: str, conversation_id: str, title: str) -> None:
-        self.repo.rename(owner, conversation_id, title)
+        self.repo.rename(owner, conversation_id, clean_text(title, MAX_TITLE_CHARS, "title"))
 
     def delete(self, owner: str, conversation_id: str) -> None:
         self.repo.delete(owner, conversation_id)
@@ -40,7 +42,7 @@ class Conversations:
     def search(self, owner: str, query: str, include_reasoning: bool) -> list[tuple[str, str]]:
         """(label, conversation id) for each conversation with a match, its newest match first."""
         best: dict[str, str] = {}
-        for hit in self.repo.search(owner, query, include_reasoning):
+        for hit in self.repo.search(owner, clean_text(query, MAX_SEARCH_CHARS, "search"), include_reasoning):
             best.setdefault(hit.conversation_id, f"{hit.title} — {hit.snippet}")
         return [(label, cid) for cid, label in best.items()]
 

@@ -16,6 +16,7 @@ from backend.worker import Worker
 from core.errors import ChatError, GenerationError
 
 log = logging.getLogger(__name__)
+MODEL_FAILED = "The model could not be loaded. The server's log says why; whoever runs this server can fix it."
 
 
 @dataclass
@@ -23,8 +24,9 @@ class HostStatus:
     state: str = "loading"  # loading | ready | failed
     stage: str = "Starting"
     fraction: float | None = None
-    error: str | None = None
+    error: str | None = None  # a plain sentence any visitor may read (no paths, no library text)
     description: dict = field(default_factory=dict)  # model, quantization, engine, notice
+    detail: str | None = None  # what failed and what to do, for the operator (log, local single user)
 
 
 class ModelHost:
@@ -64,14 +66,14 @@ class ModelHost:
         d = engine.description
         log.info("model ready: %s (%s, %s)", d.get("model", "?"), d.get("engine", "?"), d.get("quantization", "?"))
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, detail: str) -> None:
         with self._lock:
-            self._status.state, self._status.error = "failed", message
+            self._status.state, self._status.error, self._status.detail = "failed", MODEL_FAILED, detail
 
     def status(self) -> HostStatus:
         with self._lock:
             s = self._status
-            return HostStatus(s.state, s.stage, s.fraction, s.error, dict(s.description))
+            return HostStatus(s.state, s.stage, s.fraction, s.error, dict(s.description), s.detail)
 
     def worker(self) -> Worker:
         status = self.status()

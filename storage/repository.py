@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import unicodedata
 from enum import Enum
 
 from sqlalchemy import delete, func, select, text, update
@@ -28,7 +29,9 @@ MESSAGE_FIELDS = ("content", "reasoning", "effort", "status", "error", "stop_rea
 
 
 def title_from(text_: str) -> str:
-    line = " ".join(text_.split())
+    """One clean line: no control characters (NUL, BEL, ESC …), no lone surrogates, at most TITLE_CHARS."""
+    text_ = (text_ or "").encode("utf-8", errors="replace").decode("utf-8")
+    line = " ".join("".join(ch if unicodedata.category(ch) != "Cc" else " " for ch in text_).split())
     return (line[: TITLE_CHARS - 1] + "…") if len(line) > TITLE_CHARS else (line or "New chat")
 
 

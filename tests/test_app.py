@@ -150,3 +150,43 @@ def test_ten_streams_and_two_cancels_leave_nothing_wedged(tmp_path, launched):
     assert worker.active == 0 and worker.waiting == 0  # every slot given back
     again = send(client(url), "one more", conversation_id=cids[0]).result(timeout=120)
     assert again[2] == cids[0]  # the conversation takes new messages
+
+
+def test_edit_is_page_only_and_not_offered_to_the_api(app_url):
+    url, _ = app_url
+    c = client(url)
+    assert "/edit" not in c.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    with pytest.raises(Exception):
+        c.predict("0" * 32, "medium", "", 1.0, 400, api_name="/edit")
+
+
+def test_a_full_server_refuses_at_once_instead_of_parking_requests(tmp_path, launched):
+    from core.config import Config
+    from tests.support.net import free_port
+
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400, max_active=1, max_waiting=1)
+    launched(config)
+    url = f"http://127.0.0.1:{config.port}/"
+    jobs = [send(client(url), f"crowd {i}") for i in range(8)]
+    outcomes = []
+    for job in jobs:
+        try:
+            job.result(timeout=180)
+            outcomes.append("answered")
+        except Exception as exc:  # noqa: BLE001 - the refusal is what is being checked
+            outcomes.append(str(exc))
+    refused = [o for o in outcomes if o != "answered"]
+    assert refused and all("busy" in o.lower() or "full" in o.lower() for o in refused), outcomes
+    assert "answered" in outcomes
+
+
+def test_hide_api_leaves_no_route_listing(tmp_path, launched):
+    import httpx
+
+    from core.config import Config
+    from tests.support.net import free_port
+
+    config = Config(data_dir=str(tmp_path), port=free_port(), hide_api=True)
+    launched(config)
+    for path in ("openapi.json", "docs"):
+        assert httpx.get(f"http://127.0.0.1:{config.port}/{path}").status_code == 404

@@ -208,3 +208,20 @@ def test_a_failed_placeholder_save_gives_the_worker_slot_back(service, repo, mon
     monkeypatch.setattr(repo, "add_message", real_add)
     cid = repo.list_conversations("alice")[0].id
     assert list(service.send("alice", cid, "again", OPTS))[-1].done  # not stuck as "still being written"
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("temperature", float("nan"), "Temperature must be a number"),
+    ("temperature", "warm", "Temperature must be a number"),
+    ("temperature", None, "Temperature must be a number"),
+    ("max_new_tokens", float("nan"), "Max new tokens must be a number"),
+    ("max_new_tokens", "lots", "Max new tokens must be a number"),
+    ("max_new_tokens", 10**9, "Max new tokens must be a number"),
+    ("effort", None, "Reasoning effort must be one of")])
+def test_every_bad_option_gets_a_sentence(field, value, says):
+    from dataclasses import replace
+
+    from backend.chat import check_options
+
+    with pytest.raises(InputError, match=says):
+        check_options(replace(OPTS, **{field: value}))

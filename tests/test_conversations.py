@@ -65,3 +65,20 @@ def test_sharing_create_open_copy_revoke(repo, services):
     sharing.revoke("alice", link.token)
     with pytest.raises(NotFoundError):
         sharing.open(link.token)
+
+
+@pytest.mark.parametrize("bad", ["\ud800 lone surrogate", "with NUL \x00 inside", "bell \x07 and esc \x1b[31m"])
+def test_rename_and_search_clean_what_they_are_given(repo, services, bad):
+    conversations, _ = services
+    cid = chat(repo, "alice", "walruses")
+    conversations.rename("alice", cid, bad)
+    title = conversations.open("alice", cid).title
+    assert not any(ch in title for ch in "\x00\x07\x1b\ud800") and title.strip()
+    assert conversations.search("alice", bad, include_reasoning=True) == []  # no error, just no match
+
+
+def test_titles_from_first_messages_are_clean(repo):
+    from storage.repository import title_from
+
+    assert title_from("hello\x00\x07 world\x1b") == "hello world"
+    assert "\ud800" not in title_from("odd \ud800 one")

@@ -72,6 +72,9 @@ def test_offline_start_uses_the_demo_model_and_survives_kill_9(tmp_path):
     finally:
         proc.kill()
         proc.wait(10)
+    for private in (tmp_path, tmp_path / "chat.db", tmp_path / "chat.db-wal", tmp_path / "demo-model"):
+        if private.exists():
+            assert private.stat().st_mode & 0o077 == 0, f"{private.name} is readable by others"
     log = (tmp_path / f"app-{port}.log").read_text()
     assert "database schema" in log and "model ready: demo model" in log  # what a person needs
     for chatter in ("setup plugin", "bos_token_id", "eos_token_id", "ContinuousBatchingLogger", "httpx"):

@@ -81,3 +81,16 @@ def test_health_and_share_pages_need_no_login_but_the_app_does(two_user_app):
 def test_wrong_password_is_refused(two_user_app):
     with pytest.raises(Exception):
         gradio_client.Client(two_user_app, auth=("alice", "bob-password"), verbose=False)
+
+
+def test_users_cli_says_what_is_wrong_without_a_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("short\n"))
+    with pytest.raises(SystemExit) as exited:
+        main(["add", "carol", "--file", str(tmp_path / "users.json"), "--password-stdin"])
+    assert exited.value.code == 2 and "at least 8 characters" in capsys.readouterr().err
+
+
+def test_the_users_file_is_never_readable_by_others(tmp_path):
+    path = tmp_path / "users.json"
+    add_user(path, "alice", "alice-password", iterations=1000)
+    assert path.stat().st_mode & 0o077 == 0 and not path.with_suffix(".tmp").exists()

@@ -24,7 +24,9 @@ SET_URL_JS = """(id) => { const u = new URL(window.location.href);
   window.history.replaceState(null, '', u); }"""
 
 
-def status_markdown(status) -> str:
+def status_markdown(status, details: bool = False) -> str:
+    """The banner. `details`: also what failed and what to do (for the one local user, who runs the
+    server; visitors of a multi-user deployment get the plain sentence and the log keeps the rest)."""
     if status.state == "ready":
         d = status.description
         text = (f"**Model:** {d.get('model', '?')} · **quantization:** {d.get('quantization', '?')} · "
@@ -33,7 +35,7 @@ def status_markdown(status) -> str:
             text += f"\n\n**Notice:** {d['notice']}"
         return text
     if status.state == "failed":
-        return f"**The model could not be loaded.** {status.error}"
+        return f"**{status.error}**" + (f"\n\n{status.detail}" if details and status.detail else "")
     pct = f" — {status.fraction:.0%}" if status.fraction is not None else ""
     return f"**Loading the model…** {status.stage}{pct}. The chat opens when it is ready."
 
@@ -235,8 +237,9 @@ def wire_turns(p: Page, h: Handlers, concurrency: int) -> list:
                                         api_name="regenerate", **stream)),
         then_sidebar(p.chatbot.retry(user_errors(h.regenerate), [p.conversation_id, *opts], out,
                                      api_visibility="private", **stream)),
+        # Page only: the edit arrives as the chatbot's event data, which an API call cannot carry.
         then_sidebar(p.chatbot.edit(user_errors(h.edit), [p.conversation_id, *opts], out,
-                                    api_name="edit", **stream)),
+                                    api_visibility="private", **stream)),
         # /attach: a script (or a page) follows the answer in progress of a conversation
         p.attach.click(user_errors(h.attach), [p.conversation_id], out, api_name="attach", **stream),
     ]
@@ -280,11 +283,11 @@ def wire_sidebar(p: Page, h: Handlers, relays: list) -> None:
                       api_name="export_markdown")
 
 
-def wire_status(p: Page, host, identity: Identity) -> None:
+def wire_status(p: Page, host, identity: Identity, details: bool) -> None:
     """The banner: model loading progress, then what runs; the message box opens when ready."""
     def poll_status(request: gr.Request):
         s, signed_in = host.status(), identity.signed_in(request)
-        text, ready = status_markdown(s), s.state == "ready" and signed_in
+        text, ready = status_markdown(s, details), s.state == "ready" and signed_in
         if not signed_in:
             text += "\n\n**Sign in with Hugging Face** (the button above) to start chatting."
         return text, gr.Textbox(interactive=ready), gr.Timer(active=s.state == "loading")
@@ -295,11 +298,11 @@ def wire_status(p: Page, host, identity: Identity) -> None:
 
 
 def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, host, identity: Identity,
-         concurrency: int) -> Handlers:
+         concurrency: int, details: bool) -> Handlers:
     """All of the page's events (call inside `with page.demo:`)."""
     share_handlers = ShareHandlers(sharing, identity)
     h = Handlers(chat, conversations, identity, share_handlers)
     wire_sidebar(p, h, wire_turns(p, h, concurrency))
     wire_sharing(p, share_handlers)
-    wire_status(p, host, identity)
+    wire_status(p, host, identity, details)
     return h
