@@ -26,7 +26,7 @@ from storage.repository import Repository
 from storage.shares import Shares
 from ui.identity import Identity
 from ui.layout import CSS, HEAD, build_layout
-from ui.routes import http_routes
+from ui.routes import PageSecurityHeaders, http_routes
 from ui.wiring import wire
 
 
@@ -85,7 +85,8 @@ def launch(parts: Parts, **kwargs) -> None:
 def app_kwargs(parts: Parts) -> dict:
     """What Gradio's FastAPI app gets besides the page: /healthz and /s/<token> outside the login,
     the client address for sign-in throttling, and (with --hide-api) no OpenAPI listing."""
-    kwargs = {"routes": http_routes(parts.sharing, parts.host), "middleware": [Middleware(ClientAddressMiddleware)]}
+    kwargs = {"routes": http_routes(parts.sharing, parts.host),
+              "middleware": [Middleware(ClientAddressMiddleware), Middleware(PageSecurityHeaders)]}
     if parts.config.hide_api:
         kwargs.update(openapi_url=None, docs_url=None, redoc_url=None)
     return kwargs

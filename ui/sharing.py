@@ -62,6 +62,10 @@ class ShareHandlers:
         """The caller's active share links (token, link, conversation, expiry, reasoning included)."""
         return [dict(s.__dict__, link=link_path(s.token)) for s in self.shares.list(self.identity.owner(request))]
 
+    def title(self, token: str) -> str:
+        """The title of a shared conversation (NotFoundError once the link is gone)."""
+        return self.shares.open(token).title
+
     def copy(self, token: str, request: gr.Request) -> str:
         """Copy a shared conversation into a new chat of the caller's; returns the new conversation id."""
         return self.shares.copy(self.identity.owner(request), token)

@@ -15,7 +15,7 @@ from core.errors import NotFoundError
 from ui.errors import user_errors
 from ui.identity import Identity
 from ui.layout import Page
-from ui.render import assistant_messages, render_history
+from ui.render import assistant_messages, escape_html, render_history
 from ui.sharing import ShareHandlers, wire_sharing
 
 SET_URL_JS = """(id) => { const u = new URL(window.location.href);
@@ -148,26 +148,41 @@ class Handlers:
     def load(self, request: gr.Request):
         """Page load: the sidebar, and the conversation named by ?c= if it is the user's.
 
-        ?copy=<token> (the shared page's "Copy into a new chat") copies a shared conversation
-        into a new chat of this user's and opens it.
+        ?copy=<token> (the shared page's "Copy into a new chat") asks first: a link must not put
+        someone else's conversation into your chats by itself.
         """
+        no_copy = (gr.Row(visible=False), gr.skip(), "")
         if not self.identity.signed_in(request):
-            return [], hidden_live(), "", "", gr.skip(), gr.skip(), gr.Radio(choices=[])
+            return [], hidden_live(), "", "", gr.skip(), gr.skip(), gr.Radio(choices=[]), *no_copy
         params = dict(request.query_params) if request is not None else {}
-        wanted = params.get("c")
-        if params.get("copy"):
-            try:
-                wanted = self.shares.copy(params["copy"], request)
-            except NotFoundError as exc:
-                gr.Warning(exc.user_message)
+        ask = self._ask_copy(params["copy"]) if params.get("copy") else no_copy
         sidebar = self.sidebar(request)
-        if wanted:
+        if params.get("c"):
             try:
-                opened = self.open(wanted, request)
-                return (*opened[:-1], gr.Radio(choices=sidebar.choices, value=opened[2]))
+                opened = self.open(params["c"], request)
+                return (*opened[:-1], gr.Radio(choices=sidebar.choices, value=opened[2]), *ask)
             except NotFoundError as exc:
                 gr.Warning(exc.user_message)
-        return [], hidden_live(), "", "", gr.skip(), gr.skip(), sidebar
+        return [], hidden_live(), "", "", gr.skip(), gr.skip(), sidebar, *ask
+
+    def _ask_copy(self, token: str):
+        try:
+            title = self.shares.title(token)
+        except NotFoundError as exc:
+            gr.Warning(exc.user_message)
+            return gr.Row(visible=False), gr.skip(), ""
+        return (gr.Row(visible=True), f"Copy the shared conversation “{escape_html(title)}” into a new chat "
+                "of yours?", token)
+
+    def copy_confirmed(self, token, request: gr.Request):
+        cid = self.shares.copy(token, request)
+        opened = self.open(cid, request)
+        return (*opened[:-1], gr.Radio(choices=self.sidebar(request).choices, value=cid),
+                gr.Row(visible=False), "")
+
+    @staticmethod
+    def copy_cancelled():
+        return gr.Row(visible=False), ""
 
     def api_open(self, conversation_id: str, request: gr.Request) -> dict:
         """A conversation as data (messages with reasoning, status and stats)."""
@@ -257,7 +272,11 @@ def wire_sidebar(p: Page, h: Handlers, relays: list) -> None:
     opened = [p.chatbot, p.live, p.conversation_id, p.title, p.effort, p.instructions, p.conversations]
     for picker in (p.conversations, p.search_results):
         relays.append(picker.input(user_errors(h.open), [picker], opened, api_visibility="private").then(**follow))
-    relays.append(p.demo.load(user_errors(h.load), None, opened, api_name="load").then(**follow))
+    asking = [p.copy_row, p.copy_note, p.copy_token]
+    relays.append(p.demo.load(user_errors(h.load), None, opened + asking, api_name="load").then(**follow))
+    p.copy_confirm.click(user_errors(h.copy_confirmed), [p.copy_token], opened + [p.copy_row, p.copy_token],
+                         api_visibility="private")
+    p.copy_cancel.click(h.copy_cancelled, None, [p.copy_row, p.copy_token], api_visibility="private")
     for leave in (p.conversations.input, p.search_results.input, p.new_chat.click, p.confirm_delete.click):
         leave(None, None, None, cancels=relays, api_visibility="private")  # stop showing, never stop the turn
     gr.api(user_errors(h.api_open), api_name="open_conversation")
