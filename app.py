@@ -19,7 +19,7 @@ from backend.engines.choose import choose_engine
 from backend.harmony.codec import HarmonyCodec
 from backend.harmony.vocab import load_encoding
 from backend.host import ModelHost
-from backend.signin import ClientAddressMiddleware, password_sign_in
+from backend.signin import ClientAddressMiddleware, SessionGuard, password_sign_in
 from core.config import Config, parse_config
 from core.logs import setup_logging
 from storage.repository import Repository
@@ -74,6 +74,9 @@ def create(config: Config, build_engine=None) -> Parts:
 def launch(parts: Parts, **kwargs) -> None:
     """Serve the page, with /healthz and the share-link pages beside it (outside the login)."""
     config = parts.config
+    if parts.auth is not None:  # password users: end sessions of removed users, changed passwords, old ones
+        SessionGuard(config.users_path, config.session_hours * 3600).watch(
+            lambda: parts.demo.server_app.tokens if getattr(parts.demo, "is_running", False) else None)
     # Bounded: beyond the worker's capacity a request is refused at once ("busy"), never parked unseen.
     capacity = config.max_active + config.max_waiting
     parts.demo.queue(default_concurrency_limit=capacity, max_size=capacity)

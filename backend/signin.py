@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 FREE_FAILURES = 3  # wrong passwords allowed before any delay
 BASE_DELAY_S = 1.0  # the first delay; it doubles with each further failure
 MAX_DELAY_S = 300.0
+SWEEP_INTERVAL_S = 1.0  # how soon a removed user's or changed password's sessions end
 CLIENT_ADDRESS: contextvars.ContextVar[str] = contextvars.ContextVar("client_address", default="?")
 
 
@@ -132,6 +133,52 @@ class ClientAddressMiddleware:
                 CLIENT_ADDRESS.reset(token)
             return
         await self.app(scope, receive, send)
+
+
+class SessionGuard:
+    """Ends Gradio login sessions that must not live on: the user was removed, the password changed
+    (the stored hash is not the one the session began with), or the session is older than its
+    lifetime. Gradio keeps sessions as a token -> user name dict; `sweep` prunes it in place, so the
+    next request of an ended session meets the login page (or a 401 through the API)."""
+
+    def __init__(self, path: Path, lifetime_s: float):
+        self.path, self.lifetime_s = path, lifetime_s
+        self._began: dict[str, tuple[str | None, float]] = {}  # token -> (stored hash, first seen)
+
+    def sweep(self, tokens: dict[str, str], now: float | None = None) -> list[str]:
+        """Remove ended sessions from `tokens`; returns the names whose sessions ended."""
+        users, now = load_users(self.path), time.monotonic() if now is None else now
+        ended = []
+        for token, name in list(tokens.items()):
+            stored, began = self._began.setdefault(token, (users.get(name), now))
+            if users.get(name) is None or users.get(name) != stored or now - began > self.lifetime_s:
+                tokens.pop(token, None)
+                self._began.pop(token, None)
+                ended.append(name)
+        for token in set(self._began) - set(tokens):  # signed out meanwhile
+            self._began.pop(token, None)
+        if ended:
+            log.info("ended %d sign-in session(s): user removed, password changed or lifetime over", len(ended))
+        return ended
+
+    def watch(self, get_tokens, interval_s: float = SWEEP_INTERVAL_S) -> None:
+        """Sweep on a daemon thread every `interval_s` seconds (sessions end within that time).
+        `get_tokens` gives the server's sessions, or None before it starts and after it closed."""
+        def loop():
+            served = False
+            while True:
+                tokens = get_tokens()
+                if tokens is None and served:
+                    return  # the server closed
+                if tokens is not None:
+                    served = True
+                    try:
+                        self.sweep(tokens)
+                    except Exception:  # a bad users file must not stop the guard
+                        log.exception("checking sign-in sessions failed")
+                time.sleep(interval_s)
+
+        threading.Thread(target=loop, name="session-guard", daemon=True).start()
 
 
 def password_sign_in(path: Path):

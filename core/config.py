@@ -61,6 +61,7 @@ class Config:
     max_message_chars: int = MAX_MESSAGE_CHARS
     max_batch_tokens: int | None = None  # continuous batching; None = transformers decides
     num_blocks: int | None = None
+    session_hours: float = 168.0  # a password sign-in lasts at most this long (7 days), then log in again
     hide_api: bool = False  # no /openapi.json or /docs listing of the server's routes
     share: bool = False  # Gradio's temporary public tunnel to the whole app (needs internet)
     users_file: str = ""  # JSON of password users (python -m backend.users add NAME); empty: no login

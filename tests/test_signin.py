@@ -103,3 +103,39 @@ def test_the_real_login_route_answers_429_after_repeated_failures(two_user_app):
     assert codes[:3] == [400, 400, 400] and codes[-1] == 429
     right = httpx.post(url + "login", data={"username": "alice", "password": "alice-password"})
     assert right.status_code == 429 and "Try again in" in right.json()["detail"]
+
+
+def test_sessions_end_when_the_user_goes_the_password_changes_or_time_runs_out(tmp_path):
+    from backend.signin import SessionGuard
+
+    path = tmp_path / "users.json"
+    for name in ("alice", "bob", "carol"):
+        add_user(path, name, f"{name}-password", iterations=1000)
+    guard = SessionGuard(path, lifetime_s=100)
+    tokens = {"ta": "alice", "tb": "bob", "tc": "carol"}
+    assert guard.sweep(tokens, now=0) == [] and len(tokens) == 3
+    main_remove = __import__("backend.users", fromlist=["main"]).main
+    main_remove(["remove", "bob", "--file", str(path)])
+    add_user(path, "carol", "a-new-password", iterations=1000)  # carol changed her password
+    assert sorted(guard.sweep(tokens, now=1)) == ["bob", "carol"] and tokens == {"ta": "alice"}
+    assert guard.sweep(tokens, now=99) == [] and guard.sweep(tokens, now=101) == ["alice"]  # lifetime over
+
+
+def test_a_removed_users_session_ends_at_once_and_signout_ends_only_its_own(two_user_app, tmp_path):
+    url = two_user_app
+
+    def session(name):
+        c = httpx.Client(base_url=url)
+        assert c.post("login", data={"username": name, "password": f"{name}-password"}).status_code == 200
+        assert c.get("config").status_code == 200
+        return c
+
+    alice_here, alice_there, bob = session("alice"), session("alice"), session("bob")
+    assert alice_here.post("signout").status_code == 200
+    assert alice_here.get("config").status_code == 401 and alice_there.get("config").status_code == 200
+    users = next(p for p in tmp_path.rglob("users.json"))
+    __import__("backend.users", fromlist=["main"]).main(["remove", "bob", "--file", str(users)])
+    deadline = time.time() + 10
+    while bob.get("config").status_code == 200 and time.time() < deadline:
+        time.sleep(0.2)
+    assert bob.get("config").status_code == 401 and alice_there.get("config").status_code == 200

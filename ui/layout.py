@@ -74,6 +74,7 @@ class Page:
     share_links: gr.Radio
     share_revoke: gr.Button
     attach: gr.Button
+    logout: gr.Button
     copy_row: gr.Row
     copy_note: gr.Markdown
     copy_confirm: gr.Button
@@ -94,8 +95,8 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         sidebar_shown = gr.State([])
         with gr.Sidebar(open=True):
             new_chat = gr.Button("New chat", variant="primary", elem_id="new-chat")
-            if password_login:  # Gradio's own /logout clears the login cookie
-                gr.Button("Log out", link="logout", size="sm", elem_id="logout")
+            # POST /signout ends this browser's session only (Gradio's GET /logout ends them all)
+            logout = gr.Button("Log out", size="sm", elem_id="logout", visible=password_login)
             search_query = gr.Textbox(label="Search conversations", placeholder="words to find",
                                       elem_id="search-query")
             search_reasoning = gr.Checkbox(label="Search reasoning too", value=False)
@@ -166,6 +167,6 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         rename=rename, delete=delete, confirm_row=confirm_row, confirm_delete=confirm_delete,
         cancel_delete=cancel_delete, export_json=export_json, export_md=export_md, export_file=export_file,
         share_expiry=share_expiry, share_reasoning=share_reasoning, share_create=share_create,
-        share_link=share_link, share_links=share_links, share_revoke=share_revoke, attach=attach,
+        share_link=share_link, share_links=share_links, share_revoke=share_revoke, attach=attach, logout=logout,
         copy_row=copy_row, copy_note=copy_note, copy_confirm=copy_confirm, copy_cancel=copy_cancel,
         copy_token=copy_token, sidebar_timer=sidebar_timer, sidebar_shown=sidebar_shown)

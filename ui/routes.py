@@ -7,12 +7,19 @@ holding it. Everything else stays behind the login.
 
 from __future__ import annotations
 
+from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
 from backend.conversations import Sharing
 from core.errors import NotFoundError
 from ui.shared_page import HEADERS, render_gone, render_shared
+
+
+def session_cookies(app) -> list[str]:
+    """The names of Gradio's sign-in cookies (it sets a secure and a plain one)."""
+    cookie_id = getattr(app, "cookie_id", "")
+    return [f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"]
 
 
 def http_routes(shares: Sharing, host) -> list[APIRoute]:
@@ -29,7 +36,18 @@ def http_routes(shares: Sharing, host) -> list[APIRoute]:
             return HTMLResponse(render_gone(), status_code=404, headers=HEADERS)
         return HTMLResponse(page, headers=HEADERS)
 
-    return [APIRoute("/healthz", healthz, methods=["GET"], include_in_schema=False),
+    def signout(request: Request) -> JSONResponse:
+        """End this browser's sign-in session only (POST: a link on another site cannot do it)."""
+        app, names = request.app, session_cookies(request.app)
+        token = next((request.cookies[n] for n in names if n in request.cookies), None)
+        getattr(app, "tokens", {}).pop(token, None)
+        response = JSONResponse({"signed_out": True})
+        for name in names:
+            response.delete_cookie(name, path="/")
+        return response
+
+    return [APIRoute("/signout", signout, methods=["POST"], include_in_schema=False),
+            APIRoute("/healthz", healthz, methods=["GET"], include_in_schema=False),
             APIRoute("/s/{token}", shared, methods=["GET"], include_in_schema=False)]
 
 

@@ -276,6 +276,7 @@ def wire_sidebar(p: Page, h: Handlers, relays: list) -> None:
     relays.append(p.demo.load(user_errors(h.load), None, opened + asking, api_name="load").then(**follow))
     p.copy_confirm.click(user_errors(h.copy_confirmed), [p.copy_token], opened + [p.copy_row, p.copy_token],
                          api_visibility="private")
+    p.logout.click(None, js="() => fetch('signout', {method: 'POST'}).then(() => window.location.reload())")
     p.copy_cancel.click(h.copy_cancelled, None, [p.copy_row, p.copy_token], api_visibility="private")
     for leave in (p.conversations.input, p.search_results.input, p.new_chat.click, p.confirm_delete.click):
         leave(None, None, None, cancels=relays, api_visibility="private")  # stop showing, never stop the turn
