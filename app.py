@@ -64,7 +64,7 @@ def create(config: Config, build_engine=None) -> Parts:
     host.start()
     parts = Parts(demo=None, host=host, config=config,
                   service=ChatService(repo, host, config.max_message_chars, config.save_interval_s),
-                  conversations=Conversations(repo, config.data_path / "exports"),
+                  conversations=Conversations(repo),
                   sharing=Sharing(Shares(repo)),
                   auth=password_sign_in(config.users_path))  # read once: the page and the login agree on it
     parts.demo = build_app(config, parts)
@@ -81,14 +81,15 @@ def launch(parts: Parts, **kwargs) -> None:
     capacity = config.max_active + config.max_waiting
     parts.demo.queue(default_concurrency_limit=capacity, max_size=capacity)
     parts.demo.launch(server_name=config.host, server_port=config.port, share=config.share, css=CSS, head=HEAD,
-                      auth=parts.auth, allowed_paths=[str(config.data_path / "exports")],
+                      auth=parts.auth,
                       app_kwargs=app_kwargs(parts), **kwargs)
 
 
 def app_kwargs(parts: Parts) -> dict:
     """What Gradio's FastAPI app gets besides the page: /healthz and /s/<token> outside the login,
     the client address for sign-in throttling, and (with --hide-api) no OpenAPI listing."""
-    kwargs = {"routes": http_routes(parts.sharing, parts.host),
+    identity = Identity(parts.config.hf_login and parts.auth is None)
+    kwargs = {"routes": http_routes(parts.sharing, parts.host, parts.conversations, identity, parts.auth is not None),
               "middleware": [Middleware(ClientAddressMiddleware), Middleware(PageSecurityHeaders)]}
     if parts.config.hide_api:
         kwargs.update(openapi_url=None, docs_url=None, redoc_url=None)

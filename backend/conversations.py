@@ -6,11 +6,10 @@ from storage); everything is scoped to the owner, as in storage.
 from __future__ import annotations
 
 import json
-import secrets
-from pathlib import Path
 
 from backend.chat import clean_text
 from core.config import MAX_SEARCH_CHARS, MAX_TITLE_CHARS
+from core.errors import InputError
 from core.records import ConversationView, SharedConversation, ShareLink
 from storage.repository import Repository
 from storage.shares import Shares
@@ -19,8 +18,8 @@ EXPORT_KINDS = {"json": "json", "markdown": "md"}  # kind -> file extension
 
 
 class Conversations:
-    def __init__(self, repo: Repository, export_dir: Path):
-        self.repo, self.export_dir = repo, export_dir
+    def __init__(self, repo: Repository):
+        self.repo = repo
 
     def list(self, owner: str) -> list[ConversationView]:
         """The owner's conversations, newest first (without their messages)."""
@@ -46,18 +45,16 @@ class Conversations:
             best.setdefault(hit.conversation_id, f"{hit.title} — {hit.snippet}")
         return [(label, cid) for cid, label in best.items()]
 
-    def export(self, owner: str, conversation_id: str, kind: str) -> Path:
-        """Write the conversation as a file for download; its folder name is unguessable, since
-        downloads are served by path."""
+    def export(self, owner: str, conversation_id: str, kind: str) -> tuple[str, str]:
+        """(file name, body) of a conversation as JSON or Markdown. Built from the database on each
+        request and never stored: nothing to leak to another user, to outlive a deletion or to pile up."""
+        if kind not in EXPORT_KINDS:
+            raise InputError(f"Export as one of: {', '.join(EXPORT_KINDS)}.")
         if kind == "json":
             body = json.dumps(self.repo.export_json(owner, conversation_id), indent=2, ensure_ascii=False)
         else:
             body = self.repo.export_markdown(owner, conversation_id)
-        folder = self.export_dir / secrets.token_hex(16)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"conversation-{conversation_id[:8]}.{EXPORT_KINDS[kind]}"
-        path.write_text(body, encoding="utf-8")
-        return path
+        return f"conversation-{conversation_id[:8]}.{EXPORT_KINDS[kind]}", body
 
 
 class Sharing:

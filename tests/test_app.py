@@ -1,5 +1,6 @@
 """The launched app through gradio_client: stream, stop, reopen, refuse strangers' ids."""
 
+import json
 import time
 
 import pytest
@@ -74,8 +75,8 @@ def test_sidebar_search_rename_export_delete(app_url):
     hits = c.predict("zebra", False, api_name="/search")
     assert conversation_id in str(hits)
     c.predict(conversation_id, "Zebras", api_name="/rename")
-    path = c.predict(conversation_id, api_name="/export_markdown")
-    assert "# Zebras" in open(path if isinstance(path, str) else path["value"], encoding="utf-8").read()
+    assert "# Zebras" in c.predict(conversation_id, api_name="/export_markdown")  # the text, no stored file
+    assert json.loads(c.predict(conversation_id, api_name="/export_json"))["title"] == "Zebras"
     c.predict(conversation_id, api_name="/delete")
     with pytest.raises(Exception, match="does not exist"):
         c.predict(conversation_id, api_name="/open_conversation")

@@ -246,3 +246,17 @@ def test_remote_images_in_messages_are_never_fetched(page, app_url):
         assert "img-src 'self'" in httpx.get(app_url[0]).headers["content-security-policy"]
     finally:
         server.shutdown()
+
+
+def test_export_downloads_from_the_owner_route(page):
+    import json
+
+    send(page, "Export the narwhal facts")
+    wait_answers(page, 1)
+    page.get_by_text("This conversation").click()
+    with page.expect_download() as download:
+        page.locator("#export-json").click()
+    path = download.value.path()
+    data = json.loads(open(path, encoding="utf-8").read())
+    assert data["messages"][0]["content"] == "Export the narwhal facts"
+    assert download.value.suggested_filename.endswith(".json")

@@ -11,7 +11,7 @@ from storage.shares import Shares
 
 @pytest.fixture
 def services(repo, tmp_path):
-    return Conversations(repo, tmp_path / "exports"), Sharing(Shares(repo))
+    return Conversations(repo), Sharing(Shares(repo))
 
 
 def chat(repo, owner, words):
@@ -43,15 +43,15 @@ def test_search_gives_one_entry_per_conversation(repo, services):
     assert conversations.search("bob", "penguins", include_reasoning=False) == []
 
 
-def test_export_writes_a_file_in_an_unguessable_folder(repo, services):
+def test_export_is_built_for_the_owner_and_never_stored(repo, services, tmp_path):
     conversations, _ = services
     cid = chat(repo, "alice", "otters")
-    path = conversations.export("alice", cid, "json")
-    assert json.loads(path.read_text())["messages"][1]["content"] == "About otters."
-    assert len(path.parent.name) == 32
-    assert conversations.export("alice", cid, "markdown").read_text().startswith("# otters")
+    name, body = conversations.export("alice", cid, "json")
+    assert name.endswith(".json") and json.loads(body)["messages"][1]["content"] == "About otters."
+    assert conversations.export("alice", cid, "markdown")[1].startswith("# otters")
     with pytest.raises(NotFoundError):
         conversations.export("bob", cid, "json")
+    assert not (tmp_path / "exports").exists()
 
 
 def test_sharing_create_open_copy_revoke(repo, services):

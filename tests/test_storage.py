@@ -157,3 +157,15 @@ def test_migrations_down_and_up_again(url):
 def test_wal_mode(repo):
     with repo.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_a_failed_query_never_carries_its_values(url):
+    """A database error is logged with its statement, never with the user's words in it."""
+    from sqlalchemy import text
+
+    from storage.db import open_engine
+
+    engine = open_engine(url)
+    with pytest.raises(Exception) as failed, engine.connect() as connection:
+        connection.execute(text("SELECT * FROM no_such_table WHERE x = :secret"), {"secret": "my diary words"})
+    assert "my diary words" not in str(failed.value)

@@ -94,3 +94,23 @@ def test_the_users_file_is_never_readable_by_others(tmp_path):
     path = tmp_path / "users.json"
     add_user(path, "alice", "alice-password", iterations=1000)
     assert path.stat().st_mode & 0o077 == 0 and not path.with_suffix(".tmp").exists()
+
+
+def test_exports_go_to_their_owner_only_and_die_with_the_conversation(two_user_app):
+    import httpx
+
+    def session(name):
+        c = httpx.Client(base_url=two_user_app)
+        assert c.post("login", data={"username": name, "password": f"{name}-password"}).status_code == 200
+        return c
+
+    alice_api = gradio_client.Client(two_user_app, auth=("alice", "alice-password"), verbose=False)
+    cid = alice_api.submit("my private diary", "", "medium", "", 1.0, 64, api_name="/send").result()[2]
+    alice, bob = session("alice"), session("bob")
+    mine = alice.get(f"export/{cid}/markdown")
+    assert mine.status_code == 200 and "my private diary" in mine.text
+    assert "attachment" in mine.headers["content-disposition"]
+    assert bob.get(f"export/{cid}/markdown").status_code == 404  # as if it did not exist
+    assert httpx.get(f"{two_user_app}export/{cid}/json").status_code == 401  # no session
+    alice_api.predict(cid, api_name="/delete")
+    assert alice.get(f"export/{cid}/json").status_code == 404  # gone with its conversation

@@ -21,8 +21,8 @@ SIGN_IN = "Sign in with Hugging Face (the button at the top) to chat; your conve
 
 
 def hf_username(request) -> str | None:
-    """The signed-in HF user name from the session cookie, if any."""
-    raw = getattr(request, "request", None)
+    """The signed-in HF user name from the session cookie, if any (a gr.Request or a plain one)."""
+    raw = getattr(request, "request", request)
     try:
         session = raw.session  # only there when Gradio's OAuth (SessionMiddleware) is on
     except (AssertionError, AttributeError):
@@ -56,3 +56,16 @@ class Identity:
 
     def signed_in(self, request) -> bool:
         return self.owner_or_none(request) is not None
+
+    def http_owner(self, request, tokens: dict | None) -> str | None:
+        """The owner of a plain HTTP request (routes outside Gradio's events): with password users
+        (`tokens`: Gradio's sign-in sessions) the user of the session cookie; otherwise as `owner`."""
+        if tokens is not None:
+            cookie_id = getattr(request.app, "cookie_id", "")
+            token = request.cookies.get(f"access-token-{cookie_id}") or \
+                request.cookies.get(f"access-token-unsecure-{cookie_id}")
+            return tokens.get(token)
+        if self.hf_login:
+            name = hf_username(request)
+            return HF_PREFIX + name if name else None
+        return LOCAL_OWNER

@@ -66,7 +66,6 @@ class Page:
     cancel_delete: gr.Button
     export_json: gr.Button
     export_md: gr.Button
-    export_file: gr.File
     share_expiry: gr.Dropdown
     share_reasoning: gr.Checkbox
     share_create: gr.Button
@@ -112,7 +111,6 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
                 with gr.Row():
                     export_json = gr.Button("Export JSON", elem_id="export-json")
                     export_md = gr.Button("Export Markdown", elem_id="export-md")
-                export_file = gr.File(label="Export", visible=False, elem_id="export-file")
             with gr.Accordion("Share", open=False, elem_id="share"):
                 share_expiry = gr.Dropdown(list(SHARE_LINK_EXPIRIES), value=share_expiry,
                                            label="Link expires after", elem_id="share-expiry")
@@ -165,7 +163,7 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         temperature=temperature, max_new_tokens=max_new_tokens, new_chat=new_chat, conversations=conversations,
         search_query=search_query, search_reasoning=search_reasoning, search_results=search_results, title=title,
         rename=rename, delete=delete, confirm_row=confirm_row, confirm_delete=confirm_delete,
-        cancel_delete=cancel_delete, export_json=export_json, export_md=export_md, export_file=export_file,
+        cancel_delete=cancel_delete, export_json=export_json, export_md=export_md,
         share_expiry=share_expiry, share_reasoning=share_reasoning, share_create=share_create,
         share_link=share_link, share_links=share_links, share_revoke=share_revoke, attach=attach, logout=logout,
         copy_row=copy_row, copy_note=copy_note, copy_confirm=copy_confirm, copy_cancel=copy_cancel,

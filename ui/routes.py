@@ -8,11 +8,11 @@ holding it. Everything else stays behind the login.
 from __future__ import annotations
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 
 from backend.conversations import Sharing
-from core.errors import NotFoundError
+from core.errors import InputError, NotFoundError
 from ui.shared_page import HEADERS, render_gone, render_shared
 
 
@@ -22,7 +22,8 @@ def session_cookies(app) -> list[str]:
     return [f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"]
 
 
-def http_routes(shares: Sharing, host) -> list[APIRoute]:
+def http_routes(shares: Sharing, host, conversations=None, identity=None, password_login: bool = False
+                ) -> list[APIRoute]:
     def healthz() -> JSONResponse:
         """200 while the server runs (model loading or ready); 503 once the model failed to load."""
         s = host.status()
@@ -46,7 +47,22 @@ def http_routes(shares: Sharing, host) -> list[APIRoute]:
             response.delete_cookie(name, path="/")
         return response
 
-    return [APIRoute("/signout", signout, methods=["POST"], include_in_schema=False),
+    def export(conversation_id: str, kind: str, request: Request) -> Response:
+        """A conversation as a download, for its owner only; built on request, never stored."""
+        owner = identity.http_owner(request, getattr(request.app, "tokens", {}) if password_login else None)
+        if owner is None:
+            return PlainTextResponse("Sign in to export your conversations.", status_code=401)
+        try:
+            name, body = conversations.export(owner, conversation_id, kind)
+        except (NotFoundError, InputError) as exc:
+            return PlainTextResponse(exc.user_message, status_code=404)
+        media = "application/json" if kind == "json" else "text/markdown"
+        return Response(body, media_type=f"{media}; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff"})
+
+    return [APIRoute("/export/{conversation_id}/{kind}", export, methods=["GET"], include_in_schema=False),
+            APIRoute("/signout", signout, methods=["POST"], include_in_schema=False),
             APIRoute("/healthz", healthz, methods=["GET"], include_in_schema=False),
             APIRoute("/s/{token}", shared, methods=["GET"], include_in_schema=False)]
 

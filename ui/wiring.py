@@ -24,6 +24,9 @@ SET_URL_JS = """(id) => { const u = new URL(window.location.href);
   window.history.replaceState(null, '', u); }"""
 
 
+DOWNLOAD_JS = "(id) => { if (id) { window.location.assign('export/' + id + '/KIND'); } }"
+
+
 def status_markdown(status, details: bool = False) -> str:
     """The banner. `details`: also what failed and what to do (for the one local user, who runs the
     server; visitors of a multi-user deployment get the plain sentence and the log keeps the rest)."""
@@ -213,13 +216,13 @@ class Handlers:
         return gr.Radio(choices=found, value=None, visible=True,
                         label=f"Matches ({len(found)})" if found else "No matches")
 
-    def export_json(self, conversation_id, request: gr.Request):
-        path = self.conversations.export(self.owner(request), conversation_id, "json")
-        return gr.File(value=str(path), visible=True)
+    def export_json(self, conversation_id: str, request: gr.Request) -> str:
+        """The conversation as JSON text (the page downloads it from /export/<id>/json instead)."""
+        return self.conversations.export(self.owner(request), conversation_id, "json")[1]
 
-    def export_markdown(self, conversation_id, request: gr.Request):
-        path = self.conversations.export(self.owner(request), conversation_id, "markdown")
-        return gr.File(value=str(path), visible=True)
+    def export_markdown(self, conversation_id: str, request: gr.Request) -> str:
+        """The conversation as Markdown text."""
+        return self.conversations.export(self.owner(request), conversation_id, "markdown")[1]
 
 
 STREAM = dict(show_progress="hidden", concurrency_id="turns")
@@ -298,9 +301,10 @@ def wire_sidebar(p: Page, h: Handlers, relays: list) -> None:
                            api_name="delete"
                            ).then(user_errors(h.shares.links), None, p.share_links,  # its links went with it
                                   api_visibility="private")
-    p.export_json.click(user_errors(h.export_json), [p.conversation_id], p.export_file, api_name="export_json")
-    p.export_md.click(user_errors(h.export_markdown), [p.conversation_id], p.export_file,
-                      api_name="export_markdown")
+    # The page downloads from the owner-checked /export route; the API gets the text itself.
+    for button, kind, handler in ((p.export_json, "json", h.export_json), (p.export_md, "markdown", h.export_markdown)):
+        button.click(None, [p.conversation_id], None, js=DOWNLOAD_JS.replace("KIND", kind), api_visibility="private")
+        gr.api(user_errors(handler), api_name=f"export_{'json' if kind == 'json' else 'markdown'}")
 
 
 def wire_status(p: Page, host, identity: Identity, details: bool) -> None:
