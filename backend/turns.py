@@ -10,11 +10,12 @@ its memory stays bounded.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator
+from typing import Callable
 
 from core.events import Answer, Done, Preamble, Reasoning, ToolCall
 from core.records import MessageStatus, MessageView
@@ -115,28 +116,73 @@ class LiveTurn:
     def _copy(self) -> MessageView:
         return replace(self._live, trace=[dict(e) for e in self._live.trace])
 
-    def snapshots(self, interval: float = STREAM_INTERVAL_S) -> Iterator[Snapshot]:
+    def snapshots(self, interval: float = STREAM_INTERVAL_S) -> "Watch":
         """What has been written so far, then each change (at most every `interval` seconds, phase
-        changes at once), then the end. Closing this iterator leaves the turn running."""
-        seen, urgent, last = -1, -1, 0.0
-        with self._cond:
-            self.watchers += 1
-        try:
-            while True:
-                with self._cond:
-                    while self.version == seen and not self.done:
-                        self._cond.wait(IDLE_WAKE_S)
-                    wait = interval - (time.monotonic() - last)
-                    if wait > 0 and not self.done and self._urgent == urgent:
-                        self._cond.wait(wait)  # throttle: fold more tokens into this update
-                    seen, urgent, done, live = self.version, self._urgent, self.done, self._copy()
-                last = time.monotonic()
-                yield Snapshot(self.conversation_id, self.history, live, done=done)
-                if done:
-                    return
-        finally:
-            with self._cond:
-                self.watchers -= 1
+        changes at once), then the end; iterate it in a thread or with `async for`. Closing it (or
+        dropping it) leaves the turn running."""
+        return Watch(self, interval)
+
+
+class Watch:
+    """One subscriber's view of a LiveTurn. It holds no events, only where it has got to: memory per
+    turn stays one live message however many pages come and go."""
+
+    def __init__(self, turn: LiveTurn, interval: float):
+        self.turn, self.interval = turn, interval
+        self._seen, self._urgent, self._last, self._finished = -1, -1, 0.0, False
+        with turn._cond:
+            turn.watchers += 1
+
+    def _take(self) -> Snapshot | None:
+        """The next snapshot if one is due now (call with the turn's lock held)."""
+        t = self.turn
+        if t.version == self._seen and not t.done:
+            return None
+        if not t.done and t._urgent == self._urgent and time.monotonic() - self._last < self.interval:
+            return None  # throttle: fold more tokens into this update
+        self._seen, self._urgent, self._last = t.version, t._urgent, time.monotonic()
+        return Snapshot(t.conversation_id, t.history, t._copy(), done=t.done)
+
+    def _deliver(self, snap: Snapshot) -> Snapshot:
+        if snap.done:
+            self.close()
+        return snap
+
+    # a page in a worker thread (or a test) -----------------------------------------------------
+    def __iter__(self) -> "Watch":
+        return self
+
+    def __next__(self) -> Snapshot:
+        if self._finished:
+            raise StopIteration
+        with self.turn._cond:
+            while (snap := self._take()) is None:
+                wait = self.interval - (time.monotonic() - self._last)
+                self.turn._cond.wait(max(wait, 0.001) if self.turn.version != self._seen else IDLE_WAKE_S)
+        return self._deliver(snap)
+
+    # a page on the event loop: never holds a thread, so cancelling it is immediate ------------------
+    def __aiter__(self) -> "Watch":
+        return self
+
+    async def __anext__(self) -> Snapshot:
+        if self._finished:
+            raise StopAsyncIteration
+        while True:
+            with self.turn._cond:
+                snap = self._take()
+            if snap is not None:
+                return self._deliver(snap)
+            await asyncio.sleep(self.interval)
+
+    def close(self) -> None:
+        if not self._finished:
+            self._finished = True
+            with self.turn._cond:
+                self.turn.watchers -= 1
+
+    def __del__(self):
+        self.close()
 
 
 def _apply(live: MessageView, event) -> bool:

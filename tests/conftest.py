@@ -56,6 +56,20 @@ FORCED_CHAT = ("<|channel|>analysis<|message|>The user says hi. " + "Let me thin
                "<|start|>assistant<|channel|>final<|message|>Hello! <b>How</b> can I help?<|return|>")
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright, one per test module (skipped where there is none)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.support.page import CHROMIUM, launch
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
 @pytest.fixture
 def forced_engine(codec, tiny_model):
     """build_engine(progress) functions: the tiny model forced to speak `text` in harmony. They go

@@ -14,7 +14,6 @@ from tests.support.page import (
     TIMEOUT_MS,
     USER,
     field,
-    launch,
     ready,
     send,
     shot,
@@ -23,17 +22,9 @@ from tests.support.page import (
     wait_answers,
 )
 
-playwright = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -147,8 +138,9 @@ def test_share_link_read_only_in_a_fresh_context_until_revoked(page, browser):
     assert "Share the platypus facts" in vp.inner_text("main") and "Hello!" in vp.inner_text("main")
     assert "Let me think" not in vp.content()  # reasoning not shared by default
     assert vp.locator("textarea, input, button, form, script").count() == 0  # read-only, nothing runs
-    vp.locator("#copy").click()  # "Copy into a new chat" opens the app with a copy of its own
+    vp.locator("#copy").click()  # "Copy into a new chat" opens the app, which asks, then copies
     ready(vp)
+    vp.locator("#copy-confirm").click()
     vp.wait_for_function("() => document.querySelector('#chat').innerText.includes('platypus')")
     assert "copy=" not in vp.url and "?c=" in vp.url and vp.url.split("?c=")[1] not in own_url
     shot(vp, "11-copied")

@@ -10,23 +10,15 @@ from pathlib import Path
 import pytest
 
 from tests.support.net import free_port
-from tests.support.page import CHROMIUM, TIMEOUT_MS, USER, launch, ready, send, shot, stats_lines, wait_answers
+from tests.support.page import CHROMIUM, TIMEOUT_MS, USER, ready, send, shot, stats_lines, wait_answers
 
-playwright = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 LONG = ("<|channel|>analysis<|message|>" + "Thinking it through step by step. " * 250 + "<|end|>"
         "<|start|>assistant<|channel|>final<|message|>" + "The answer is forty-two. " * 30 + "<|return|>")
 LIVE_TEXT = "() => (document.querySelector('#live') || {innerText: ''}).innerText"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -104,6 +104,23 @@ def test_stop_keeps_the_partial_answer_and_the_server_serves_on(app):
     assert "2000" in str(again[0][2]["content"])  # the server dropped the stopped request and goes on
 
 
+def test_a_client_that_disconnects_does_not_cancel_the_servers_answer(app):
+    """Answers belong to the app's server with --engine openai too: the inference server's stream
+    runs to its end after the page went away."""
+    url, parts = app
+    c = gradio_client.Client(url, verbose=False)
+    job = c.submit("Convert 4 km to m", "", "high", "", 0.0, 300, api_name="/send")
+    cid, deadline = None, time.time() + 60
+    while time.time() < deadline and not cid:
+        cid = next((o[2] for o in job.outputs() if isinstance(o[2], str) and o[2]), None)
+        time.sleep(0.02)
+    job.cancel()
+    while parts.service.repo.get("local", cid).messages[1].status == "streaming" and time.time() < deadline + 60:
+        time.sleep(0.1)
+    answer = parts.service.repo.get("local", cid).messages[1]
+    assert answer.status == "complete" and "4000" in answer.content
+
+
 def test_in_the_browser(app):
     pytest.importorskip("playwright.sync_api")
     if not Path(page.CHROMIUM).exists():

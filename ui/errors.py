@@ -23,6 +23,18 @@ def _to_gr(exc: Exception) -> gr.Error:
 
 def user_errors(fn):
     """Wrap a handler (function or generator) so errors reach the user as gr.Error."""
+    if inspect.isasyncgenfunction(fn):
+        @functools.wraps(fn)
+        async def agen_wrapper(*args, **kwargs):
+            try:
+                async for item in fn(*args, **kwargs):
+                    yield item
+            except gr.Error:
+                raise
+            except Exception as exc:
+                raise _to_gr(exc) from exc
+        return agen_wrapper
+
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):

@@ -6,6 +6,7 @@ conversations through backend services (chat, conversations, sharing), never the
 
 from __future__ import annotations
 
+import anyio
 import gradio as gr
 
 from backend.chat import ChatOptions, ChatService
@@ -52,73 +53,90 @@ class Handlers:
         self.owner, self.identity = identity.owner, identity
 
     # streaming turns -----------------------------------------------------------------
-    def _render_stream(self, stream, clear_message: bool = True):
-        """(history, live, conversation id, message box) per update.
+    async def _relay(self, start, clear_message: bool = True):
+        """(history, live, conversation id, message box) per update of a turn.
 
-        The history chatbot is sent twice per turn (start and end); the updates in between carry
-        only the live exchange. The stream is a subscription: when this generator is closed (tab
-        closed, reloaded, another conversation opened) the answer goes on on the server.
+        `start` runs in a worker thread (database, claims) and returns the turn's Watch, or None.
+        The relay itself runs on the event loop and holds no thread between updates, so closing the
+        tab or opening another conversation ends it at once, and never the turn: the answer goes on
+        on the server. The history is sent twice per turn (start and end); the updates in between
+        carry only the live exchange.
         """
+        watch = await anyio.to_thread.run_sync(start)
+        if watch is None:
+            return
         first = True
-        for snap in stream:
-            if snap.done:
-                rows = render_history(snap.history + [snap.live]).rows
-                yield rows, gr.Chatbot(value=[], visible=False), snap.conversation_id, gr.skip()
-                return
-            live = assistant_messages(snap.live, live=True) if snap.live else []
-            if first:  # the user's message is already in the history
-                yield (render_history(snap.history).rows, gr.Chatbot(value=live, visible=True),
-                       snap.conversation_id, "" if clear_message else gr.skip())
-                first = False
-            else:
-                yield gr.skip(), live, gr.skip(), gr.skip()
+        try:
+            async for snap in watch:
+                if snap.done:
+                    rows = render_history(snap.history + [snap.live]).rows
+                    yield rows, hidden_live(), snap.conversation_id, gr.skip()
+                    return
+                live = assistant_messages(snap.live, live=True) if snap.live else []
+                if first:  # the user's message is already in the history
+                    yield (render_history(snap.history).rows, gr.Chatbot(value=live, visible=True),
+                           snap.conversation_id, "" if clear_message else gr.skip())
+                    first = False
+                else:
+                    yield gr.skip(), live, gr.skip(), gr.skip()
+        finally:
+            watch.close()
 
     @staticmethod
     def _options(effort, instructions, temperature, max_new_tokens) -> ChatOptions:
         return ChatOptions(effort or DEFAULT_EFFORT, instructions or "", temperature, max_new_tokens)
 
-    def send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens,
-             request: gr.Request):
+    async def send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens,
+                   request: gr.Request):
         if not (text or "").strip():
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip()  # an empty message is simply not sent
             return
         opts = self._options(effort, instructions, temperature, max_new_tokens)
-        yield from self._render_stream(self.chat.send(self.owner(request), conversation_id or None, text, opts))
+        owner = self.owner(request)
+        async for out in self._relay(lambda: self.chat.send(owner, conversation_id or None, text, opts)):
+            yield out
 
-    def regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens,
-                   request: gr.Request):
+    async def regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens,
+                         request: gr.Request):
         if not conversation_id:
             raise NotFoundError("Open or start a conversation first.")
         opts = self._options(effort, instructions, temperature, max_new_tokens)
-        yield from self._render_stream(self.chat.regenerate(self.owner(request), conversation_id, opts))
-
-    def edit(self, conversation_id, effort, instructions, temperature, max_new_tokens,
-             edit: gr.EditData, request: gr.Request):
         owner = self.owner(request)
-        positions = render_history(self.conversations.open(owner, conversation_id).messages).positions
-        index = edit.index if isinstance(edit.index, int) else edit.index[0]
-        position = positions[index] if 0 <= index < len(positions) else None
+        async for out in self._relay(lambda: self.chat.regenerate(owner, conversation_id, opts)):
+            yield out
+
+    async def edit(self, conversation_id, effort, instructions, temperature, max_new_tokens,
+                   edit: gr.EditData, request: gr.Request):
+        owner = self.owner(request)
         opts = self._options(effort, instructions, temperature, max_new_tokens)
-        yield from self._render_stream(self.chat.edit(owner, conversation_id, position, edit.value, opts))
+
+        def start():
+            positions = render_history(self.conversations.open(owner, conversation_id).messages).positions
+            index = edit.index if isinstance(edit.index, int) else edit.index[0]
+            position = positions[index] if 0 <= index < len(positions) else None
+            return self.chat.edit(owner, conversation_id, position, edit.value, opts)
+
+        async for out in self._relay(start):
+            yield out
 
     def stop(self, conversation_id, request: gr.Request) -> None:
         self.chat.stop(self.owner(request), conversation_id or None)
 
-    def attach(self, conversation_id, request: gr.Request):
+    async def attach(self, conversation_id, request: gr.Request):
         """Follow the answer in progress of the open conversation, if any (after a reload, in a
         second tab, on another device): what is written so far, then the live stream."""
         owner = self.identity.owner_or_none(request)
         if not owner or not conversation_id:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        stream = self.chat.attach(owner, conversation_id)
-        if stream is None:  # nothing in progress (any more): the conversation as stored
-            rows = render_history(self.conversations.open(owner, conversation_id).messages).rows
-            yield rows, hidden_live(), conversation_id, gr.skip()
+        watch = await anyio.to_thread.run_sync(self.chat.attach, owner, conversation_id)
+        if watch is None:  # nothing in progress (any more): the conversation as stored
+            conv = await anyio.to_thread.run_sync(self.conversations.open, owner, conversation_id)
+            yield render_history(conv.messages).rows, hidden_live(), conversation_id, gr.skip()
             return
-        yield from self._render_stream(stream, clear_message=False)
+        async for out in self._relay(lambda: watch, clear_message=False):
+            yield out
 
-    # conversations -------------------------------------------------------------------
     def sidebar_choices(self, request: gr.Request) -> list[tuple[str, str]]:
         """(label, id) per conversation; the label says when an answer is being written or came in
         unseen."""
