@@ -142,7 +142,8 @@ def test_share_link_read_only_in_a_fresh_context_until_revoked(page, browser):
     ready(vp)
     vp.locator("#copy-confirm").click()
     vp.wait_for_function("() => document.querySelector('#chat').innerText.includes('platypus')")
-    assert "copy=" not in vp.url and "?c=" in vp.url and vp.url.split("?c=")[1] not in own_url
+    vp.wait_for_function("() => !location.href.includes('copy=') && location.href.includes('?c=')")  # then the URL
+    assert vp.url.split("?c=")[1] not in own_url
     shot(vp, "11-copied")
 
     page.locator("#share-links").get_by_text("Share the platypus facts").click()

@@ -39,6 +39,15 @@ def open_page(browser, url):
     return pg
 
 
+def ask_long(browser, url, question):
+    """A new tab that asks for the long answer; returns it once the reasoning streams, with the
+    conversation's id."""
+    pg = open_page(browser, url)
+    send(pg, question)
+    live_contains(pg, "Thinking it through")
+    return pg, conversation_of(pg)
+
+
 def live_contains(pg, text: str) -> None:
     pg.wait_for_function(f"t => ({LIVE_TEXT})().includes(t)", arg=text)
 
@@ -96,10 +105,7 @@ def test_enter_that_confirms_an_ime_composition_does_not_send(browser, app_url):
 
 def test_closing_the_tab_mid_reasoning_does_not_stop_the_answer(browser, long_app):
     url, parts = long_app
-    pg = open_page(browser, url)
-    send(pg, "Think about a long question")
-    live_contains(pg, "Thinking it through")
-    cid = conversation_of(pg)
+    pg, cid = ask_long(browser, url, "Think about a long question")
     pg.context.close()  # the tab is gone while the model is still reasoning
     again = open_page(browser, f"{url}?c={cid}")
     live_contains(again, "Thinking it through")  # what was written so far, then the live stream
@@ -113,10 +119,7 @@ def test_closing_the_tab_mid_reasoning_does_not_stop_the_answer(browser, long_ap
 
 def test_reload_mid_answer_continues_the_stream(browser, long_app):
     url, parts = long_app
-    pg = open_page(browser, url)
-    send(pg, "A long answer please")
-    live_contains(pg, "Thinking it through")
-    cid = conversation_of(pg)
+    pg, cid = ask_long(browser, url, "A long answer please")
     pg.reload()
     ready(pg)
     live_contains(pg, "Thinking it through")
@@ -129,10 +132,7 @@ def test_reload_mid_answer_continues_the_stream(browser, long_app):
 
 def test_two_tabs_see_one_stream_and_stop_in_one_stops_both(browser, long_app):
     url, parts = long_app
-    first = open_page(browser, url)
-    send(first, "Two tabs, one answer")
-    live_contains(first, "Thinking it through")
-    cid = conversation_of(first)
+    first, cid = ask_long(browser, url, "Two tabs, one answer")
     second = open_page(browser, f"{url}?c={cid}")
     live_contains(second, "Thinking it through")
     second.locator("#stop").click()
