@@ -39,18 +39,21 @@ class Parts:
     sharing: Sharing
     config: Config
     auth: object  # Gradio's auth= check for password users, or None (no login)
+    identity: Identity  # who owns a request: the page's events and the plain HTTP routes agree
+
+    @property
+    def password_login(self) -> bool:
+        return self.auth is not None
 
 
 def build_app(config: Config, parts: Parts):
-    # Password users (a users file) gate the whole app; HF sign-in is only offered without them.
-    password_login = parts.auth is not None
-    hf_login = config.hf_login and not password_login
+    hf_login = parts.identity.hf_login
     page = build_layout(config.max_new_tokens, config.share_link_expiry, config.share_link_reasoning, hf_login,
-                        password_login)
+                        parts.password_login)
     with page.demo:
         wire(page, chat=parts.service, conversations=parts.conversations, sharing=parts.sharing, host=parts.host,
-             identity=Identity(hf_login), concurrency=config.max_active + config.max_waiting,
-             details=not (password_login or hf_login))  # the one local user runs the server: show why
+             identity=parts.identity, concurrency=config.max_active + config.max_waiting,
+             details=not (parts.password_login or hf_login))  # the one local user runs the server: show why
     return page.demo
 
 
@@ -62,11 +65,12 @@ def create(config: Config, build_engine=None) -> Parts:
     host = ModelHost(build_engine, codec, dict(max_active=config.max_active, max_waiting=config.max_waiting,
                                                time_limit_s=config.time_limit_s))
     host.start()
+    auth = password_sign_in(config.users_path)  # read once: the page and the login agree on it
     parts = Parts(demo=None, host=host, config=config,
                   service=ChatService(repo, host, config.max_message_chars, config.save_interval_s),
-                  conversations=Conversations(repo),
-                  sharing=Sharing(Shares(repo)),
-                  auth=password_sign_in(config.users_path))  # read once: the page and the login agree on it
+                  conversations=Conversations(repo), sharing=Sharing(Shares(repo)), auth=auth,
+                  # Password users (a users file) gate the whole app; HF sign-in only without them.
+                  identity=Identity(hf_login=config.hf_login and auth is None))
     parts.demo = build_app(config, parts)
     return parts
 
@@ -74,7 +78,7 @@ def create(config: Config, build_engine=None) -> Parts:
 def launch(parts: Parts, **kwargs) -> None:
     """Serve the page, with /healthz and the share-link pages beside it (outside the login)."""
     config = parts.config
-    if parts.auth is not None:  # password users: end sessions of removed users, changed passwords, old ones
+    if parts.password_login:  # password users: end sessions of removed users, changed passwords, old ones
         SessionGuard(config.users_path, config.session_hours * 3600).watch(
             lambda: parts.demo.server_app.tokens if getattr(parts.demo, "is_running", False) else None)
     # Bounded: beyond the worker's capacity a request is refused at once ("busy"), never parked unseen.
@@ -88,8 +92,8 @@ def launch(parts: Parts, **kwargs) -> None:
 def app_kwargs(parts: Parts) -> dict:
     """What Gradio's FastAPI app gets besides the page: /healthz and /s/<token> outside the login,
     the client address for sign-in throttling, and (with --hide-api) no OpenAPI listing."""
-    identity = Identity(parts.config.hf_login and parts.auth is None)
-    kwargs = {"routes": http_routes(parts.sharing, parts.host, parts.conversations, identity, parts.auth is not None),
+    kwargs = {"routes": http_routes(parts.sharing, parts.host, parts.conversations, parts.identity,
+                                    parts.password_login),
               "middleware": [Middleware(ClientAddressMiddleware), Middleware(PageSecurityHeaders)]}
     if parts.config.hide_api:
         kwargs.update(openapi_url=None, docs_url=None, redoc_url=None)

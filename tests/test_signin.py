@@ -9,6 +9,7 @@ import pytest
 from backend import signin
 from backend.signin import PasswordSignIn, Throttle, TooManyAttempts
 from backend.users import ITERATIONS, add_user
+from backend.users import main as users_cli
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +115,7 @@ def test_sessions_end_when_the_user_goes_the_password_changes_or_time_runs_out(t
     guard = SessionGuard(path, lifetime_s=100)
     tokens = {"ta": "alice", "tb": "bob", "tc": "carol"}
     assert guard.sweep(tokens, now=0) == [] and len(tokens) == 3
-    main_remove = __import__("backend.users", fromlist=["main"]).main
-    main_remove(["remove", "bob", "--file", str(path)])
+    users_cli(["remove", "bob", "--file", str(path)])
     add_user(path, "carol", "a-new-password", iterations=1000)  # carol changed her password
     assert sorted(guard.sweep(tokens, now=1)) == ["bob", "carol"] and tokens == {"ta": "alice"}
     assert guard.sweep(tokens, now=99) == [] and guard.sweep(tokens, now=101) == ["alice"]  # lifetime over
@@ -134,7 +134,7 @@ def test_a_removed_users_session_ends_at_once_and_signout_ends_only_its_own(two_
     assert alice_here.post("signout").status_code == 200
     assert alice_here.get("config").status_code == 401 and alice_there.get("config").status_code == 200
     users = next(p for p in tmp_path.rglob("users.json"))
-    __import__("backend.users", fromlist=["main"]).main(["remove", "bob", "--file", str(users)])
+    users_cli(["remove", "bob", "--file", str(users)])
     deadline = time.time() + 10
     while bob.get("config").status_code == 200 and time.time() < deadline:
         time.sleep(0.2)

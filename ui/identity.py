@@ -20,6 +20,17 @@ HF_PREFIX = "hf:"
 SIGN_IN = "Sign in with Hugging Face (the button at the top) to chat; your conversations are kept under your account."
 
 
+def session_cookies(app) -> list[str]:
+    """The names of Gradio's password sign-in cookies (it sets a secure and a plain one)."""
+    cookie_id = getattr(app, "cookie_id", "")
+    return [f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"]
+
+
+def session_token(request) -> str | None:
+    """The sign-in session token a plain HTTP request carries, if any."""
+    return next((request.cookies[n] for n in session_cookies(request.app) if n in request.cookies), None)
+
+
 def hf_username(request) -> str | None:
     """The signed-in HF user name from the session cookie, if any (a gr.Request or a plain one)."""
     raw = getattr(request, "request", request)
@@ -61,10 +72,7 @@ class Identity:
         """The owner of a plain HTTP request (routes outside Gradio's events): with password users
         (`tokens`: Gradio's sign-in sessions) the user of the session cookie; otherwise as `owner`."""
         if tokens is not None:
-            cookie_id = getattr(request.app, "cookie_id", "")
-            token = request.cookies.get(f"access-token-{cookie_id}") or \
-                request.cookies.get(f"access-token-unsecure-{cookie_id}")
-            return tokens.get(token)
+            return tokens.get(session_token(request))
         if self.hf_login:
             name = hf_username(request)
             return HF_PREFIX + name if name else None

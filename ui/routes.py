@@ -13,13 +13,8 @@ from fastapi.routing import APIRoute
 
 from backend.conversations import Sharing
 from core.errors import InputError, NotFoundError
+from ui.identity import session_cookies, session_token
 from ui.shared_page import HEADERS, render_gone, render_shared
-
-
-def session_cookies(app) -> list[str]:
-    """The names of Gradio's sign-in cookies (it sets a secure and a plain one)."""
-    cookie_id = getattr(app, "cookie_id", "")
-    return [f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"]
 
 
 def http_routes(shares: Sharing, host, conversations=None, identity=None, password_login: bool = False
@@ -39,11 +34,9 @@ def http_routes(shares: Sharing, host, conversations=None, identity=None, passwo
 
     def signout(request: Request) -> JSONResponse:
         """End this browser's sign-in session only (POST: a link on another site cannot do it)."""
-        app, names = request.app, session_cookies(request.app)
-        token = next((request.cookies[n] for n in names if n in request.cookies), None)
-        getattr(app, "tokens", {}).pop(token, None)
+        getattr(request.app, "tokens", {}).pop(session_token(request), None)
         response = JSONResponse({"signed_out": True})
-        for name in names:
+        for name in session_cookies(request.app):
             response.delete_cookie(name, path="/")
         return response
 

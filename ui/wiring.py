@@ -53,18 +53,14 @@ class Handlers:
         self.owner, self.identity = identity.owner, identity
 
     # streaming turns -----------------------------------------------------------------
-    async def _relay(self, start, clear_message: bool = True):
-        """(history, live, conversation id, message box) per update of a turn.
+    async def _relay(self, watch, clear_message: bool = True):
+        """(history, live, conversation id, message box) per update of a turn's Watch.
 
-        `start` runs in a worker thread (database, claims) and returns the turn's Watch, or None.
-        The relay itself runs on the event loop and holds no thread between updates, so closing the
-        tab or opening another conversation ends it at once, and never the turn: the answer goes on
-        on the server. The history is sent twice per turn (start and end); the updates in between
-        carry only the live exchange.
+        The relay runs on the event loop and holds no thread between updates, so closing the tab or
+        opening another conversation ends it at once, and never the turn: the answer goes on on the
+        server. The history is sent twice per turn (start and end); the updates in between carry
+        only the live exchange.
         """
-        watch = await anyio.to_thread.run_sync(start)
-        if watch is None:
-            return
         first = True
         try:
             async for snap in watch:
@@ -92,8 +88,9 @@ class Handlers:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip()  # an empty message is simply not sent
             return
         opts = self._options(effort, instructions, temperature, max_new_tokens)
-        owner = self.owner(request)
-        async for out in self._relay(lambda: self.chat.send(owner, conversation_id or None, text, opts)):
+        owner = self.owner(request)  # the database work and the claim run off the event loop:
+        watch = await anyio.to_thread.run_sync(self.chat.send, owner, conversation_id or None, text, opts)
+        async for out in self._relay(watch):
             yield out
 
     async def regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens,
@@ -102,7 +99,8 @@ class Handlers:
             raise NotFoundError("Open or start a conversation first.")
         opts = self._options(effort, instructions, temperature, max_new_tokens)
         owner = self.owner(request)
-        async for out in self._relay(lambda: self.chat.regenerate(owner, conversation_id, opts)):
+        watch = await anyio.to_thread.run_sync(self.chat.regenerate, owner, conversation_id, opts)
+        async for out in self._relay(watch):
             yield out
 
     async def edit(self, conversation_id, effort, instructions, temperature, max_new_tokens,
@@ -116,25 +114,37 @@ class Handlers:
             position = positions[index] if 0 <= index < len(positions) else None
             return self.chat.edit(owner, conversation_id, position, edit.value, opts)
 
-        async for out in self._relay(start):
+        async for out in self._relay(await anyio.to_thread.run_sync(start)):
             yield out
 
     def stop(self, conversation_id, request: gr.Request) -> None:
         self.chat.stop(self.owner(request), conversation_id or None)
 
-    async def attach(self, conversation_id, request: gr.Request):
-        """Follow the answer in progress of the open conversation, if any (after a reload, in a
-        second tab, on another device): what is written so far, then the live stream."""
+    async def _follow(self, conversation_id, request: gr.Request, stored_if_idle: bool):
+        """What is written so far of the conversation's answer in progress, then the live stream."""
         owner = self.identity.owner_or_none(request)
-        if not owner or not conversation_id:
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            return
-        watch = await anyio.to_thread.run_sync(self.chat.attach, owner, conversation_id)
-        if watch is None:  # nothing in progress (any more): the conversation as stored
+        watch = None
+        if owner and conversation_id:
+            watch = await anyio.to_thread.run_sync(self.chat.attach, owner, conversation_id)  # marks it seen
+        if watch is not None:
+            async for out in self._relay(watch, clear_message=False):
+                yield out
+        elif owner and conversation_id and stored_if_idle:
             conv = await anyio.to_thread.run_sync(self.conversations.open, owner, conversation_id)
             yield render_history(conv.messages).rows, hidden_live(), conversation_id, gr.skip()
-            return
-        async for out in self._relay(lambda: watch, clear_message=False):
+        else:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+
+    async def follow(self, conversation_id, request: gr.Request):
+        """The page, right after opening a conversation (click, reload, a second tab, another device):
+        the live stream if an answer is in progress; nothing more to do otherwise."""
+        async for out in self._follow(conversation_id, request, stored_if_idle=False):
+            yield out
+
+    async def attach(self, conversation_id, request: gr.Request):
+        """/attach: a script follows a conversation's answer in progress to its end; with none in
+        progress (any more) it gets the conversation as stored at once."""
+        async for out in self._follow(conversation_id, request, stored_if_idle=True):
             yield out
 
     def sidebar_choices(self, request: gr.Request) -> list[tuple[str, str]]:
@@ -158,10 +168,9 @@ class Handlers:
         return gr.Radio(choices=[tuple(c) for c in choices]), choices
 
     def open(self, conversation_id, request: gr.Request):
-        """Show a stored conversation; an answer in progress in it is followed by `attach` next."""
+        """Show a stored conversation; an answer in progress in it is followed by `follow` next."""
         owner = self.owner(request)
-        conv = self.conversations.open(owner, conversation_id)
-        self.chat.seen(owner, conv.id)
+        conv = self.conversations.open(owner, conversation_id)  # `follow`, next, marks it seen
         s = conv.settings
         return (render_history(conv.messages).rows, hidden_live(), conv.id, conv.title,
                 s.get("effort", DEFAULT_EFFORT), s.get("instructions", ""), gr.Radio(value=conv.id))
@@ -287,7 +296,7 @@ def wire_sidebar(p: Page, h: Handlers, relays: list) -> None:
     """Open, list, search, new chat, rename, delete, export; the ?c= address of the open chat.
     Opening another conversation (or a new chat) drops the live panel of the one shown before."""
     out = [p.chatbot, p.live, p.conversation_id, p.message]
-    follow = dict(fn=user_errors(h.attach), inputs=[p.conversation_id], outputs=out, api_visibility="private",
+    follow = dict(fn=user_errors(h.follow), inputs=[p.conversation_id], outputs=out, api_visibility="private",
                   **STREAM)
     p.conversation_id.change(None, [p.conversation_id], None, js=SET_URL_JS, api_visibility="private")
     opened = [p.chatbot, p.live, p.conversation_id, p.title, p.effort, p.instructions, p.conversations]
