@@ -230,9 +230,13 @@ class ChatService:
         turn = LiveTurn(owner, conversation_id, history, live, job, save_interval_s=self.save_interval_s,
                         save=lambda m, **extra: self._save_partial(owner, m, **extra),
                         finish=lambda m, done: self._finish(owner, m, done), on_end=self._ended)
-        with self._lock:
+        with self._lock:  # registered and started as one step: a shutdown sees no turn that is not running
             self._turns[conversation_id] = turn  # takes over the claim
-        return turn.start().snapshots()
+            turn.start()
+            closing = self._closing
+        if closing:  # the server began stopping while this turn was being set up
+            turn.interrupt()
+        return turn.snapshots()
 
     def _ended(self, turn: LiveTurn) -> None:
         with self._lock:

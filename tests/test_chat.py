@@ -109,6 +109,22 @@ def test_shutdown_saves_turns_in_progress_as_interrupted(service, repo):
         service.send("alice", None, "more", OPTS)
 
 
+def test_a_shutdown_while_an_answer_is_being_set_up_still_saves_it_as_interrupted(service, repo, monkeypatch):
+    real_add = repo.add_message
+
+    def add_then_stop(owner, cid, role, content, **fields):
+        mid = real_add(owner, cid, role, content, **fields)
+        if role == "assistant":
+            service.shutdown()  # SIGTERM lands after the placeholder is stored, before its turn runs
+        return mid
+
+    monkeypatch.setattr(repo, "add_message", add_then_stop)
+    snaps = list(service.send("alice", None, "hi", OPTS))
+    assert snaps[-1].done
+    answer = repo.get("alice", snaps[0].conversation_id).messages[1]
+    assert answer.status == "interrupted"
+
+
 def test_others_cannot_stop_or_continue_my_chat(service):
     cid = list(service.send("alice", None, "hi", OPTS))[0].conversation_id
     with pytest.raises(NotFoundError):
