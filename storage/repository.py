@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import threading
 import unicodedata
+from contextlib import contextmanager, nullcontext
 from enum import Enum
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.orm import sessionmaker
 
 from core.errors import NotFoundError
@@ -57,6 +59,16 @@ class Repository:
         self.engine = engine
         self.session = sessionmaker(engine, expire_on_commit=False)
         self.fts = engine.dialect.name == "sqlite"
+        # SQLite takes one writer at a time and makes the others sleep and retry (its busy handler
+        # backs off up to 100 ms a try): with many chats starting at once that was most of their
+        # start-up time. Writers of this process queue on a lock instead; servers (PostgreSQL) need none.
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+
+    @contextmanager
+    def writing(self):
+        """A write transaction (committed at the end of the block)."""
+        with self._write_lock, self.session.begin() as s:
+            yield s
 
     @classmethod
     def open(cls, url: str) -> "Repository":
@@ -69,7 +81,7 @@ class Repository:
 
     def recover_interrupted(self) -> int:
         """Answers that were streaming when the process died are shown as interrupted."""
-        with self.session.begin() as s:
+        with self.writing() as s:
             result = s.execute(update(Message).where(Message.status == MessageStatus.STREAMING)
                                  .values(status=MessageStatus.INTERRUPTED))
             return result.rowcount
@@ -85,8 +97,8 @@ class Repository:
         return conv
 
     def create_conversation(self, owner: str, title: str = "New chat", settings: dict | None = None) -> str:
-        conv_id = secrets.token_hex(16)  # 128 bits: ids in URLs are not guessable
-        with self.session.begin() as s:
+        conv_id = self.new_conversation_id()
+        with self.writing() as s:
             s.add(Conversation(id=conv_id, owner=owner, title=title_from(title),
                                settings=json.dumps(settings or {})))
         return conv_id
@@ -97,6 +109,14 @@ class Repository:
                              .order_by(Conversation.updated.desc()).limit(limit).offset(offset))
             return [_conversation_view(c) for c in rows]
 
+    def list_titles(self, owner: str, limit: int = PAGE_SIZE) -> list[tuple[str, str]]:
+        """(id, title) of the owner's conversations, newest first: the sidebar, which every open tab
+        refreshes every few seconds, so it reads two columns and builds no objects."""
+        with self.session() as s:
+            rows = s.execute(select(Conversation.id, Conversation.title).where(Conversation.owner == owner)
+                             .order_by(Conversation.updated.desc()).limit(limit))
+            return [(cid, title) for cid, title in rows]
+
     def get(self, owner: str, conversation_id: str) -> ConversationView:
         with self.session() as s:
             conv = self._owned(s, owner, conversation_id)
@@ -105,15 +125,49 @@ class Repository:
             return _conversation_view(conv, list(messages))
 
     def rename(self, owner: str, conversation_id: str, title: str) -> None:
-        with self.session.begin() as s:
+        with self.writing() as s:
             self._owned(s, owner, conversation_id).title = title_from(title)
 
+    def check_owner(self, owner: str, conversation_id: str) -> None:
+        """NotFoundError unless the conversation exists and is the owner's (one primary-key read)."""
+        with self.session() as s:
+            self._owned(s, owner, conversation_id)
+
+    @staticmethod
+    def new_conversation_id() -> str:
+        return secrets.token_hex(16)  # 128 bits: ids in URLs are not guessable
+
+    def add_user_message(self, owner: str, conversation_id: str, text_: str, settings: dict, *,
+                         new: bool = False, answer: dict | None = None) -> int | None:
+        """A user's message with the chat's settings in one transaction, committed at once (the text is
+        safe before the model runs). `new`: the conversation is created too, titled by the message.
+        `answer`: the fields of the answer's placeholder, stored after it; returns its id."""
+        with self.writing() as s:
+            if new:
+                conv = Conversation(id=conversation_id, owner=owner, title=title_from(text_))
+                s.add(conv)
+                position = 0
+            else:
+                conv = self._owned(s, owner, conversation_id)
+                position = s.scalar(select(func.coalesce(func.max(Message.position), -1))
+                                    .where(Message.conversation_id == conv.id)) + 1
+            conv.settings = json.dumps(settings)
+            conv.updated = utcnow()
+            s.add(Message(conversation_id=conv.id, position=position, role="user", content=text_))
+            if answer is None:
+                return None
+            placeholder = Message(conversation_id=conv.id, position=position + 1, role="assistant", content="",
+                                  **self._encode(answer))
+            s.add(placeholder)
+            s.flush()
+            return placeholder.id
+
     def update_settings(self, owner: str, conversation_id: str, settings: dict) -> None:
-        with self.session.begin() as s:
+        with self.writing() as s:
             self._owned(s, owner, conversation_id).settings = json.dumps(settings)
 
     def delete(self, owner: str, conversation_id: str) -> None:
-        with self.session.begin() as s:
+        with self.writing() as s:
             conv = self._owned(s, owner, conversation_id)
             s.execute(delete(Message).where(Message.conversation_id == conv.id))
             s.execute(delete(Share).where(Share.conversation_id == conv.id))  # its links die with it
@@ -123,7 +177,7 @@ class Repository:
 
     def add_message(self, owner: str, conversation_id: str, role: str, content: str, **fields) -> int:
         """Append a message and commit at once (the user's text is safe before the model runs)."""
-        with self.session.begin() as s:
+        with self.writing() as s:
             conv = self._owned(s, owner, conversation_id)
             position = s.scalar(select(func.coalesce(func.max(Message.position), -1))
                                 .where(Message.conversation_id == conv.id)) + 1
@@ -136,7 +190,7 @@ class Repository:
 
     def save_message(self, owner: str, message_id: int, **fields) -> None:
         """Update a message (partial answers while streaming, the final one at the end)."""
-        with self.session.begin() as s:
+        with self.writing() as s:
             message = s.get(Message, message_id)
             if message is None or message.conversation.owner != owner:
                 raise NotFoundError("This message does not exist.")
@@ -144,9 +198,26 @@ class Repository:
                 setattr(message, key, value)
             message.conversation.updated = utcnow()
 
+    def save_partials(self, items: list[tuple[str, int, dict]]) -> None:
+        """Save the text so far of many answers being written, as (owner, message id, {content,
+        reasoning, trace}): one statement batch, one commit. Each row is written only if its
+        conversation belongs to that owner."""
+        if not items:
+            return
+        messages, conversations = Message.__table__, Conversation.__table__
+        owned = select(conversations.c.id).where(conversations.c.owner == bindparam("p_owner"))
+        stmt = (update(messages)
+                .where(messages.c.id == bindparam("p_id"), messages.c.conversation_id.in_(owned))
+                .values(content=bindparam("p_content"), reasoning=bindparam("p_reasoning"),
+                        trace=bindparam("p_trace")))
+        rows = [{"p_owner": owner, "p_id": mid, "p_content": f["content"], "p_reasoning": f["reasoning"],
+                 "p_trace": json.dumps(list(f.get("trace") or []))} for owner, mid, f in items]
+        with self.writing() as s:
+            s.connection().execute(stmt, rows)
+
     def truncate(self, owner: str, conversation_id: str, from_position: int) -> None:
         """Delete the messages at and after a position (regenerate, edit)."""
-        with self.session.begin() as s:
+        with self.writing() as s:
             conv = self._owned(s, owner, conversation_id)
             s.execute(delete(Message).where(Message.conversation_id == conv.id,
                                             Message.position >= from_position))

@@ -69,7 +69,7 @@ class Shares:
                       title=conv.title, include_reasoning=bool(include_reasoning), created=now,
                       snapshot=json.dumps(_snapshot(conv.messages, bool(include_reasoning))),
                       expires=now + EXPIRIES[expiry] if EXPIRIES[expiry] else None)
-        with self.repo.session.begin() as s:
+        with self.repo.writing() as s:
             s.add(share)
         return _link(share)
 
@@ -82,7 +82,7 @@ class Shares:
             return [_link(r) for r in rows if _active(r, now)]
 
     def revoke(self, owner: str, token: str) -> None:
-        with self.repo.session.begin() as s:
+        with self.repo.writing() as s:
             share = s.get(Share, token) if isinstance(token, str) and TOKEN.match(token) else None
             if share is None or share.owner != owner:
                 raise NotFoundError("This share link does not exist.")

@@ -32,6 +32,7 @@ def test_list_newest_first(repo):
     b = repo.create_conversation("alice", "second")
     repo.add_message("alice", a, "user", "bump")  # a is now the most recently updated
     assert [c.id for c in repo.list_conversations("alice")] == [a, b]
+    assert repo.list_titles("alice") == [(a, "first"), (b, "second")] and repo.list_titles("bob") == []
 
 
 def test_interrupted_on_restart(url):
@@ -169,3 +170,37 @@ def test_a_failed_query_never_carries_its_values(url):
     with pytest.raises(Exception) as failed, engine.connect() as connection:
         connection.execute(text("SELECT * FROM no_such_table WHERE x = :secret"), {"secret": "my diary words"})
     assert "my diary words" not in str(failed.value)
+
+
+def test_partial_saves_are_one_batch_and_only_into_the_owners_messages(repo):
+    a = repo.create_conversation("alice", "a")
+    b = repo.create_conversation("bob", "b")
+    ma = repo.add_message("alice", a, "assistant", "", status="streaming")
+    mb = repo.add_message("bob", b, "assistant", "", status="streaming")
+    repo.save_partials([("alice", ma, {"content": "Once", "reasoning": "think", "trace": [{"kind": "preamble"}]}),
+                        ("alice", mb, {"content": "hijacked", "reasoning": "", "trace": []}),  # not alice's
+                        ("bob", mb, {"content": "Hi", "reasoning": "", "trace": []})])
+    saved = repo.get("alice", a).messages[0]
+    assert (saved.content, saved.reasoning, saved.trace, saved.status) == ("Once", "think", [{"kind": "preamble"}],
+                                                                           "streaming")
+    assert repo.get("bob", b).messages[0].content == "Hi"
+
+
+def test_a_user_message_starts_or_continues_a_conversation_in_one_step(repo):
+    cid = repo.new_conversation_id()
+    assert repo.add_user_message("alice", cid, "Plan a\ntrip to Lyon", {"effort": "low"}, new=True) is None
+    conv = repo.get("alice", cid)
+    assert (conv.title, conv.settings) == ("Plan a trip to Lyon", {"effort": "low"})  # titled by its first words
+    assert [m.content for m in conv.messages] == ["Plan a\ntrip to Lyon"]
+    mid = repo.add_user_message("alice", cid, "By train?", {"effort": "high"},
+                                answer={"status": "streaming", "effort": "high"})
+    again = repo.get("alice", cid)
+    assert [(m.position, m.role, m.status) for m in again.messages][1:] == [(1, "user", "complete"),
+                                                                          (2, "assistant", "streaming")]
+    assert again.messages[-1].id == mid and again.settings == {"effort": "high"}
+    with pytest.raises(NotFoundError):
+        repo.add_user_message("bob", cid, "mine now", {})
+    with pytest.raises(NotFoundError):
+        repo.check_owner("bob", cid)
+    repo.check_owner("alice", cid)
+    assert len(repo.get("alice", cid).messages) == 3  # bob's message was never stored
