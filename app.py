@@ -27,8 +27,10 @@ from storage.shares import Shares
 from ui.identity import Identity
 from ui.layout import CSS, HEAD, build_layout
 from ui.routes import PageSecurityHeaders, http_routes
+from ui.runtime import lighten_gradio
 from ui.wiring import wire
 
+QUEUED_EVENTS_PER_CHAT = 4  # a chat's tab may have a turn's start, its stream and sidebar refreshes queued
 
 @dataclass
 class Parts:
@@ -52,7 +54,8 @@ def build_app(config: Config, parts: Parts):
                         parts.password_login)
     with page.demo:
         wire(page, chat=parts.service, conversations=parts.conversations, sharing=parts.sharing, host=parts.host,
-             identity=parts.identity, concurrency=config.max_active + config.max_waiting,
+             identity=parts.identity,
+             concurrency=QUEUED_EVENTS_PER_CHAT * (config.max_active + config.max_waiting),
              details=not (parts.password_login or hf_login))  # the one local user runs the server: show why
     return page.demo
 
@@ -81,11 +84,17 @@ def launch(parts: Parts, **kwargs) -> None:
     if parts.password_login:  # password users: end sessions of removed users, changed passwords, old ones
         SessionGuard(config.users_path, config.session_hours * 3600).watch(
             lambda: parts.demo.server_app.tokens if getattr(parts.demo, "is_running", False) else None)
-    # Bounded: beyond the worker's capacity a request is refused at once ("busy"), never parked unseen.
+    # Bounded: beyond the worker's capacity a chat is refused at once ("busy"), never parked unseen. The
+    # queue itself holds every tab's events (starting a turn, its stream, the sidebar's refresh), so it
+    # is sized for several per chat.
     capacity = config.max_active + config.max_waiting
-    parts.demo.queue(default_concurrency_limit=capacity, max_size=capacity)
+    lighten_gradio()
+    parts.demo.queue(default_concurrency_limit=capacity, max_size=QUEUED_EVENTS_PER_CHAT * capacity)
+    # Gradio runs at most `max_threads` queued events at once (default 40), whatever their concurrency
+    # limits: each chat's stream holds one for its whole answer, so 40 would cap the chats shown at 40
+    # and make the 41st wait for someone's answer to end. (Streams are async: no thread each.)
     parts.demo.launch(server_name=config.host, server_port=config.port, share=config.share, css=CSS, head=HEAD,
-                      auth=parts.auth,
+                      auth=parts.auth, max_threads=QUEUED_EVENTS_PER_CHAT * capacity,
                       app_kwargs=app_kwargs(parts), **kwargs)
 
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 from typing import Iterator
 
 from backend.harmony.codec import PromptSettings, Turn
-from backend.turns import LiveTurn, Snapshot
+from backend.saver import PartialSaver
+from backend.turns import LiveTurn, Pace, Snapshot
 from backend.worker import ChatRequest
 from core.config import (
     DEFAULT_EFFORT,
@@ -95,11 +96,21 @@ class ChatService:
     def __init__(self, repo: Repository, host, max_message_chars: int = MAX_MESSAGE_CHARS,
                  save_interval_s: float = SAVE_INTERVAL_S):
         self.repo, self.host, self.max_message_chars = repo, host, max_message_chars
-        self.save_interval_s = save_interval_s
+        self.saver = PartialSaver(repo.save_partials, save_interval_s)
         self._turns: dict[str, object] = {}  # conversation id -> its LiveTurn (or _CLAIM while starting)
         self._unseen: dict[str, set[str]] = {}  # owner -> conversations whose answer ended unwatched
         self._closing = False
         self._lock = threading.Lock()
+        self.pace = Pace()  # one for all pages: the more that watch, the fewer updates each
+
+    @property
+    def save_interval_s(self) -> float:
+        """How often answers being written are saved: the most a crash can lose."""
+        return self.saver.interval
+
+    @save_interval_s.setter
+    def save_interval_s(self, value: float) -> None:
+        self.saver.interval = value
 
     # -- turns -----------------------------------------------------------------------
 
@@ -113,14 +124,27 @@ class ChatService:
     def send(self, owner: str, conversation_id: str | None, text: str,
              options: ChatOptions) -> Iterator[Snapshot]:
         text, options = self._message_and_options(text, options, "Type a message first.")
-        if conversation_id:
-            self.repo.get(owner, conversation_id)  # not found for anyone else's, before any claim
+        new = not conversation_id
+        if new:  # titled by its first line when stored; nobody else can know its id yet
+            conversation_id = self.repo.new_conversation_id()
         else:
-            conversation_id = self.repo.create_conversation(owner, text)  # titled by its first line
+            self.repo.check_owner(owner, conversation_id)  # not found for anyone else's, before any claim
         with self._claimed(conversation_id):
-            self.repo.add_message(owner, conversation_id, "user", text)  # committed before the model runs
-            self.repo.update_settings(owner, conversation_id, options.__dict__)
-            return self._answer(owner, conversation_id, options)
+            history = [] if new else self.repo.get(owner, conversation_id).messages
+            user = MessageView(id=0, position=len(history), role="user", content=text)
+            try:  # the model only runs once the turn starts, after the message is stored below
+                job = self._submit(history + [user], options)
+            except BaseException:
+                self.repo.add_user_message(owner, conversation_id, text, options.__dict__, new=new)
+                raise  # e.g. still loading, or busy: the message is kept, the user can try again
+            try:  # one transaction: the message, the chat's settings, the answer's placeholder
+                mid = self.repo.add_user_message(owner, conversation_id, text, options.__dict__, new=new,
+                                                 answer={"status": MessageStatus.STREAMING,
+                                                         "effort": options.effort})
+            except BaseException:
+                job.discard()  # its stream will never run: give the worker slot back now
+                raise
+            return self._run_turn(owner, conversation_id, history + [user], job, mid, options)
 
     def regenerate(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
         """Drop the last answer (if any) and answer the last user message again."""
@@ -214,22 +238,31 @@ class ChatService:
                     del self._turns[conversation_id]
             raise
 
-    def _answer(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
-        history = self.repo.get(owner, conversation_id).messages
-        worker = self.host.worker()  # raises a clear error while loading; the user message is kept
+    def _submit(self, history: list[MessageView], options: ChatOptions):
+        worker = self.host.worker()  # raises a clear error while loading
         settings = PromptSettings(effort=options.effort, instructions=options.instructions)
-        job = worker.submit(ChatRequest(_turns(history), settings, options.temperature, options.max_new_tokens))
+        return worker.submit(ChatRequest(_turns(history), settings, options.temperature, options.max_new_tokens))
+
+    def _answer(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
+        """Answer the conversation as stored (regenerate, edit: the user message is already saved)."""
+        history = self.repo.get(owner, conversation_id).messages
+        job = self._submit(history, options)
         try:
             mid = self.repo.add_message(owner, conversation_id, "assistant", "", status=MessageStatus.STREAMING,
                                         effort=options.effort)
         except BaseException:
             job.discard()  # its stream will never run: give the worker slot back now
             raise
+        return self._run_turn(owner, conversation_id, history, job, mid, options)
+
+    def _run_turn(self, owner: str, conversation_id: str, history: list[MessageView], job, mid: int,
+                  options: ChatOptions) -> Iterator[Snapshot]:
         live = MessageView(id=mid, position=len(history), role="assistant", content="",
                            effort=options.effort, status=MessageStatus.STREAMING)
-        turn = LiveTurn(owner, conversation_id, history, live, job, save_interval_s=self.save_interval_s,
-                        save=lambda m, **extra: self._save_partial(owner, m, **extra),
-                        finish=lambda m, done: self._finish(owner, m, done), on_end=self._ended)
+        turn = LiveTurn(owner, conversation_id, history, live, job, saver=self.saver,
+                        save=lambda m, **extra: self._save_end(owner, m, **extra),
+                        finish=lambda m, done: self._finish(owner, m, done), on_end=self._ended,
+                        pace=self.pace)
         with self._lock:  # registered and started as one step: a shutdown sees no turn that is not running
             self._turns[conversation_id] = turn  # takes over the claim
             turn.start()
@@ -245,12 +278,10 @@ class ChatService:
             if not turn.watchers:  # nobody saw it end: mark it in the sidebar until opened
                 self._unseen.setdefault(turn.owner, set()).add(turn.conversation_id)
 
-    def _save_partial(self, owner: str, live: MessageView, **extra) -> None:
-        try:
-            self.repo.save_message(owner, live.id, content=live.content, reasoning=live.reasoning,
-                                   trace=live.trace, **extra)
-        except Exception:  # a failed periodic save must not kill the stream
-            log.exception("saving a partial answer failed")
+    def _save_end(self, owner: str, live: MessageView, **extra) -> None:
+        """A turn that ended without finishing (stopped, failed, interrupted): what it has, as it is."""
+        self.repo.save_message(owner, live.id, content=live.content, reasoning=live.reasoning,
+                               trace=live.trace, **extra)
 
     def _finish(self, owner: str, live: MessageView, done: Done) -> None:
         s = done.stats

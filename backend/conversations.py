@@ -25,6 +25,10 @@ class Conversations:
         """The owner's conversations, newest first (without their messages)."""
         return self.repo.list_conversations(owner)
 
+    def titles(self, owner: str) -> list[tuple[str, str]]:
+        """(id, title) of the owner's conversations, newest first: what the sidebar lists."""
+        return self.repo.list_titles(owner)
+
     def open(self, owner: str, conversation_id: str) -> ConversationView:
         return self.repo.get(owner, conversation_id)
 

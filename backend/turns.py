@@ -1,7 +1,8 @@
 """An answer being written, owned by the server: it runs to its end whoever is watching.
 
-A `LiveTurn` runs on its own thread: it reads the worker's events, folds them into the live
-message, saves it every couple of seconds and at the end. Pages subscribe with `snapshots()`
+A `LiveTurn` runs on its own thread: it reads the worker's events and folds them into the live
+message; a PartialSaver saves it every couple of seconds (with every other turn's) and the turn
+saves it at the end. Pages subscribe with `snapshots()`
 and only relay: a page that closes, reloads or loses its connection ends its own subscription,
 never the turn. Only `cancel` (Stop, from any tab of the owner, or the API) or `interrupt` (a
 clean shutdown) end a turn early. A turn holds one live message however many pages watch, so
@@ -17,13 +18,39 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from backend.saver import PartialSaver
 from core.events import Answer, Done, Preamble, Reasoning, ToolCall
 from core.records import MessageStatus, MessageView
 
 log = logging.getLogger(__name__)
 
-STREAM_INTERVAL_S = 0.05  # at most 20 page updates a second, however fast tokens come
+STREAM_INTERVAL_S = 0.05  # at most 20 page updates a second per page, however fast tokens come
+UPDATES_PER_S = 200  # all pages together: past this, each page gets fewer, larger updates
 IDLE_WAKE_S = 0.5  # a waiting subscriber re-checks at least this often
+
+
+class Pace:
+    """How often a page may update. A page update costs the server about a millisecond of CPU whatever
+    it carries, and tokens come as fast as the engine makes them: so each page gets at most
+    1/STREAM_INTERVAL_S updates a second, and all pages together at most UPDATES_PER_S. With many
+    chats at once each update simply carries more text; the server never falls behind into one
+    update per token."""
+
+    def __init__(self, updates_per_s: float = UPDATES_PER_S, floor_s: float = STREAM_INTERVAL_S):
+        self.updates_per_s, self.floor_s = updates_per_s, floor_s
+        self._lock = threading.Lock()
+        self.watching = 0
+
+    def join(self) -> None:
+        with self._lock:
+            self.watching += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self.watching -= 1
+
+    def interval(self) -> float:
+        return max(self.floor_s, self.watching / self.updates_per_s)
 
 
 @dataclass
@@ -39,10 +66,11 @@ class Snapshot:
 class LiveTurn:
     def __init__(self, owner: str, conversation_id: str, history: list[MessageView], live: MessageView, job,
                  save: Callable[..., None], finish: Callable[[MessageView, Done], None],
-                 save_interval_s: float, on_end: Callable[["LiveTurn"], None]):
+                 saver: PartialSaver, on_end: Callable[["LiveTurn"], None], pace: Pace | None = None):
         self.owner, self.conversation_id, self.history, self.job = owner, conversation_id, history, job
+        self.pace = pace or Pace()
         self._live, self._save, self._finish, self._on_end = live, save, finish, on_end
-        self.save_interval_s = save_interval_s
+        self._saver = saver  # saves the text so far every few seconds, with every other turn's
         self._cond = threading.Condition()
         self.version = 0  # bumped on every change of the live message
         self._urgent = 0  # bumped when a phase starts (reasoning, answer, a trace step): shown at once
@@ -51,7 +79,18 @@ class LiveTurn:
         self._interrupted = False
         self._thread = threading.Thread(target=self._run, name=f"turn-{conversation_id[:8]}", daemon=True)
 
+    @property
+    def message_id(self) -> int:
+        return self._live.id
+
+    def partial_fields(self) -> dict:
+        """What a periodic save writes: the text so far."""
+        with self._cond:
+            live = self._live
+            return {"content": live.content, "reasoning": live.reasoning, "trace": [dict(e) for e in live.trace]}
+
     def start(self) -> "LiveTurn":
+        self._saver.add(self)
         self._thread.start()
         return self
 
@@ -68,7 +107,7 @@ class LiveTurn:
     # -- the turn's own thread -------------------------------------------------------------
 
     def _run(self) -> None:
-        live, last_save, done = self._live, time.monotonic(), None
+        live, done = self._live, None
         try:
             for event in self.job.events():
                 if isinstance(event, Done):
@@ -81,10 +120,8 @@ class LiveTurn:
                     self.version += 1
                     self._urgent += phase
                     self._cond.notify_all()
-                now = time.monotonic()
-                if now - last_save >= self.save_interval_s or (phase and isinstance(event, Answer)):
-                    self._save(live)  # also right when the answer starts: the whole reasoning is then safe
-                    last_save = now
+                if phase and isinstance(event, Answer):
+                    self._saver.soon()  # the answer starts: the whole reasoning is safe at once
         except Exception:  # a bug must not leave the turn "streaming" or its pages waiting forever
             log.exception("a turn failed")
             live.status, live.error = MessageStatus.ERROR, "The answer failed on the server."
@@ -93,6 +130,7 @@ class LiveTurn:
     def _end(self, done: Done | None) -> None:
         """Record how the turn ended (always exactly once), then wake every subscriber."""
         live = self._live
+        self._saver.remove(self)  # from here on only this final save writes the message
         try:
             if done is not None and not self._interrupted:
                 self._finish(live, done)
@@ -116,29 +154,30 @@ class LiveTurn:
     def _copy(self) -> MessageView:
         return replace(self._live, trace=[dict(e) for e in self._live.trace])
 
-    def snapshots(self, interval: float = STREAM_INTERVAL_S) -> "Watch":
-        """What has been written so far, then each change (at most every `interval` seconds, phase
+    def snapshots(self) -> "Watch":
+        """What has been written so far, then each change (as often as the Pace allows, phase
         changes at once), then the end; iterate it in a thread or with `async for`. Closing it (or
         dropping it) leaves the turn running."""
-        return Watch(self, interval)
+        return Watch(self)
 
 
 class Watch:
     """One subscriber's view of a LiveTurn. It holds no events, only where it has got to: memory per
     turn stays one live message however many pages come and go."""
 
-    def __init__(self, turn: LiveTurn, interval: float):
-        self.turn, self.interval = turn, interval
+    def __init__(self, turn: LiveTurn):
+        self.turn, self.pace = turn, turn.pace
         self._seen, self._urgent, self._last, self._finished = -1, -1, 0.0, False
         with turn._cond:
             turn.watchers += 1
+        self.pace.join()
 
     def _take(self) -> Snapshot | None:
         """The next snapshot if one is due now (call with the turn's lock held)."""
         t = self.turn
         if t.version == self._seen and not t.done:
             return None
-        if not t.done and t._urgent == self._urgent and time.monotonic() - self._last < self.interval:
+        if not t.done and t._urgent == self._urgent and time.monotonic() - self._last < self.pace.interval():
             return None  # throttle: fold more tokens into this update
         self._seen, self._urgent, self._last = t.version, t._urgent, time.monotonic()
         return Snapshot(t.conversation_id, t.history, t._copy(), done=t.done)
@@ -157,7 +196,7 @@ class Watch:
             raise StopIteration
         with self.turn._cond:
             while (snap := self._take()) is None:
-                wait = self.interval - (time.monotonic() - self._last)
+                wait = self.pace.interval() - (time.monotonic() - self._last)
                 self.turn._cond.wait(max(wait, 0.001) if self.turn.version != self._seen else IDLE_WAKE_S)
         return self._deliver(snap)
 
@@ -171,15 +210,18 @@ class Watch:
         while True:
             with self.turn._cond:
                 snap = self._take()
+                fresh = self.turn.version != self._seen
             if snap is not None:
                 return self._deliver(snap)
-            await asyncio.sleep(self.interval)
+            interval = self.pace.interval()  # throttled: sleep out the rest; idle: a whole interval
+            await asyncio.sleep(max(interval - (time.monotonic() - self._last), 0.005) if fresh else interval)
 
     def close(self) -> None:
         if not self._finished:
             self._finished = True
             with self.turn._cond:
                 self.turn.watchers -= 1
+            self.pace.leave()
 
     def __del__(self):
         self.close()

@@ -26,6 +26,10 @@ from core.events import Answer, Done, Event, Reasoning, Stats, StopReason
 log = logging.getLogger(__name__)
 
 READ_POLL_S = 0.1  # how often a waiting job re-checks cancel and its deadline
+# A job reads its stream at most this often, taking every id that came meanwhile: its thread wakes
+# 40 times a second, not once per token (each wake-up costs the whole server interpreter time; pages
+# update at most 20 times a second anyway).
+READ_TICK_S = 0.025
 
 
 @dataclass
@@ -189,12 +193,16 @@ class Job:
                 continue
             if chunk is None:
                 break
+            read_at = time.monotonic()
             for token in chunk:
                 last = token
                 for event in parser.feed(token):
                     meter.saw(event)
                     yield event
                 meter.count(parser)
+            rest = READ_TICK_S - (time.monotonic() - read_at)
+            if rest > 0 and not self._stream.closed:
+                time.sleep(rest)
         reason, error = self._stop_reason(last, timed_out)
         for event in parser.finish(show_partial_header=reason != StopReason.STOPPED):
             meter.saw(event)

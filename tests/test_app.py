@@ -27,8 +27,8 @@ def test_send_streams_reasoning_and_answer_as_separate_messages(app_url):
     c = client(url)
     job = send(c, "hi there", effort="high")
     outputs = list(job)
-    chat, _, conversation_id, _ = job.result()
-    assert outputs[0][3] == "" and len(conversation_id) == 32
+    chat, _, conversation_id = job.result()
+    assert outputs[0][2] == conversation_id and len(conversation_id) == 32
     assert chat[0]["role"] == "user" and chat[0]["content"][0]["text"] == "hi there" if isinstance(
         chat[0]["content"], list) else chat[0]["content"] == "hi there"
     thought, answer, stats = chat[1], chat[2], chat[3]

@@ -49,7 +49,10 @@ def test_partial_answer_is_saved_while_streaming(service, repo):
     service.save_interval_s = 0.0
     stream = service.send("alice", None, "hi", OPTS)
     snaps = [next(stream) for _ in range(3)]
-    saved = repo.get("alice", snaps[0].conversation_id).messages[1]
+    deadline, saved = time.monotonic() + 10, None
+    while time.monotonic() < deadline and not (saved and saved.reasoning):
+        saved = repo.get("alice", snaps[0].conversation_id).messages[1]
+        time.sleep(0.01)
     assert saved.status == "streaming" and saved.reasoning  # a crash now would leave this, as "interrupted"
     stream.close()
     assert SAVE_INTERVAL_S <= 2.0
@@ -110,15 +113,14 @@ def test_shutdown_saves_turns_in_progress_as_interrupted(service, repo):
 
 
 def test_a_shutdown_while_an_answer_is_being_set_up_still_saves_it_as_interrupted(service, repo, monkeypatch):
-    real_add = repo.add_message
+    real_add = repo.add_user_message
 
-    def add_then_stop(owner, cid, role, content, **fields):
-        mid = real_add(owner, cid, role, content, **fields)
-        if role == "assistant":
-            service.shutdown()  # SIGTERM lands after the placeholder is stored, before its turn runs
+    def add_then_stop(*args, **fields):
+        mid = real_add(*args, **fields)
+        service.shutdown()  # SIGTERM lands after the placeholder is stored, before its turn runs
         return mid
 
-    monkeypatch.setattr(repo, "add_message", add_then_stop)
+    monkeypatch.setattr(repo, "add_user_message", add_then_stop)
     snaps = list(service.send("alice", None, "hi", OPTS))
     assert snaps[-1].done
     answer = repo.get("alice", snaps[0].conversation_id).messages[1]
@@ -210,19 +212,19 @@ def test_two_tabs_sending_at_the_same_instant_get_one_answer(service, repo):
 
 def test_a_failed_placeholder_save_gives_the_worker_slot_back(service, repo, monkeypatch):
     worker = service.host.worker()
-    real_add = repo.add_message
+    cid = list(service.send("alice", None, "hello", OPTS))[0].conversation_id
+    real_add = repo.add_user_message
 
-    def failing_add(owner, cid, role, content, **fields):
-        if role == "assistant":
+    def failing_add(*args, answer=None, **fields):
+        if answer is not None:
             raise RuntimeError("disk full")
-        return real_add(owner, cid, role, content, **fields)
+        return real_add(*args, answer=answer, **fields)
 
-    monkeypatch.setattr(repo, "add_message", failing_add)
+    monkeypatch.setattr(repo, "add_user_message", failing_add)
     with pytest.raises(RuntimeError):
-        service.send("alice", None, "hello", OPTS)
+        service.send("alice", cid, "more", OPTS)
     assert worker.active == 0 and worker.waiting == 0
-    monkeypatch.setattr(repo, "add_message", real_add)
-    cid = repo.list_conversations("alice")[0].id
+    monkeypatch.setattr(repo, "add_user_message", real_add)
     assert list(service.send("alice", cid, "again", OPTS))[-1].done  # not stuck as "still being written"
 
 

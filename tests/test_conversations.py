@@ -27,6 +27,7 @@ def test_list_open_rename_delete_stay_with_the_owner(repo, services):
     assert [c.id for c in conversations.list("alice")] == [cid] and conversations.list("bob") == []
     conversations.rename("alice", cid, "Birds")
     assert conversations.open("alice", cid).title == "Birds"
+    assert conversations.titles("alice") == [(cid, "Birds")] and conversations.titles("bob") == []
     for stranger_does in (lambda: conversations.open("bob", cid), lambda: conversations.delete("bob", cid)):
         with pytest.raises(NotFoundError):
             stranger_does()

@@ -76,7 +76,7 @@ def test_probe_chooses_chat_mode(app):
 def test_chat_shows_reasoning_and_answer_apart(app):
     url, parts = app
     c = gradio_client.Client(url, verbose=False)
-    chat, _, cid, _ = c.submit("Convert 3 km to m", "", "high", "", 0.0, 300, api_name="/send").result()
+    chat, _, cid = c.submit("Convert 3 km to m", "", "high", "", 0.0, 300, api_name="/send").result()
     thought, answer, stats = chat[1], chat[2], chat[3]
     assert thought["metadata"]["title"].startswith("Thought for") and "km" in str(thought["content"])
     assert "3000" in str(answer["content"]) and not (answer.get("metadata") or {}).get("title")

@@ -3,7 +3,8 @@
 import pytest
 
 from backend.harmony.codec import PromptSettings, Turn
-from backend.turns import LiveTurn
+from backend.saver import PartialSaver
+from backend.turns import STREAM_INTERVAL_S, LiveTurn, Pace
 from backend.worker import ChatRequest
 from core.records import MessageStatus, MessageView
 
@@ -12,12 +13,13 @@ from core.records import MessageStatus, MessageView
 def start_turn(make_host):
     host = make_host()
 
-    def start(saves, finishes, ended):
+    def start(saves, finishes, ended, pace=None):
         job = host.worker().submit(ChatRequest([Turn("user", "hi")], PromptSettings(), 1.0, 400))
         live = MessageView(id=1, position=1, role="assistant", content="", status=MessageStatus.STREAMING)
+        saver = PartialSaver(saves.extend, 0.01)
         return LiveTurn("alice", "c" * 32, [], live, job, save=lambda m, **kw: saves.append(kw),
-                        finish=lambda m, done: finishes.append(done.stop_reason), save_interval_s=0.01,
-                        on_end=ended.append).start()
+                        finish=lambda m, done: finishes.append(done.stop_reason), saver=saver,
+                        on_end=ended.append, pace=pace).start()
     return start
 
 
@@ -36,8 +38,8 @@ def test_subscribers_come_and_go_and_the_turn_runs_to_its_end(start_turn):
 
 
 def test_updates_are_fewer_than_tokens_and_phases_show_at_once(start_turn):
-    turn = start_turn([], [], [])
-    snaps = list(turn.snapshots(interval=0.2))
+    turn = start_turn([], [], [], pace=Pace(floor_s=0.2))
+    snaps = list(turn.snapshots())
     assert snaps[-1].done
     assert len(snaps) < turn.version  # many tokens folded into each update
     assert any(s.live.reasoning and not s.live.content for s in snaps)  # reasoning shown before the answer
@@ -50,3 +52,25 @@ def test_cancel_keeps_what_was_written_as_stopped(start_turn):
     next(watch)
     turn.cancel()
     assert list(watch)[-1].done and finishes == ["stopped"]
+
+
+def test_the_more_pages_watch_the_fewer_updates_each_gets():
+    pace = Pace(updates_per_s=100)
+    assert pace.interval() == STREAM_INTERVAL_S
+    for _ in range(40):
+        pace.join()
+    assert pace.interval() == pytest.approx(0.4)  # 40 pages x 2.5 updates/s = the 100/s budget
+    for _ in range(40):
+        pace.leave()
+    assert pace.interval() == STREAM_INTERVAL_S
+
+
+def test_watches_join_and_leave_the_pace(start_turn):
+    pace = Pace()
+    turn = start_turn([], [], [], pace=pace)
+    watches = [turn.snapshots() for _ in range(3)]
+    assert pace.watching == 3
+    list(watches[0])  # one runs to the end
+    watches[1].close()
+    del watches[2]  # one is dropped
+    assert pace.watching == 0

@@ -34,6 +34,9 @@ for (const kind of ['keydown', 'keypress']) {
 CSS = """
 #status-banner { padding: 6px 12px; border-radius: 8px; }
 #status-banner.notice { background: var(--color-accent-soft); }
+/* The live panel shows only while an answer is being written: hidden by its emptiness, so that no
+   streaming update has to change a component's visibility (a costly update in Gradio). */
+#live:not(:has([data-testid="bot"])) { display: none; }
 """
 
 
@@ -73,6 +76,8 @@ class Page:
     share_links: gr.Radio
     share_revoke: gr.Button
     attach: gr.Button
+    api_send: gr.Button
+    api_regenerate: gr.Button
     logout: gr.Button
     copy_row: gr.Row
     copy_note: gr.Markdown
@@ -90,6 +95,8 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
             gr.LoginButton(elem_id="hf-login")  # Spaces with hf_oauth: conversations belong to the HF account
         conversation_id = gr.Textbox(visible="hidden", elem_id="conversation-id")
         attach = gr.Button(visible=False)  # /attach: follow a conversation's answer in progress
+        api_send = gr.Button(visible=False)  # /send and /regenerate for scripts: the whole answer streamed
+        api_regenerate = gr.Button(visible=False)
         sidebar_timer = gr.Timer(SIDEBAR_REFRESH_S)  # marks answers in progress and new ones
         sidebar_shown = gr.State([])
         with gr.Sidebar(open=True):
@@ -137,7 +144,7 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
                              feedback_options=None, buttons=["copy"])
         # The turn being written streams here, so each update carries one exchange, not the
         # whole history (Gradio re-processes a chatbot's full value on every update).
-        live = gr.Chatbot(label="Writing…", elem_id="live", visible=False, height="auto", max_height="50vh",
+        live = gr.Chatbot(label="Writing…", elem_id="live", height="auto", max_height="50vh",
                           sanitize_html=True, allow_tags=False, group_consecutive_messages=False,
                           feedback_options=None, buttons=["copy"])
         with gr.Row():
@@ -165,6 +172,7 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         rename=rename, delete=delete, confirm_row=confirm_row, confirm_delete=confirm_delete,
         cancel_delete=cancel_delete, export_json=export_json, export_md=export_md,
         share_expiry=share_expiry, share_reasoning=share_reasoning, share_create=share_create,
-        share_link=share_link, share_links=share_links, share_revoke=share_revoke, attach=attach, logout=logout,
+        share_link=share_link, share_links=share_links, share_revoke=share_revoke, attach=attach, api_send=api_send,
+        api_regenerate=api_regenerate, logout=logout,
         copy_row=copy_row, copy_note=copy_note, copy_confirm=copy_confirm, copy_cancel=copy_cancel,
         copy_token=copy_token, sidebar_timer=sidebar_timer, sidebar_shown=sidebar_shown)

@@ -104,6 +104,12 @@ def _stats_detail(m: MessageView) -> str:
     return f"Stop reason: {m.stop_reason or m.status}. Status: {m.status}."
 
 
+def page_value(chatbot: gr.Chatbot, rows: list[gr.ChatMessage]) -> list[dict]:
+    """Chat rows in the form the page receives (the chatbot's own postprocess), for events that run
+    with postprocess=False so that Gradio does not process a value again on every streamed update."""
+    return chatbot.postprocess(rows).model_dump()
+
+
 def message_rows(m: MessageView) -> list[gr.ChatMessage]:
     if m.role == "user":
         return [gr.ChatMessage(role="user", content=escape_html(m.content))]

@@ -16,7 +16,7 @@ from core.errors import NotFoundError
 from ui.errors import user_errors
 from ui.identity import Identity
 from ui.layout import Page
-from ui.render import assistant_messages, escape_html, render_history
+from ui.render import assistant_messages, escape_html, page_value, render_history
 from ui.sharing import ShareHandlers, wire_sharing
 
 SET_URL_JS = """(id) => { const u = new URL(window.location.href);
@@ -48,74 +48,101 @@ class Handlers:
     """Plain functions over the services; wired to the page by the wire_* functions below."""
 
     def __init__(self, chat: ChatService, conversations: Conversations, identity: Identity,
-                 shares: ShareHandlers):
+                 shares: ShareHandlers, page_chatbot: gr.Chatbot):
         self.chat, self.conversations, self.shares = chat, conversations, shares
         self.owner, self.identity = identity.owner, identity
+        self.page_chatbot = page_chatbot  # its own postprocess puts messages in the page's form
 
     # streaming turns -----------------------------------------------------------------
-    async def _relay(self, watch, clear_message: bool = True):
-        """(history, live, conversation id, message box) per update of a turn's Watch.
+    # A turn on the page is two events, Gradio's chat idiom: a quick one stores the message, starts
+    # the answer on the server and clears the box; then `follow` relays the answer as it is written.
+    # The relay's event runs with postprocess=False and yields values already in the page's form:
+    # Gradio then sends each update as a diff against the last one without processing anything again
+    # (a gr.skip() or a component update in a streaming yield makes it rebuild that component and its
+    # schema: ~5 ms each, on every token).
+
+    def _page(self, rows) -> list[dict]:
+        return page_value(self.page_chatbot, rows)
+
+    async def _relay(self, watch):
+        """(history, live) in page form per update of a turn's Watch.
 
         The relay runs on the event loop and holds no thread between updates, so closing the tab or
         opening another conversation ends it at once, and never the turn: the answer goes on on the
-        server. The history is sent twice per turn (start and end); the updates in between carry
-        only the live exchange.
+        server. The history is rendered at the start and the end of a turn; in between the same object
+        is sent again (Gradio's diff finds it unchanged at once) and only the live exchange changes.
         """
-        first = True
+        history = None
         try:
             async for snap in watch:
                 if snap.done:
-                    rows = render_history(snap.history + [snap.live]).rows
-                    yield rows, hidden_live(), snap.conversation_id, gr.skip()
+                    yield self._page(render_history(snap.history + [snap.live]).rows), []
                     return
-                live = assistant_messages(snap.live, live=True) if snap.live else []
-                if first:  # the user's message is already in the history
-                    yield (render_history(snap.history).rows, gr.Chatbot(value=live, visible=True),
-                           snap.conversation_id, "" if clear_message else gr.skip())
-                    first = False
-                else:
-                    yield gr.skip(), live, gr.skip(), gr.skip()
+                if history is None:
+                    history = self._page(render_history(snap.history).rows)
+                yield history, self._page(assistant_messages(snap.live, live=True) if snap.live else [])
         finally:
             watch.close()
+
+    def _started(self, watch, request: gr.Request):
+        """The page right after a turn started: the history with the new message, what the live panel
+        shows so far, the conversation id, an empty message box, and the sidebar (the conversation
+        on top, marked as being written). `follow` takes over from here."""
+        try:
+            snap = next(watch)
+        finally:
+            watch.close()  # the turn goes on; `follow` attaches to it by conversation id
+        live = assistant_messages(snap.live, live=True) if snap.live and not snap.done else []
+        rows = render_history(snap.history + ([snap.live] if snap.done else [])).rows
+        choices = self.sidebar_choices(request)
+        return rows, live, snap.conversation_id, "", gr.Radio(choices=choices), [list(c) for c in choices]
 
     @staticmethod
     def _options(effort, instructions, temperature, max_new_tokens) -> ChatOptions:
         return ChatOptions(effort or DEFAULT_EFFORT, instructions or "", temperature, max_new_tokens)
 
-    async def send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens,
-                   request: gr.Request):
+    def send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens,
+             request: gr.Request):
         if not (text or "").strip():
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()  # an empty message is simply not sent
-            return
+            return (gr.skip(),) * 6  # an empty message is simply not sent
+        opts = self._options(effort, instructions, temperature, max_new_tokens)
+        return self._started(self.chat.send(self.owner(request), conversation_id or None, text, opts), request)
+
+    def regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens,
+                   request: gr.Request):
+        if not conversation_id:
+            raise NotFoundError("Open or start a conversation first.")
+        opts = self._options(effort, instructions, temperature, max_new_tokens)
+        return self._started(self.chat.regenerate(self.owner(request), conversation_id, opts), request)
+
+    def edit(self, conversation_id, effort, instructions, temperature, max_new_tokens,
+             edit: gr.EditData, request: gr.Request):
+        owner = self.owner(request)
+        opts = self._options(effort, instructions, temperature, max_new_tokens)
+        positions = render_history(self.conversations.open(owner, conversation_id).messages).positions
+        index = edit.index if isinstance(edit.index, int) else edit.index[0]
+        position = positions[index] if 0 <= index < len(positions) else None
+        return self._started(self.chat.edit(owner, conversation_id, position, edit.value, opts), request)
+
+    async def api_send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens,
+                       request: gr.Request):
+        """/send for scripts: the whole answer as one stream of (chat, live, conversation id)."""
         opts = self._options(effort, instructions, temperature, max_new_tokens)
         owner = self.owner(request)  # the database work and the claim run off the event loop:
         watch = await anyio.to_thread.run_sync(self.chat.send, owner, conversation_id or None, text, opts)
-        async for out in self._relay(watch):
-            yield out
+        async for history, live in self._relay(watch):
+            yield history, live, watch.turn.conversation_id
 
-    async def regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens,
-                         request: gr.Request):
+    async def api_regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens,
+                             request: gr.Request):
+        """/regenerate for scripts: the new answer as one stream."""
         if not conversation_id:
             raise NotFoundError("Open or start a conversation first.")
         opts = self._options(effort, instructions, temperature, max_new_tokens)
         owner = self.owner(request)
         watch = await anyio.to_thread.run_sync(self.chat.regenerate, owner, conversation_id, opts)
-        async for out in self._relay(watch):
-            yield out
-
-    async def edit(self, conversation_id, effort, instructions, temperature, max_new_tokens,
-                   edit: gr.EditData, request: gr.Request):
-        owner = self.owner(request)
-        opts = self._options(effort, instructions, temperature, max_new_tokens)
-
-        def start():
-            positions = render_history(self.conversations.open(owner, conversation_id).messages).positions
-            index = edit.index if isinstance(edit.index, int) else edit.index[0]
-            position = positions[index] if 0 <= index < len(positions) else None
-            return self.chat.edit(owner, conversation_id, position, edit.value, opts)
-
-        async for out in self._relay(await anyio.to_thread.run_sync(start)):
-            yield out
+        async for history, live in self._relay(watch):
+            yield history, live, conversation_id
 
     def stop(self, conversation_id, request: gr.Request) -> None:
         self.chat.stop(self.owner(request), conversation_id or None)
@@ -127,15 +154,21 @@ class Handlers:
         if owner and conversation_id:
             watch = await anyio.to_thread.run_sync(self.chat.attach, owner, conversation_id)  # marks it seen
         if watch is not None:
-            async for out in self._relay(watch, clear_message=False):
+            async for out in self._relay(watch):
                 yield out
         elif owner and conversation_id and stored_if_idle:
             conv = await anyio.to_thread.run_sync(self.conversations.open, owner, conversation_id)
-            yield render_history(conv.messages).rows, hidden_live(), conversation_id, gr.skip()
-        else:
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield self._page(render_history(conv.messages).rows), []
+        else:  # nothing to show: leave the page as it is (a generator that yields nothing would empty it)
+            yield gr.skip(), gr.skip()
 
     async def follow(self, conversation_id, request: gr.Request):
+        """The page, right after a turn started: its answer streamed to the end (or, if it has already
+        ended, the conversation as stored)."""
+        async for out in self._follow(conversation_id, request, stored_if_idle=True):
+            yield out
+
+    async def follow_opened(self, conversation_id, request: gr.Request):
         """The page, right after opening a conversation (click, reload, a second tab, another device):
         the live stream if an answer is in progress; nothing more to do otherwise."""
         async for out in self._follow(conversation_id, request, stored_if_idle=False):
@@ -154,8 +187,8 @@ class Handlers:
         if not owner:
             return []
         writing, unseen = self.chat.writing(owner), self.chat.unseen(owner)
-        return [(c.title + (WRITING if c.id in writing else NEW_ANSWER if c.id in unseen else ""), c.id)
-                for c in self.conversations.list(owner)]
+        return [(title + (WRITING if cid in writing else NEW_ANSWER if cid in unseen else ""), cid)
+                for cid, title in self.conversations.titles(owner)]
 
     def sidebar(self, request: gr.Request):
         return gr.Radio(choices=self.sidebar_choices(request))
@@ -256,38 +289,45 @@ STREAM = dict(show_progress="hidden", concurrency_id="turns")
 WRITING, NEW_ANSWER = " · writing…", " · new answer"  # sidebar marks
 
 
-def hidden_live():
-    """The live panel, emptied and hidden: a conversation opens without another's answer under it."""
-    return gr.Chatbot(value=[], visible=False)
+def hidden_live() -> list:
+    """The live panel emptied (the page's CSS hides it while it is empty): a conversation opens
+    without another's answer under it."""
+    return []
 
 
 def wire_turns(p: Page, h: Handlers, concurrency: int) -> list:
-    """Send, regenerate, edit (streamed into the live panel), stop, and following a turn already
-    in progress. Returns the page's relays: events that only show a turn (cancelling one never
-    stops the turn itself)."""
+    """Send, regenerate, edit (started, then streamed into the live panel by `follow`), stop, and the
+    API's whole-answer streams. Returns the page's relays: events that only show a turn (cancelling
+    one never stops the turn itself). `concurrency` is high enough that a request past the worker's
+    capacity reaches the worker and is refused at once ("busy") rather than parked in Gradio's queue."""
     opts = [p.effort, p.instructions, p.temperature, p.max_new_tokens]
-    out = [p.chatbot, p.live, p.conversation_id, p.message]
-    stream = dict(STREAM, concurrency_limit=concurrency)
+    started = [p.chatbot, p.live, p.conversation_id, p.message, p.conversations, p.sidebar_shown]
+    shown = [p.chatbot, p.live]
+    limit = dict(concurrency_limit=concurrency)
+    relays = []
+    # Starting a turn is quick (store the message, claim, submit): a direct call, outside the queue.
+    start = dict(api_visibility="private", queue=False)
 
-    def then_sidebar(event):
-        event.then(user_errors(h.sidebar), None, p.conversations, api_visibility="private")
-        return event
+    def then_follow(event):
+        relays.append(event.success(user_errors(h.follow), [p.conversation_id], shown, postprocess=False,
+                                    api_visibility="private", **STREAM, **limit))
 
-    relays = [
-        then_sidebar(p.send.click(user_errors(h.send), [p.message, p.conversation_id, *opts], out,
-                                  api_name="send", **stream)),
-        then_sidebar(p.message.submit(user_errors(h.send), [p.message, p.conversation_id, *opts], out,
-                                      api_visibility="private", **stream)),
-        then_sidebar(p.regenerate.click(user_errors(h.regenerate), [p.conversation_id, *opts], out,
-                                        api_name="regenerate", **stream)),
-        then_sidebar(p.chatbot.retry(user_errors(h.regenerate), [p.conversation_id, *opts], out,
-                                     api_visibility="private", **stream)),
-        # Page only: the edit arrives as the chatbot's event data, which an API call cannot carry.
-        then_sidebar(p.chatbot.edit(user_errors(h.edit), [p.conversation_id, *opts], out,
-                                    api_visibility="private", **stream)),
-        # /attach: a script (or a page) follows the answer in progress of a conversation
-        p.attach.click(user_errors(h.attach), [p.conversation_id], out, api_name="attach", **stream),
-    ]
+    send_inputs = [p.message, p.conversation_id, *opts]
+    # Scripts (registered first, so they own the plain names): /send and /regenerate stream the whole
+    # answer; /attach follows one in progress.
+    api_out = [p.chatbot, p.live, p.conversation_id]
+    p.api_send.click(user_errors(h.api_send), send_inputs, api_out, api_name="send", postprocess=False,
+                     **STREAM, **limit)
+    p.api_regenerate.click(user_errors(h.api_regenerate), [p.conversation_id, *opts], api_out,
+                           api_name="regenerate", postprocess=False, **STREAM, **limit)
+    relays.append(p.attach.click(user_errors(h.attach), [p.conversation_id], shown, api_name="attach",
+                                 postprocess=False, **STREAM, **limit))
+    then_follow(p.send.click(user_errors(h.send), send_inputs, started, **start))
+    then_follow(p.message.submit(user_errors(h.send), send_inputs, started, **start))
+    then_follow(p.regenerate.click(user_errors(h.regenerate), [p.conversation_id, *opts], started, **start))
+    then_follow(p.chatbot.retry(user_errors(h.regenerate), [p.conversation_id, *opts], started, **start))
+    # The edit arrives as the chatbot's event data, which an API call cannot carry: page only.
+    then_follow(p.chatbot.edit(user_errors(h.edit), [p.conversation_id, *opts], started, **start))
     p.stop.click(user_errors(h.stop), [p.conversation_id], None, api_name="stop", queue=False)
     return relays
 
@@ -295,9 +335,8 @@ def wire_turns(p: Page, h: Handlers, concurrency: int) -> list:
 def wire_sidebar(p: Page, h: Handlers, relays: list) -> None:
     """Open, list, search, new chat, rename, delete, export; the ?c= address of the open chat.
     Opening another conversation (or a new chat) drops the live panel of the one shown before."""
-    out = [p.chatbot, p.live, p.conversation_id, p.message]
-    follow = dict(fn=user_errors(h.follow), inputs=[p.conversation_id], outputs=out, api_visibility="private",
-                  **STREAM)
+    follow = dict(fn=user_errors(h.follow_opened), inputs=[p.conversation_id], outputs=[p.chatbot, p.live],
+                  postprocess=False, api_visibility="private", **STREAM)
     p.conversation_id.change(None, [p.conversation_id], None, js=SET_URL_JS, api_visibility="private")
     opened = [p.chatbot, p.live, p.conversation_id, p.title, p.effort, p.instructions, p.conversations]
     for picker in (p.conversations, p.search_results):
@@ -315,7 +354,7 @@ def wire_sidebar(p: Page, h: Handlers, relays: list) -> None:
     p.new_chat.click(h.new_chat, None, [p.chatbot, p.live, p.conversation_id, p.title, p.conversations],
                      api_name="new_chat")
     p.sidebar_timer.tick(user_errors(h.refresh_sidebar), p.sidebar_shown, [p.conversations, p.sidebar_shown],
-                         api_visibility="private", show_progress="hidden")
+                         api_visibility="private", show_progress="hidden", queue=False)  # a quick read
     search = [p.search_query, p.search_reasoning]
     p.search_query.change(user_errors(h.search), search, p.search_results, api_name="search",
                           show_progress="hidden")
@@ -352,7 +391,7 @@ def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, h
          concurrency: int, details: bool) -> Handlers:
     """All of the page's events (call inside `with page.demo:`)."""
     share_handlers = ShareHandlers(sharing, identity)
-    h = Handlers(chat, conversations, identity, share_handlers)
+    h = Handlers(chat, conversations, identity, share_handlers, p.chatbot)
     wire_sidebar(p, h, wire_turns(p, h, concurrency))
     wire_sharing(p, share_handlers)
     wire_status(p, host, identity, details)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Callable, Protocol
@@ -36,16 +37,19 @@ class SamplingParams:
 
 
 class TokenStream:
-    """What `Engine.submit` returns: a queue of token-id chunks fed by the engine.
+    """What `Engine.submit` returns: token ids fed by the engine, read by one consumer.
 
-    The engine calls `push` with new ids and `close` once; the consumer calls
-    `read` until it returns None, and may call `cancel` from any thread.
+    The engine calls `push` with new ids and `close` once; the consumer calls `read` until it
+    returns None, and may call `cancel` from any thread. A read takes every id pushed since the
+    last one: a consumer that reads a few times a second wakes a few times a second, however fast
+    the engine is (each wake-up of a thread costs the whole server some interpreter time).
     """
 
     def __init__(self, on_cancel: Callable[[], None] | None = None):
-        self._queue: queue.Queue = queue.Queue()
+        self._pending: deque[list[int]] = deque()
+        self._ended = False  # close() was called: read() returns None once the pending ids are read
+        self._cond = threading.Condition()
         self._on_cancel = on_cancel
-        self._lock = threading.Lock()
         self.closed = False
         self.finish_reason: Finish | None = None
         self.error: str | None = None
@@ -55,23 +59,35 @@ class TokenStream:
     # engine side
     def push(self, ids: list[int]) -> None:
         if ids and not self.closed:
-            self.n_tokens += len(ids)
-            self._queue.put(list(ids))
+            with self._cond:
+                self.n_tokens += len(ids)
+                self._pending.append(list(ids))
+                self._cond.notify()
 
     def close(self, reason: Finish, error: str | None = None) -> bool:
         """Finish the stream once; later calls (e.g. a cancel racing a stop) are ignored."""
-        with self._lock:
+        with self._cond:
             if self.closed:
                 return False
             self.closed = True
             self.finish_reason, self.error = reason, error
-        self._queue.put(None)
+            self._ended = True
+            self._cond.notify()
         return True
 
     # consumer side
     def read(self, timeout: float | None = None) -> list[int] | None:
-        """Next chunk of ids, or None at the end. Raises queue.Empty on timeout."""
-        return self._queue.get(timeout=timeout)
+        """Every id pushed since the last read (waiting for some), or None at the end. Raises
+        queue.Empty on timeout."""
+        with self._cond:
+            if not self._pending and not self._ended:
+                if not self._cond.wait_for(lambda: self._pending or self._ended, timeout):
+                    raise queue.Empty
+            if not self._pending:
+                return None
+            ids = [i for chunk in self._pending for i in chunk]
+            self._pending.clear()
+            return ids
 
     def cancel(self) -> None:
         if self.close(Finish.CANCELLED) and self._on_cancel is not None:
