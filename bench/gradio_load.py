@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
 import sys
 import time
@@ -34,6 +33,7 @@ class Tab:
         self.values = {c["id"]: c.get("props", {}).get("value") for c in config["components"]}
         self.stateful = {c["id"] for c in config["components"] if c["type"] == "state"}
         self.by_elem = {c.get("props", {}).get("elem_id"): c["id"] for c in config["components"]}
+        self.by_label = {c.get("props", {}).get("label"): c["id"] for c in config["components"]}
         self.deps = {d["id"]: d for d in config["dependencies"]}
         self.events: dict[str, asyncio.Queue] = {}
         self.reader: asyncio.Task | None = None
@@ -41,6 +41,7 @@ class Tab:
         self.timers = {c["id"]: c["props"].get("value") or 1.0 for c in config["components"] if c["type"] == "timer"}
         self.active = {c["id"]: c["props"].get("active", True) for c in config["components"] if c["type"] == "timer"}
         self.arrivals: list[tuple[float, int]] = []
+        self.first_text: float | None = None  # when the live panel first showed any text
         self.updates = 0
         self.errors: list[str] = []
 
@@ -129,6 +130,8 @@ class Tab:
             self.values[block] = value
             touched |= block in self.watch
         if touched:
+            if self.first_text is None and _has_text(self.values.get(self.by_elem["live"])):
+                self.first_text = time.time()
             self.updates += 1
             shown = sum(json.dumps(self.values[b]).count(WORD.strip()) for b in self.watch)
             self.arrivals.append((time.time(), shown))
@@ -144,7 +147,18 @@ class Tab:
                     await self.run(dep)
 
 
-async def one_tab(http, base: str, config: dict, tag: str, gate: asyncio.Event, ready: list) -> dict:
+def _has_text(messages) -> bool:
+    """Any message with content (a chatbot value in the page's form)."""
+    for m in messages or []:
+        content = m.get("content") if isinstance(m, dict) else None
+        parts = content if isinstance(content, list) else [content]
+        if any((p.get("text") if isinstance(p, dict) else p) for p in parts):
+            return True
+    return False
+
+
+async def one_tab(http, base: str, config: dict, tag: str, gate: asyncio.Event, ready: list,
+                  question: str | None = None, settings: dict | None = None) -> dict:
     tab = Tab(http, base, config)
     loads = [d["id"] for d in tab.deps.values() if any(event == "load" for _, event in d["targets"])]
     await asyncio.gather(*(tab.run(dep) for dep in loads))  # open the page
@@ -152,28 +166,29 @@ async def one_tab(http, base: str, config: dict, tag: str, gate: asyncio.Event, 
     ready.append(1)
     await gate.wait()
     tab.arrivals.clear()
-    tab.updates = 0
+    tab.updates, tab.first_text = 0, None
     t0 = time.time()
-    tab.values[tab.by_elem["message"]] = f"Tell me about stripes [{tag}]"
-    if os.environ.get("BENCH_MAX_TOKENS"):
-        slider = next(c["id"] for c in config["components"] if c.get("props", {}).get("label") == "Max new tokens")
-        tab.values[slider] = int(os.environ["BENCH_MAX_TOKENS"])
+    for label, value in (settings or {}).items():  # the user sets effort, temperature, max tokens
+        tab.values[tab.by_label[label]] = value
+    tab.values[tab.by_elem["message"]] = question or f"Tell me about stripes [{tag}]"
     try:
-        if not os.environ.get("BENCH_NO_SEND"):
-            await tab.run(tab.dep_for("message", "submit"), trigger=tab.by_elem["message"])
+        await tab.run(tab.dep_for("message", "submit"), trigger=tab.by_elem["message"])
     finally:
         for t in timers:
             t.cancel()
     return {"tag": tag, "t0": t0, "end": time.time(), "updates": tab.updates, "arrivals": tab.arrivals,
-            "errors": tab.errors}
+            "errors": tab.errors, "first_text": tab.first_text, "conversation_id": tab.values.get(tab.by_elem["conversation-id"])}
 
 
-async def main_async(url: str, tabs: int, level: int, go_signal: bool = False) -> list[dict]:
+async def main_async(url: str, tabs: int, level: int, go_signal: bool = False, questions: list | None = None,
+                     settings: dict | None = None) -> list[dict]:
     limits = httpx.Limits(max_connections=4 * tabs + 8, max_keepalive_connections=2 * tabs + 8)
     async with httpx.AsyncClient(timeout=httpx.Timeout(120.0), limits=limits) as http:
         config = (await http.get(url.rstrip("/") + "/config")).json()
         gate, ready = asyncio.Event(), []
-        tasks = [asyncio.create_task(one_tab(http, url, config, f"{level}-{i}", gate, ready)) for i in range(tabs)]
+        tasks = [asyncio.create_task(one_tab(http, url, config, f"{level}-{i}", gate, ready,
+                                             questions[i % len(questions)] if questions else None, settings))
+                 for i in range(tabs)]
         while len(ready) < tabs and not any(t.done() for t in tasks):
             await asyncio.sleep(0.05)
         if go_signal:  # the caller reads the server's CPU now, to leave opening the pages out
@@ -191,8 +206,12 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--wait-for-go", action="store_true",
                         help='print "loaded" once every tab is open, then wait for a line on stdin')
+    parser.add_argument("--questions", help="JSON list of messages, one per tab (default: tagged ones)")
+    parser.add_argument("--settings", help='JSON {label: value} set before sending, e.g. {"Temperature": 0}')
     args = parser.parse_args()
-    results = asyncio.run(main_async(args.url, args.tabs, args.level, args.wait_for_go))
+    results = asyncio.run(main_async(args.url, args.tabs, args.level, args.wait_for_go,
+                                     json.loads(args.questions) if args.questions else None,
+                                     json.loads(args.settings) if args.settings else None))
     with open(args.out, "w") as f:
         for r in results:
             f.write(json.dumps(r) + "\n")

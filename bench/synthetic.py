@@ -18,9 +18,7 @@ import argparse
 import asyncio
 import heapq
 import json
-import os
 import re
-import sys
 import threading
 import time
 from pathlib import Path
@@ -123,8 +121,6 @@ def run_app(args) -> None:
     from core.logs import setup_logging
 
     setup_logging()
-    if os.environ.get("BENCH_SWITCH_INTERVAL"):
-        sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
     encoding = load_encoding(ROOT / "data" / "vocab")
     log = EmissionLog(Path(args.log))
     config = Config(data_dir=args.data_dir, port=args.port, max_active=args.max_active,

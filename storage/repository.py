@@ -15,7 +15,7 @@ import unicodedata
 from contextlib import contextmanager, nullcontext
 from enum import Enum
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import sessionmaker
 
 from core.errors import NotFoundError
@@ -141,26 +141,31 @@ class Repository:
                          new: bool = False, answer: dict | None = None) -> int | None:
         """A user's message with the chat's settings in one transaction, committed at once (the text is
         safe before the model runs). `new`: the conversation is created too, titled by the message.
-        `answer`: the fields of the answer's placeholder, stored after it; returns its id."""
+        `answer`: the fields of the answer's placeholder, stored after it; returns its id.
+
+        Plain SQL statements, not the ORM's unit of work: every chat's start passes through here, and
+        the shorter the transaction, the sooner the next chat starts."""
+        conversations, messages = Conversation.__table__, Message.__table__
+        now, encoded = utcnow(), json.dumps(settings)
+        rows = [{"role": "user", "content": text_}]
+        if answer is not None:
+            rows.append({"role": "assistant", "content": "", **self._encode(answer)})
         with self.writing() as s:
             if new:
-                conv = Conversation(id=conversation_id, owner=owner, title=title_from(text_))
-                s.add(conv)
+                s.execute(insert(conversations).values(id=conversation_id, owner=owner, title=title_from(text_),
+                                                       settings=encoded, created=now, updated=now))
                 position = 0
             else:
-                conv = self._owned(s, owner, conversation_id)
-                position = s.scalar(select(func.coalesce(func.max(Message.position), -1))
-                                    .where(Message.conversation_id == conv.id)) + 1
-            conv.settings = json.dumps(settings)
-            conv.updated = utcnow()
-            s.add(Message(conversation_id=conv.id, position=position, role="user", content=text_))
-            if answer is None:
-                return None
-            placeholder = Message(conversation_id=conv.id, position=position + 1, role="assistant", content="",
-                                  **self._encode(answer))
-            s.add(placeholder)
-            s.flush()
-            return placeholder.id
+                self._owned(s, owner, conversation_id)
+                position = s.scalar(select(func.coalesce(func.max(messages.c.position), -1))
+                                    .where(messages.c.conversation_id == conversation_id)) + 1
+                s.execute(update(conversations).where(conversations.c.id == conversation_id)
+                          .values(settings=encoded, updated=now))
+            last = None
+            for i, row in enumerate(rows):
+                last = s.execute(insert(messages).values(conversation_id=conversation_id, position=position + i,
+                                                         created=now, **row)).inserted_primary_key[0]
+            return last if answer is not None else None
 
     def update_settings(self, owner: str, conversation_id: str, settings: dict) -> None:
         with self.writing() as s:
@@ -189,14 +194,18 @@ class Repository:
             return message.id
 
     def save_message(self, owner: str, message_id: int, **fields) -> None:
-        """Update a message (partial answers while streaming, the final one at the end)."""
+        """Update a message (the end of an answer) and its conversation's time, if the owner's."""
+        conversations, messages = Conversation.__table__, Message.__table__
+        owned = select(conversations.c.id).where(conversations.c.owner == owner)
+        values = self._encode(fields)
         with self.writing() as s:
-            message = s.get(Message, message_id)
-            if message is None or message.conversation.owner != owner:
+            conversation_id = s.scalar(select(messages.c.conversation_id)
+                                       .where(messages.c.id == message_id, messages.c.conversation_id.in_(owned)))
+            if conversation_id is None:
                 raise NotFoundError("This message does not exist.")
-            for key, value in self._encode(fields).items():
-                setattr(message, key, value)
-            message.conversation.updated = utcnow()
+            if values:
+                s.execute(update(messages).where(messages.c.id == message_id).values(**values))
+            s.execute(update(conversations).where(conversations.c.id == conversation_id).values(updated=utcnow()))
 
     def save_partials(self, items: list[tuple[str, int, dict]]) -> None:
         """Save the text so far of many answers being written, as (owner, message id, {content,
