@@ -22,7 +22,7 @@ import time
 import httpx
 from gradio_client.utils import apply_diff
 
-from bench.synthetic import WORD
+from bench.synthetic import ANSWER_WORD, WORD
 
 
 class Tab:
@@ -133,7 +133,7 @@ class Tab:
             if self.first_text is None and _has_text(self.values.get(self.by_elem["live"])):
                 self.first_text = time.time()
             self.updates += 1
-            shown = sum(json.dumps(self.values[b]).count(WORD.strip()) for b in self.watch)
+            shown = sum(json.dumps(self.values[b]).count(w.strip()) for b in self.watch for w in (WORD, ANSWER_WORD))
             self.arrivals.append((time.time(), shown))
 
 

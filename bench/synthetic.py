@@ -1,7 +1,7 @@
 """A model-free stand-in for a GPU, for measuring the app alone (bench/app_ceiling.py).
 
-Every request gets the same harmony completion: reasoning and an answer made of one repeated word
-(" zebra", one token), emitted at a fixed rate per stream on one scheduling thread, the way a GPU
+Every request gets the same harmony completion: reasoning made of one repeated word (" zebra", one
+token) and an answer of another (" llama"), emitted at a fixed rate per stream on one scheduling thread, the way a GPU
 engine's decode loop hands each running stream one token per step. Each stream's user message carries
 a tag ("[3-17]"); the emission time of every word is appended to a JSON-lines log under that tag, so
 the load client can tell how late each word reached it.
@@ -26,7 +26,8 @@ from pathlib import Path
 from backend.engines.base import Finish, SamplingParams, TokenStream
 
 ROOT = Path(__file__).resolve().parent.parent
-WORD = " zebra"  # one token; the load client counts it on the page
+WORD = " zebra"  # the reasoning's word, one token; the load client counts it on the page
+ANSWER_WORD = " llama"  # the answer's (a second word, so a browser can tell them apart)
 TAG = re.compile(r"\[(\d+-\d+)\]")
 REASONING_WORDS, ANSWER_WORDS = 200, 86  # + 14 harmony tokens around them = 300 tokens per stream
 
@@ -36,9 +37,9 @@ def completion(encoding) -> tuple[list[int], list[bool]]:
     head = encoding.encode("<|channel|>analysis<|message|>", allowed_special="all")
     middle = encoding.encode("<|end|><|start|>assistant<|channel|>final<|message|>", allowed_special="all")
     end = encoding.encode("<|return|>", allowed_special="all")
-    (word,) = encoding.encode(WORD)
-    ids = head + [word] * REASONING_WORDS + middle + [word] * ANSWER_WORDS + end
-    return ids, [i == word for i in ids]
+    (word,), (answer,) = encoding.encode(WORD), encoding.encode(ANSWER_WORD)
+    ids = head + [word] * REASONING_WORDS + middle + [answer] * ANSWER_WORDS + end
+    return ids, [i in (word, answer) for i in ids]
 
 
 class EmissionLog:
@@ -197,8 +198,9 @@ class StandIn:
                                  "finish_reason": None}]}
         if not self.shown[i]:
             return None  # harmony's own tokens never reach a chat client
-        key = "reasoning_content" if i < self.reasoning_end else "content"
-        return {"choices": [{"index": 0, "delta": {key: WORD}, "finish_reason": None}]}
+        reasoning = i < self.reasoning_end
+        delta = {"reasoning_content": WORD} if reasoning else {"content": ANSWER_WORD}
+        return {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
 
 
 def run_server(args) -> None:
