@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 
 from backend.chat import ChatService
 from backend.conversations import Conversations, Sharing
-from backend.engines.choose import choose_engine
+from backend.engines.choose import build_engine_for
 from backend.harmony.codec import HarmonyCodec
 from backend.harmony.vocab import load_encoding
 from backend.host import ModelHost
@@ -64,7 +64,7 @@ def create(config: Config, build_engine=None) -> Parts:
     """Everything but launching: used by main and by the tests (which pass their own build_engine)."""
     codec = HarmonyCodec(load_encoding(config.data_path / "vocab"))
     repo = Repository.open(config.db_url)
-    build_engine = build_engine or (lambda progress: choose_engine(config, codec, progress))
+    build_engine = build_engine or build_engine_for(config, codec)
     host = ModelHost(build_engine, codec, dict(max_active=config.max_active, max_waiting=config.max_waiting,
                                                time_limit_s=config.time_limit_s))
     host.start()

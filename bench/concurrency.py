@@ -10,7 +10,7 @@ Prints JSON per level: aggregate tokens/s both ways and their ratio, p50/p95 tim
 reasoning text on the page, errors (must be 0), and whether the database then holds exactly what was
 sent (every user message, every answer complete). Target: page >= 0.9 x worker.
 
-    python -m bench.concurrency [--levels 1 8 32] [--rounds 1]
+    python -m bench.concurrency [--levels 1 8 32] [--rounds 1] [--model-in-app-process]
 """
 
 from __future__ import annotations
@@ -82,8 +82,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--model-in-app-process", action="store_true",
+                        help="the demo model in the app's own process (default: its own, as `python app.py`)")
     args = parser.parse_args()
-    app = App(demo_engine, max_active=32, max_waiting=64)
+    if args.model_in_app_process:
+        app = App(demo_engine, max_active=32, max_waiting=64)
+    else:
+        app = App(None, demo=True, max_active=32, max_waiting=64)
     rng = random.Random(0)
     worker_alone(app, questions_for(2, rng))  # warm-up, both ways
     through_the_page(app, questions_for(2, rng), 0)

@@ -28,7 +28,8 @@ def run_together(fn, args_list: list[tuple]) -> float:
 
 
 class App:
-    """The real app (create + launch) around an engine built by `make_engine(codec, data_dir)`."""
+    """The real app (create + launch) around an engine built by `make_engine(codec, data_dir)`, or with
+    `make_engine=None` the engine `python app.py` would choose for the config."""
 
     def __init__(self, make_engine, **config_kwargs):
         import app as app_module
@@ -39,7 +40,8 @@ class App:
         self.data = Path(tempfile.mkdtemp())
         self.codec = HarmonyCodec(load_encoding(self.data / "vocab"))
         config = Config(data_dir=str(self.data), port=free_port(), max_new_tokens=2000, **config_kwargs)
-        parts = app_module.create(config, build_engine=lambda progress: make_engine(self.codec, self.data))
+        build = (lambda progress: make_engine(self.codec, self.data)) if make_engine else None  # None: as `main`
+        parts = app_module.create(config, build_engine=build)
         self.demo, self.host, self.service = parts.demo, parts.host, parts.service
         app_module.launch(parts, prevent_thread_lock=True, quiet=True)
         while self.host.status().state == "loading":

@@ -70,6 +70,7 @@ class Config:
     share_link_reasoning: bool = False  # share links include reasoning by default?
     save_interval_s: float = SAVE_INTERVAL_S
     demo: bool = False  # run the bundled demo model
+    model_in_app_process: bool = False  # run the model in the app's process (else its own: no shared GIL)
     model_explicit: bool = False  # set by parse_config: a named model never falls back to the demo
 
     @property

@@ -65,6 +65,26 @@ def _demo_engine(config: Config, codec, progress: Callable, reason: str):
     return engine
 
 
+def engine_in_child(config: Config, progress: Callable) -> Engine:
+    """What a ProcessEngine's child runs: the same choice as in the app's process, with its own codec."""
+    from backend.harmony.codec import HarmonyCodec
+    from backend.harmony.vocab import load_encoding
+
+    return choose_engine(config, HarmonyCodec(load_encoding(config.data_path / "vocab")), progress)
+
+
+def build_engine_for(config: Config, codec) -> Callable[[Callable], Engine]:
+    """The app's engine builder: the in-process model runs in a child process of its own unless
+    `model_in_app_process` (an inference server is only network I/O: it stays in the app)."""
+    if config.engine == "transformers" and not config.model_in_app_process:
+        from functools import partial
+
+        from backend.engines.process import ProcessEngine
+
+        return lambda progress: ProcessEngine(partial(engine_in_child, config), progress)
+    return lambda progress: choose_engine(config, codec, progress)
+
+
 def make_engine(config: Config, codec, progress: Callable[[str, float | None], None] | None = None) -> Engine:
     """Build the engine the config names (no fallback)."""
     if config.engine == "transformers":

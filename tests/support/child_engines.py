@@ -1,0 +1,44 @@
+"""Engine factories a ProcessEngine's child can import (module-level, so they pickle by name)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def forced_tiny(folder: str, ids: list[int], progress):
+    """The tiny GptOss from `folder`, forced to write `ids` (tests.support.forcing)."""
+    from backend.engines.loader import load_model
+    from backend.engines.transformers_engine import TransformersEngine
+    from tests.support.forcing import ForceSequence
+
+    progress("Loading weights of tiny", None)
+    model = load_model(folder, "auto", "auto").model
+    return TransformersEngine(model, do_sample=False, logits_processors=[ForceSequence(ids)],
+                              description={"model": "tiny-test (own process)"})
+
+
+def failing(progress):
+    from core.errors import ModelLoadError
+
+    progress("Loading weights", 0.5)
+    raise ModelLoadError("The weights folder is empty: download the model first.")
+
+
+def dies_when_asked(progress):
+    """An engine whose process exits (as after a crash) on its first request."""
+    from backend.engines.base import TokenStream
+
+    class Dies:
+        description = {"model": "dies"}
+
+        def submit(self, prompt_ids, params, stop_ids, chat=None):
+            stream = TokenStream()
+            stream.push([1, 2, 3])
+            time.sleep(0.2)  # the ids reach the parent before the crash
+            os._exit(3)
+
+        def close(self):
+            pass
+
+    return Dies()
