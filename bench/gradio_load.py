@@ -169,7 +169,10 @@ async def one_tab(http, base: str, config: dict, tag: str, gate: asyncio.Event, 
     tab.updates, tab.first_text = 0, None
     t0 = time.time()
     for label, value in (settings or {}).items():  # the user sets effort, temperature, max tokens
-        tab.values[tab.by_label[label]] = value
+        if label == "conversation_id":  # an existing conversation, as if opened from the sidebar
+            tab.values[tab.by_elem["conversation-id"]] = value
+        else:
+            tab.values[tab.by_label[label]] = value
     tab.values[tab.by_elem["message"]] = question or f"Tell me about stripes [{tag}]"
     try:
         await tab.run(tab.dep_for("message", "submit"), trigger=tab.by_elem["message"])
@@ -207,7 +210,8 @@ def main() -> None:
     parser.add_argument("--wait-for-go", action="store_true",
                         help='print "loaded" once every tab is open, then wait for a line on stdin')
     parser.add_argument("--questions", help="JSON list of messages, one per tab (default: tagged ones)")
-    parser.add_argument("--settings", help='JSON {label: value} set before sending, e.g. {"Temperature": 0}')
+    parser.add_argument("--settings", help='JSON {label: value} set before sending, e.g. {"Temperature": 0}; '
+                                           '"conversation_id" continues that conversation')
     args = parser.parse_args()
     results = asyncio.run(main_async(args.url, args.tabs, args.level, args.wait_for_go,
                                      json.loads(args.questions) if args.questions else None,

@@ -5,8 +5,9 @@ model's prefill, which on a GPU would not be server CPU at all, stays a small pa
 of what is measured; the page's per-update work grows with the number of messages.
 
 The app runs in this process (tiny GptOss forced to write a long harmony answer);
-a gradio_client in a child process sends the message and reads the stream, so
-the CPU time measured here is the server's alone. Rounds alternate between the
+a simulated tab in a child process (bench/gradio_load.py: the page's own two events,
+start then follow) sends the message and reads the stream, so the CPU time measured
+here is the server's alone. Rounds alternate between the
 two conversations and the median is reported.
 
     python -m bench.ui_stream
@@ -21,13 +22,19 @@ import sys
 import threading
 import time
 
-CLIENT = """
-import sys
-from gradio_client import Client
-c = Client(sys.argv[1], verbose=False)
-job = c.submit("one more question", sys.argv[2], "medium", "", 1.0, 2000, api_name="/send")
-print(sum(1 for _ in job))  # page updates received
-"""
+
+def client_updates(url: str, cid: str) -> int:
+    """One turn through the page's own path (bench/gradio_load.py, another process); page updates."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    out = Path(tempfile.mkdtemp()) / "tab.jsonl"
+    subprocess.run([sys.executable, "-m", "bench.gradio_load", url, "--tabs", "1", "--out", str(out),
+                    "--questions", json.dumps(["one more question"]),
+                    "--settings", json.dumps({"conversation_id": cid, "Max new tokens": 2000})],
+                   check=True, capture_output=True, cwd=Path(__file__).resolve().parent.parent)
+    return json.loads(out.read_text())["updates"]
 
 
 def seed_conversation(repo, messages: int) -> str:
@@ -68,8 +75,7 @@ def main() -> None:
     for _ in range(4):
         for n, cid in convs.items():
             before, threads_before = time.process_time(), thread_cpu()
-            updates = int(subprocess.run([sys.executable, "-c", CLIENT, url, cid], check=True,
-                                         capture_output=True, text=True).stdout.split()[-1])
+            updates = client_updates(url, cid)
             cpu, page = time.process_time() - before, page_path_cpu(threads_before, thread_cpu())
             last = service.repo.get("local", cid).messages[-1]
             assert last.status == "complete", last.error
