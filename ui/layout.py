@@ -86,7 +86,6 @@ class Page:
     copy_token: gr.State
     sidebar_timer: gr.Timer
     sidebar_shown: gr.State
-    followed: gr.State
 
 
 def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning: bool, hf_login: bool,
@@ -100,7 +99,6 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         api_regenerate = gr.Button(visible=False)
         sidebar_timer = gr.Timer(SIDEBAR_REFRESH_S)  # marks answers in progress and new ones
         sidebar_shown = gr.State([])
-        followed = gr.State(False)  # a relay showed an answer in the live panel: `settle` moves it up
         with gr.Sidebar(open=True):
             new_chat = gr.Button("New chat", variant="primary", elem_id="new-chat")
             # POST /signout ends this browser's session only (Gradio's GET /logout ends them all)
@@ -177,5 +175,4 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         share_link=share_link, share_links=share_links, share_revoke=share_revoke, attach=attach, api_send=api_send,
         api_regenerate=api_regenerate, logout=logout,
         copy_row=copy_row, copy_note=copy_note, copy_confirm=copy_confirm, copy_cancel=copy_cancel,
-        copy_token=copy_token, sidebar_timer=sidebar_timer, sidebar_shown=sidebar_shown,
-        followed=followed)
+        copy_token=copy_token, sidebar_timer=sidebar_timer, sidebar_shown=sidebar_shown)

@@ -66,10 +66,15 @@ class Handlers:
         return page_value(self.page_chatbot, rows)
 
     async def _relay(self, watch):
-        """(history, live) in page form per update of a turn's Watch: the API's streams.
+        """(history, live) in page form per update of a turn's Watch.
 
-        The relay runs on the event loop and holds no thread between updates, so a client that goes
-        away ends it at once, and never the turn: the answer goes on on the server.
+        The relay runs on the event loop and holds no thread between updates, so closing the tab or
+        opening another conversation ends it at once, and never the turn: the answer goes on on the
+        server. The history is rendered at the start and the end of a turn; in between the same object
+        is sent again and only the live exchange changes. (Gradio still walks and copies every output
+        of every update looking for files, so a long conversation costs more per update: measured, 2.4x
+        at 200 messages. Moving the history out of the relay into a step after it cost more than it
+        saved for the many short chats of bench/app_ceiling.py, so it stays.)
         """
         history = None
         try:
@@ -80,17 +85,6 @@ class Handlers:
                 if history is None:
                     history = self._page(render_history(snap.history).rows)
                 yield history, self._page(assistant_messages(snap.live, live=True) if snap.live else [])
-        finally:
-            watch.close()
-
-    async def _live(self, watch):
-        """The page's relay: the live panel in page form per update (and True for `followed`). The chat
-        above is left alone until `settle` moves the finished answer up: Gradio walks and copies every
-        output value of a streamed update (looking for files), so sending the history each time would
-        cost as much as the whole conversation, on every update."""
-        try:
-            async for snap in watch:
-                yield self._page(assistant_messages(snap.live, live=not snap.done) if snap.live else []), True
         finally:
             watch.close()
 
@@ -157,55 +151,38 @@ class Handlers:
     def stop(self, conversation_id, request: gr.Request) -> None:
         self.chat.stop(self.owner(request), conversation_id or None)
 
-    async def _attached(self, conversation_id, request: gr.Request):
-        """The Watch of the conversation's answer in progress (marking it seen), or None."""
+    async def _follow(self, conversation_id, request: gr.Request, stored_if_idle: bool):
+        """What is written so far of the conversation's answer in progress, then the live stream."""
         owner = self.identity.owner_or_none(request)
-        if not (owner and conversation_id):
-            return None
-        return await anyio.to_thread.run_sync(self.chat.attach, owner, conversation_id)
-
-    async def _follow(self, conversation_id, request: gr.Request, after_a_start: bool):
-        watch = await self._attached(conversation_id, request)
-        if watch is None:  # nothing in progress; right after a start it has just ended: settle shows it
-            yield [], after_a_start and bool(conversation_id)
-            return
-        async for out in self._live(watch):
-            yield out
+        watch = None
+        if owner and conversation_id:
+            watch = await anyio.to_thread.run_sync(self.chat.attach, owner, conversation_id)  # marks it seen
+        if watch is not None:
+            async for out in self._relay(watch):
+                yield out
+        elif owner and conversation_id and stored_if_idle:
+            conv = await anyio.to_thread.run_sync(self.conversations.open, owner, conversation_id)
+            yield self._page(render_history(conv.messages).rows), []
+        else:  # nothing to show: leave the page as it is (a generator that yields nothing would empty it)
+            yield gr.skip(), gr.skip()
 
     async def follow(self, conversation_id, request: gr.Request):
-        """The page, right after a turn started: its answer streamed into the live panel to the end."""
-        async for out in self._follow(conversation_id, request, after_a_start=True):
+        """The page, right after a turn started: its answer streamed to the end (or, if it has already
+        ended, the conversation as stored)."""
+        async for out in self._follow(conversation_id, request, stored_if_idle=True):
             yield out
 
     async def follow_opened(self, conversation_id, request: gr.Request):
         """The page, right after opening a conversation (click, reload, a second tab, another device):
         the live stream if an answer is in progress; nothing more to do otherwise."""
-        async for out in self._follow(conversation_id, request, after_a_start=False):
+        async for out in self._follow(conversation_id, request, stored_if_idle=False):
             yield out
-
-    def settle(self, conversation_id, followed, request: gr.Request):
-        """After a relay: the finished answer moves from the live panel into the chat, as stored (one
-        read and one render per turn)."""
-        owner = self.identity.owner_or_none(request)
-        if not (followed and owner and conversation_id):
-            return gr.skip(), gr.skip(), False
-        conv = self.conversations.open(owner, conversation_id)
-        return render_history(conv.messages).rows, hidden_live(), False
 
     async def attach(self, conversation_id, request: gr.Request):
         """/attach: a script follows a conversation's answer in progress to its end; with none in
         progress (any more) it gets the conversation as stored at once."""
-        watch = await self._attached(conversation_id, request)
-        if watch is not None:
-            async for out in self._relay(watch):
-                yield out
-            return
-        owner = self.identity.owner_or_none(request)
-        if owner and conversation_id:
-            conv = await anyio.to_thread.run_sync(self.conversations.open, owner, conversation_id)
-            yield self._page(render_history(conv.messages).rows), []
-        else:
-            yield gr.skip(), gr.skip()
+        async for out in self._follow(conversation_id, request, stored_if_idle=True):
+            yield out
 
     def sidebar_choices(self, request: gr.Request) -> list[tuple[str, str]]:
         """(label, id) per conversation; the label says when an answer is being written or came in
@@ -325,16 +302,6 @@ def hidden_live() -> list:
     return []
 
 
-def follow_then_settle(p: Page, h: Handlers, then, handler, limit: dict | None = None):
-    """`then(handler)`: relay an answer in progress into the live panel; after it, `settle` moves a
-    finished answer up into the chat. Returns the relay (the event a page cancels when it leaves)."""
-    relay = then(user_errors(handler), [p.conversation_id], [p.live, p.followed], postprocess=False,
-                 api_visibility="private", **STREAM, **(limit or {}))
-    relay.then(user_errors(h.settle), [p.conversation_id, p.followed], [p.chatbot, p.live, p.followed],
-               api_visibility="private", queue=False, show_progress="hidden")
-    return relay
-
-
 def wire_turns(p: Page, h: Handlers, concurrency: int) -> list:
     """Send, regenerate, edit (started, then streamed into the live panel by `follow`), stop, and the
     API's whole-answer streams. Returns the page's relays: events that only show a turn (cancelling
@@ -349,7 +316,8 @@ def wire_turns(p: Page, h: Handlers, concurrency: int) -> list:
     start = dict(api_visibility="private", queue=False)
 
     def then_follow(event):
-        relays.append(follow_then_settle(p, h, event.success, h.follow, limit))
+        relays.append(event.success(user_errors(h.follow), [p.conversation_id], shown, postprocess=False,
+                                    api_visibility="private", **STREAM, **limit))
 
     send_inputs = [p.message, p.conversation_id, *opts]
     # Scripts (registered first, so they own the plain names): /send and /regenerate stream the whole
@@ -374,14 +342,14 @@ def wire_turns(p: Page, h: Handlers, concurrency: int) -> list:
 def wire_sidebar(p: Page, h: Handlers, relays: list) -> None:
     """Open, list, search, new chat, rename, delete, export; the ?c= address of the open chat.
     Opening another conversation (or a new chat) drops the live panel of the one shown before."""
+    follow = dict(fn=user_errors(h.follow_opened), inputs=[p.conversation_id], outputs=[p.chatbot, p.live],
+                  postprocess=False, api_visibility="private", **STREAM)
     p.conversation_id.change(None, [p.conversation_id], None, js=SET_URL_JS, api_visibility="private")
     opened = [p.chatbot, p.live, p.conversation_id, p.title, p.effort, p.instructions, p.conversations]
     for picker in (p.conversations, p.search_results):
-        opening = picker.input(user_errors(h.open), [picker], opened, api_visibility="private")
-        relays.append(follow_then_settle(p, h, opening.then, h.follow_opened))
+        relays.append(picker.input(user_errors(h.open), [picker], opened, api_visibility="private").then(**follow))
     asking = [p.copy_row, p.copy_note, p.copy_token]
-    loading = p.demo.load(user_errors(h.load), None, opened + asking, api_name="load")
-    relays.append(follow_then_settle(p, h, loading.then, h.follow_opened))
+    relays.append(p.demo.load(user_errors(h.load), None, opened + asking, api_name="load").then(**follow))
     p.copy_confirm.click(user_errors(h.copy_confirmed), [p.copy_token], opened + [p.copy_row, p.copy_token],
                          api_visibility="private")
     p.logout.click(None, js="() => fetch('signout', {method: 'POST'}).then(() => window.location.reload())")
