@@ -163,8 +163,9 @@ class Handlers:
         elif owner and conversation_id and stored_if_idle:
             conv = await anyio.to_thread.run_sync(self.conversations.open, owner, conversation_id)
             yield self._page(render_history(conv.messages).rows), []
-        else:  # nothing to show: leave the page as it is (a generator that yields nothing would empty it)
-            yield gr.skip(), gr.skip()
+        else:  # nothing in progress: the chat stays as opened (a generator that yields nothing would
+            # empty it), the live panel empty, even if a relay cancelled on the way out repainted it
+            yield gr.skip(), []
 
     async def follow(self, conversation_id, request: gr.Request):
         """The page, right after a turn started: its answer streamed to the end (or, if it has already
@@ -174,8 +175,10 @@ class Handlers:
 
     async def follow_opened(self, conversation_id, request: gr.Request):
         """The page, right after opening a conversation (click, reload, a second tab, another device):
-        the live stream if an answer is in progress; nothing more to do otherwise."""
-        async for out in self._follow(conversation_id, request, stored_if_idle=False):
+        the live stream if an answer is in progress; otherwise the conversation as stored once more,
+        because the relay of the conversation left behind, cancelled, may have repainted its own last
+        values over the one just opened (Gradio sends a cancelled stream's last values)."""
+        async for out in self._follow(conversation_id, request, stored_if_idle=True):
             yield out
 
     async def attach(self, conversation_id, request: gr.Request):
