@@ -128,6 +128,12 @@ class Repository:
         with self.writing() as s:
             self._owned(s, owner, conversation_id).title = title_from(title)
 
+    @staticmethod
+    def _next_position(s, conversation_id: str) -> int:
+        """Where the next message of a conversation goes (call inside its write transaction)."""
+        return s.scalar(select(func.coalesce(func.max(Message.position), -1))
+                        .where(Message.conversation_id == conversation_id)) + 1
+
     def check_owner(self, owner: str, conversation_id: str) -> None:
         """NotFoundError unless the conversation exists and is the owner's (one primary-key read)."""
         with self.session() as s:
@@ -157,8 +163,7 @@ class Repository:
                 position = 0
             else:
                 self._owned(s, owner, conversation_id)
-                position = s.scalar(select(func.coalesce(func.max(messages.c.position), -1))
-                                    .where(messages.c.conversation_id == conversation_id)) + 1
+                position = self._next_position(s, conversation_id)
                 s.execute(update(conversations).where(conversations.c.id == conversation_id)
                           .values(settings=encoded, updated=now))
             last = None
@@ -166,10 +171,6 @@ class Repository:
                 last = s.execute(insert(messages).values(conversation_id=conversation_id, position=position + i,
                                                          created=now, **row)).inserted_primary_key[0]
             return last if answer is not None else None
-
-    def update_settings(self, owner: str, conversation_id: str, settings: dict) -> None:
-        with self.writing() as s:
-            self._owned(s, owner, conversation_id).settings = json.dumps(settings)
 
     def delete(self, owner: str, conversation_id: str) -> None:
         with self.writing() as s:
@@ -184,8 +185,7 @@ class Repository:
         """Append a message and commit at once (the user's text is safe before the model runs)."""
         with self.writing() as s:
             conv = self._owned(s, owner, conversation_id)
-            position = s.scalar(select(func.coalesce(func.max(Message.position), -1))
-                                .where(Message.conversation_id == conv.id)) + 1
+            position = self._next_position(s, conv.id)
             message = Message(conversation_id=conv.id, position=position, role=role, content=content,
                               **self._encode(fields))
             s.add(message)
