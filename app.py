@@ -20,8 +20,10 @@ from backend.harmony.codec import HarmonyCodec
 from backend.harmony.vocab import load_encoding
 from backend.host import ModelHost
 from backend.signin import ClientAddressMiddleware, SessionGuard, password_sign_in
+from backend.tools.setup import build_toolbox
 from core.config import Config, parse_config
 from core.logs import setup_logging
+from storage.documents import Documents
 from storage.repository import Repository
 from storage.shares import Shares
 from ui.identity import Identity
@@ -42,6 +44,7 @@ class Parts:
     config: Config
     auth: object  # Gradio's auth= check for password users, or None (no login)
     identity: Identity  # who owns a request: the page's events and the plain HTTP routes agree
+    documents: Documents  # what the browser tool searches offline (--browser-docs)
 
     @property
     def password_login(self) -> bool:
@@ -50,8 +53,9 @@ class Parts:
 
 def build_app(config: Config, parts: Parts):
     hf_login = parts.identity.hf_login
+    toolbox = parts.service.toolbox
     page = build_layout(config.max_new_tokens, config.share_link_expiry, config.share_link_reasoning, hf_login,
-                        parts.password_login)
+                        parts.password_login, toolbox.names, toolbox.unavailable)
     with page.demo:
         wire(page, chat=parts.service, conversations=parts.conversations, sharing=parts.sharing, host=parts.host,
              identity=parts.identity,
@@ -69,8 +73,11 @@ def create(config: Config, build_engine=None) -> Parts:
                                                time_limit_s=config.time_limit_s))
     host.start()
     auth = password_sign_in(config.users_path)  # read once: the page and the login agree on it
-    parts = Parts(demo=None, host=host, config=config,
-                  service=ChatService(repo, host, config.max_message_chars, config.save_interval_s),
+    documents = Documents(repo)
+    toolbox = build_toolbox(config, documents, several_users=auth is not None or config.hf_login)
+    parts = Parts(demo=None, host=host, config=config, documents=documents,
+                  service=ChatService(repo, host, config.max_message_chars, config.save_interval_s, toolbox,
+                                      config.max_tool_calls),
                   conversations=Conversations(repo), sharing=Sharing(Shares(repo)), auth=auth,
                   # Password users (a users file) gate the whole app; HF sign-in only without them.
                   identity=Identity(hf_login=config.hf_login and auth is None))
@@ -102,7 +109,7 @@ def app_kwargs(parts: Parts) -> dict:
     """What Gradio's FastAPI app gets besides the page: /healthz and /s/<token> outside the login,
     the client address for sign-in throttling, and (with --hide-api) no OpenAPI listing."""
     kwargs = {"routes": http_routes(parts.sharing, parts.host, parts.conversations, parts.identity,
-                                    parts.password_login),
+                                    parts.password_login, parts.documents),
               "middleware": [Middleware(ClientAddressMiddleware), Middleware(PageSecurityHeaders)]}
     if parts.config.hide_api:
         kwargs.update(openapi_url=None, docs_url=None, redoc_url=None)

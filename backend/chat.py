@@ -18,8 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Iterator
 
+from backend.agent import MAX_TOOL_CALLS, AgentTurn
 from backend.harmony.codec import PromptSettings, Turn
 from backend.saver import PartialSaver
+from backend.tools.toolbox import Toolbox
 from backend.turns import LiveTurn, Pace, Snapshot
 from backend.worker import ChatRequest
 from core.config import (
@@ -50,6 +52,7 @@ class ChatOptions:
     instructions: str = ""
     temperature: float = DEFAULT_TEMPERATURE
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    tools: list[str] | None = None  # tools the model may use in this conversation; None: the defaults
 
 
 def clean_text(text: str, limit: int = MAX_MESSAGE_CHARS, what: str = "message") -> str:
@@ -94,8 +97,10 @@ def _turns(messages: list[MessageView]) -> list[Turn]:
 
 class ChatService:
     def __init__(self, repo: Repository, host, max_message_chars: int = MAX_MESSAGE_CHARS,
-                 save_interval_s: float = SAVE_INTERVAL_S):
+                 save_interval_s: float = SAVE_INTERVAL_S, toolbox: Toolbox | None = None,
+                 max_tool_calls: int = MAX_TOOL_CALLS):
         self.repo, self.host, self.max_message_chars = repo, host, max_message_chars
+        self.toolbox, self.max_tool_calls = toolbox or Toolbox(), max_tool_calls
         self.saver = PartialSaver(repo.save_partials, save_interval_s)
         self._turns: dict[str, object] = {}  # conversation id -> its LiveTurn (or _CLAIM while starting)
         self._unseen: dict[str, set[str]] = {}  # owner -> conversations whose answer ended unwatched
@@ -119,7 +124,12 @@ class ChatService:
         text = clean_text(text, self.max_message_chars)
         if not text.strip():
             raise InputError(empty)
-        return text, check_options(options)
+        return text, self._checked(options)
+
+    def _checked(self, options: ChatOptions) -> ChatOptions:
+        """Options in range, and the tools resolved (stored with the chat: reopening it ticks the same)."""
+        options = check_options(options)
+        return replace(options, tools=self.enabled_tools(options.tools))
 
     def send(self, owner: str, conversation_id: str | None, text: str,
              options: ChatOptions) -> Iterator[Snapshot]:
@@ -148,7 +158,7 @@ class ChatService:
 
     def regenerate(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
         """Drop the last answer (if any) and answer the last user message again."""
-        options = check_options(options)
+        options = self._checked(options)
         self.repo.get(owner, conversation_id)
         with self._claimed(conversation_id):
             users = [m for m in self.repo.get(owner, conversation_id).messages if m.role == "user"]
@@ -238,10 +248,47 @@ class ChatService:
                     del self._turns[conversation_id]
             raise
 
-    def _submit(self, history: list[MessageView], options: ChatOptions):
+    # -- tools ---------------------------------------------------------------------------------
+
+    def default_tools(self) -> list[str]:
+        """Tools ticked for a new conversation: every tool the deployment has, except on the demo
+        model, which was not trained to call them."""
+        demo = self.host.status().description.get("demo") if self.host.status().state == "ready" else False
+        return [] if demo else list(self.toolbox.defaults)
+
+    def enabled_tools(self, tools: list[str] | None) -> list[str]:
+        if tools is None:
+            return self.default_tools()
+        unknown = [t for t in tools if t not in self.toolbox.names]
+        if unknown:
+            raise InputError(f"This server has no tool {', '.join(map(repr, unknown))}; it offers: "
+                             f"{', '.join(self.toolbox.names) or 'none'}.")
+        return [t for t in self.toolbox.names if t in tools]
+
+    def settings_for(self, options: ChatOptions) -> PromptSettings:
+        namespaces, functions = self.toolbox.prompt(self.enabled_tools(options.tools))
+        return PromptSettings(effort=options.effort, instructions=options.instructions, tools=functions,
+                              namespaces=namespaces)
+
+    def preview(self, options: ChatOptions) -> str:
+        """The system and developer messages exactly as the model reads them."""
+        ids = self.host.codec.render([], self.settings_for(options))
+        return self.host.codec.decode(ids[:-2])  # without the closing <|start|>assistant
+
+    def _submit(self, history: list[MessageView], options: ChatOptions) -> AgentTurn:
+        """Submit the turn's first generation now (busy or still loading fail here, before anything is
+        stored); later generations of the same turn, after each tool call, resubmit with its steps."""
         worker = self.host.worker()  # raises a clear error while loading
-        settings = PromptSettings(effort=options.effort, instructions=options.instructions)
-        return worker.submit(ChatRequest(_turns(history), settings, options.temperature, options.max_new_tokens))
+        enabled = self.enabled_tools(options.tools)
+        settings, turns = self.settings_for(options), _turns(history)
+        job = worker.submit(ChatRequest(turns, settings, options.temperature, options.max_new_tokens))
+
+        def resubmit(steps: list[dict], tokens_left: int, seconds_left: float):
+            return self.host.worker().submit(ChatRequest(turns + [Turn("assistant", "", harmony=steps)], settings,
+                                                         options.temperature, tokens_left, seconds_left))
+        return AgentTurn(job, resubmit, self.toolbox.session(enabled) if enabled else None,
+                         max_tool_calls=self.max_tool_calls, time_limit_s=worker.time_limit_s,
+                         max_new_tokens=options.max_new_tokens)
 
     def _answer(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
         """Answer the conversation as stored (regenerate, edit: the user message is already saved)."""

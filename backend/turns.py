@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from backend.saver import PartialSaver
-from core.events import Answer, Done, Preamble, Reasoning, ToolCall
+from core.events import Answer, Done, Preamble, Reasoning, StepEnd, ToolCall, ToolResult
 from core.records import MessageStatus, MessageView
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class LiveTurn:
     # -- the turn's own thread -------------------------------------------------------------
 
     def _run(self) -> None:
-        live, done = self._live, None
+        live, done, steps = self._live, None, Steps(self._live)
         try:
             for event in self.job.events():
                 if isinstance(event, Done):
@@ -116,7 +116,7 @@ class LiveTurn:
                 with self._cond:
                     if isinstance(event, Answer) and live.reasoning_time is None:
                         live.reasoning_time = self.job.reasoning_time  # "Thought for N s" at once
-                    phase = _apply(live, event)
+                    phase = steps.apply(event)
                     self.version += 1
                     self._urgent += phase
                     self._cond.notify_all()
@@ -125,6 +125,8 @@ class LiveTurn:
         except Exception:  # a bug must not leave the turn "streaming" or its pages waiting forever
             log.exception("a turn failed")
             live.status, live.error = MessageStatus.ERROR, "The answer failed on the server."
+        with self._cond:
+            steps.close()
         self._end(done)
 
     def _end(self, done: Done | None) -> None:
@@ -227,25 +229,68 @@ class Watch:
         self.close()
 
 
-def _apply(live: MessageView, event) -> bool:
-    """Fold an event into the live message; True when the page should update now."""
-    if isinstance(event, Reasoning):
-        first = not live.reasoning
-        live.reasoning += event.text
-        return first
-    if isinstance(event, Answer):
-        first = not live.content
-        live.content += event.text
-        return first  # the first answer token closes the reasoning panel at once
-    if isinstance(event, Preamble):
-        if live.trace and live.trace[-1].get("kind") == "preamble" and not live.trace[-1].get("closed"):
-            live.trace[-1]["text"] += event.text
+class Steps:
+    """Folds a turn's events into its live message: the answer and the reasoning as text, and the
+    trace as the ordered list of steps (reasoning, preamble, tool call, tool result) the page and
+    the database keep. A reasoning step holds offsets into the message's reasoning (never a copy),
+    so a share without reasoning has nothing of it to leak."""
+
+    def __init__(self, live: MessageView):
+        self.live = live
+        self._opened: float | None = None  # when the open reasoning step began
+        self._step_start = len(live.trace)  # first trace entry of the generation in progress
+
+    def apply(self, event) -> bool:
+        """Fold an event in; True when the page should update now (a new step began)."""
+        live = self.live
+        if isinstance(event, Reasoning):
+            return self._reason(event.text)
+        self._close_reasoning()
+        if isinstance(event, Answer):
+            first = not live.content
+            live.content += event.text
+            return first  # the first answer token closes the reasoning panel at once
+        if isinstance(event, Preamble):
+            if live.trace and live.trace[-1].get("kind") == "preamble" and not live.trace[-1].get("closed"):
+                live.trace[-1]["text"] += event.text
+                return False
+            live.trace.append({"kind": "preamble", "text": event.text})
+            return True
+        if isinstance(event, ToolCall):
+            if live.trace and live.trace[-1].get("kind") == "preamble":
+                live.trace[-1]["closed"] = True
+            live.trace.append({"kind": "tool_call", "recipient": event.recipient, "arguments": event.arguments})
+            return True
+        if isinstance(event, ToolResult):
+            live.trace.append({"kind": "tool_result", "recipient": event.recipient, "output": event.output,
+                               "status": event.status, "seconds": round(event.seconds, 3),
+                               "summary": event.summary, "pages": [dict(p) for p in event.pages]})
+            return True
+        if isinstance(event, StepEnd):
+            thoughts = [e for e in live.trace[self._step_start:] if e.get("kind") == "reasoning"]
+            if len(thoughts) == 1:
+                thoughts[0]["tokens"] = event.reasoning_tokens
+            self._step_start = len(live.trace)
+        return False
+
+    def _reason(self, text: str) -> bool:
+        live = self.live
+        live.reasoning += text
+        last = live.trace[-1] if live.trace else None
+        if last is not None and last.get("kind") == "reasoning" and self._opened is not None:
+            last["end"] = len(live.reasoning)
             return False
-        live.trace.append({"kind": "preamble", "text": event.text})
+        self._opened = time.monotonic()
+        if len(live.reasoning) > len(text):  # a later step's thoughts: apart from the earlier ones in the text
+            live.reasoning = live.reasoning[: -len(text)] + "\n\n" + text
+        live.trace.append({"kind": "reasoning", "start": len(live.reasoning) - len(text), "end": len(live.reasoning)})
         return True
-    if isinstance(event, ToolCall):
-        if live.trace and live.trace[-1].get("kind") == "preamble":
-            live.trace[-1]["closed"] = True
-        live.trace.append({"kind": "tool_call", "recipient": event.recipient, "arguments": event.arguments})
-        return True
-    return False
+
+    def _close_reasoning(self) -> None:
+        if self._opened is not None:
+            self.live.trace[-1]["seconds"] = round(time.monotonic() - self._opened, 2)
+            self._opened = None
+
+    def close(self) -> None:
+        """The turn ended: a reasoning step still open ends now."""
+        self._close_reasoning()

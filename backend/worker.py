@@ -38,6 +38,7 @@ class ChatRequest:
     settings: PromptSettings = field(default_factory=PromptSettings)
     temperature: float = DEFAULT_TEMPERATURE
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    time_limit_s: float | None = None  # what is left of the turn's time (the worker's limit if less)
 
 
 class Slots:
@@ -117,7 +118,8 @@ class Job:
 
     def __init__(self, worker: Worker, prompt: list[int], request: ChatRequest, admitted: bool):
         self.worker, self.prompt, self.request = worker, prompt, request
-        self.deadline = time.perf_counter() + worker.time_limit_s
+        limit = min(worker.time_limit_s, request.time_limit_s or worker.time_limit_s)
+        self.deadline = time.perf_counter() + limit
         self.cancelled = False
         self.meter = _Meter(time.perf_counter())
         self._slots, self._admitted = worker.slots, admitted

@@ -69,6 +69,11 @@ class Config:
     share_link_expiry: str = DEFAULT_SHARE_EXPIRY  # default expiry offered for share links: 1 hour | 1 day | 7 days | never
     share_link_reasoning: bool = False  # share links include reasoning by default?
     save_interval_s: float = SAVE_INTERVAL_S
+    tools: str = "auto"  # tools that exist: python,browser,calculate,current_time | auto | none (see README)
+    max_tool_calls: int = 8  # tool calls per turn before the turn ends
+    tool_timeout_s: float = 30.0  # wall time of one python run
+    browser_docs: str = ""  # a folder of Markdown/text/HTML/PDF the browser tool searches (offline)
+    searxng_url: str = ""  # a self-hosted SearXNG the browser tool searches instead (web)
     demo: bool = False  # run the bundled demo model
     model_in_app_process: bool = False  # run the model in the app's process (else its own: no shared GIL)
     model_explicit: bool = False  # set by parse_config: a named model never falls back to the demo

@@ -58,6 +58,28 @@ class ToolCall:
     kind: str = "tool_call"
 
 
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool call returned (the agent ran it between two generations of the same turn)."""
+
+    recipient: str
+    output: str
+    status: str = "ok"  # ok | error | timeout | stopped | killed
+    seconds: float = 0.0
+    summary: str = ""  # a few words for the trace heading ("5 results")
+    pages: tuple = ()  # browser pages shown: {cursor, title, url}, for citations
+    kind: str = "tool_result"
+
+
+@dataclass(frozen=True)
+class StepEnd:
+    """One generation of a turn ended (a turn with tool calls has several)."""
+
+    reasoning_tokens: int = 0
+    answer_tokens: int = 0
+    kind: str = "step_end"
+
+
 @dataclass
 class Stats:
     """What every request reports (times in seconds)."""
@@ -69,6 +91,8 @@ class Stats:
     total_tokens: int = 0
     tokens_per_s: float | None = None
     stop_reason: str = ""
+    tool_calls: int = 0
+    tool_time: float = 0.0  # seconds spent running tools, apart from the model's time
 
 
 @dataclass(frozen=True)
@@ -85,4 +109,4 @@ class Done:
     kind: str = "done"
 
 
-Event = Reasoning | Answer | Preamble | ToolCall | Done
+Event = Reasoning | Answer | Preamble | ToolCall | ToolResult | StepEnd | Done

@@ -44,13 +44,6 @@ def status_note(status: str | None, stop_reason: str | None = None) -> str:
     return note
 
 
-def trace_title(entry: dict) -> str:
-    """The heading of one trace entry (a preamble or a tool call), on the page and the share page."""
-    if entry.get("kind") == "tool_call":
-        return f"Tool call: {entry.get('recipient', '?')}"
-    return "Preamble"
-
-
 @dataclass
 class MessageView:
     id: int

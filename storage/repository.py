@@ -49,6 +49,17 @@ def _conversation_view(c: Conversation, messages: list[Message] | None = None) -
                             messages=[_message_view(m) for m in (messages or [])])
 
 
+def tools_text(trace: list[dict]) -> str:
+    """The searchable text of a turn's tool calls (recipient and arguments) and results."""
+    parts = []
+    for entry in trace:
+        if entry.get("kind") == "tool_call":
+            parts.append(f"{entry.get('recipient', '')} {entry.get('arguments', '')}")
+        elif entry.get("kind") == "tool_result":
+            parts.append(entry.get("output", ""))
+    return "\n".join(parts)
+
+
 def fts_query(query: str) -> str:
     """Turn user words into an FTS5 query of quoted terms (no FTS syntax from users)."""
     return " ".join('"' + word.replace('"', '""') + '"' for word in query.split())
@@ -218,9 +229,10 @@ class Repository:
         stmt = (update(messages)
                 .where(messages.c.id == bindparam("p_id"), messages.c.conversation_id.in_(owned))
                 .values(content=bindparam("p_content"), reasoning=bindparam("p_reasoning"),
-                        trace=bindparam("p_trace")))
+                        trace=bindparam("p_trace"), tools_text=bindparam("p_tools")))
         rows = [{"p_owner": owner, "p_id": mid, "p_content": f["content"], "p_reasoning": f["reasoning"],
-                 "p_trace": json.dumps(list(f.get("trace") or []))} for owner, mid, f in items]
+                 "p_trace": json.dumps(list(f.get("trace") or [])), "p_tools": tools_text(f.get("trace") or [])}
+                for owner, mid, f in items]
         with self.writing() as s:
             s.connection().execute(stmt, rows)
 
@@ -238,6 +250,8 @@ class Repository:
         for key in ("trace", "harmony"):
             if key in fields:
                 out[key] = json.dumps(list(fields[key]))
+        if "trace" in fields:
+            out["tools_text"] = tools_text(fields["trace"])
         unknown = set(fields) - set(out)
         if unknown:
             raise TypeError(f"unknown message fields: {sorted(unknown)}")
@@ -256,7 +270,7 @@ class Repository:
 
     def _search_fts(self, s, owner, query, include_reasoning, limit):
         terms = fts_query(query)
-        match = terms if include_reasoning else f"content : ({terms})"
+        match = terms if include_reasoning else f"{{content tools_text}} : ({terms})"  # tool results too
         sql = text("""
             SELECT c.id, c.title, m.id, m.role,
                    snippet(messages_fts, -1, '[', ']', '…', 12)
@@ -270,7 +284,7 @@ class Repository:
 
     def _search_like(self, s, owner, query, include_reasoning, limit):
         pattern = "%" + query.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        cond = Message.content.ilike(pattern, escape="\\")
+        cond = Message.content.ilike(pattern, escape="\\") | Message.tools_text.ilike(pattern, escape="\\")
         if include_reasoning:
             cond = cond | Message.reasoning.ilike(pattern, escape="\\")
         rows = s.execute(select(Conversation.id, Conversation.title, Message.id, Message.role, Message.content)

@@ -51,7 +51,9 @@ class Message(Base):
     role: Mapped[str] = mapped_column(String(16), nullable=False)  # user | assistant
     content: Mapped[str] = mapped_column(Text, nullable=False, default="")
     reasoning: Mapped[str] = mapped_column(Text, nullable=False, default="")
-    trace: Mapped[str] = mapped_column(Text, nullable=False, default="[]")  # JSON: preambles, tool calls
+    # JSON, the turn's steps in order: reasoning (offsets into `reasoning`), preambles, tool calls, results
+    trace: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    tools_text: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")  # searchable
     harmony: Mapped[str] = mapped_column(Text, nullable=False, default="[]")  # JSON: harmony messages
     effort: Mapped[str | None] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=MessageStatus.COMPLETE.value)
@@ -90,3 +92,17 @@ class Share(Base):
     revoked: Mapped[dt.datetime | None] = mapped_column()
 
     __table_args__ = (Index("ix_shares_owner_created", "owner", "created"),)
+
+
+class Document(Base):
+    """A file of the folder the browser tool searches (--browser-docs), as text."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(1000), nullable=False)  # path inside the folder
+    title: Mapped[str] = mapped_column(String(300), nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)  # size and mtime: re-read when changed
+
+    __table_args__ = (Index("ix_documents_source", "source", unique=True),)

@@ -77,12 +77,13 @@ def forced_engine(codec, tiny_model):
     from backend.engines.transformers_engine import TransformersEngine
     from tests.support.forcing import ForceSequence
 
-    def factory(text=FORCED_CHAT):
-        ids = codec.encoding.encode(text, allowed_special="all")
+    def factory(text=FORCED_CHAT, *then):
+        """`then`: what later generations of a turn say (after each tool call), in order."""
+        ids = [codec.encoding.encode(t, allowed_special="all") for t in (text, *then)]
 
         def build(progress):
             progress("Loading weights of tiny", None)
-            return TransformersEngine(tiny_model, do_sample=False, logits_processors=[ForceSequence(ids)],
+            return TransformersEngine(tiny_model, do_sample=False, logits_processors=[ForceSequence(*ids)],
                                       description={"model": "tiny-test", "quantization": "float32",
                                                    "engine": "transformers (continuous batching)"})
         return build
@@ -96,8 +97,8 @@ def make_host(codec, forced_engine):
 
     hosts = []
 
-    def make(text=FORCED_CHAT, **worker_kwargs):
-        host = ModelHost(forced_engine(text), codec, worker_kwargs)
+    def make(text=FORCED_CHAT, *then, **worker_kwargs):
+        host = ModelHost(forced_engine(text, *then), codec, worker_kwargs)
         host.start(background=False)
         hosts.append(host)
         return host

@@ -2,7 +2,7 @@
 
 from backend.host import MODEL_FAILED, ModelHost
 from core.errors import GenerationError, ModelLoadError
-from ui.wiring import status_markdown
+from ui.status import status_markdown
 
 
 def failing(message):

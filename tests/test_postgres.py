@@ -39,7 +39,9 @@ from tests.test_storage import (  # noqa: F401 - collected again here, on Postgr
     test_migrations_down_and_up_again,
     test_owners_never_see_each_other,
     test_plain_search_fallback,
+    test_migration_to_steps_keeps_answers_and_makes_tool_calls_searchable,
     test_rename_delete_truncate,
+    test_tool_results_are_searchable,
 )
 
 SERVER = os.environ.get("GPT_OSS_CHAT_TEST_DATABASE_URL", "")

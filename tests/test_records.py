@@ -3,7 +3,7 @@
 import pytest
 
 from core.events import StopReason
-from core.records import MessageStatus, status_note, trace_title
+from core.records import MessageStatus, status_note
 
 
 @pytest.mark.parametrize("stop, status", [
@@ -24,6 +24,4 @@ def test_one_wording_for_the_page_and_the_share_page():
     assert status_note("stopped") == "stopped by the user"
     assert status_note("interrupted").startswith("interrupted")
     assert status_note("something-else") == ""  # an unknown stored value shows nothing rather than failing
-    assert trace_title({"kind": "tool_call", "recipient": "functions.get_weather"}) == \
-        "Tool call: functions.get_weather"
-    assert trace_title({"kind": "preamble", "text": "Let me check."}) == "Preamble"
+

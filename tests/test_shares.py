@@ -127,4 +127,5 @@ def test_migration_from_the_previous_schema_keeps_data(url):
     assert Shares(repo).open(link.token).messages[0].content == "old words"
     downgrade(engine, "0001")
     assert "shares" not in inspect(engine).get_table_names()
-    assert repo.get("alice", "a" * 32).title == "Old chat"
+    with engine.connect() as conn:  # read as the first release would (the models are newer than 0001)
+        assert conn.execute(text("SELECT title FROM conversations")).scalar() == "Old chat"

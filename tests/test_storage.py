@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from core.errors import NotFoundError
 from storage.db import downgrade, open_engine, upgrade
@@ -141,7 +141,7 @@ def test_migrations_from_blank_match_the_models(url):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     # FTS5's own shadow tables are not in the models; everything else must match.
-    diff = [d for d in diff if not (d[0] == "remove_table" and d[1].name.startswith("messages_fts"))]
+    diff = [d for d in diff if not (d[0] == "remove_table" and d[1].name.startswith(("messages_fts", "documents_fts")))]
     assert diff == []
     assert {"conversations", "messages", "messages_fts"} <= set(inspect(engine).get_table_names())
 
@@ -204,3 +204,36 @@ def test_a_user_message_starts_or_continues_a_conversation_in_one_step(repo):
         repo.check_owner("bob", cid)
     repo.check_owner("alice", cid)
     assert len(repo.get("alice", cid).messages) == 3  # bob's message was never stored
+
+
+def test_migration_to_steps_keeps_answers_and_makes_tool_calls_searchable(url):
+    """0002 -> 0003: answers stored before steps existed stay readable, their tool calls searchable."""
+    engine = open_engine(url)
+    upgrade(engine, "0002")
+    trace = json.dumps([{"kind": "tool_call", "recipient": "functions.get_weather",
+                         "arguments": '{"city": "Reykjavik"}'}])
+    with engine.begin() as conn:  # a database written before tools ran
+        conn.execute(text("INSERT INTO conversations VALUES ('" + "b" * 32 + "', 'alice', 'Weather', "
+                          "'2026-01-01 00:00:00', '2026-01-01 00:00:00', '{}')"))
+        conn.execute(text("INSERT INTO messages (conversation_id, position, role, content, reasoning, trace, "
+                          "harmony, status, created) VALUES ('" + "b" * 32 + "', 0, 'assistant', 'Let me check.', "
+                          "'The user wants weather.', :trace, '[]', 'complete', '2026-01-01 00:00:00')"),
+                     {"trace": trace})
+    repo = Repository.open(url)  # upgrades to head
+    (m,) = repo.get("alice", "b" * 32).messages
+    assert (m.content, m.reasoning, m.trace) == ("Let me check.", "The user wants weather.", json.loads(trace))
+    assert [h.conversation_id for h in repo.search("alice", "Reykjavik")] == ["b" * 32]
+    assert repo.search("alice", "wants") == [] and repo.search("alice", "wants", include_reasoning=True)
+    downgrade(engine, "0002")
+    assert "documents" not in inspect(engine).get_table_names()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT content FROM messages")).scalar() == "Let me check."
+
+
+def test_tool_results_are_searchable(repo):
+    cid = repo.create_conversation("alice", "t")
+    mid = repo.add_message("alice", cid, "assistant", "done")
+    repo.save_message("alice", mid, trace=[{"kind": "tool_call", "recipient": "python", "arguments": "print(6*7)"},
+                                           {"kind": "tool_result", "recipient": "python", "output": "forty-two"}])
+    assert [h.message_id for h in repo.search("alice", "forty-two")] == [mid]
+    assert repo.search("bob", "forty-two") == []

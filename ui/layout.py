@@ -56,6 +56,8 @@ class Page:
     instructions: gr.Textbox
     temperature: gr.Slider
     max_new_tokens: gr.Slider
+    tools: gr.CheckboxGroup
+    prompt_preview: gr.Textbox
     new_chat: gr.Button
     conversations: gr.Radio
     search_query: gr.Textbox
@@ -88,8 +90,14 @@ class Page:
     sidebar_shown: gr.State
 
 
+def tools_note(unavailable: dict[str, str]) -> str:
+    """Why a tool the model knows is not offered here (shown under the tool choice)."""
+    return "\n".join(f"- **{name}**: {why}" for name, why in unavailable.items())
+
+
 def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning: bool, hf_login: bool,
-                 password_login: bool = False) -> Page:
+                 password_login: bool = False, tool_names: list[str] = (),
+                 unavailable_tools: dict[str, str] | None = None) -> Page:
     with gr.Blocks(title="gpt-oss chat", fill_height=True) as demo:
         if hf_login:
             gr.LoginButton(elem_id="hf-login")  # Spaces with hf_oauth: conversations belong to the HF account
@@ -157,6 +165,9 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         with gr.Row():
             effort = gr.Radio(list(EFFORTS), value=DEFAULT_EFFORT, label="Reasoning effort", elem_id="effort")
             regenerate = gr.Button("Regenerate", elem_id="regenerate")
+        # Per conversation: which of the deployment's tools the model may call (stored with the chat).
+        tools = gr.CheckboxGroup(list(tool_names), value=[], label="Tools the model may use", elem_id="tools",
+                                 info=tools_note(unavailable_tools or {}) or None)
         with gr.Accordion("Settings", open=False):
             instructions = gr.Textbox(label="Instructions (developer message)", lines=3,
                                       placeholder="e.g. Answer in French.", elem_id="instructions")
@@ -164,10 +175,13 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
                                     label="Temperature", elem_id="temperature")
             max_new_tokens = gr.Slider(16, MAX_NEW_TOKENS_LIMIT, value=max_new_tokens_default, step=16,
                                               label="Max new tokens")
+            prompt_preview = gr.Textbox(label="What the model sees (system and developer messages)", lines=8,
+                                        max_lines=30, interactive=False, elem_id="prompt-preview")
     return Page(
         demo=demo, conversation_id=conversation_id, status=status, timer=timer, chatbot=chatbot, live=live,
         message=message, send=send, stop=stop, regenerate=regenerate, effort=effort, instructions=instructions,
-        temperature=temperature, max_new_tokens=max_new_tokens, new_chat=new_chat, conversations=conversations,
+        temperature=temperature, max_new_tokens=max_new_tokens, tools=tools, prompt_preview=prompt_preview,
+        new_chat=new_chat, conversations=conversations,
         search_query=search_query, search_reasoning=search_reasoning, search_results=search_results, title=title,
         rename=rename, delete=delete, confirm_row=confirm_row, confirm_delete=confirm_delete,
         cancel_delete=cancel_delete, export_json=export_json, export_md=export_md,

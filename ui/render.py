@@ -11,7 +11,8 @@ from typing import NamedTuple
 
 import gradio as gr
 
-from core.records import MessageStatus, MessageView, status_note, trace_title
+from core.records import MessageStatus, MessageView, status_note
+from core.steps import DisplayStep, display_steps, fenced, link_citations, pages_of
 
 
 class History(NamedTuple):
@@ -53,48 +54,71 @@ def stats_line(m: MessageView) -> str:
         bits.append(f"{m.reasoning_tokens} reasoning + {m.answer_tokens or 0} answer tokens")
     if m.tokens_per_s:
         bits.append(f"{m.tokens_per_s:.1f} tokens/s")
+    runs = [e for e in m.trace or [] if e.get("kind") == "tool_result"]
+    if runs:  # tool time apart from the model's
+        seconds = sum(e.get("seconds") or 0 for e in runs)
+        bits.append(f"{len(runs)} tool call{'s' * (len(runs) != 1)} in {seconds:.1f} s")
     note = status_note(m.status, m.stop_reason)
     if note:
         bits.append(note)
     return " · ".join(bits)
 
 
-def _thought(m: MessageView, live: bool) -> gr.ChatMessage:
-    thinking = live and not m.content and m.status == MessageStatus.STREAMING
-    if thinking:
-        meta = {"title": "Thinking…", "status": "pending"}
+def _step_message(step: DisplayStep, pages: dict) -> gr.ChatMessage:
+    meta = {"title": step.title, "status": "pending" if step.pending else "done"}
+    if step.seconds is not None and not step.pending:
+        meta["duration"] = round(step.seconds, 1)
+    if step.kind == "tool":
+        content = tool_body(step, pages)
     else:
-        meta = {"title": "Thought" if m.reasoning_time is None else f"Thought for {m.reasoning_time:.0f} s",
-                "status": "done"}
-        if m.reasoning_time is not None:
-            meta["duration"] = round(m.reasoning_time, 1)
-    return gr.ChatMessage(role="assistant", content=escape_html(m.reasoning), metadata=meta)
+        content = escape_html(step.text)
+    return gr.ChatMessage(role="assistant", content=content, metadata=meta)
 
 
-def _trace(entry: dict) -> gr.ChatMessage:
-    if entry.get("kind") == "tool_call":
-        args = entry.get("arguments", "")
-        try:
-            args = json.dumps(json.loads(args), indent=2, ensure_ascii=False)
-        except ValueError:
-            pass
-        return gr.ChatMessage(role="assistant", content=f"```json\n{args}\n```",
-                              metadata={"title": trace_title(entry), "status": "done"})
-    return gr.ChatMessage(role="assistant", content=escape_html(entry.get("text", "")),
-                          metadata={"title": trace_title(entry), "status": "done"})
+def tool_body(step: DisplayStep, pages: dict) -> str:
+    """What a tool step shows when opened: the call as the model wrote it, then what came back."""
+    call, result = step.call or {}, step.result
+    recipient, arguments = call.get("recipient", ""), call.get("arguments", "")
+    if recipient == "python":
+        parts = [fenced(arguments, "python")]
+    elif recipient.startswith("browser."):
+        parts = []
+    else:
+        parts = [fenced(_pretty_json(arguments), "json")]
+    if result is None:
+        return "\n\n".join(parts)
+    links = [p for p in result.get("pages", []) if "link" in p]
+    if links:
+        parts.append("\n".join(f"{p['link']}. [{_link_text(p.get('title'))}]({p.get('url', '')})" for p in links))
+    elif recipient == "browser.open" and result.get("pages"):
+        page = result["pages"][0]
+        parts.append(f"[{_link_text(page.get('title'))}]({page.get('url', '')})")
+    parts.append(fenced(result.get("output", ""), "text"))
+    return "\n\n".join(parts)
+
+
+def _link_text(title) -> str:
+    return escape_html(str(title or "source")).replace("[", "(").replace("]", ")")
+
+
+def _pretty_json(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
 
 
 def assistant_messages(m: MessageView, live: bool = False) -> list[gr.ChatMessage]:
-    out = []
-    if m.reasoning:
-        out.append(_thought(m, live))
-    out += [_trace(e) for e in m.trace]
+    """A turn in the order it happened: thoughts, preambles and tool runs, then the answer."""
+    streaming = live and m.status == MessageStatus.STREAMING
+    pages = pages_of(m)
+    out = [_step_message(step, pages) for step in display_steps(m, streaming)]
     if m.content:
-        out.append(gr.ChatMessage(role="assistant", content=escape_html(m.content)))
+        out.append(gr.ChatMessage(role="assistant", content=link_citations(escape_html(m.content), pages)))
     if m.error:
         out.append(gr.ChatMessage(role="assistant", content=escape_html(m.error),
                                   metadata={"title": "The answer failed"}))
-    if not live or m.status != MessageStatus.STREAMING:
+    if not streaming:
         out.append(gr.ChatMessage(role="assistant", content=_stats_detail(m),
                                   metadata={"title": stats_line(m), "status": "done"}))
     return out

@@ -12,13 +12,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.routing import APIRoute
 
 from backend.conversations import Sharing
+from backend.tools.browser import page_lines
 from core.errors import InputError, NotFoundError
 from ui.identity import session_cookies, session_token
-from ui.shared_page import HEADERS, render_gone, render_shared
+from ui.shared_page import HEADERS, render_document, render_gone, render_shared
 
 
-def http_routes(shares: Sharing, host, conversations=None, identity=None, password_login: bool = False
-                ) -> list[APIRoute]:
+def http_routes(shares: Sharing, host, conversations=None, identity=None, password_login: bool = False,
+                documents=None) -> list[APIRoute]:
     def healthz() -> JSONResponse:
         """200 while the server runs (model loading or ready); 503 once the model failed to load."""
         s = host.status()
@@ -54,7 +55,19 @@ def http_routes(shares: Sharing, host, conversations=None, identity=None, passwo
             "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff"})
 
-    return [APIRoute("/export/{conversation_id}/{kind}", export, methods=["GET"], include_in_schema=False),
+    def document(doc_id: int, request: Request) -> Response:
+        """A document the browser tool cited, with numbered lines (#L12 jumps to line 12). Behind the
+        sign-in like the app; no script can run in it."""
+        if identity is not None and identity.http_owner(
+                request, getattr(request.app, "tokens", {}) if password_login else None) is None:
+            return PlainTextResponse("Sign in to read the documents.", status_code=401)
+        doc = documents.get(doc_id) if documents is not None else None
+        if doc is None:
+            return PlainTextResponse("There is no such document.", status_code=404)
+        return HTMLResponse(render_document(doc.title, doc.source, page_lines(doc.text)), headers=HEADERS)
+
+    return [APIRoute("/doc/{doc_id}", document, methods=["GET"], include_in_schema=False),
+            APIRoute("/export/{conversation_id}/{kind}", export, methods=["GET"], include_in_schema=False),
             APIRoute("/signout", signout, methods=["POST"], include_in_schema=False),
             APIRoute("/healthz", healthz, methods=["GET"], include_in_schema=False),
             APIRoute("/s/{token}", shared, methods=["GET"], include_in_schema=False)]

@@ -13,7 +13,8 @@ import html
 from markdown_it import MarkdownIt
 
 from core.errors import LINK_GONE
-from core.records import SharedConversation, status_note, trace_title
+from core.records import SharedConversation, status_note
+from core.steps import DisplayStep, display_steps, link_citations, pages_of
 
 _MD = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 HEADERS = {
@@ -43,25 +44,29 @@ def _page(title: str, body: str) -> str:
             f'<title>{html.escape(title)}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>')
 
 
-def _trace(entry: dict) -> str:
-    """Preambles (user-visible commentary) and tool calls, as in the chat."""
-    title = html.escape(trace_title(entry))
-    if entry.get("kind") == "tool_call":
-        return f'<div class="call">{title}<pre>{html.escape(entry.get("arguments", ""))}</pre></div>'
-    return f'<div class="preamble"><div>{title}</div>{_MD.render(entry.get("text", ""))}</div>'
+def _step(step: DisplayStep) -> str:
+    """One step of a turn, as in the chat: thoughts closed, preambles shown, tool runs with what came back."""
+    title = html.escape(step.title)
+    if step.kind == "thought":
+        return f'<details class="reasoning"><summary>{title}</summary>{_MD.render(step.text)}</details>'
+    if step.kind == "preamble":
+        return f'<div class="preamble"><div>{title}</div>{_MD.render(step.text)}</div>'
+    call, result = step.call or {}, step.result or {}
+    return (f'<details class="call"><summary>{title}</summary><pre>{html.escape(call.get("arguments", ""))}</pre>'
+            f'<pre>{html.escape(result.get("output", ""))}</pre></details>')
 
 
 def _message(m, include_reasoning: bool) -> str:
     if m.role == "user":
         return f'<article class="msg user"><div class="role">User</div>{_MD.render(m.content)}</article>'
     parts = ['<article class="msg assistant"><div class="role">Assistant</div>']
-    if include_reasoning and m.reasoning:
-        seconds = f" for {m.reasoning_time:.0f} s" if m.reasoning_time else ""
-        parts.append(f'<details class="reasoning"><summary>Thought{seconds}</summary>{_MD.render(m.reasoning)}'
-                     f'</details>')
-    parts += [_trace(entry) for entry in m.trace]
-    if m.content or not m.trace:
-        parts.append(_MD.render(m.content) if m.content else "<p><em>(no answer)</em></p>")
+    steps = display_steps(m, include_reasoning=include_reasoning)
+    parts += [_step(step) for step in steps]
+    if m.content or not steps:
+        # citations link to their sources (relative to the app, one level up from /s/<token>)
+        pages = {c: {**p, "url": "../" + p["url"] if p.get("url", "").startswith("doc/") else p.get("url")}
+                 for c, p in pages_of(m).items()}
+        parts.append(_MD.render(link_citations(m.content, pages)) if m.content else "<p><em>(no answer)</em></p>")
     bits = [f"{m.effort} effort" if m.effort else "", status_note(m.status, m.stop_reason)]
     if any(bits):
         parts.append(f'<div class="stats">{html.escape(" · ".join(b for b in bits if b))}</div>')
@@ -79,3 +84,11 @@ def render_shared(shared: SharedConversation, copy_href: str) -> str:
 
 def render_gone() -> str:
     return _page("Link not available", f'<p id="gone">{html.escape(LINK_GONE)}</p>')
+
+
+def render_document(title: str, source: str, lines: list[str]) -> str:
+    """A cited document, one anchored line each (`#L12`), numbered as the model saw it."""
+    rows = "".join(f'<div id="L{n}" class="line"><span class="n">L{n}</span> {html.escape(line)}</div>'
+                   for n, line in enumerate(lines))
+    style = "<style>.line{font:13px/1.5 monospace;white-space:pre-wrap}.n{color:#8c959f}:target{background:#fff8c5}</style>"
+    return _page(title, f"<h1>{html.escape(title)}</h1><p class=\"meta\">{html.escape(source)}</p>{style}{rows}")

@@ -19,6 +19,7 @@ from ui.identity import Identity
 from ui.layout import Page
 from ui.render import assistant_messages, escape_html, page_value, render_history
 from ui.sharing import ShareHandlers, wire_sharing
+from ui.status import wire_status
 
 SET_URL_JS = """(id) => { const u = new URL(window.location.href);
   if (id) { u.searchParams.set('c', id); } else { u.searchParams.delete('c'); }
@@ -27,22 +28,6 @@ SET_URL_JS = """(id) => { const u = new URL(window.location.href);
 
 
 DOWNLOAD_JS = "(id) => { if (id) { window.location.assign('export/' + id + '/KIND'); } }"
-
-
-def status_markdown(status, details: bool = False) -> str:
-    """The banner. `details`: also what failed and what to do (for the one local user, who runs the
-    server; visitors of a multi-user deployment get the plain sentence and the log keeps the rest)."""
-    if status.state == "ready":
-        d = status.description
-        text = (f"**Model:** {d.get('model', '?')} · **quantization:** {d.get('quantization', '?')} · "
-                f"**engine:** {d.get('engine', '?')} · **device:** {d.get('device', '?')}")
-        if d.get("notice"):
-            text += f"\n\n**Notice:** {d['notice']}"
-        return text
-    if status.state == "failed":
-        return f"**{status.error}**" + (f"\n\n{status.detail}" if details and status.detail else "")
-    pct = f" — {status.fraction:.0%}" if status.fraction is not None else ""
-    return f"**Loading the model…** {status.stage}{pct}. The chat opens when it is ready."
 
 
 class Handlers:
@@ -102,47 +87,49 @@ class Handlers:
         return rows, live, snap.conversation_id, "", gr.Radio(choices=choices), [list(c) for c in choices]
 
     @staticmethod
-    def _options(effort, instructions, temperature, max_new_tokens) -> ChatOptions:
-        return ChatOptions(effort or DEFAULT_EFFORT, instructions or "", temperature, max_new_tokens)
+    def _options(effort, instructions, temperature, max_new_tokens, tools=None) -> ChatOptions:
+        return ChatOptions(effort or DEFAULT_EFFORT, instructions or "", temperature, max_new_tokens,
+                           list(tools or []))
 
-    def send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens,
+    def send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens, tools,
              request: gr.Request):
         if not (text or "").strip():
             return (gr.skip(),) * 6  # an empty message is simply not sent
-        opts = self._options(effort, instructions, temperature, max_new_tokens)
+        opts = self._options(effort, instructions, temperature, max_new_tokens, tools)
         return self._started(self.chat.send(self.owner(request), conversation_id or None, text, opts), request)
 
-    def regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens,
+    def regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens, tools,
                    request: gr.Request):
         if not conversation_id:
             raise NotFoundError("Open or start a conversation first.")
-        opts = self._options(effort, instructions, temperature, max_new_tokens)
+        opts = self._options(effort, instructions, temperature, max_new_tokens, tools)
         return self._started(self.chat.regenerate(self.owner(request), conversation_id, opts), request)
 
-    def edit(self, conversation_id, effort, instructions, temperature, max_new_tokens,
+    def edit(self, conversation_id, effort, instructions, temperature, max_new_tokens, tools,
              edit: gr.EditData, request: gr.Request):
         owner = self.owner(request)
-        opts = self._options(effort, instructions, temperature, max_new_tokens)
+        opts = self._options(effort, instructions, temperature, max_new_tokens, tools)
         positions = render_history(self.conversations.open(owner, conversation_id).messages).positions
         index = edit.index if isinstance(edit.index, int) else edit.index[0]
         position = positions[index] if 0 <= index < len(positions) else None
         return self._started(self.chat.edit(owner, conversation_id, position, edit.value, opts), request)
 
     async def api_send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens,
-                       request: gr.Request):
-        """/send for scripts: the whole answer as one stream of (chat, live, conversation id)."""
-        opts = self._options(effort, instructions, temperature, max_new_tokens)
+                       tools=None, request: gr.Request = None):
+        """/send for scripts: the whole answer as one stream of (chat, live, conversation id). `tools`:
+        which of the server's tools the model may use (none unless named)."""
+        opts = self._options(effort, instructions, temperature, max_new_tokens, tools)
         owner = self.owner(request)  # the database work and the claim run off the event loop:
         watch = await anyio.to_thread.run_sync(self.chat.send, owner, conversation_id or None, text, opts)
         async for history, live in self._relay(watch):
             yield history, live, watch.turn.conversation_id
 
     async def api_regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens,
-                             request: gr.Request):
+                             tools=None, request: gr.Request = None):
         """/regenerate for scripts: the new answer as one stream."""
         if not conversation_id:
             raise NotFoundError("Open or start a conversation first.")
-        opts = self._options(effort, instructions, temperature, max_new_tokens)
+        opts = self._options(effort, instructions, temperature, max_new_tokens, tools)
         owner = self.owner(request)
         watch = await anyio.to_thread.run_sync(self.chat.regenerate, owner, conversation_id, opts)
         async for history, live in self._relay(watch):
@@ -215,8 +202,9 @@ class Handlers:
         if messages and messages[-1].status == MessageStatus.STREAMING and conv.id in self.chat.writing(owner):
             messages = messages[:-1]  # the answer being written shows in the live panel, not twice
         s = conv.settings
+        tools = [t for t in s.get("tools", self.chat.default_tools()) if t in self.chat.toolbox.names]
         return (render_history(messages).rows, hidden_live(), conv.id, conv.title,
-                s.get("effort", DEFAULT_EFFORT), s.get("instructions", ""), gr.Radio(value=conv.id))
+                s.get("effort", DEFAULT_EFFORT), s.get("instructions", ""), tools, gr.Radio(value=conv.id))
 
     def load(self, request: gr.Request):
         """Page load: the sidebar, and the conversation named by ?c= if it is the user's.
@@ -226,7 +214,7 @@ class Handlers:
         """
         no_copy = (gr.Row(visible=False), gr.skip(), "")
         if not self.identity.signed_in(request):
-            return [], hidden_live(), "", "", gr.skip(), gr.skip(), gr.Radio(choices=[]), *no_copy
+            return [], hidden_live(), "", "", gr.skip(), gr.skip(), gr.skip(), gr.Radio(choices=[]), *no_copy
         params = dict(request.query_params) if request is not None else {}
         ask = self._ask_copy(params["copy"]) if params.get("copy") else no_copy
         sidebar = self.sidebar(request)
@@ -236,7 +224,7 @@ class Handlers:
                 return (*opened[:-1], gr.Radio(choices=sidebar.choices, value=opened[2]), *ask)
             except NotFoundError as exc:
                 gr.Warning(exc.user_message)
-        return [], hidden_live(), "", "", gr.skip(), gr.skip(), sidebar, *ask
+        return [], hidden_live(), "", "", gr.skip(), gr.skip(), self.chat.default_tools(), sidebar, *ask
 
     def _ask_copy(self, token: str):
         try:
@@ -256,6 +244,13 @@ class Handlers:
     @staticmethod
     def copy_cancelled():
         return gr.Row(visible=False), ""
+
+    def preview(self, effort, instructions, tools) -> str:
+        """The system and developer messages as the model will read them with these settings."""
+        try:
+            return self.chat.preview(self._options(effort, instructions, 1.0, 1, tools))
+        except Exception as exc:  # e.g. instructions over the limit: the send will say so properly
+            return f"(cannot show: {getattr(exc, 'user_message', exc)})"
 
     def api_open(self, conversation_id: str, request: gr.Request) -> dict:
         """A conversation as data (messages with reasoning, status and stats)."""
@@ -310,7 +305,7 @@ def wire_turns(p: Page, h: Handlers, concurrency: int) -> list:
     API's whole-answer streams. Returns the page's relays: events that only show a turn (cancelling
     one never stops the turn itself). `concurrency` is high enough that a request past the worker's
     capacity reaches the worker and is refused at once ("busy") rather than parked in Gradio's queue."""
-    opts = [p.effort, p.instructions, p.temperature, p.max_new_tokens]
+    opts = [p.effort, p.instructions, p.temperature, p.max_new_tokens, p.tools]
     started = [p.chatbot, p.live, p.conversation_id, p.message, p.conversations, p.sidebar_shown]
     shown = [p.chatbot, p.live]
     limit = dict(concurrency_limit=concurrency)
@@ -348,7 +343,7 @@ def wire_sidebar(p: Page, h: Handlers, relays: list) -> None:
     follow = dict(fn=user_errors(h.follow_opened), inputs=[p.conversation_id], outputs=[p.chatbot, p.live],
                   postprocess=False, api_visibility="private", **STREAM)
     p.conversation_id.change(None, [p.conversation_id], None, js=SET_URL_JS, api_visibility="private")
-    opened = [p.chatbot, p.live, p.conversation_id, p.title, p.effort, p.instructions, p.conversations]
+    opened = [p.chatbot, p.live, p.conversation_id, p.title, p.effort, p.instructions, p.tools, p.conversations]
     for picker in (p.conversations, p.search_results):
         relays.append(picker.input(user_errors(h.open), [picker], opened, api_visibility="private").then(**follow))
     asking = [p.copy_row, p.copy_note, p.copy_token]
@@ -383,20 +378,6 @@ def wire_sidebar(p: Page, h: Handlers, relays: list) -> None:
         gr.api(user_errors(handler), api_name=f"export_{'json' if kind == 'json' else 'markdown'}")
 
 
-def wire_status(p: Page, host, identity: Identity, details: bool) -> None:
-    """The banner: model loading progress, then what runs; the message box opens when ready."""
-    def poll_status(request: gr.Request):
-        s, signed_in = host.status(), identity.signed_in(request)
-        text, ready = status_markdown(s, details), s.state == "ready" and signed_in
-        if not signed_in:
-            text += "\n\n**Sign in with Hugging Face** (the button above) to start chatting."
-        return text, gr.Textbox(interactive=ready), gr.Timer(active=s.state == "loading")
-
-    outputs = [p.status, p.message, p.timer]
-    p.timer.tick(poll_status, None, outputs, api_name="status", show_progress="hidden")
-    p.demo.load(poll_status, None, outputs, api_visibility="private")
-
-
 def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, host, identity: Identity,
          concurrency: int, details: bool) -> Handlers:
     """All of the page's events (call inside `with page.demo:`)."""
@@ -405,4 +386,9 @@ def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, h
     wire_sidebar(p, h, wire_turns(p, h, concurrency))
     wire_sharing(p, share_handlers)
     wire_status(p, host, identity, details)
+    preview = dict(fn=h.preview, inputs=[p.effort, p.instructions, p.tools], outputs=p.prompt_preview,
+                   api_visibility="private", show_progress="hidden", queue=False)
+    for changed in (p.effort.change, p.instructions.blur, p.tools.change):
+        changed(**preview)
+    p.demo.load(**preview)
     return h

@@ -40,11 +40,38 @@ def chat_prompt(turns: list[Turn], settings: PromptSettings) -> ChatPrompt:
     earlier reasoning is left out, as harmony's own rendering drops it."""
     messages = [{"role": "system", "content": settings.instructions}] if settings.instructions else []
     for turn in turns:
-        messages.append({"role": turn.role, "content": turn.content})
+        if turn.role == "assistant" and turn.harmony:
+            messages += _assistant_chat(turn)
+        else:
+            messages.append({"role": turn.role, "content": turn.content})
     tools = [{"type": "function", "function": {"name": t["name"], "description": t.get("description", ""),
                                                "parameters": t.get("parameters") or {"type": "object"}}}
              for t in settings.tools]
     return ChatPrompt(messages, settings.effort, tools)
+
+
+def _assistant_chat(turn: Turn) -> list[dict]:
+    """An assistant turn with tool steps as OpenAI chat messages: each function call an assistant
+    message with `tool_calls`, each result a `role: "tool"` message, then the answer. Reasoning is left
+    out (harmony drops it too); built-in python/browser calls have no chat form and are not offered
+    in chat mode."""
+    out: list[dict] = []
+    call_id = None
+    for i, m in enumerate(turn.harmony):
+        text = "".join(c.get("text", "") for c in m.get("content", []) if isinstance(c, dict))
+        recipient = m.get("recipient") or ""
+        if m.get("role") == "assistant" and recipient.startswith("functions."):
+            call_id = f"call_{i}"
+            out.append({"role": "assistant", "content": None, "tool_calls": [{
+                "id": call_id, "type": "function",
+                "function": {"name": recipient.removeprefix("functions."), "arguments": text}}]})
+        elif m.get("role") == "tool" and call_id is not None and str(m.get("name", "")).startswith("functions."):
+            out.append({"role": "tool", "tool_call_id": call_id, "content": text})
+        elif m.get("role") == "assistant" and m.get("channel") == "final":
+            out.append({"role": "assistant", "content": text})
+    if not any(m.get("content") for m in out if m["role"] == "assistant") and turn.content:
+        out.append({"role": "assistant", "content": turn.content})
+    return out
 
 
 class DeltaWriter:

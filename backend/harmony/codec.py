@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from openai_harmony import (
+    Author,
     Conversation,
     DeveloperContent,
     HarmonyError,
@@ -24,6 +25,7 @@ from openai_harmony import (
     StreamState,
     SystemContent,
     ToolDescription,
+    ToolNamespaceConfig,
 )
 
 from core.config import DEFAULT_EFFORT, EFFORTS
@@ -56,7 +58,9 @@ class PromptSettings:
     instructions: str = ""
     identity: str = DEFAULT_IDENTITY
     date: str | None = None  # conversation start date, YYYY-MM-DD; today if None
-    tools: list[dict] = field(default_factory=list)  # {name, description, parameters}
+    tools: list[dict] = field(default_factory=list)  # functions: {name, description, parameters}
+    # built-in tools (python, browser) in the system message: {name, description, tools: [functions]}
+    namespaces: list[dict] = field(default_factory=list)
 
 
 def effort_of(name: str) -> ReasoningEffort:
@@ -74,7 +78,22 @@ def _system_message(settings: PromptSettings) -> Message:
         .with_reasoning_effort(effort_of(settings.effort))
         .with_conversation_start_date(date)
     )
+    for space in settings.namespaces:
+        content = content.with_tools(ToolNamespaceConfig(
+            name=space["name"], description=space.get("description"), tools=_descriptions(space.get("tools", []))))
     return Message.from_role_and_content(Role.SYSTEM, content)
+
+
+def _descriptions(tools: list[dict]) -> list[ToolDescription]:
+    return [ToolDescription.new(t["name"], t.get("description", ""), parameters=t.get("parameters"))
+            for t in tools]
+
+
+def tool_message(recipient: str, channel: str | None, text: str) -> dict:
+    """A tool's result as harmony wants it: authored by the tool (`python`, `browser.search`,
+    `functions.NAME`), addressed to the assistant, on the channel of the call."""
+    message = Message.from_author_and_content(Author.new(Role.TOOL, recipient), text).with_recipient("assistant")
+    return (message.with_channel(channel) if channel else message).to_dict()
 
 
 def _developer_message(settings: PromptSettings) -> Message | None:
@@ -84,11 +103,7 @@ def _developer_message(settings: PromptSettings) -> Message | None:
     if settings.instructions:
         content = content.with_instructions(settings.instructions)
     if settings.tools:
-        tools = [
-            ToolDescription.new(t["name"], t.get("description", ""), parameters=t.get("parameters"))
-            for t in settings.tools
-        ]
-        content = content.with_function_tools(tools)
+        content = content.with_function_tools(_descriptions(settings.tools))
     return Message.from_role_and_content(Role.DEVELOPER, content)
 
 

@@ -1,0 +1,1 @@
+"""Tools gpt-oss may call: built-in python and browser, and developer functions."""

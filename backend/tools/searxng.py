@@ -1,0 +1,57 @@
+"""Web search for the browser tool through a self-hosted SearXNG instance (no API key).
+
+SearXNG answers `GET /search?q=...&format=json` with `{"results": [{"url", "title", "content"}]}`
+(its JSON format must be enabled in the instance's settings.yml: `search: formats: [html, json]`).
+Opened pages are fetched over HTTP and turned into text by trafilatura.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from backend.tools.browser import Hit, Page
+from backend.tools.docs import extract_html
+
+TIMEOUT_S = 15.0
+MAX_PAGE_BYTES = 5 * 2**20
+USER_AGENT = "gpt-oss-chat (browser tool)"
+
+
+class SearxngSearch:
+    source = "web"
+
+    def __init__(self, base_url: str, client: httpx.Client | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.client = client or httpx.Client(timeout=TIMEOUT_S, follow_redirects=True,
+                                             headers={"User-Agent": USER_AGENT})
+
+    def search(self, query: str, topn: int) -> list[Hit]:
+        try:
+            response = self.client.get(f"{self.base_url}/search", params={"q": query, "format": "json"})
+            response.raise_for_status()
+            results = response.json().get("results", [])
+        except (httpx.HTTPError, ValueError) as exc:
+            raise LookupError(f"the search engine did not answer ({exc}); is --searxng-url right, with its "
+                              "JSON format enabled?") from None
+        return [Hit(r.get("title") or r.get("url", ""), r.get("url", ""), r.get("content") or "")
+                for r in results[:topn] if r.get("url")]
+
+    def fetch(self, url: str) -> Page:
+        if not url.startswith(("http://", "https://")):
+            raise LookupError(f"{url!r} is not a web address")
+        try:
+            with self.client.stream("GET", url) as response:
+                response.raise_for_status()
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_PAGE_BYTES:
+                        break
+                kind = response.headers.get("content-type", "")
+        except httpx.HTTPError as exc:
+            raise LookupError(f"could not open {url} ({exc})") from None
+        text = body.decode("utf-8", errors="replace")
+        if "html" in kind or text.lstrip().startswith("<"):
+            title, text = extract_html(text)
+            return Page(title or url, url, text)
+        return Page(url, url, text)

@@ -1,0 +1,136 @@
+"""A stored turn read as the steps a person follows: thought, tool run, thought, answer.
+
+The trace of a message is stored as an ordered list (see backend/turns.Steps); this turns it into
+display steps with their headings ("Thought for 3 s", "Ran python · 0.4 s", "Searched 'x' ·
+5 results"), shared by the chat page and the read-only share page so both say the same.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from core.records import MessageView
+
+CITATION = re.compile(r"【(\d+)†L(\d+)(?:-L(\d+))?】")  # the browser's citation markup in an answer
+
+
+@dataclass
+class DisplayStep:
+    kind: str  # thought | tool | preamble
+    title: str
+    text: str = ""  # thought or preamble text
+    call: dict | None = None  # tool: the call entry
+    result: dict | None = None  # tool: its result entry (None while it runs)
+    seconds: float | None = None
+    pending: bool = False  # the step running now
+
+
+def display_steps(m: MessageView, streaming: bool = False, include_reasoning: bool = True) -> list[DisplayStep]:
+    trace = m.trace or []
+    steps: list[DisplayStep] = []
+    has_thoughts = any(e.get("kind") == "reasoning" for e in trace)
+    if include_reasoning and m.reasoning and not has_thoughts:  # stored before steps were
+        steps.append(DisplayStep("thought", thought_title(m.reasoning_time), m.reasoning, seconds=m.reasoning_time))
+    i = 0
+    while i < len(trace):
+        entry, last = trace[i], i == len(trace) - 1
+        kind = entry.get("kind")
+        if kind == "reasoning" and include_reasoning:
+            text = m.reasoning[entry.get("start", 0):entry.get("end", 0)]
+            pending = streaming and last and not m.content
+            if text.strip():
+                steps.append(DisplayStep("thought", "Thinking…" if pending else thought_title(entry.get("seconds"),
+                                                                                             entry.get("tokens")),
+                                         text, seconds=entry.get("seconds"), pending=pending))
+        elif kind == "tool_call":
+            result = trace[i + 1] if i + 1 < len(trace) and trace[i + 1].get("kind") == "tool_result" else None
+            i += result is not None
+            steps.append(DisplayStep("tool", tool_title(entry, result), call=entry, result=result,
+                                     seconds=result.get("seconds") if result else None,
+                                     pending=result is None and streaming))
+        elif kind == "tool_result":  # a result without its call (never written so, but readable)
+            steps.append(DisplayStep("tool", tool_title({"recipient": entry.get("recipient", "?")}, entry),
+                                     call={"recipient": entry.get("recipient", "?")}, result=entry))
+        elif kind == "preamble":
+            steps.append(DisplayStep("preamble", "Preamble", entry.get("text", "")))
+        i += 1
+    return steps
+
+
+def thought_title(seconds: float | None, tokens: int | None = None) -> str:
+    if seconds is None:
+        return "Thought"
+    return f"Thought for {seconds:.0f} s" + (f" · {tokens} tokens" if tokens else "")
+
+
+def call_arguments(call: dict) -> dict:
+    try:
+        value = json.loads(call.get("arguments") or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def tool_title(call: dict, result: dict | None) -> str:
+    """"Ran python · 0.4 s", "Searched 'gpt-oss license' · 5 results", "Running python…"."""
+    recipient = call.get("recipient", "?")
+    args = call_arguments(call)
+    done, doing = _verbs(recipient, args)
+    if result is None:
+        return doing + "…"
+    bits = [done]
+    if result.get("summary") and result.get("status", "ok") == "ok":
+        bits.append(str(result["summary"]))
+    if result.get("seconds") is not None:
+        bits.append(f"{result['seconds']:.1f} s")
+    if result.get("status", "ok") != "ok":
+        bits.append({"error": "failed", "timeout": "timed out", "stopped": "stopped",
+                     "killed": "killed"}.get(result["status"], result["status"]))
+    return " · ".join(bits)
+
+
+def _verbs(recipient: str, args: dict) -> tuple[str, str]:
+    if recipient == "python":
+        return "Ran python", "Running python"
+    if recipient == "browser.search":
+        query = str(args.get("query", ""))[:80]
+        return f"Searched '{query}'", f"Searching '{query}'"
+    if recipient == "browser.open":
+        return "Opened a page", "Opening a page"
+    if recipient == "browser.find":
+        pattern = str(args.get("pattern", ""))[:80]
+        return f"Found '{pattern}'", f"Finding '{pattern}'"
+    name = recipient.removeprefix("functions.")
+    return f"Called {name}", f"Calling {name}"
+
+
+def pages_of(m: MessageView) -> dict[int, dict]:
+    """Browser pages the turn saw, by cursor (for its citations)."""
+    pages = {}
+    for entry in m.trace or []:
+        for page in entry.get("pages", []) if entry.get("kind") == "tool_result" else []:
+            if "link" not in page:
+                pages[int(page["cursor"])] = page
+    return pages
+
+
+def link_citations(text: str, pages: dict[int, dict]) -> str:
+    """`【3†L10-L15】` -> a Markdown link to page 3's source; unknown cursors stay as written."""
+    def link(match):
+        page = pages.get(int(match.group(1)))
+        if page is None or not page.get("url") or page["url"].startswith("search?"):
+            return match.group(0)
+        lines = f"L{match.group(2)}" + (f"-L{match.group(3)}" if match.group(3) else "")
+        title = str(page.get("title", "source")).replace("[", "(").replace("]", ")")[:60]
+        return f"[【{title} {lines}】]({page['url']}#L{match.group(2)})"
+    return CITATION.sub(link, text)
+
+
+def fenced(text: str, language: str = "") -> str:
+    """A Markdown code block that the text cannot close early (the fence is longer than any run of
+    backticks inside it)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"

@@ -1,0 +1,38 @@
+"""The banner: model loading progress, then what runs; the message box opens when ready."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ui.identity import Identity
+from ui.layout import Page
+
+
+def status_markdown(status, details: bool = False) -> str:
+    """The banner. `details`: also what failed and what to do (for the one local user, who runs the
+    server; visitors of a multi-user deployment get the plain sentence and the log keeps the rest)."""
+    if status.state == "ready":
+        d = status.description
+        text = (f"**Model:** {d.get('model', '?')} · **quantization:** {d.get('quantization', '?')} · "
+                f"**engine:** {d.get('engine', '?')} · **device:** {d.get('device', '?')}")
+        if d.get("notice"):
+            text += f"\n\n**Notice:** {d['notice']}"
+        return text
+    if status.state == "failed":
+        return f"**{status.error}**" + (f"\n\n{status.detail}" if details and status.detail else "")
+    pct = f" — {status.fraction:.0%}" if status.fraction is not None else ""
+    return f"**Loading the model…** {status.stage}{pct}. The chat opens when it is ready."
+
+
+def wire_status(p: Page, host, identity: Identity, details: bool) -> None:
+    """The banner: model loading progress, then what runs; the message box opens when ready."""
+    def poll_status(request: gr.Request):
+        s, signed_in = host.status(), identity.signed_in(request)
+        text, ready = status_markdown(s, details), s.state == "ready" and signed_in
+        if not signed_in:
+            text += "\n\n**Sign in with Hugging Face** (the button above) to start chatting."
+        return text, gr.Textbox(interactive=ready), gr.Timer(active=s.state == "loading")
+
+    outputs = [p.status, p.message, p.timer]
+    p.timer.tick(poll_status, None, outputs, api_name="status", show_progress="hidden")
+    p.demo.load(poll_status, None, outputs, api_visibility="private")
