@@ -62,7 +62,8 @@ def display_steps(m: MessageView, streaming: bool = False, include_reasoning: bo
 def thought_title(seconds: float | None, tokens: int | None = None) -> str:
     if seconds is None:
         return "Thought"
-    return f"Thought for {seconds:.0f} s" + (f" · {tokens} tokens" if tokens else "")
+    took = f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"  # "0 s" says nothing of a short thought
+    return f"Thought for {took}" + (f" · {tokens} tokens" if tokens else "")
 
 
 def call_arguments(call: dict) -> dict:

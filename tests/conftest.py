@@ -115,8 +115,8 @@ def launched(forced_engine):
 
     apps = []
 
-    def launch(config, text=FORCED_CHAT):
-        parts = app_module.create(config, build_engine=forced_engine(text))
+    def launch(config, text=FORCED_CHAT, then=()):
+        parts = app_module.create(config, build_engine=forced_engine(text, *then))
         app_module.launch(parts, prevent_thread_lock=True, quiet=True)
         apps.append(parts)
         return parts

@@ -1,6 +1,5 @@
 """The agent loop on the real tiny model, forced to call tools: each result feeds the next generation."""
 
-import threading
 import time
 
 import pytest

@@ -11,7 +11,7 @@ from backend.tools.docs import LocalDocs, index_folder, read_document
 from backend.tools.searxng import SearxngSearch
 from backend.tools.toolbox import ToolContext
 from storage.documents import Documents
-from tests.support.replay_server import RECORDED, Reply, ReplayServer
+from tests.support.replay_server import RECORDED, ReplayServer, Reply
 
 CTX = ToolContext(threading.Event(), deadline=float("inf"))
 

@@ -36,10 +36,10 @@ from tests.test_storage import (  # noqa: F401 - collected again here, on Postgr
     test_list_newest_first,
     test_malformed_ids_are_not_found,
     test_many_writers_never_hit_database_is_locked,
+    test_migration_to_steps_keeps_answers_and_makes_tool_calls_searchable,
     test_migrations_down_and_up_again,
     test_owners_never_see_each_other,
     test_plain_search_fallback,
-    test_migration_to_steps_keeps_answers_and_makes_tool_calls_searchable,
     test_rename_delete_truncate,
     test_tool_results_are_searchable,
 )

@@ -24,8 +24,8 @@ def message(**kw):
 
 def test_steps_come_in_the_order_they_happened_with_their_headings():
     steps = display_steps(message(), streaming=True)
-    assert [s.title for s in steps] == ["Thought for 3 s · 9 tokens", "Searched 'gpt-oss license' · 2 results · 0.1 s",
-                                        "Opened a page · License · 0.0 s", "Thought for 1 s", "Running python…"]
+    assert [s.title for s in steps] == ["Thought for 3.2 s · 9 tokens", "Searched 'gpt-oss license' · 2 results · 0.1 s",
+                                        "Opened a page · License · 0.0 s", "Thought for 1.0 s", "Running python…"]
     assert [s.text for s in steps if s.kind == "thought"] == ["Look it up.", "Found."]
     assert steps[-1].pending and not steps[0].pending
 
@@ -37,7 +37,7 @@ def test_without_reasoning_only_the_actions_remain():
 
 def test_an_answer_stored_before_steps_shows_one_thought_first():
     old = MessageView(id=1, position=1, role="assistant", content="Hi", reasoning="Greet.", reasoning_time=2.0)
-    assert [(s.kind, s.title, s.text) for s in display_steps(old)] == [("thought", "Thought for 2 s", "Greet.")]
+    assert [(s.kind, s.title, s.text) for s in display_steps(old)] == [("thought", "Thought for 2.0 s", "Greet.")]
 
 
 def test_failed_and_stopped_tools_say_so():

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from backend.tools.setup import build_toolbox, wanted_tools
-from backend.tools.toolbox import BUILT_IN_FUNCTIONS, MAX_RESULT_CHARS, FunctionTool, ToolContext, Toolbox
+from backend.tools.toolbox import BUILT_IN_FUNCTIONS, MAX_RESULT_CHARS, FunctionTool, Toolbox, ToolContext
 from core.config import Config
 
 CTX = ToolContext(threading.Event(), deadline=float("inf"))

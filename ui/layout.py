@@ -168,7 +168,7 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         # Per conversation: which of the deployment's tools the model may call (stored with the chat).
         tools = gr.CheckboxGroup(list(tool_names), value=[], label="Tools the model may use", elem_id="tools",
                                  info=tools_note(unavailable_tools or {}) or None)
-        with gr.Accordion("Settings", open=False):
+        with gr.Accordion("Settings", open=False, elem_id="settings"):
             instructions = gr.Textbox(label="Instructions (developer message)", lines=3,
                                       placeholder="e.g. Answer in French.", elem_id="instructions")
             temperature = gr.Slider(*TEMPERATURE_RANGE, value=DEFAULT_TEMPERATURE, step=0.05,

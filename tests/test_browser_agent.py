@@ -1,0 +1,64 @@
+"""The agent's trace in Chromium: thought -> python run -> thought -> answer streams in order, and a
+reload in the middle of the tool run shows every step so far and follows the rest."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.net import free_port
+from tests.support.page import CHROMIUM, TIMEOUT_MS, ready, send, shot, thought_titles, wait_answers
+
+pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+CALL = ("<|channel|>analysis<|message|>I should compute this with python.<|end|>"
+        "<|start|>assistant to=python<|channel|>analysis code<|message|>"
+        "import time\ntime.sleep(4)\nprint(17 + 25)<|call|>")
+ANSWER = ("<|channel|>analysis<|message|>python printed 42.<|end|>"
+          "<|start|>assistant<|channel|>final<|message|>17 + 25 = **42**.<|return|>")
+LIVE_TITLES = "() => [...document.querySelectorAll('#live .thought-group .title')].map(e => e.innerText)"
+
+
+@pytest.fixture
+def agent_app(tmp_path, launched):
+    from core.config import Config
+
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400, tools="python,calculate")
+    parts = launched(config, text=CALL, then=(ANSWER,))
+    return f"http://127.0.0.1:{config.port}/", parts
+
+
+def test_a_multi_step_trace_streams_in_order_and_survives_a_reload(browser, agent_app):
+    url, parts = agent_app
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(url)
+    ready(pg)
+    assert pg.locator("#tools input[type=checkbox]:checked").count() == 2  # python and calculate, ticked
+    pg.locator("#settings .label-wrap").first.click()
+    pg.wait_for_function("() => (document.querySelector('#prompt-preview textarea') || {value: ''}).value"
+                         ".includes('## python')")  # what the model reads, tools included
+    send(pg, "What is 17 + 25?")
+    pg.wait_for_function(f"() => ({LIVE_TITLES})().some(t => t.startsWith('Running python'))")
+    shot(pg, "agent-tool-running")
+    pg.reload()  # in the middle of the tool run
+    ready(pg)
+    pg.wait_for_function(f"() => ({LIVE_TITLES})().some(t => t.startsWith('Running python'))")
+    titles = pg.evaluate(LIVE_TITLES)
+    assert titles[0].startswith("Thought") and titles[1].startswith("Running python")
+    wait_answers(pg, 1)
+    shot(pg, "agent-done")
+    titles = thought_titles(pg)
+    assert titles[0].startswith("Thought for") and titles[1].startswith("Ran python ·")
+    assert titles[2].startswith("Thought for") and "effort" in titles[3] and "1 tool call in" in titles[3]
+    chat = pg.locator("#chat")
+    assert chat.inner_text().strip().endswith("17 + 25 = 42.") or "17 + 25 = 42." in chat.inner_text()
+    pg.locator("#chat .thought-group .title", has_text="Ran python").click()  # open the step
+    pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('print(17 + 25)')")
+    assert "42" in chat.inner_text()
+    cid = pg.evaluate("() => new URL(location.href).searchParams.get('c')")
+    stored = parts.service.repo.get("local", cid).messages[-1]
+    assert [e["kind"] for e in stored.trace] == ["reasoning", "tool_call", "tool_result", "reasoning"]
+    context.close()
