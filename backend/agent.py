@@ -29,8 +29,10 @@ class AgentTurn:
     """One turn over several jobs, with the same surface as a Job: events(), cancel(), discard()."""
 
     def __init__(self, job, resubmit: Callable[[list[dict], int, float], object], tools: ToolSession | None,
-                 *, max_tool_calls: int = MAX_TOOL_CALLS, time_limit_s: float, max_new_tokens: int):
+                 *, max_tool_calls: int = MAX_TOOL_CALLS, time_limit_s: float, max_new_tokens: int,
+                 prior: list[dict] = ()):
         self.job, self._resubmit, self.tools = job, resubmit, tools
+        self.prior = list(prior)  # the turn's steps before a pause (a user function's result came in)
         self.max_tool_calls, self.max_new_tokens = max_tool_calls, max_new_tokens
         self.deadline = time.monotonic() + time_limit_s
         self.time_limit_s = time_limit_s
@@ -51,9 +53,9 @@ class AgentTurn:
         self.job.discard()
 
     def events(self) -> Iterator[Event]:
-        messages: list[dict] = []
+        messages: list[dict] = list(self.prior)
         steps: list[Stats] = []
-        calls, tool_time = 0, 0.0
+        calls, tool_time = sum(1 for m in messages if m.get("role") == "tool"), 0.0
         while True:
             done = yield from self._generate(self.job)
             steps.append(done.stats)
@@ -62,6 +64,10 @@ class AgentTurn:
             call = messages[-1] if done.harmony_messages and messages[-1].get("recipient") else None
             if done.stop_reason != StopReason.CALL or call is None or self._cancel.is_set():
                 yield self._end(done.stop_reason, steps, messages, calls, tool_time, done.error, done.malformed)
+                return
+            if self.tools is not None and self.tools.is_client(call["recipient"]):
+                # the user's own function: the turn pauses here, its result comes from the page or the API
+                yield self._end(StopReason.CALL, steps, messages, calls, tool_time)
                 return
             if calls >= self.max_tool_calls:
                 yield ToolResult(call["recipient"], "Not run: the limit of tool calls per turn was reached.",

@@ -19,9 +19,10 @@ from dataclasses import dataclass, replace
 from typing import Iterator
 
 from backend.agent import MAX_TOOL_CALLS, AgentTurn
-from backend.harmony.codec import PromptSettings, Turn
+from backend.harmony.codec import PromptSettings, Turn, tool_message
 from backend.saver import PartialSaver
 from backend.tools.toolbox import Toolbox
+from backend.tools.user_functions import parse_user_functions
 from backend.turns import LiveTurn, Pace, Snapshot
 from backend.worker import ChatRequest
 from core.config import (
@@ -53,6 +54,7 @@ class ChatOptions:
     temperature: float = DEFAULT_TEMPERATURE
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     tools: list[str] | None = None  # tools the model may use in this conversation; None: the defaults
+    functions: list[dict] | str | None = None  # the user's own functions (JSON Schema); results come from them
 
 
 def clean_text(text: str, limit: int = MAX_MESSAGE_CHARS, what: str = "message") -> str:
@@ -84,6 +86,23 @@ def check_options(options: ChatOptions) -> ChatOptions:
     max_new_tokens = _number(options.max_new_tokens, int, "Max new tokens", 1, MAX_NEW_TOKENS_LIMIT)
     instructions = clean_text(options.instructions, MAX_INSTRUCTIONS_CHARS, "instructions")
     return replace(options, instructions=instructions, temperature=temperature, max_new_tokens=max_new_tokens)
+
+
+def _placeholder(mid: int, position: int, options: ChatOptions) -> MessageView:
+    """The answer about to be written, as stored before the model runs."""
+    return MessageView(id=mid, position=position, role="assistant", content="", effort=options.effort,
+                       status=MessageStatus.STREAMING)
+
+
+def waiting_call(m: MessageView) -> dict | None:
+    """The call an answer paused on for the user's own function: a stored tool call with no result
+    after it, at the end of an answer that stopped at the call ({recipient, arguments, channel})."""
+    if m.role != "assistant" or m.stop_reason != "call" or not m.trace or m.trace[-1].get("kind") != "tool_call":
+        return None
+    call = dict(m.trace[-1])
+    sent = next((h for h in reversed(m.harmony) if h.get("recipient") == call.get("recipient")), {})
+    call["channel"] = sent.get("channel")
+    return call if str(call.get("recipient", "")).startswith("functions.") else None
 
 
 def _turns(messages: list[MessageView]) -> list[Turn]:
@@ -129,7 +148,8 @@ class ChatService:
     def _checked(self, options: ChatOptions) -> ChatOptions:
         """Options in range, and the tools resolved (stored with the chat: reopening it ticks the same)."""
         options = check_options(options)
-        return replace(options, tools=self.enabled_tools(options.tools))
+        return replace(options, tools=self.enabled_tools(options.tools),
+                       functions=parse_user_functions(options.functions))
 
     def send(self, owner: str, conversation_id: str | None, text: str,
              options: ChatOptions) -> Iterator[Snapshot]:
@@ -154,7 +174,8 @@ class ChatService:
             except BaseException:
                 job.discard()  # its stream will never run: give the worker slot back now
                 raise
-            return self._run_turn(owner, conversation_id, history + [user], job, mid, options)
+            return self._run_turn(owner, conversation_id, history + [user], job, _placeholder(mid, len(history) + 1,
+                                                                                              options))
 
     def regenerate(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
         """Drop the last answer (if any) and answer the last user message again."""
@@ -267,28 +288,67 @@ class ChatService:
 
     def settings_for(self, options: ChatOptions) -> PromptSettings:
         namespaces, functions = self.toolbox.prompt(self.enabled_tools(options.tools))
-        return PromptSettings(effort=options.effort, instructions=options.instructions, tools=functions,
-                              namespaces=namespaces)
+        return PromptSettings(effort=options.effort, instructions=options.instructions,
+                              tools=functions + parse_user_functions(options.functions), namespaces=namespaces)
 
     def preview(self, options: ChatOptions) -> str:
         """The system and developer messages exactly as the model reads them."""
         ids = self.host.codec.render([], self.settings_for(options))
         return self.host.codec.decode(ids[:-2])  # without the closing <|start|>assistant
 
-    def _submit(self, history: list[MessageView], options: ChatOptions) -> AgentTurn:
+    def _submit(self, history: list[MessageView], options: ChatOptions, prior: list[dict] = ()) -> AgentTurn:
         """Submit the turn's first generation now (busy or still loading fail here, before anything is
-        stored); later generations of the same turn, after each tool call, resubmit with its steps."""
+        stored); later generations of the same turn, after each tool call, resubmit with its steps.
+        `prior`: the harmony messages of a turn that paused for a user function's result."""
         worker = self.host.worker()  # raises a clear error while loading
         enabled = self.enabled_tools(options.tools)
         settings, turns = self.settings_for(options), _turns(history)
-        job = worker.submit(ChatRequest(turns, settings, options.temperature, options.max_new_tokens))
 
-        def resubmit(steps: list[dict], tokens_left: int, seconds_left: float):
-            return self.host.worker().submit(ChatRequest(turns + [Turn("assistant", "", harmony=steps)], settings,
-                                                         options.temperature, tokens_left, seconds_left))
-        return AgentTurn(job, resubmit, self.toolbox.session(enabled) if enabled else None,
-                         max_tool_calls=self.max_tool_calls, time_limit_s=worker.time_limit_s,
-                         max_new_tokens=options.max_new_tokens)
+        def request(steps: list[dict], tokens: int, seconds: float | None = None) -> ChatRequest:
+            so_far = [Turn("assistant", "", harmony=list(steps))] if steps else []
+            return ChatRequest(turns + so_far, settings, options.temperature, tokens, seconds)
+
+        job = worker.submit(request(list(prior), options.max_new_tokens))
+        client = [f["name"] for f in parse_user_functions(options.functions)]
+        session = self.toolbox.session(enabled, client) if enabled or client else None
+        return AgentTurn(job, lambda steps, tokens, seconds: self.host.worker().submit(request(steps, tokens, seconds)),
+                         session, max_tool_calls=self.max_tool_calls, time_limit_s=worker.time_limit_s,
+                         max_new_tokens=options.max_new_tokens, prior=prior)
+
+    # -- the user's own functions -------------------------------------------------------------
+
+    def waiting_call(self, owner: str, conversation_id: str | None) -> dict | None:
+        """The user-function call the conversation's last answer waits on ({recipient, arguments}), if any."""
+        if not conversation_id or self._live_turn(conversation_id) is not None:
+            return None
+        messages = self.repo.get(owner, conversation_id).messages
+        return waiting_call(messages[-1]) if messages else None
+
+    def tool_result(self, owner: str, conversation_id: str, output: str, options: ChatOptions) -> Iterator[Snapshot]:
+        """The result of the user's own function, typed on the page or sent through the API: the model
+        reads it and the same answer goes on."""
+        output = clean_text(output, self.max_message_chars, "result")
+        options = self._checked(options)
+        self.repo.get(owner, conversation_id)
+        with self._claimed(conversation_id):
+            messages = self.repo.get(owner, conversation_id).messages
+            last = messages[-1] if messages else None
+            call = waiting_call(last) if last is not None else None
+            if call is None:
+                raise InputError("No function call is waiting for a result in this conversation.")
+            harmony = list(last.harmony) + [tool_message(call["recipient"], call.get("channel"), output)]
+            trace = list(last.trace) + [{"kind": "tool_result", "recipient": call["recipient"], "output": output,
+                                         "status": "ok", "seconds": None, "summary": "your result", "pages": []}]
+            job = self._submit(messages[:-1], options, prior=harmony)
+            try:
+                self.repo.save_message(owner, last.id, status=MessageStatus.STREAMING, trace=trace, harmony=harmony,
+                                       error=None, stop_reason=None)
+            except BaseException:
+                job.discard()
+                raise
+            live = replace(last, trace=trace, harmony=harmony, status=MessageStatus.STREAMING, error=None,
+                           stop_reason=None, effort=options.effort)
+            return self._run_turn(owner, conversation_id, messages[:-1], job, live)
 
     def _answer(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
         """Answer the conversation as stored (regenerate, edit: the user message is already saved)."""
@@ -300,12 +360,10 @@ class ChatService:
         except BaseException:
             job.discard()  # its stream will never run: give the worker slot back now
             raise
-        return self._run_turn(owner, conversation_id, history, job, mid, options)
+        return self._run_turn(owner, conversation_id, history, job, _placeholder(mid, len(history), options))
 
-    def _run_turn(self, owner: str, conversation_id: str, history: list[MessageView], job, mid: int,
-                  options: ChatOptions) -> Iterator[Snapshot]:
-        live = MessageView(id=mid, position=len(history), role="assistant", content="",
-                           effort=options.effort, status=MessageStatus.STREAMING)
+    def _run_turn(self, owner: str, conversation_id: str, history: list[MessageView], job,
+                  live: MessageView) -> Iterator[Snapshot]:
         turn = LiveTurn(owner, conversation_id, history, live, job, saver=self.saver,
                         save=lambda m, **extra: self._save_end(owner, m, **extra),
                         finish=lambda m, done: self._finish(owner, m, done), on_end=self._ended,

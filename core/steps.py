@@ -47,7 +47,9 @@ def display_steps(m: MessageView, streaming: bool = False, include_reasoning: bo
         elif kind == "tool_call":
             result = trace[i + 1] if i + 1 < len(trace) and trace[i + 1].get("kind") == "tool_result" else None
             i += result is not None
-            steps.append(DisplayStep("tool", tool_title(entry, result), call=entry, result=result,
+            title = tool_title(entry, result) if result is not None or streaming else \
+                f"{_verbs(entry.get('recipient', '?'), {})[0]} · waiting for its result"  # a paused turn
+            steps.append(DisplayStep("tool", title, call=entry, result=result,
                                      seconds=result.get("seconds") if result else None,
                                      pending=result is None and streaming))
         elif kind == "tool_result":  # a result without its call (never written so, but readable)

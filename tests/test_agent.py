@@ -203,3 +203,46 @@ def test_browser_search_open_and_cite_over_local_documents(repo, make_host, tmp_
     assert "L2: gpt-oss is released under the Apache 2.0 license." in opened["output"]
     assert opened["pages"][0]["cursor"] == 1 and opened["pages"][0]["url"].startswith("doc/")
     assert m.content == "It is Apache 2.0 【1†L2】." and m.status == "complete"
+
+
+WEATHER = {"name": "get_weather", "description": "Current weather in a city.",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+def test_a_user_function_pauses_the_turn_until_its_result_is_typed_in(repo, make_host, codec):
+    host = make_host(function_call("get_weather", '{"city": "Oslo"}'), answer("It is sunny in Oslo."))
+    requests = spy(host)
+    service = ChatService(repo, host, toolbox=toolbox())
+    options = ChatOptions(max_new_tokens=300, tools=[], functions=[WEATHER])
+    snaps = list(service.send("alice", None, "Weather in Oslo?", options))
+    cid = snaps[0].conversation_id
+    paused = repo.get("alice", cid).messages[-1]
+    assert (paused.status, paused.stop_reason, kinds(paused)) == ("complete", "call", ["reasoning", "tool_call"])
+    call = service.waiting_call("alice", cid)
+    assert (call["recipient"], call["arguments"]) == ("functions.get_weather", '{"city": "Oslo"}')
+    with pytest.raises(Exception, match="does not exist"):
+        list(service.tool_result("bob", cid, "stolen", options))
+    list(service.tool_result("alice", cid, '{"sky": "sunny", "c": 21}', options))
+    done = repo.get("alice", cid).messages
+    assert len(done) == 2  # the same answer went on: no new message
+    m = done[-1]
+    assert (m.status, m.content) == ("complete", "It is sunny in Oslo.")
+    assert kinds(m) == ["reasoning", "tool_call", "tool_result", "reasoning"]
+    assert m.trace[2]["output"] == '{"sky": "sunny", "c": 21}' and m.trace[2]["summary"] == "your result"
+    prompt = codec.decode(codec.render(requests[-1].turns, requests[-1].settings))
+    assert "<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>{\"sky\"" in prompt
+    assert "type get_weather = (_: {" in prompt  # the function is described to the model
+    assert service.waiting_call("alice", cid) is None
+    with pytest.raises(Exception, match="No function call is waiting"):
+        list(service.tool_result("alice", cid, "again", options))
+
+
+@pytest.mark.parametrize("functions, error", [
+    ("[{", "not valid JSON"), ('[{"name": "bad name"}]', "letters, digits"),
+    ('[{"name": "calculate"}]', "built-in"), ('[{"name": "f", "parameters": {"type": "array"}}]', "type object"),
+    ('[{"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": 5}}}}]', "not a valid JSON Schema"),
+    ('[{"name": "f"}, {"name": "f"}]', "used twice")])
+def test_bad_function_definitions_are_refused_with_a_reason(repo, make_host, functions, error):
+    service = ChatService(repo, make_host(), toolbox=toolbox())
+    with pytest.raises(Exception, match=error):
+        service.send("alice", None, "hi", ChatOptions(max_new_tokens=50, functions=functions))

@@ -198,3 +198,29 @@ def test_hide_api_leaves_no_route_listing(tmp_path, launched):
     launched(config)
     for path in ("openapi.json", "docs"):
         assert httpx.get(f"http://127.0.0.1:{config.port}/{path}").status_code == 404
+
+
+WEATHER = [{"name": "get_weather", "description": "Weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+
+
+def test_tools_through_the_api_and_a_function_result_sent_by_a_script(tmp_path, launched):
+    from core.config import Config
+    from tests.support.net import free_port
+
+    call = ("<|channel|>analysis<|message|>Ask the function.<|end|><|start|>assistant to=functions.get_weather"
+            '<|channel|>commentary <|constrain|>json<|message|>{"city": "Oslo"}<|call|>')
+    done = "<|channel|>analysis<|message|>Sunny.<|end|><|start|>assistant<|channel|>final<|message|>Sunny.<|return|>"
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=200, tools="calculate")
+    service = launched(config, text=call, then=(done,)).service
+    c = client(f"http://127.0.0.1:{config.port}/")
+    chat, _, cid = c.submit("Weather?", "", "low", "", 1.0, 200, ["calculate"], json.dumps(WEATHER),
+                            api_name="/send").result()
+    assert titles(chat)[2] == "Called get_weather · waiting for its result"
+    assert service.repo.get("local", cid).settings["tools"] == ["calculate"]
+    chat, _, same = c.submit(cid, '{"sky": "clear"}', "low", "", 1.0, 200, ["calculate"], json.dumps(WEATHER),
+                             api_name="/tool_result").result()
+    assert same == cid and titles(chat)[2] == "Called get_weather · your result"
+    assert "Sunny." in json.dumps(chat)
+    with pytest.raises(Exception, match="not in the list of choices"):  # Gradio checks the choices itself
+        c.submit("x", "", "low", "", 1.0, 50, ["python"], "", api_name="/send").result()

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.net import free_port
-from tests.support.page import CHROMIUM, TIMEOUT_MS, ready, send, shot, thought_titles, wait_answers
+from tests.support.page import CHROMIUM, TIMEOUT_MS, field, ready, send, shot, thought_titles, wait_answers
 
 pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
@@ -61,4 +61,47 @@ def test_a_multi_step_trace_streams_in_order_and_survives_a_reload(browser, agen
     cid = pg.evaluate("() => new URL(location.href).searchParams.get('c')")
     stored = parts.service.repo.get("local", cid).messages[-1]
     assert [e["kind"] for e in stored.trace] == ["reasoning", "tool_call", "tool_result", "reasoning"]
+    context.close()
+
+
+WEATHER_CALL = ("<|channel|>analysis<|message|>I need the weather function.<|end|>"
+                "<|start|>assistant to=functions.get_weather<|channel|>commentary <|constrain|>json<|message|>"
+                '{"city": "Oslo"}<|call|>')
+WEATHER_ANSWER = ("<|channel|>analysis<|message|>The user said it is sunny.<|end|>"
+                  "<|start|>assistant<|channel|>final<|message|>It is sunny in Oslo.<|return|>")
+FUNCTIONS = ('[{"name": "get_weather", "description": "Weather in a city", "parameters": {"type": "object", '
+             '"properties": {"city": {"type": "string"}}}}]')
+
+
+@pytest.fixture
+def weather_app(tmp_path, launched):
+    from core.config import Config
+
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400, tools="none")
+    launched(config, text=WEATHER_CALL, then=(WEATHER_ANSWER,))
+    return f"http://127.0.0.1:{config.port}/"
+
+
+def test_a_users_function_is_answered_by_typing_its_result(browser, weather_app):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(weather_app)
+    ready(pg)
+    pg.locator("#settings .label-wrap").first.click()
+    pg.locator(field("functions")).fill(FUNCTIONS)
+    pg.locator(field("functions")).blur()
+    pg.wait_for_function("() => document.querySelector('#prompt-preview textarea').value.includes('get_weather')")
+    send(pg, "Weather in Oslo?")
+    pg.locator("#function-row").wait_for(state="visible")
+    assert "get_weather" in pg.locator("#function-row").inner_text()
+    assert any("waiting for its result" in t for t in thought_titles(pg))
+    pg.locator(field("function-result")).fill('{"sky": "sunny"}')
+    pg.locator("#function-send").click()
+    pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('It is sunny in Oslo.')")
+    pg.locator("#function-row").wait_for(state="hidden")
+    titles = thought_titles(pg)
+    assert titles[0].startswith("Thought for") and titles[1] == "Called get_weather · your result"
+    assert titles[2].startswith("Thought for") and "effort" in titles[3]
+    shot(pg, "agent-user-function")
     context.close()

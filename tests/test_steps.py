@@ -54,3 +54,9 @@ def test_citations_link_to_the_page_they_cite():
 def test_fences_cannot_be_closed_by_the_text_inside():
     block = fenced("```\n<script>")
     assert block.startswith("````") and block.endswith("````")
+
+
+def test_a_call_paused_for_the_users_result_says_so():
+    m = MessageView(id=1, position=1, role="assistant", content="", stop_reason="call",
+                    trace=[{"kind": "tool_call", "recipient": "functions.get_weather", "arguments": "{}"}])
+    assert display_steps(m)[-1].title == "Called get_weather · waiting for its result"

@@ -16,6 +16,8 @@ from core.config import (
 )
 
 SIDEBAR_REFRESH_S = 3.0
+FUNCTIONS_EXAMPLE = ('[{"name": "get_weather", "description": "Current weather in a city", "parameters": '
+                     '{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]')
 
 # An IME composition (Japanese, Chinese input) is confirmed with Enter: that Enter must not send.
 # Chromium gives it keyCode 229 and no keypress, so Gradio's Textbox already ignores it there
@@ -57,7 +59,12 @@ class Page:
     temperature: gr.Slider
     max_new_tokens: gr.Slider
     tools: gr.CheckboxGroup
+    functions: gr.Textbox
     prompt_preview: gr.Textbox
+    function_row: gr.Row
+    function_note: gr.Markdown
+    function_result: gr.Textbox
+    function_send: gr.Button
     new_chat: gr.Button
     conversations: gr.Radio
     search_query: gr.Textbox
@@ -80,6 +87,7 @@ class Page:
     attach: gr.Button
     api_send: gr.Button
     api_regenerate: gr.Button
+    api_tool_result: gr.Button
     logout: gr.Button
     copy_row: gr.Row
     copy_note: gr.Markdown
@@ -105,6 +113,7 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         attach = gr.Button(visible=False)  # /attach: follow a conversation's answer in progress
         api_send = gr.Button(visible=False)  # /send and /regenerate for scripts: the whole answer streamed
         api_regenerate = gr.Button(visible=False)
+        api_tool_result = gr.Button(visible=False)  # /tool_result: the result of the user's own function
         sidebar_timer = gr.Timer(SIDEBAR_REFRESH_S)  # marks answers in progress and new ones
         sidebar_shown = gr.State([])
         with gr.Sidebar(open=True):
@@ -155,6 +164,11 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         live = gr.Chatbot(label="Writing…", elem_id="live", height="auto", max_height="50vh",
                           sanitize_html=True, allow_tags=False, group_consecutive_messages=False,
                           feedback_options=None, buttons=["copy"])
+        # An answer paused on one of the user's own functions: its call is shown above; its result goes here.
+        with gr.Row(visible=False, elem_id="function-row") as function_row:
+            function_note = gr.Markdown()
+            function_result = gr.Textbox(label="Result of your function", lines=2, scale=4, elem_id="function-result")
+            function_send = gr.Button("Send result", variant="primary", scale=1, elem_id="function-send")
         with gr.Row():
             # One line that grows: Enter sends, Shift+Enter starts a new line (as in every chat app).
             message = gr.Textbox(placeholder="Message gpt-oss… (Enter sends, Shift+Enter: new line)",
@@ -167,7 +181,8 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
             regenerate = gr.Button("Regenerate", elem_id="regenerate")
         # Per conversation: which of the deployment's tools the model may call (stored with the chat).
         tools = gr.CheckboxGroup(list(tool_names), value=[], label="Tools the model may use", elem_id="tools",
-                                 info=tools_note(unavailable_tools or {}) or None)
+                                 info=tools_note(unavailable_tools or {}) or None,
+                                 visible=bool(tool_names or unavailable_tools))
         with gr.Accordion("Settings", open=False, elem_id="settings"):
             instructions = gr.Textbox(label="Instructions (developer message)", lines=3,
                                       placeholder="e.g. Answer in French.", elem_id="instructions")
@@ -175,18 +190,22 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
                                     label="Temperature", elem_id="temperature")
             max_new_tokens = gr.Slider(16, MAX_NEW_TOKENS_LIMIT, value=max_new_tokens_default, step=16,
                                               label="Max new tokens")
+            functions = gr.Textbox(label="Your functions (JSON Schema; you type their results)", lines=4,
+                                   max_lines=20, elem_id="functions", placeholder=FUNCTIONS_EXAMPLE)
             prompt_preview = gr.Textbox(label="What the model sees (system and developer messages)", lines=8,
                                         max_lines=30, interactive=False, elem_id="prompt-preview")
     return Page(
         demo=demo, conversation_id=conversation_id, status=status, timer=timer, chatbot=chatbot, live=live,
         message=message, send=send, stop=stop, regenerate=regenerate, effort=effort, instructions=instructions,
-        temperature=temperature, max_new_tokens=max_new_tokens, tools=tools, prompt_preview=prompt_preview,
+        temperature=temperature, max_new_tokens=max_new_tokens, tools=tools, functions=functions, prompt_preview=prompt_preview,
+        function_row=function_row, function_note=function_note, function_result=function_result,
+        function_send=function_send,
         new_chat=new_chat, conversations=conversations,
         search_query=search_query, search_reasoning=search_reasoning, search_results=search_results, title=title,
         rename=rename, delete=delete, confirm_row=confirm_row, confirm_delete=confirm_delete,
         cancel_delete=cancel_delete, export_json=export_json, export_md=export_md,
         share_expiry=share_expiry, share_reasoning=share_reasoning, share_create=share_create,
         share_link=share_link, share_links=share_links, share_revoke=share_revoke, attach=attach, api_send=api_send,
-        api_regenerate=api_regenerate, logout=logout,
+        api_regenerate=api_regenerate, api_tool_result=api_tool_result, logout=logout,
         copy_row=copy_row, copy_note=copy_note, copy_confirm=copy_confirm, copy_cancel=copy_cancel,
         copy_token=copy_token, sidebar_timer=sidebar_timer, sidebar_shown=sidebar_shown)

@@ -6,6 +6,8 @@ conversations through backend services (chat, conversations, sharing), never the
 
 from __future__ import annotations
 
+import json
+
 import anyio
 import gradio as gr
 
@@ -15,6 +17,7 @@ from core.config import DEFAULT_EFFORT
 from core.errors import NotFoundError
 from core.records import MessageStatus
 from ui.errors import user_errors
+from ui.function_results import show_waiting_calls, wire_function_results
 from ui.identity import Identity
 from ui.layout import Page
 from ui.render import assistant_messages, escape_html, page_value, render_history
@@ -87,49 +90,49 @@ class Handlers:
         return rows, live, snap.conversation_id, "", gr.Radio(choices=choices), [list(c) for c in choices]
 
     @staticmethod
-    def _options(effort, instructions, temperature, max_new_tokens, tools=None) -> ChatOptions:
+    def _options(effort, instructions, temperature, max_new_tokens, tools=None, functions=None) -> ChatOptions:
         return ChatOptions(effort or DEFAULT_EFFORT, instructions or "", temperature, max_new_tokens,
-                           list(tools or []))
+                           list(tools or []), functions or None)
 
-    def send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens, tools,
+    def send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens, tools, functions,
              request: gr.Request):
         if not (text or "").strip():
             return (gr.skip(),) * 6  # an empty message is simply not sent
-        opts = self._options(effort, instructions, temperature, max_new_tokens, tools)
+        opts = self._options(effort, instructions, temperature, max_new_tokens, tools, functions)
         return self._started(self.chat.send(self.owner(request), conversation_id or None, text, opts), request)
 
-    def regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens, tools,
+    def regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens, tools, functions,
                    request: gr.Request):
         if not conversation_id:
             raise NotFoundError("Open or start a conversation first.")
-        opts = self._options(effort, instructions, temperature, max_new_tokens, tools)
+        opts = self._options(effort, instructions, temperature, max_new_tokens, tools, functions)
         return self._started(self.chat.regenerate(self.owner(request), conversation_id, opts), request)
 
-    def edit(self, conversation_id, effort, instructions, temperature, max_new_tokens, tools,
+    def edit(self, conversation_id, effort, instructions, temperature, max_new_tokens, tools, functions,
              edit: gr.EditData, request: gr.Request):
         owner = self.owner(request)
-        opts = self._options(effort, instructions, temperature, max_new_tokens, tools)
+        opts = self._options(effort, instructions, temperature, max_new_tokens, tools, functions)
         positions = render_history(self.conversations.open(owner, conversation_id).messages).positions
         index = edit.index if isinstance(edit.index, int) else edit.index[0]
         position = positions[index] if 0 <= index < len(positions) else None
         return self._started(self.chat.edit(owner, conversation_id, position, edit.value, opts), request)
 
     async def api_send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens,
-                       tools=None, request: gr.Request = None):
+                       tools=None, functions=None, request: gr.Request = None):
         """/send for scripts: the whole answer as one stream of (chat, live, conversation id). `tools`:
         which of the server's tools the model may use (none unless named)."""
-        opts = self._options(effort, instructions, temperature, max_new_tokens, tools)
+        opts = self._options(effort, instructions, temperature, max_new_tokens, tools, functions)
         owner = self.owner(request)  # the database work and the claim run off the event loop:
         watch = await anyio.to_thread.run_sync(self.chat.send, owner, conversation_id or None, text, opts)
         async for history, live in self._relay(watch):
             yield history, live, watch.turn.conversation_id
 
     async def api_regenerate(self, conversation_id, effort, instructions, temperature, max_new_tokens,
-                             tools=None, request: gr.Request = None):
+                             tools=None, functions=None, request: gr.Request = None):
         """/regenerate for scripts: the new answer as one stream."""
         if not conversation_id:
             raise NotFoundError("Open or start a conversation first.")
-        opts = self._options(effort, instructions, temperature, max_new_tokens, tools)
+        opts = self._options(effort, instructions, temperature, max_new_tokens, tools, functions)
         owner = self.owner(request)
         watch = await anyio.to_thread.run_sync(self.chat.regenerate, owner, conversation_id, opts)
         async for history, live in self._relay(watch):
@@ -203,8 +206,9 @@ class Handlers:
             messages = messages[:-1]  # the answer being written shows in the live panel, not twice
         s = conv.settings
         tools = [t for t in s.get("tools", self.chat.default_tools()) if t in self.chat.toolbox.names]
-        return (render_history(messages).rows, hidden_live(), conv.id, conv.title,
-                s.get("effort", DEFAULT_EFFORT), s.get("instructions", ""), tools, gr.Radio(value=conv.id))
+        functions = json.dumps(s["functions"], indent=1, ensure_ascii=False) if s.get("functions") else ""
+        return (render_history(messages).rows, hidden_live(), conv.id, conv.title, s.get("effort", DEFAULT_EFFORT),
+                s.get("instructions", ""), tools, functions, gr.Radio(value=conv.id))
 
     def load(self, request: gr.Request):
         """Page load: the sidebar, and the conversation named by ?c= if it is the user's.
@@ -214,7 +218,8 @@ class Handlers:
         """
         no_copy = (gr.Row(visible=False), gr.skip(), "")
         if not self.identity.signed_in(request):
-            return [], hidden_live(), "", "", gr.skip(), gr.skip(), gr.skip(), gr.Radio(choices=[]), *no_copy
+            return [], hidden_live(), "", "", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Radio(choices=[]), \
+                *no_copy
         params = dict(request.query_params) if request is not None else {}
         ask = self._ask_copy(params["copy"]) if params.get("copy") else no_copy
         sidebar = self.sidebar(request)
@@ -224,7 +229,7 @@ class Handlers:
                 return (*opened[:-1], gr.Radio(choices=sidebar.choices, value=opened[2]), *ask)
             except NotFoundError as exc:
                 gr.Warning(exc.user_message)
-        return [], hidden_live(), "", "", gr.skip(), gr.skip(), self.chat.default_tools(), sidebar, *ask
+        return [], hidden_live(), "", "", gr.skip(), gr.skip(), self.chat.default_tools(), gr.skip(), sidebar, *ask
 
     def _ask_copy(self, token: str):
         try:
@@ -245,10 +250,10 @@ class Handlers:
     def copy_cancelled():
         return gr.Row(visible=False), ""
 
-    def preview(self, effort, instructions, tools) -> str:
+    def preview(self, effort, instructions, tools, functions) -> str:
         """The system and developer messages as the model will read them with these settings."""
         try:
-            return self.chat.preview(self._options(effort, instructions, 1.0, 1, tools))
+            return self.chat.preview(self._options(effort, instructions, 1.0, 1, tools, functions))
         except Exception as exc:  # e.g. instructions over the limit: the send will say so properly
             return f"(cannot show: {getattr(exc, 'user_message', exc)})"
 
@@ -305,7 +310,7 @@ def wire_turns(p: Page, h: Handlers, concurrency: int) -> list:
     API's whole-answer streams. Returns the page's relays: events that only show a turn (cancelling
     one never stops the turn itself). `concurrency` is high enough that a request past the worker's
     capacity reaches the worker and is refused at once ("busy") rather than parked in Gradio's queue."""
-    opts = [p.effort, p.instructions, p.temperature, p.max_new_tokens, p.tools]
+    opts = [p.effort, p.instructions, p.temperature, p.max_new_tokens, p.tools, p.functions]
     started = [p.chatbot, p.live, p.conversation_id, p.message, p.conversations, p.sidebar_shown]
     shown = [p.chatbot, p.live]
     limit = dict(concurrency_limit=concurrency)
@@ -334,6 +339,7 @@ def wire_turns(p: Page, h: Handlers, concurrency: int) -> list:
     # The edit arrives as the chatbot's event data, which an API call cannot carry: page only.
     then_follow(p.chatbot.edit(user_errors(h.edit), [p.conversation_id, *opts], started, **start))
     p.stop.click(user_errors(h.stop), [p.conversation_id], None, api_name="stop", queue=False)
+    wire_function_results(p, h, opts, start, then_follow)
     return relays
 
 
@@ -343,7 +349,8 @@ def wire_sidebar(p: Page, h: Handlers, relays: list) -> None:
     follow = dict(fn=user_errors(h.follow_opened), inputs=[p.conversation_id], outputs=[p.chatbot, p.live],
                   postprocess=False, api_visibility="private", **STREAM)
     p.conversation_id.change(None, [p.conversation_id], None, js=SET_URL_JS, api_visibility="private")
-    opened = [p.chatbot, p.live, p.conversation_id, p.title, p.effort, p.instructions, p.tools, p.conversations]
+    opened = [p.chatbot, p.live, p.conversation_id, p.title, p.effort, p.instructions, p.tools, p.functions,
+              p.conversations]
     for picker in (p.conversations, p.search_results):
         relays.append(picker.input(user_errors(h.open), [picker], opened, api_visibility="private").then(**follow))
     asking = [p.copy_row, p.copy_note, p.copy_token]
@@ -383,12 +390,14 @@ def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, h
     """All of the page's events (call inside `with page.demo:`)."""
     share_handlers = ShareHandlers(sharing, identity)
     h = Handlers(chat, conversations, identity, share_handlers, p.chatbot)
-    wire_sidebar(p, h, wire_turns(p, h, concurrency))
+    relays = wire_turns(p, h, concurrency)
+    wire_sidebar(p, h, relays)
+    show_waiting_calls(p, h, relays)
     wire_sharing(p, share_handlers)
     wire_status(p, host, identity, details)
-    preview = dict(fn=h.preview, inputs=[p.effort, p.instructions, p.tools], outputs=p.prompt_preview,
+    preview = dict(fn=h.preview, inputs=[p.effort, p.instructions, p.tools, p.functions], outputs=p.prompt_preview,
                    api_visibility="private", show_progress="hidden", queue=False)
-    for changed in (p.effort.change, p.instructions.blur, p.tools.change):
+    for changed in (p.effort.change, p.instructions.blur, p.tools.change, p.functions.blur):
         changed(**preview)
     p.demo.load(**preview)
     return h

@@ -110,16 +110,20 @@ class Toolbox:
                 namespaces.append(tool.namespace())
         return namespaces, functions
 
-    def session(self, enabled: list[str]) -> "ToolSession":
-        return ToolSession({n: self.tools[n] for n in self.names if n in enabled})
+    def session(self, enabled: list[str], client_functions: list[str] = ()) -> "ToolSession":
+        return ToolSession({n: self.tools[n] for n in self.names if n in enabled}, client_functions)
 
 
 class ToolSession:
-    """The tools of one turn (the browser keeps its pages for the turn)."""
+    """The tools of one turn (the browser keeps its pages for the turn). `client` names the user's
+    own functions: the app does not run them, the person or the API client sends their results."""
 
-    def __init__(self, tools: dict[str, object]):
-        self.tools = tools
+    def __init__(self, tools: dict[str, object], client: list[str] = ()):
+        self.tools, self.client = tools, set(client)
         self.state: dict = {}
+
+    def is_client(self, recipient: str) -> bool:
+        return recipient.startswith("functions.") and recipient.removeprefix("functions.") in self.client
 
     def resolve(self, recipient: str):
         """(tool, method) for a harmony recipient, or (None, None)."""
@@ -147,4 +151,5 @@ class ToolSession:
         return output
 
     def offered(self) -> list[str]:
-        return [("functions." + n) if isinstance(t, FunctionTool) else n for n, t in self.tools.items()]
+        return [("functions." + n) if isinstance(t, FunctionTool) else n for n, t in self.tools.items()] + \
+            [f"functions.{n}" for n in sorted(self.client)]

@@ -1,0 +1,78 @@
+"""Developer functions a user defines (Settings, or the API): JSON Schema in, checked, out.
+
+The app does not run these: when the model calls one, the turn pauses with the call shown, and the
+person (on the page) or the client (through the API) sends the result, which the model reads
+before it goes on, as in openai/gpt-oss's Streamlit example.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from backend.tools.toolbox import BUILT_IN_FUNCTIONS
+from core.errors import InputError
+
+MAX_FUNCTIONS = 16
+MAX_FUNCTIONS_CHARS = 20_000
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def parse_user_functions(value) -> list[dict]:
+    """The functions as a list of {name, description, parameters}, from JSON text or a list; an
+    InputError that says what is wrong otherwise. Empty text: no functions."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return []
+    if isinstance(value, str):
+        if len(value) > MAX_FUNCTIONS_CHARS:
+            raise InputError(f"Your functions are {len(value):,} characters long; the limit is "
+                             f"{MAX_FUNCTIONS_CHARS:,}.")
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise InputError(f"Your functions are not valid JSON: {exc.msg} at line {exc.lineno}, column "
+                             f"{exc.colno}.") from None
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list) or len(value) > MAX_FUNCTIONS:
+        raise InputError(f"Functions must be a JSON list of at most {MAX_FUNCTIONS} objects "
+                         '({"name": ..., "description": ..., "parameters": {JSON Schema}}).')
+    functions, names = [], set()
+    for i, spec in enumerate(value, 1):
+        function = _checked(spec, i)
+        if function["name"] in names:
+            raise InputError(f"Function {i}: the name {function['name']!r} is used twice.")
+        names.add(function["name"])
+        functions.append(function)
+    return functions
+
+
+def _checked(spec, i: int) -> dict:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    if isinstance(spec, dict) and spec.get("type") == "function" and isinstance(spec.get("function"), dict):
+        spec = spec["function"]  # the OpenAI `tools` form is accepted as it is
+    if not isinstance(spec, dict):
+        raise InputError(f"Function {i} must be an object with a name, a description and parameters.")
+    name = spec.get("name")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise InputError(f"Function {i}: the name must be letters, digits and _ (at most 64), not {name!r}.")
+    if name in BUILT_IN_FUNCTIONS:
+        raise InputError(f"Function {i}: {name!r} is a built-in tool; tick it under Tools instead.")
+    description = spec.get("description", "")
+    if not isinstance(description, str):
+        raise InputError(f"Function {name}: the description must be text.")
+    parameters = spec.get("parameters", {"type": "object", "properties": {}})
+    if not isinstance(parameters, dict) or parameters.get("type", "object") != "object":
+        raise InputError(f"Function {name}: parameters must be a JSON Schema of type object.")
+    try:
+        Draft202012Validator.check_schema(parameters)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path) or "the top"
+        raise InputError(f"Function {name}: the parameters are not a valid JSON Schema ({exc.message}, at "
+                         f"{where}).") from None
+    unknown = set(spec) - {"name", "description", "parameters", "strict"}
+    if unknown:
+        raise InputError(f"Function {name}: unknown field(s) {', '.join(sorted(unknown))}.")
+    return {"name": name, "description": description, "parameters": parameters}
