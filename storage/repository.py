@@ -20,6 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 from core.errors import NotFoundError
 from core.records import ConversationView, MessageStatus, MessageView, SearchHit
+from core.steps import display_steps, fenced
 from storage.db import open_engine, upgrade
 from storage.schema import Conversation, Message, Share, utcnow
 
@@ -58,6 +59,18 @@ def tools_text(trace: list[dict]) -> str:
         elif entry.get("kind") == "tool_result":
             parts.append(entry.get("output", ""))
     return "\n".join(parts)
+
+
+def _markdown_steps(m: MessageView, include_reasoning: bool) -> list[str]:
+    """The turn's steps in order, each in a closed <details>: thoughts, preambles, tool runs."""
+    lines = []
+    for step in display_steps(m, include_reasoning=include_reasoning):
+        if step.kind == "tool":
+            body = fenced((step.call or {}).get("arguments", "")) + "\n\n" + fenced((step.result or {}).get("output", ""))
+        else:
+            body = step.text
+        lines += ["", f"<details><summary>{step.title}</summary>", "", body, "", "</details>"]
+    return lines
 
 
 def fts_query(query: str) -> str:
@@ -304,8 +317,8 @@ class Repository:
         lines = [f"# {conv.title}", ""]
         for m in conv.messages:
             lines.append(f"## {'You' if m.role == 'user' else 'Assistant'}")
-            if m.role == "assistant" and include_reasoning and m.reasoning:
-                lines += ["", "<details><summary>Reasoning</summary>", "", m.reasoning, "", "</details>"]
+            if m.role == "assistant":
+                lines += _markdown_steps(m, include_reasoning)
             lines += ["", m.content, ""]
             if m.role == "assistant" and m.status != MessageStatus.COMPLETE:
                 lines += [f"*({m.status})*", ""]

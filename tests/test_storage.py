@@ -115,6 +115,19 @@ def test_export_json_and_markdown(repo):
     assert "simple sum" not in repo.export_markdown("alice", cid, include_reasoning=False)
 
 
+def test_exports_carry_the_steps_in_order(repo):
+    cid = repo.create_conversation("alice", "agent")
+    trace = [{"kind": "reasoning", "start": 0, "end": 9, "seconds": 1.0},
+             {"kind": "tool_call", "recipient": "python", "arguments": "print(6*7)"},
+             {"kind": "tool_result", "recipient": "python", "output": "42", "status": "ok", "seconds": 0.2}]
+    repo.add_message("alice", cid, "assistant", "It is 42.", reasoning="Use code.", trace=trace)
+    assert repo.export_json("alice", cid)["messages"][0]["trace"] == trace
+    md = repo.export_markdown("alice", cid)
+    assert md.index("Use code.") < md.index("Ran python · 0.2 s") < md.index("print(6*7)") < md.index("It is 42.")
+    assert "Use code." not in repo.export_markdown("alice", cid, include_reasoning=False)
+    assert "print(6*7)" in repo.export_markdown("alice", cid, include_reasoning=False)
+
+
 def test_many_writers_never_hit_database_is_locked(repo):
     ids = [repo.create_conversation("alice", f"c{i}") for i in range(8)]
     errors = []

@@ -137,6 +137,8 @@ class PythonSandbox:
             uid = UID_BASE + next(self._uids) % UID_SPAN
             limits.append(f"--nproc={MAX_PROCESSES}")
             user = {"user": uid, "group": uid, "extra_groups": []}
+        else:  # the app's own user: the limit counts the app's threads too, so it is what runs now + 32
+            limits.append(f"--nproc={_tasks_of(os.getuid()) + MAX_PROCESSES}")
         return limits + ["--"] + sandbox, user
 
     def run(self, code: str, cancel: threading.Event | None = None, timeout_s: float | None = None) -> RunResult:
@@ -221,6 +223,18 @@ class _Reader(threading.Thread):
         if len(text) > OUTPUT_KEEP or self.size > len(self.kept):
             text = text[:OUTPUT_KEEP] + f"\n[output cut: {self.size:,} bytes in all]"
         return text
+
+
+def _tasks_of(uid: int) -> int:
+    """Threads running as `uid` now (what RLIMIT_NPROC counts)."""
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                count += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            continue  # gone meanwhile
+    return count
 
 
 _SIZE_SUPPORT: dict[str, bool] = {}
