@@ -67,7 +67,7 @@ def test_shared_page_renders_markdown_and_keeps_html_as_text():
                                                              answer])
     page = render_shared(shared, "../?copy=abc")
     assert "<strong>bold</strong>" in page and "<img" not in page and "href=\"javascript" not in page
-    assert "Thought for 3 s" in page and "secret &lt;b&gt;plan&lt;/b&gt;" in page and "T &lt;i&gt;" in page
+    assert "Thought for 3.2 s" in page and "secret &lt;b&gt;plan&lt;/b&gt;" in page and "T &lt;i&gt;" in page
     assert "stopped by the user" in page and "high effort" in page
     assert "secret" not in render_shared(SharedConversation("T", "", False, [answer]), "x")
     assert GONE in render_gone()
@@ -76,4 +76,4 @@ def test_shared_page_renders_markdown_and_keeps_html_as_text():
                               {"kind": "tool_call", "recipient": "functions.get_weather",
                                "arguments": '{"city": "<Paris>"}'}])
     page = render_shared(SharedConversation("T", "", False, [call]), "x")
-    assert "Checking the weather." in page and "functions.get_weather" in page and "&lt;Paris&gt;" in page
+    assert "Checking the weather." in page and "Called get_weather" in page and "&lt;Paris&gt;" in page
