@@ -43,6 +43,7 @@ from storage.repository import Repository
 
 log = logging.getLogger(__name__)
 
+BUILT_IN_NAMESPACES = ("python", "browser")  # harmony's own tools: the system message, not OpenAI `tools`
 _CLAIM = object()  # a conversation's answer is requested but its stream has not started yet
 ALLOWED_CONTROL = {"\n", "\t"}
 
@@ -271,11 +272,17 @@ class ChatService:
 
     # -- tools ---------------------------------------------------------------------------------
 
+    def _engine(self) -> dict:
+        status = self.host.status()
+        return status.description if status.state == "ready" else {}
+
     def default_tools(self) -> list[str]:
         """Tools ticked for a new conversation: every tool the deployment has, except on the demo
-        model, which was not trained to call them."""
-        demo = self.host.status().description.get("demo") if self.host.status().state == "ready" else False
-        return [] if demo else list(self.toolbox.defaults)
+        model (not trained to call them) and, before a chat-only server, the built-in ones."""
+        engine = self._engine()
+        if engine.get("demo"):
+            return []
+        return [t for t in self.toolbox.defaults if not (engine.get("messages_only") and t in BUILT_IN_NAMESPACES)]
 
     def enabled_tools(self, tools: list[str] | None) -> list[str]:
         if tools is None:
@@ -284,6 +291,11 @@ class ChatService:
         if unknown:
             raise InputError(f"This server has no tool {', '.join(map(repr, unknown))}; it offers: "
                              f"{', '.join(self.toolbox.names) or 'none'}.")
+        built_in = [t for t in tools if t in BUILT_IN_NAMESPACES]
+        if built_in and self._engine().get("messages_only"):
+            raise InputError(f"{' and '.join(built_in)} need the prompt rendered by this app, but the inference "
+                             "server takes chat messages (chat mode). Untick them, or run the server in token "
+                             "mode (--server-api completions or llamacpp).")
         return [t for t in self.toolbox.names if t in tools]
 
     def settings_for(self, options: ChatOptions) -> PromptSettings:

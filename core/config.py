@@ -74,6 +74,7 @@ class Config:
     tool_timeout_s: float = 30.0  # wall time of one python run
     browser_docs: str = ""  # a folder of Markdown/text/HTML/PDF the browser tool searches (offline)
     searxng_url: str = ""  # a self-hosted SearXNG the browser tool searches instead (web)
+    exa_api_key: str = ""  # or Exa's search API (web; a key)
     demo: bool = False  # run the bundled demo model
     model_in_app_process: bool = False  # run the model in the app's process (else its own: no shared GIL)
     model_explicit: bool = False  # set by parse_config: a named model never falls back to the demo

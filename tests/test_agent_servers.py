@@ -85,3 +85,18 @@ def test_chat_mode_sends_tools_and_tool_results_as_openai_messages(server, codec
     assert (call["function"]["name"], json.loads(call["function"]["arguments"])) == ("get_weather", {"city": "Paris"})
     assert tool == {"role": "tool", "tool_call_id": call["id"], "content": "sunny, 21 C"}
     assert repo.get("alice", cid).messages[-1].content == "2 + 2 = 4."  # the recorded answer, same message
+
+
+def test_chat_mode_refuses_the_built_in_tools_with_a_reason(server, codec, repo):
+    from backend.tools.sandbox import PythonSandbox
+    from backend.tools.toolbox import PythonTool
+    from core.errors import InputError
+
+    service, host = service_over(server, codec, repo, "chat")
+    service.toolbox = Toolbox({"python": PythonTool(PythonSandbox()), **service.toolbox.tools}, defaults=None)
+    try:
+        assert service.default_tools() == ["calculate"]  # python is not ticked before a chat-only server
+        with pytest.raises(InputError, match="token mode"):
+            service.send("alice", None, "hi", ChatOptions(max_new_tokens=50, tools=["python"]))
+    finally:
+        host.close()

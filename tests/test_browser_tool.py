@@ -102,3 +102,24 @@ def test_searxng_search_and_open_a_page(tmp_path):
 def test_searxng_that_does_not_answer_is_an_error_for_the_model():
     result = browser(SearxngSearch("http://127.0.0.1:9"))("search", query="x")
     assert result.status == "error" and "--searxng-url" in result.text
+
+
+def test_exa_search_open_a_hit_and_an_address():
+    from backend.tools.exa import ExaSearch
+
+    server = ReplayServer()
+    try:
+        server.route("/search", Reply([(RECORDED / "exa_search.json").read_text()], content_type="application/json"))
+        server.route("/contents", Reply([(RECORDED / "exa_contents.json").read_text()],
+                                        content_type="application/json"))
+        run = browser(ExaSearch("test-key", base_url=server.url))
+        found = run("search", query="harmony format", topn=2)
+        assert found.summary == "2 results" and "【0†The harmony response format†https://example.org/harmony】" in found.text
+        assert server.requests[0][1] == {"query": "harmony format", "numResults": 2,
+                                         "contents": {"text": {"maxCharacters": 20000}}}
+        opened = run("open", id=0)  # its text came with the hit: no second request
+        assert "L1: It has three channels" in opened.text and len(server.requests) == 1
+        other = run("open", id="https://example.org/new")
+        assert "through /contents" in other.text and server.requests[1][1]["urls"] == ["https://example.org/new"]
+    finally:
+        server.close()

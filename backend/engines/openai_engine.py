@@ -148,7 +148,9 @@ class OpenAIEngine:
             self.api = ("completions" if self._takes_token_ids() else
                         "llamacpp" if self._llamacpp_takes_token_ids() else "chat")
         self.description.update(model=self.model, engine=f"OpenAI-compatible server ({API_LABELS[self.api]}) at "
-                                                          f"{self.base_url}")
+                                                          f"{self.base_url}",
+                                # the server renders the prompt from chat messages: no built-in tools there
+                                messages_only=self.api not in TOKEN_APIS)
 
     def _first_model(self) -> str:
         response = self.client.get(f"{self.base_url}/models")

@@ -54,17 +54,23 @@ def build_toolbox(config: Config, documents=None, several_users: bool = False, p
         elif name == "browser":
             backend = _browser_backend(config, documents, progress)
             if backend is None:
-                unavailable[name] = "unavailable: nothing to search (start with --browser-docs DIR or --searxng-url URL)"
+                unavailable[name] = ("unavailable: nothing to search (start with --browser-docs DIR, --searxng-url URL "
+                                     "or --exa-api-key KEY)")
             else:
                 tools[name] = BrowserTool(backend)
     return Toolbox(tools, unavailable)
 
 
 def _browser_backend(config: Config, documents, progress):
+    """One backend: a SearXNG if given, else Exa if it has a key, else the documents folder."""
     if config.searxng_url:
         from backend.tools.searxng import SearxngSearch
 
         return SearxngSearch(config.searxng_url)
+    if config.exa_api_key:
+        from backend.tools.exa import ExaSearch
+
+        return ExaSearch(config.exa_api_key)
     if config.browser_docs and documents is not None:
         from backend.tools.docs import LocalDocs, index_folder
 
