@@ -11,30 +11,22 @@ leaves what was said in the database.
 from __future__ import annotations
 
 import logging
-import math
 import threading
-import unicodedata
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Iterator
 
 from backend.agent import MAX_TOOL_CALLS, AgentTurn
 from backend.harmony.codec import PromptSettings, Turn, tool_message
+from backend.options import ChatOptions, check_options, clean_text
 from backend.saver import PartialSaver
 from backend.tools.toolbox import Toolbox
 from backend.tools.user_functions import parse_user_functions
 from backend.turns import LiveTurn, Pace, Snapshot
 from backend.worker import ChatRequest
 from core.config import (
-    DEFAULT_EFFORT,
-    DEFAULT_MAX_NEW_TOKENS,
-    DEFAULT_TEMPERATURE,
-    EFFORTS,
-    MAX_INSTRUCTIONS_CHARS,
     MAX_MESSAGE_CHARS,
-    MAX_NEW_TOKENS_LIMIT,
     SAVE_INTERVAL_S,
-    TEMPERATURE_RANGE,
 )
 from core.errors import GenerationError, InputError
 from core.events import Done
@@ -45,50 +37,6 @@ log = logging.getLogger(__name__)
 
 BUILT_IN_NAMESPACES = ("python", "browser")  # harmony's own tools: the system message, not OpenAI `tools`
 _CLAIM = object()  # a conversation's answer is requested but its stream has not started yet
-ALLOWED_CONTROL = {"\n", "\t"}
-
-
-@dataclass
-class ChatOptions:
-    effort: str = DEFAULT_EFFORT
-    instructions: str = ""
-    temperature: float = DEFAULT_TEMPERATURE
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
-    tools: list[str] | None = None  # tools the model may use in this conversation; None: the defaults
-    functions: list[dict] | str | None = None  # the user's own functions (JSON Schema); results come from them
-
-
-def clean_text(text: str, limit: int = MAX_MESSAGE_CHARS, what: str = "message") -> str:
-    """Drop NUL and other control characters, replace lone surrogates, enforce the limit."""
-    text = (text or "").encode("utf-8", errors="replace").decode("utf-8")
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(ch for ch in text if ch in ALLOWED_CONTROL or unicodedata.category(ch) != "Cc")
-    if len(text) > limit:
-        raise InputError(f"Your {what} is {len(text):,} characters long; the limit is {limit:,}. "
-                         "Please shorten it.")
-    return text
-
-
-def _number(value, kind: type, what: str, low, high):
-    """A finite number in range, or an InputError that says which setting is wrong."""
-    try:
-        number = kind(float(value)) if kind is int and isinstance(value, float) else kind(value)
-    except (TypeError, ValueError, OverflowError):
-        number = None
-    if number is None or not math.isfinite(number) or not low <= number <= high:
-        raise InputError(f"{what} must be a number between {low:,} and {high:,}.")
-    return number
-
-
-def check_options(options: ChatOptions) -> ChatOptions:
-    if options.effort not in EFFORTS:
-        raise InputError(f"Reasoning effort must be one of {', '.join(EFFORTS)}.")
-    temperature = _number(options.temperature, float, "Temperature", *TEMPERATURE_RANGE)
-    max_new_tokens = _number(options.max_new_tokens, int, "Max new tokens", 1, MAX_NEW_TOKENS_LIMIT)
-    instructions = clean_text(options.instructions, MAX_INSTRUCTIONS_CHARS, "instructions")
-    return replace(options, instructions=instructions, temperature=temperature, max_new_tokens=max_new_tokens)
-
-
 def _placeholder(mid: int, position: int, options: ChatOptions) -> MessageView:
     """The answer about to be written, as stored before the model runs."""
     return MessageView(id=mid, position=position, role="assistant", content="", effort=options.effort,
