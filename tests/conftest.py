@@ -147,3 +147,15 @@ def two_user_app(tmp_path, launched):
     config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400)
     launched(config)  # users.json in the data dir: password login is on
     yield f"http://127.0.0.1:{config.port}/"
+
+
+@pytest.fixture
+def server():
+    """A replay server that lists one model at /v1/models, like any OpenAI-compatible server."""
+    from tests.support.replay_server import ReplayServer, Reply
+
+    s = ReplayServer()
+    s.route("/v1/models", Reply(['{"object":"list","data":[{"id":"openai/gpt-oss-20b","object":"model"}]}'],
+                                content_type="application/json"))
+    yield s
+    s.close()

@@ -10,10 +10,8 @@ from backend.engines.openai_engine import OpenAIEngine
 from backend.harmony.bridge import DeltaWriter
 from backend.host import ModelHost
 from backend.tools.toolbox import BUILT_IN_FUNCTIONS, FunctionTool, Toolbox
-from tests.support.replay_server import ReplayServer, Reply, recorded
+from tests.support.replay_server import Reply, recorded
 
-MODELS = Reply(['{"object":"list","data":[{"id":"openai/gpt-oss-20b","object":"model"}]}'],
-               content_type="application/json")
 CALL = ("<|channel|>analysis<|message|>Use calculate.<|end|><|start|>assistant to=functions.calculate"
         '<|channel|>commentary <|constrain|>json<|message|>{"expression": "17 + 25"}')
 ANSWER = "<|channel|>analysis<|message|>It said 42.<|end|><|start|>assistant<|channel|>final<|message|>42."
@@ -27,14 +25,6 @@ def token_stream(codec, text: str, stop_id: int) -> list[str]:
         lines += ["data: " + json.dumps(chunk), ""]
     end = {"choices": [{"index": 0, "text": "", "finish_reason": "stop", "stop_reason": stop_id, "token_ids": []}]}
     return lines + ["data: " + json.dumps(end), "", "data: [DONE]", ""]
-
-
-@pytest.fixture
-def server():
-    s = ReplayServer()
-    s.route("/v1/models", MODELS)
-    yield s
-    s.close()
 
 
 def service_over(server, codec, repo, api):

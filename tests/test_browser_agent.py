@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.net import free_port
-from tests.support.page import CHROMIUM, TIMEOUT_MS, field, ready, send, shot, thought_titles, wait_answers
+from tests.support.page import CHROMIUM, field, open_page, ready, send, shot, thought_titles, wait_answers
 
 pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
@@ -31,11 +31,7 @@ def agent_app(tmp_path, launched):
 
 def test_a_multi_step_trace_streams_in_order_and_survives_a_reload(browser, agent_app):
     url, parts = agent_app
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    pg = context.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    pg.goto(url)
-    ready(pg)
+    pg = open_page(browser, url, height=1000)
     assert pg.locator("#tools input[type=checkbox]:checked").count() == 2  # python and calculate, ticked
     pg.locator("#settings .label-wrap").first.click()
     pg.wait_for_function("() => (document.querySelector('#prompt-preview textarea') || {value: ''}).value"
@@ -61,7 +57,7 @@ def test_a_multi_step_trace_streams_in_order_and_survives_a_reload(browser, agen
     cid = pg.evaluate("() => new URL(location.href).searchParams.get('c')")
     stored = parts.service.repo.get("local", cid).messages[-1]
     assert [e["kind"] for e in stored.trace] == ["reasoning", "tool_call", "tool_result", "reasoning"]
-    context.close()
+    pg.context.close()
 
 
 WEATHER_CALL = ("<|channel|>analysis<|message|>I need the weather function.<|end|>"
@@ -83,11 +79,7 @@ def weather_app(tmp_path, launched):
 
 
 def test_a_users_function_is_answered_by_typing_its_result(browser, weather_app):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    pg = context.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    pg.goto(weather_app)
-    ready(pg)
+    pg = open_page(browser, weather_app, height=1000)
     pg.locator("#settings .label-wrap").first.click()
     pg.locator(field("functions")).fill(FUNCTIONS)
     pg.locator(field("functions")).blur()
@@ -104,4 +96,4 @@ def test_a_users_function_is_answered_by_typing_its_result(browser, weather_app)
     assert titles[0].startswith("Thought for") and titles[1] == "Called get_weather · your result"
     assert titles[2].startswith("Thought for") and "effort" in titles[3]
     shot(pg, "agent-user-function")
-    context.close()
+    pg.context.close()

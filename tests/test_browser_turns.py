@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.net import free_port
-from tests.support.page import CHROMIUM, TIMEOUT_MS, USER, ready, send, shot, stats_lines, wait_answers
+from tests.support.page import CHROMIUM, USER, open_page, ready, send, shot, stats_lines, wait_answers
 
 pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
@@ -28,15 +28,6 @@ def long_app(tmp_path, launched):
     config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=4000)
     parts = launched(config, text=LONG)
     return f"http://127.0.0.1:{config.port}/", parts
-
-
-def open_page(browser, url):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    pg.goto(url)
-    ready(pg)
-    return pg
 
 
 def ask_long(browser, url, question):

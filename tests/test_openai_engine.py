@@ -10,21 +10,11 @@ from backend.harmony.codec import PromptSettings, Turn
 from backend.worker import ChatRequest, Worker
 from core.errors import ModelLoadError
 from core.events import Answer, Done, Reasoning, ToolCall
-from tests.support.replay_server import ReplayServer, Reply, recorded
+from tests.support.replay_server import Reply, recorded
 from tests.support.threads import in_parallel
 
 REASONING = "The user asks for 2+2. Simple arithmetic."
 ANSWER = "2 + 2 = 4."
-MODELS = Reply(['{"object":"list","data":[{"id":"openai/gpt-oss-20b","object":"model"}]}'],
-               content_type="application/json")
-
-
-@pytest.fixture
-def server():
-    s = ReplayServer()
-    s.route("/v1/models", MODELS)
-    yield s
-    s.close()
 
 
 def engine(server, codec, api="auto", **kwargs):

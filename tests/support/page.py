@@ -57,3 +57,13 @@ def wait_answers(pg, n: int) -> None:
     pg.wait_for_function(
         f"n => [...document.querySelectorAll('#chat {THOUGHT_TITLE}')]"
         ".filter(e => e.innerText.includes('effort')).length >= n", arg=n)
+
+
+def open_page(browser, url: str, height: int = 900):
+    """A new tab of its own (its own cookies) on the app, ready to chat."""
+    context = browser.new_context(viewport={"width": 1280, "height": height})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(url)
+    ready(pg)
+    return pg
