@@ -126,7 +126,7 @@ def test_in_the_browser(app):
     if not Path(page.CHROMIUM).exists():
         pytest.skip(f"no Chromium at {page.CHROMIUM}")
     url, _ = app
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = page.launch(p)
@@ -136,11 +136,7 @@ def test_in_the_browser(app):
         page.ready(pg)
         assert "OpenAI-compatible server (chat API)" in pg.locator("#status-banner").inner_text()
         # greedy, so the tiny demo model's digits are its best guess
-        pg.get_by_text("Settings", exact=True).first.click()
-        pg.locator("#temperature input[type=number]").fill("0")
-        pg.locator("#temperature input[type=number]").press("Enter")
-        slider = pg.locator("#temperature input[type=range]")
-        expect(slider).to_have_value("0", timeout=page.TIMEOUT_MS)  # the slider took it
+        page.set_temperature(pg, "0")
         page.send(pg, "Convert 5 km to m")
         page.wait_answers(pg, 1)
         page.shot(pg, "15-openai-engine")

@@ -67,3 +67,20 @@ def open_page(browser, url: str, height: int = 900):
     pg.goto(url)
     ready(pg)
     return pg
+
+
+def set_temperature(pg, value: str) -> None:
+    """Type a temperature into the Settings slider's number box until the slider shows it (a value typed
+    while the accordion is still opening can be lost: type it again)."""
+    if not pg.locator("#temperature input[type=number]").is_visible():
+        pg.locator("#settings .label-wrap").first.click()
+    box, slider = pg.locator("#temperature input[type=number]"), pg.locator("#temperature input[type=range]")
+    for _ in range(10):
+        box.fill(value)
+        box.press("Enter")
+        try:
+            pg.wait_for_function("([el, v]) => el.value === v", arg=[slider.element_handle(), value], timeout=2000)
+            return
+        except Exception:
+            continue
+    raise AssertionError(f"the temperature slider never showed {value}")
