@@ -90,7 +90,7 @@ def test_searxng_search_and_open_a_page(tmp_path):
         server.route("/harmony.html", Reply(["<html><head><title>Harmony</title></head><body><article><p>"
                                              "The harmony format has channels for reasoning.</p></article></body>"
                                              "</html>"], content_type="text/html"))
-        run = browser(SearxngSearch(server.url))
+        run = browser(SearxngSearch(server.url, allow_private=True))  # the replay server is on 127.0.0.1
         found = run("search", query="harmony", topn=5)
         assert found.summary == "2 results" and f"【0†OpenAI Harmony format†{page}】" in found.text
         opened = run("open", id=0)
@@ -123,3 +123,10 @@ def test_exa_search_open_a_hit_and_an_address():
         assert "through /contents" in other.text and server.requests[1][1]["urls"] == ["https://example.org/new"]
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("address", ["http://127.0.0.1:7860/", "http://169.254.169.254/latest/meta-data/",
+                                     "http://10.0.0.1/", "http://[::1]/", "file:///etc/passwd"])
+def test_the_browser_never_opens_the_servers_own_network(address):
+    result = browser(SearxngSearch("http://127.0.0.1:9"))("open", id=address)
+    assert result.status == "error" and ("private network" in result.text or "not a web address" in result.text)

@@ -7,6 +7,9 @@ Opened pages are fetched over HTTP and turned into text by trafilatura.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+
 import httpx
 
 from backend.tools.browser import Hit, Page
@@ -17,11 +20,25 @@ MAX_PAGE_BYTES = 5 * 2**20
 USER_AGENT = "gpt-oss-chat (browser tool)"
 
 
+def refuse_private(url: str) -> None:
+    """The model picks the addresses it opens (a page it read may tell it to): never let it reach the
+    server's own network (loopback, private ranges, link-local such as cloud metadata)."""
+    host = httpx.URL(url).host
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        raise LookupError(f"could not find {host}") from None
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
+            raise LookupError(f"{host} is on a private network; the browser only opens public pages")
+
+
 class SearxngSearch:
     source = "web"
 
-    def __init__(self, base_url: str, client: httpx.Client | None = None):
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, base_url: str, client: httpx.Client | None = None, allow_private: bool = False):
+        self.base_url, self.allow_private = base_url.rstrip("/"), allow_private
         self.client = client or httpx.Client(timeout=TIMEOUT_S, follow_redirects=True,
                                              headers={"User-Agent": USER_AGENT})
 
@@ -39,6 +56,8 @@ class SearxngSearch:
     def fetch(self, url: str) -> Page:
         if not url.startswith(("http://", "https://")):
             raise LookupError(f"{url!r} is not a web address")
+        if not self.allow_private:
+            refuse_private(url)
         try:
             with self.client.stream("GET", url) as response:
                 response.raise_for_status()
