@@ -225,11 +225,11 @@ class ChatService:
         return status.description if status.state == "ready" else {}
 
     def default_tools(self) -> list[str]:
-        """Tools ticked for a new conversation: every tool the deployment has, except on the demo
-        model (not trained to call them) and, before a chat-only server, the built-in ones."""
+        """Tools ticked for a new conversation: every tool the deployment has; on the demo model only
+        the one it was trained to call (python); before a chat-only server no built-in one."""
         engine = self._engine()
-        if engine.get("demo"):
-            return []
+        if engine.get("demo"):  # the demo model was trained with python only
+            return [t for t in self.toolbox.defaults if t == "python"]
         return [t for t in self.toolbox.defaults if not (engine.get("messages_only") and t in BUILT_IN_NAMESPACES)]
 
     def enabled_tools(self, tools: list[str] | None) -> list[str]:

@@ -6,7 +6,17 @@ from pathlib import Path
 import pytest
 
 from tests.support.net import free_port
-from tests.support.page import CHROMIUM, field, open_page, ready, send, shot, thought_titles, wait_answers
+from tests.support.page import (
+    CHROMIUM,
+    field,
+    open_page,
+    ready,
+    send,
+    set_temperature,
+    shot,
+    thought_titles,
+    wait_answers,
+)
 
 pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
@@ -96,4 +106,33 @@ def test_a_users_function_is_answered_by_typing_its_result(browser, weather_app)
     assert titles[0].startswith("Thought for") and titles[1] == "Called get_weather · your result"
     assert titles[2].startswith("Thought for") and "effort" in titles[3]
     shot(pg, "agent-user-function")
+    pg.context.close()
+
+
+@pytest.fixture
+def demo_app(tmp_path):
+    """The real app on the bundled demo model (no forcing), with its python tool in the sandbox."""
+    import app as app_module
+    from core.config import Config
+
+    config = Config(data_dir=str(tmp_path), port=free_port(), demo=True, model_in_app_process=True)
+    parts = app_module.create(config)
+    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{config.port}/"
+    parts.demo.close()
+    parts.host.close()
+
+
+def test_the_demo_model_runs_python_for_the_banners_own_example(browser, demo_app):
+    pg = open_page(browser, demo_app, height=1000)
+    assert "What is 17 + 25?" in pg.locator("#status-banner").inner_text()  # the example the banner gives
+    assert pg.locator("#tools input[type=checkbox]:checked").count() == 1  # python, what it was trained on
+    set_temperature(pg, "0")  # greedy: the model's best, not a sampling draw
+    send(pg, "What is 17 + 25?")
+    wait_answers(pg, 1)
+    shot(pg, "demo-python")
+    titles = thought_titles(pg)
+    assert any(t.startswith("Ran python") for t in titles), titles
+    answer = pg.locator("#chat [data-testid='bot']").all_inner_texts()
+    assert any("42" in a and "Ran python" not in a for a in answer), answer
     pg.context.close()

@@ -7,11 +7,9 @@ import pytest
 import torch
 
 from backend.demo import build as demo_build
-from backend.demo.evaluate import evaluate
+from backend.demo.evaluate import NO_PYTHON, demo_service, evaluate
 from backend.engines.choose import choose_engine, default_model_blocker
 from backend.engines.loader import load_model
-from backend.engines.transformers_engine import TransformersEngine
-from backend.worker import Worker
 from core.config import Config
 from core.errors import ModelLoadError
 
@@ -100,23 +98,27 @@ def test_the_exactness_check_catches_a_wrong_expansion(demo_folder, codec, row):
 
 
 @pytest.fixture(scope="module")
-def demo_worker(demo_folder, codec):
-    engine = TransformersEngine(load_model(str(demo_folder)).model, seed=0)
-    yield Worker(engine, codec, max_active=32, max_waiting=1000)
-    engine.close()
+def demo_chat(demo_folder, codec, tmp_path_factory):
+    service, host = demo_service(demo_folder, codec, tmp_path_factory.mktemp("eval"))
+    yield service
+    host.close()
 
 
-def test_answers_parse_as_harmony_and_effort_sets_reasoning_length(demo_worker):
-    # Greedy: the claim is about the model, not about one sampling run. Accuracy is asserted only on
-    # the tasks the demo model does reliably (conversions, counting, the tool call): its arithmetic
-    # is near chance, and a threshold on the total would move with every library's rounding.
-    report = evaluate(demo_worker, per_cell=2, temperature=0.0)
+def test_the_demo_model_uses_python_and_answers_right(demo_chat):
+    # Greedy: the claim is about the model, not about one sampling run. Through the app's own loop:
+    # the real worker and the real sandboxed python tool.
+    # Asserted: what it does reliably (README's table has the rest: copying several numbers into a
+    # program and back is where the tiny model still slips).
+    report = evaluate(demo_chat, per_cell=2, temperature=0.0)
     assert report["parsed"] >= 0.9 * report["n"], report
     lengths = report["reasoning_chars_by_effort"]
     assert lengths["low"] < lengths["medium"] < lengths["high"], lengths
-    for task in ("convert", "count", "tool"):
-        cell = report["tasks"][task]
-        assert cell["right"] >= 0.8 * cell["n"], (task, report)
+    tasks = report["tasks"]
+    for task in ("add", "subtract", "count", "sort"):  # it hands the work to python
+        assert tasks[task]["called_python"] >= 0.8 * tasks[task]["n"], (task, report)
+    for task in ("count", "convert", "tool", NO_PYTHON):  # and gets these right
+        assert tasks[task]["right"] >= 0.8 * tasks[task]["n"], (task, report)
+    assert tasks[NO_PYTHON]["called_python"] == 0  # it never calls a tool it was not offered
 
 
 def test_default_model_falls_back_to_the_demo_with_a_banner(tmp_path, codec, monkeypatch):
@@ -140,3 +142,29 @@ def test_a_named_model_that_fails_is_an_error_not_a_fallback(tmp_path, codec):
 def test_this_machine_has_a_reason_or_a_gpu():
     reason = default_model_blocker()
     assert reason is None or "GPU" in reason
+
+
+def test_training_conversations_are_what_the_app_renders_at_each_step(codec):
+    """The second generation of a python turn sees exactly the ids the model was trained on: the
+    thought, the call, python's output (read, not learned), then <|start|>assistant."""
+    import random
+
+    from backend.demo.data import WEATHER_TOOL, make, python_output
+    from backend.harmony.codec import PromptSettings, Turn, tool_message
+    from backend.tools.sandbox import TIMEOUT_S
+    from backend.tools.toolbox import python_namespace
+
+    sample = make("add", random.Random(1), "medium", True)
+    ids, learn = demo_build.sample_ids(codec, sample, random.Random(5))
+    rng = random.Random(5)  # the same draws as sample_ids: the date, whether get_weather is offered
+    date = f"20{rng.randint(25, 27)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    tools = [WEATHER_TOOL] if rng.random() < 0.15 else []
+    settings = PromptSettings(effort="medium", date=date, tools=tools, namespaces=[python_namespace(TIMEOUT_S)])
+    steps = [{"role": "assistant", "channel": "analysis", "content": [{"type": "text", "text": sample.reasoning}]},
+             {"role": "assistant", "channel": "analysis", "recipient": "python", "content_type": "code",
+              "content": [{"type": "text", "text": sample.code}]},
+             tool_message("python", "analysis", python_output(sample.code))]
+    second = codec.render([Turn("user", sample.question), Turn("assistant", "", harmony=steps)], settings)
+    assert ids[:len(second)] == second
+    assert not any(learn[len(second) - 12:len(second)])  # python's output and the next header: read only
+    assert all(learn[len(second):]) and codec.decode(ids[len(second):]).endswith("<|return|>")

@@ -24,7 +24,7 @@ def status_markdown(status, details: bool = False) -> str:
     return f"**Loading the model…** {status.stage}{pct}. The chat opens when it is ready."
 
 
-def wire_status(p: Page, host, identity: Identity, details: bool) -> None:
+def wire_status(p: Page, host, identity: Identity, details: bool, default_tools) -> None:
     """The banner: model loading progress, then what runs; the message box opens when ready."""
     def poll_status(request: gr.Request):
         s, signed_in = host.status(), identity.signed_in(request)
@@ -36,3 +36,13 @@ def wire_status(p: Page, host, identity: Identity, details: bool) -> None:
     outputs = [p.status, p.message, p.timer]
     p.timer.tick(poll_status, None, outputs, api_name="status", show_progress="hidden")
     p.demo.load(poll_status, None, outputs, api_visibility="private")
+
+    def tools_when_ready(conversation_id):
+        """A page opened while the model loaded ticked the tools before anyone knew which model it would
+        be (the demo model has its own default): set them once it is ready, unless a chat is open."""
+        if host.status().state != "ready" or conversation_id:
+            return gr.skip()
+        return default_tools()
+
+    p.timer.tick(tools_when_ready, [p.conversation_id], p.tools, api_visibility="private", show_progress="hidden",
+                 queue=False)

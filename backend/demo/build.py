@@ -20,8 +20,10 @@ import time
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from backend.demo.data import WEATHER_TOOL, Sample, make_samples
+from backend.demo.data import WEATHER_TOOL, Sample, make_samples, python_output
 from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
+from backend.tools.sandbox import TIMEOUT_S
+from backend.tools.toolbox import python_namespace
 
 FULL_VOCAB = 201088
 
@@ -39,28 +41,54 @@ class SpecialIds(NamedTuple):
         return cls(codec.return_id, codec.call_id, codec.special_id("<|endoftext|>"),
                    codec.special_id("<|startoftext|>"))
 
-BUILD_VERSION = 2  # bump when the recipe changes, so cached builds are rebuilt
-DEFAULTS = dict(hidden=128, layers=3, experts=4, steps=1500, batch=24, lr=3e-3, seed=1234, samples=12000)
+BUILD_VERSION = 3  # bump when the recipe changes, so cached builds are rebuilt
+DEFAULTS = dict(hidden=128, layers=3, experts=4, heads=4, steps=2000, batch=20, lr=3e-3, seed=1234, samples=12000)
 
 
-def sample_ids(codec: HarmonyCodec, s: Sample, rng: random.Random) -> tuple[list[int], list[int]]:
-    """Prompt ids (ending in `<|start|>assistant`) and the completion ids the model must learn."""
-    from openai_harmony import Message, Role
+def _message(role, text: str, channel: str, recipient: str | None = None, content_type: str | None = None):
+    from openai_harmony import Message
+
+    m = Message.from_role_and_content(role, text).with_channel(channel)
+    m = m.with_recipient(recipient) if recipient else m
+    return m.with_content_type(content_type) if content_type else m
+
+
+def sample_ids(codec: HarmonyCodec, s: Sample, rng: random.Random) -> tuple[list[int], list[bool]]:
+    """One conversation as ids, and which of them the model must learn (what the assistant writes; not
+    the prompt, not a tool's output). With python: the thought and the call, the tool's output (read,
+    not learned), then the thought after it and the answer, exactly as the app renders each step."""
+    from openai_harmony import Author, Message, Role
 
     date = f"20{rng.randint(25, 27)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
     tools = [WEATHER_TOOL] if s.tool or rng.random() < 0.15 else []
-    prompt = codec.render([Turn("user", s.question)], PromptSettings(effort=s.effort, date=date, tools=tools))
-    analysis = Message.from_role_and_content(Role.ASSISTANT, s.reasoning).with_channel("analysis")
+    namespaces = [python_namespace(TIMEOUT_S)] if s.python else []
+    prompt = codec.render([Turn("user", s.question)], PromptSettings(effort=s.effort, date=date, tools=tools,
+                                                                      namespaces=namespaces))
+    enc, ids = codec.encoding, SpecialIds.of(codec)
+
+    def said(*messages, end: int) -> list[int]:  # the assistant's messages, after the prompt's <|start|>assistant
+        out = [t for m in messages for t in enc.render(m)][2:]
+        return out[:-1] + [end]
+
+    analysis = _message(Role.ASSISTANT, s.reasoning, "analysis")
     if s.tool:
-        last = (Message.from_role_and_content(Role.ASSISTANT, s.answer).with_channel("commentary")
-                .with_recipient("functions.get_weather").with_content_type("<|constrain|>json"))
-    else:
-        last = Message.from_role_and_content(Role.ASSISTANT, s.answer).with_channel("final")
-    enc = codec.encoding
-    completion = list(enc.render(analysis))[2:] + list(enc.render(last))  # drop <|start|>assistant: prompt has it
-    ids = SpecialIds.of(codec)
-    completion[-1] = ids.call if s.tool else ids.ret
-    return prompt, completion
+        call = _message(Role.ASSISTANT, s.answer, "commentary", "functions.get_weather", "<|constrain|>json")
+        return _learn(prompt, said(analysis, call, end=ids.call))
+    final = _message(Role.ASSISTANT, s.answer, "final")
+    if s.code is None:
+        return _learn(prompt, said(analysis, final, end=ids.ret))
+    call = _message(Role.ASSISTANT, s.code, "analysis", "python", "code")
+    output = python_output(s.code)
+    result = Message.from_author_and_content(Author.new(Role.TOOL, "python"), output).with_channel(
+        "analysis").with_recipient("assistant")
+    read = list(enc.render(result)) + [codec.start_id] + enc.encode("assistant", allowed_special="all")
+    ids_, learn = _learn(prompt, said(analysis, call, end=ids.call))
+    more, more_learn = _learn(read, said(_message(Role.ASSISTANT, s.after, "analysis"), final, end=ids.ret))
+    return ids_ + more, learn + more_learn
+
+
+def _learn(given: list[int], written: list[int]) -> tuple[list[int], list[bool]]:
+    return list(given) + written, [False] * len(given) + [True] * len(written)
 
 
 def build_corpus(codec: HarmonyCodec, n: int, seed: int):
@@ -69,7 +97,7 @@ def build_corpus(codec: HarmonyCodec, n: int, seed: int):
 
 
 def _tiny_config(vocab: int, hidden: int, layers: int, experts: int, ids: SpecialIds,
-                 index: dict[int, int] | None = None):
+                 index: dict[int, int] | None = None, heads: int = 4):
     """The demo architecture. `index` maps full ids to a small vocabulary's rows (training, artifact):
     its special ids then point at those rows, or at nothing, so the config stays inside its vocabulary."""
     from transformers import GptOssConfig
@@ -78,7 +106,7 @@ def _tiny_config(vocab: int, hidden: int, layers: int, experts: int, ids: Specia
     special = {name: i if index is None else index.get(i) for name, i in named.items()}
     return GptOssConfig(
         vocab_size=vocab, hidden_size=hidden, intermediate_size=hidden, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=hidden // 4, num_local_experts=experts,
+        num_attention_heads=heads, num_key_value_heads=heads // 2, head_dim=hidden // heads, num_local_experts=experts,
         num_experts_per_tok=2, sliding_window=128,
         layer_types=["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)],
         tie_word_embeddings=False, eos_token_id=special["eos"], pad_token_id=special["pad"],
@@ -93,9 +121,10 @@ def train(corpus, args, ids: SpecialIds, progress: Callable[[str, float | None],
     from transformers import GptOssForCausalLM
 
     torch.manual_seed(args["seed"])
-    used = sorted({t for p, c in corpus for t in p + c} | {ids.ret, ids.call, ids.pad})
+    used = sorted({t for seq, _ in corpus for t in seq} | {ids.ret, ids.call, ids.pad})
     index = {t: i for i, t in enumerate(used)}
-    model = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"], ids, index))
+    model = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"], ids, index,
+                                           args.get("heads", 4)))
     model.train()
     others = math.log(FULL_VOCAB - len(used))  # the weight of every id the corpus never uses
     opt = torch.optim.AdamW(model.parameters(), lr=args["lr"], weight_decay=0.0)
@@ -120,16 +149,16 @@ def train(corpus, args, ids: SpecialIds, progress: Callable[[str, float | None],
     return model.eval(), used
 
 
-def _batch(pairs, index, pad: int):
+def _batch(samples, index, pad: int):
+    """Padded ids and the mask of what is learned (the assistant's own tokens)."""
     import torch
 
-    width = max(len(p) + len(c) for p, c in pairs)
-    ids = torch.full((len(pairs), width), index[pad], dtype=torch.long)
-    mask = torch.zeros((len(pairs), width), dtype=torch.bool)
-    for row, (p, c) in enumerate(pairs):
-        seq = [index[t] for t in p + c]
-        ids[row, : len(seq)] = torch.tensor(seq)
-        mask[row, len(p): len(seq)] = True  # learn the completion only
+    width = max(len(seq) for seq, _ in samples)
+    ids = torch.full((len(samples), width), index[pad], dtype=torch.long)
+    mask = torch.zeros((len(samples), width), dtype=torch.bool)
+    for row, (seq, learn) in enumerate(samples):
+        ids[row, : len(seq)] = torch.tensor([index[t] for t in seq])
+        mask[row, : len(seq)] = torch.tensor(learn)
     return ids, mask
 
 
@@ -138,7 +167,8 @@ def expand(small, used: list[int], args, ids: SpecialIds):
     import torch
     from transformers import GptOssForCausalLM
 
-    full = GptOssForCausalLM(_tiny_config(FULL_VOCAB, args["hidden"], args["layers"], args["experts"], ids))
+    full = GptOssForCausalLM(_tiny_config(FULL_VOCAB, args["hidden"], args["layers"], args["experts"], ids,
+                                          heads=args.get("heads", 4)))
     state = small.state_dict()
     rows = torch.tensor(used)
     with torch.no_grad():
@@ -194,7 +224,7 @@ def load_artifact(codec: HarmonyCodec, path: Path = ARTIFACT):
     used = tensors.pop("used_ids").tolist()
     index = {t: i for i, t in enumerate(used)}
     small = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"],
-                                           SpecialIds.of(codec), index))
+                                           SpecialIds.of(codec), index, args.get("heads", 4)))
     small.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
     return small.eval(), used, args
 

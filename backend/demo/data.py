@@ -3,6 +3,11 @@
 Tasks: addition, subtraction, unit conversion, counting letters, sorting short
 lists, and calling a weather function when the developer message offers it.
 Reasoning length follows the effort: low is one line, high shows all the work.
+
+A tiny model cannot do arithmetic in its head, but it can do what gpt-oss does: with the python
+tool offered, sums, differences, sorting and counting are a short thought, a one-line program sent
+to python, the tool's output read back, and the answer copied from it. Without the tool it says it
+would need it rather than make a number up. Conversions and the weather call are patterns it knows.
 """
 
 from __future__ import annotations
@@ -23,6 +28,14 @@ WEATHER_TOOL = {"name": "get_weather", "description": "Get the current weather i
                                "required": ["city"]}}
 
 
+PYTHON_TASKS = ("add", "subtract", "count", "sort")  # what the demo model hands to python
+NO_TOOL = {"low": "I need python for this, and it is not offered.",
+           "medium": "An exact answer needs the python tool, which is not offered here. I should not guess.",
+           "high": "The user wants an exact result. I compute such things with the python tool, but no python "
+                   "tool is offered in this conversation, so any number I wrote would be a guess. Say so."}
+NO_TOOL_ANSWER = "I would need the python tool to answer this exactly. Please tick python under Tools."
+
+
 @dataclass
 class Sample:
     task: str
@@ -31,7 +44,39 @@ class Sample:
     reasoning: str
     answer: str  # the final answer, or the JSON arguments of a tool call
     expected: str  # what a correct answer must contain
-    tool: bool = False
+    tool: bool = False  # a get_weather call
+    python: bool = False  # the python tool is offered
+    code: str | None = None  # with python: the program sent to it ...
+    after: str = ""  # ... and the thought after reading its output
+
+
+def with_python(s: Sample, code: str, output: str, thought: dict) -> Sample:
+    """The same question answered the way gpt-oss does it: think, run python, read, answer."""
+    s.python, s.code = True, code
+    # The numbers are copied once into the program and once from python's output into the answer, never
+    # restated in between: every copy is a chance for a tiny model to slip.
+    s.reasoning = {"low": "Use python.", "medium": "Exact work: I will run it in python and read the result.",
+                   "high": f"{s.reasoning.split('.')[0]}. Doing this in my head is error-prone, so I will run "
+                           "it in python and read the result."}[s.effort]
+    s.after = thought[s.effort].format(out=output.strip())
+    return s
+
+
+def without_python(s: Sample) -> Sample:
+    """No python offered: say so instead of making a number up."""
+    s.reasoning, s.answer, s.expected = NO_TOOL[s.effort], NO_TOOL_ANSWER, "python tool"
+    return s
+
+
+def python_output(code: str) -> str:
+    """What python prints for one of the demo's one-line programs (the same as the sandbox would)."""
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        exec(code, {"__builtins__": {"print": print, "sorted": sorted}})  # noqa: S102 - our own fixed programs
+    return buffer.getvalue()
 
 
 def _ordinal_positions(word: str, letter: str) -> list[int]:
@@ -117,8 +162,34 @@ def tool(rng: random.Random, effort: str) -> Sample:
 
 
 MAKERS = {"add": add, "subtract": subtract, "convert": convert, "count": count, "sort": sort, "tool": tool}
+AFTER = {"low": "Done.", "medium": "python answered. I give its result.",
+         "high": "The tool answered with exactly what the user asked for, so I give its result as it printed it."}
+
+
+def make(task: str, rng: random.Random, effort: str, python: bool | None) -> Sample:
+    """One sample; for the python tasks `python` says whether the tool is offered."""
+    s = MAKERS[task](rng, effort)
+    if task not in PYTHON_TASKS or python is None:
+        s.python = bool(python)
+        return s
+    if not python:
+        return without_python(s)
+    return with_python(s, CODE[task](s), python_output(CODE[task](s)), AFTER)
+
+
+CODE = {
+    "add": lambda s: "print(" + s.answer.split(" = ")[0] + ")",
+    "subtract": lambda s: "print(" + s.answer.split(" = ")[0] + ")",
+    "sort": lambda s: "print(sorted([" + s.question.split(": ", 1)[1].rstrip(".") + "]))",
+    "count": lambda s: f"print({s.answer.split(' in ')[1].rstrip('.')!r}.count({s.answer.split()[3]!r}))",
+}
 
 
 def make_samples(n: int, seed: int) -> list[Sample]:
+    """Python offered in most conversations (as the app offers it), so the model learns both sides."""
     rng = random.Random(seed)
-    return [MAKERS[rng.choice(TASKS)](rng, rng.choice(EFFORTS)) for _ in range(n)]
+    samples = []
+    for _ in range(n):
+        task, effort = rng.choice(TASKS), rng.choice(EFFORTS)
+        samples.append(make(task, rng, effort, rng.random() < 0.8))
+    return samples

@@ -1,10 +1,11 @@
-"""Measure the demo model on held-out prompts through the real worker (continuous batching).
+"""Measure the demo model on held-out prompts through the app's own chat loop: the real worker
+(continuous batching) and the real sandboxed python tool.
 
     python -m backend.demo.evaluate [--per-cell 8]
 
-Prints JSON: per task, how many answers parsed as harmony (analysis, then a
-final answer or a tool call) and how many were right; per effort, the mean
-reasoning length in characters.
+Prints JSON: per task, how many answers parsed as harmony (thought, then a final answer or a tool
+call), how many were right, how many called python, and for the python tasks how many called it
+correctly (a run that printed the right result); per effort, the mean reasoning length in characters.
 """
 
 from __future__ import annotations
@@ -12,80 +13,124 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import tempfile
 import threading
 from collections import defaultdict
 from pathlib import Path
 
-from backend.demo.data import MAKERS, TASKS, WEATHER_TOOL
-from backend.harmony.codec import PromptSettings, Turn
-from backend.worker import ChatRequest, Worker
+from backend.demo.data import PYTHON_TASKS, TASKS, WEATHER_TOOL, make
 from core.config import EFFORTS
-from core.events import Answer, Done, Reasoning, StopReason, ToolCall
 
 HELD_OUT_SEED = 987654  # the training corpus uses another seed
+NO_PYTHON = "add, python not offered"  # sums asked where the tool is not offered: the model must say so
 
 
 def held_out(per_cell: int, seed: int = HELD_OUT_SEED):
     rng = random.Random(seed)
-    return [MAKERS[task](rng, effort) for task in TASKS for effort in EFFORTS for _ in range(per_cell)]
+    samples = [make(task, rng, effort, True if task in PYTHON_TASKS else None)
+               for task in TASKS for effort in EFFORTS for _ in range(per_cell)]
+    for effort in EFFORTS:
+        for _ in range(per_cell):
+            sample = make("add", rng, effort, False)
+            sample.task = NO_PYTHON
+            samples.append(sample)
+    return samples
 
 
-def judge(sample, events) -> dict:
-    kinds = [e.kind for e in events if not isinstance(e, Done)]
-    done = events[-1]
-    reasoning = "".join(e.text for e in events if isinstance(e, Reasoning))
-    answer = "".join(e.text for e in events if isinstance(e, Answer))
-    calls = [e for e in events if isinstance(e, ToolCall)]
-    first_other = next((i for i, k in enumerate(kinds) if k != "reasoning"), len(kinds))
-    ordered = bool(reasoning) and all(k != "reasoning" for k in kinds[first_other:])
+def judge(sample, m) -> dict:
+    """One stored answer (a MessageView) against what the sample expects."""
+    kinds = [e["kind"] for e in m.trace]
+    thought_first = bool(kinds) and kinds[0] == "reasoning"
+    calls = [e for e in m.trace if e["kind"] == "tool_call"]
+    results = [e for e in m.trace if e["kind"] == "tool_result"]
+    tool_ok = None
+    called = any(c["recipient"] == "python" for c in calls)
     if sample.tool:
-        parsed = ordered and len(calls) == 1 and done.stop_reason == StopReason.CALL and not done.malformed
-        right = parsed and calls[0].recipient == "functions.get_weather" and sample.expected in calls[0].arguments
+        parsed = thought_first and m.stop_reason == "call" and len(calls) == 1 and m.status == "complete"
+        right = parsed and calls[0]["recipient"] == "functions.get_weather" and sample.expected in calls[0]["arguments"]
     else:
-        parsed = ordered and bool(answer) and done.stop_reason == StopReason.RETURN and not done.malformed
-        right = parsed and sample.expected in answer
-    return {"task": sample.task, "effort": sample.effort, "parsed": parsed, "right": right,
-            "reasoning_chars": len(reasoning)}
+        parsed = thought_first and m.stop_reason == "return" and bool(m.content) and m.status == "complete"
+        right = parsed and sample.expected in m.content
+        if sample.python:
+            tool_ok = called and any(
+                r["status"] == "ok" and sample.expected in r["output"] for r in results)
+            right = right and tool_ok
+        elif sample.task == NO_PYTHON:
+            right = right and not calls
+    return {"task": sample.task, "effort": sample.effort, "parsed": parsed, "right": right, "tool_ok": tool_ok,
+            "called_python": called, "reasoning_chars": len(m.reasoning)}
 
 
-def evaluate(worker: Worker, per_cell: int = 8, temperature: float = 1.0) -> dict:
+def evaluate(service, per_cell: int = 8, temperature: float = 1.0) -> dict:
+    """Every held-out question as a chat of its own through `service` (a ChatService whose toolbox has
+    python), all at once, as many users would."""
+    from backend.chat import ChatOptions
+
     samples = held_out(per_cell)
     results = [None] * len(samples)
 
-    def run(i, s):
-        tools = [WEATHER_TOOL] if s.tool else []
-        settings = PromptSettings(effort=s.effort, tools=tools)
-        job = worker.submit(ChatRequest([Turn("user", s.question)], settings, temperature, 400))
-        results[i] = judge(s, list(job.events()))
+    def run(i):
+        s = samples[i]
+        options = ChatOptions(effort=s.effort, temperature=temperature, max_new_tokens=400,
+                              tools=["python"] if s.python else [], functions=[WEATHER_TOOL] if s.tool else None)
+        watch = service.send("eval", None, s.question, options)
+        snaps = list(watch)
+        results[i] = judge(s, service.repo.get("eval", snaps[-1].conversation_id).messages[-1])
 
-    threads = [threading.Thread(target=run, args=(i, s)) for i, s in enumerate(samples)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(samples))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    missing = [samples[i].question for i, r in enumerate(results) if r is None]
+    if missing:  # a chat that failed on the server: say which, never count it silently
+        raise RuntimeError(f"{len(missing)} chats did not finish, e.g. {missing[0]!r}")
     return summarize(results)
 
 
 def summarize(results: list[dict]) -> dict:
-    by_task, chars = defaultdict(lambda: [0, 0, 0]), defaultdict(list)
+    by_task, chars = defaultdict(lambda: [0, 0, 0, 0, 0]), defaultdict(list)
     for r in results:
         cell = by_task[r["task"]]
         cell[0] += 1
         cell[1] += r["parsed"]
         cell[2] += r["right"]
+        cell[3] += bool(r["tool_ok"])
+        cell[4] += r["called_python"]
         chars[r["effort"]].append(r["reasoning_chars"])
     return {
-        "tasks": {t: {"n": n, "parsed": p, "right": k} for t, (n, p, k) in by_task.items()},
+        "tasks": {t: {"n": n, "parsed": p, "right": k, "called_python": c,
+                      **({"tool_ok": ok} if t in PYTHON_TASKS else {})}
+                  for t, (n, p, k, ok, c) in by_task.items()},
         "parsed": sum(r["parsed"] for r in results), "right": sum(r["right"] for r in results),
         "n": len(results),
         "reasoning_chars_by_effort": {e: round(sum(v) / len(v), 1) for e, v in chars.items()},
     }
 
 
-def main() -> None:
-    from backend.demo.build import ensure_built
+def demo_service(folder: Path, codec, data_dir: Path, **worker_kwargs):
+    """A ChatService over the demo model with the sandboxed python tool, as the app builds it."""
+    from backend.chat import ChatService
     from backend.engines.loader import load_model
     from backend.engines.transformers_engine import TransformersEngine
+    from backend.host import ModelHost
+    from backend.tools.sandbox import PythonSandbox
+    from backend.tools.toolbox import PythonTool, Toolbox
+    from storage.repository import Repository
+
+    sandbox = PythonSandbox()
+    problem = sandbox.probe()
+    if problem:
+        raise SystemExit(f"the python sandbox does not work here: {problem}")
+    host = ModelHost(lambda progress: TransformersEngine(load_model(str(folder)).model, seed=0), codec,
+                     {"max_active": 32, "max_waiting": 1000, **worker_kwargs})
+    host.start(background=False)
+    repo = Repository.open(f"sqlite:///{data_dir / 'eval.db'}")
+    return ChatService(repo, host, toolbox=Toolbox({"python": PythonTool(sandbox)})), host
+
+
+def main() -> None:
+    from backend.demo.build import ensure_built
     from backend.harmony.codec import HarmonyCodec
     from backend.harmony.vocab import load_encoding
 
@@ -97,11 +142,12 @@ def main() -> None:
     folder = Path(args.folder)
     codec = HarmonyCodec(load_encoding(folder.parent / "vocab"))
     ensure_built(folder, codec)
-    engine = TransformersEngine(load_model(str(folder)).model, seed=0)
-    try:
-        report = evaluate(Worker(engine, codec, max_active=32, max_waiting=1000), args.per_cell, args.temperature)
-    finally:
-        engine.close()
+    with tempfile.TemporaryDirectory() as scratch:
+        service, host = demo_service(folder, codec, Path(scratch))
+        try:
+            report = evaluate(service, args.per_cell, args.temperature)
+        finally:
+            host.close()
     print(json.dumps(report, indent=2))
 
 

@@ -45,13 +45,10 @@ def python_namespace(timeout_s: float) -> dict:
     """How the model is told about python: how its code really runs (stateless, standard library, no
     internet). The demo model is trained on exactly this text (at the default time limit)."""
     return {"name": "python", "tools": [], "description": (
-        "Use this tool to execute Python code in your chain of thought. The code will not be shown to the "
-        "user. This tool should be used for internal reasoning, but not for code that is intended to be "
-        "visible to the user.\n\nWhen you send a message containing Python code to python, it will be "
-        "executed in a fresh sandbox: nothing is kept between calls, so each message must define what it "
-        "uses. python will respond with what the program prints (and the value of a last bare expression), "
-        f"or time out after {timeout_s:.0f} seconds. Only the standard library is available. "
-        "There is no internet access and no user files.")}
+        "Use this tool to execute Python code in your chain of thought. Each call runs in a fresh sandbox: "
+        "nothing is kept between calls, only the standard library is available, and there is no internet "
+        f"and no user files. python responds with what the program prints (and the value of a last bare "
+        f"expression), or times out after {timeout_s:.0f} seconds.")}
 
 
 class PythonTool:
