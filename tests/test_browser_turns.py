@@ -152,7 +152,7 @@ def test_switching_conversations_mid_stream_stays_on_the_one_opened(browser, lon
     # No live panel of the other conversation under it: the relay is cancelled and the opened
     # conversation's own follow-up empties the panel (Gradio may repaint a cancelled event's last
     # value for a moment first).
-    pg.locator("#live").wait_for(state="hidden", timeout=5_000)
+    pg.locator("#live").wait_for(state="hidden", timeout=10_000)
     deadline = pg.evaluate("() => Date.now()") + 120_000
     while stored_answer(parts, second).status == "streaming":
         pg.wait_for_timeout(500)

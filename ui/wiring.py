@@ -168,8 +168,15 @@ class Handlers:
         the live stream if an answer is in progress; otherwise the conversation as stored once more,
         because the relay of the conversation left behind, cancelled, may have repainted its own last
         values over the one just opened (Gradio sends a cancelled stream's last values)."""
-        async for out in self._follow(conversation_id, request, stored_if_idle=True):
-            yield out
+        last = None
+        async for last in self._follow(conversation_id, request, stored_if_idle=True):
+            yield last
+        owner = self.identity.owner_or_none(request)
+        if owner and last is not None and isinstance(last[0], list) and last[1] == []:
+            # A cancelled relay's last values can reach a loaded page after this: show it once more.
+            await anyio.sleep(REPAINT_GUARD_S)
+            if conversation_id not in self.chat.writing(owner):
+                yield last
 
     async def attach(self, conversation_id, request: gr.Request):
         """/attach: a script follows a conversation's answer in progress to its end; with none in
@@ -296,6 +303,7 @@ class Handlers:
 
 
 STREAM = dict(show_progress="hidden", concurrency_id="turns")
+REPAINT_GUARD_S = 0.75  # after opening an idle conversation, show it again once, this much later
 WRITING, NEW_ANSWER = " · writing…", " · new answer"  # sidebar marks
 
 
