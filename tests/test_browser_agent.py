@@ -1,13 +1,11 @@
 """The agent's trace in Chromium: thought -> python run -> thought -> answer streams in order, and a
-reload in the middle of the tool run shows every step so far and follows the rest."""
-
-from pathlib import Path
+reload in the middle of the tool run shows every step so far and follows the rest. (Every test takes
+the `browser` fixture first, which skips them where there is no Chromium.)"""
 
 import pytest
 
 from tests.support.net import free_port
 from tests.support.page import (
-    CHROMIUM,
     field,
     open_page,
     ready,
@@ -17,10 +15,6 @@ from tests.support.page import (
     thought_titles,
     wait_answers,
 )
-
-pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 CALL = ("<|channel|>analysis<|message|>I should compute this with python.<|end|>"
         "<|start|>assistant to=python<|channel|>analysis code<|message|>"
