@@ -13,20 +13,28 @@ from dataclasses import dataclass
 
 from starlette.middleware import Middleware
 
+from backend.api.service import OpenAIApi
+from backend.audit import Audit
 from backend.chat import ChatService
 from backend.conversations import Conversations, Sharing
 from backend.engines.choose import build_engine_for
 from backend.harmony.codec import HarmonyCodec
 from backend.harmony.vocab import load_encoding
 from backend.host import ModelHost
+from backend.limits import Limits
+from backend.metrics import Metrics
+from backend.oversight import Oversight
 from backend.signin import ClientAddressMiddleware, SessionGuard, password_sign_in
 from backend.tools.setup import build_toolbox
 from core.config import Config, parse_config
 from core.logs import setup_logging
+from storage.api_keys import ApiKeys
+from storage.audit import AuditStore
 from storage.documents import Documents
 from storage.repository import Repository
 from storage.shares import Shares
-from ui.identity import Identity
+from ui.api_routes import api_routes
+from ui.identity import LOCAL_OWNER, Identity
 from ui.layout import CSS, HEAD, build_layout
 from ui.routes import PageSecurityHeaders, http_routes
 from ui.runtime import lighten_gradio
@@ -45,6 +53,8 @@ class Parts:
     auth: object  # Gradio's auth= check for password users, or None (no login)
     identity: Identity  # who owns a request: the page's events and the plain HTTP routes agree
     documents: Documents  # what the browser tool searches offline (--browser-docs)
+    api: OpenAIApi  # /v1: the same worker for programs
+    oversight: Oversight  # per-user limits, the audit log, metrics
 
     @property
     def password_login(self) -> bool:
@@ -72,17 +82,39 @@ def create(config: Config, build_engine=None) -> Parts:
     host = ModelHost(build_engine, codec, dict(max_active=config.max_active, max_waiting=config.max_waiting,
                                                time_limit_s=config.time_limit_s))
     host.start()
-    auth = password_sign_in(config.users_path)  # read once: the page and the login agree on it
+    oversight = build_oversight(config, repo, host)
+    auth = password_sign_in(config.users_path, on_result=sign_in_result(oversight))  # read once: page and login agree
     documents = Documents(repo)
     toolbox = build_toolbox(config, documents, several_users=auth is not None or config.hf_login)
-    parts = Parts(demo=None, host=host, config=config, documents=documents,
-                  service=ChatService(repo, host, config.max_message_chars, config.save_interval_s, toolbox,
-                                      config.max_tool_calls),
-                  conversations=Conversations(repo), sharing=Sharing(Shares(repo)), auth=auth,
+    service = ChatService(repo, host, config.max_message_chars, config.save_interval_s, toolbox,
+                          config.max_tool_calls, oversight=oversight)
+    one_user = auth is None and not config.hf_login  # no users at all: the API needs no key either
+    api = OpenAIApi(service, ApiKeys(repo), keyless_owner=LOCAL_OWNER if one_user else None, store=config.api_store,
+                    max_new_tokens=config.max_new_tokens)
+    parts = Parts(demo=None, host=host, config=config, documents=documents, service=service, api=api,
+                  oversight=oversight, conversations=Conversations(repo, oversight.audit),
+                  sharing=Sharing(Shares(repo), oversight.audit), auth=auth,
                   # Password users (a users file) gate the whole app; HF sign-in only without them.
                   identity=Identity(hf_login=config.hf_login and auth is None))
     parts.demo = build_app(config, parts)
     return parts
+
+
+def build_oversight(config: Config, repo: Repository, host: ModelHost) -> Oversight:
+    store = AuditStore(repo)
+    audit = Audit(store, content=config.audit_content, retention_days=config.audit_retention_days)
+    metrics = Metrics()
+    metrics.watch(host)
+    return Oversight(audit, Limits(store, messages_per_minute=config.limit_messages_per_minute,
+                                   tokens_per_day=config.limit_tokens_per_day), metrics)
+
+
+def sign_in_result(oversight: Oversight):
+    def heard(name: str, outcome: str, address: str) -> None:
+        oversight.audit.record(name, "sign_in", outcome=outcome, address=address)
+        if outcome != "ok":
+            oversight.metrics.sign_in_failures.inc()
+    return heard
 
 
 def launch(parts: Parts, **kwargs) -> None:
@@ -96,6 +128,9 @@ def launch(parts: Parts, **kwargs) -> None:
     # is sized for several per chat.
     capacity = config.max_active + config.max_waiting
     lighten_gradio()
+    if config.metrics_port:  # Prometheus scrapes a port of its own (keep it private: no token there)
+        from prometheus_client import start_http_server
+        start_http_server(config.metrics_port, addr=config.host, registry=parts.oversight.metrics.registry)
     parts.demo.queue(default_concurrency_limit=capacity, max_size=QUEUED_EVENTS_PER_CHAT * capacity)
     # Gradio runs at most `max_threads` queued events at once (default 40), whatever their concurrency
     # limits: each chat's stream holds one for its whole answer, so 40 would cap the chats shown at 40
@@ -106,10 +141,12 @@ def launch(parts: Parts, **kwargs) -> None:
 
 
 def app_kwargs(parts: Parts) -> dict:
-    """What Gradio's FastAPI app gets besides the page: /healthz and /s/<token> outside the login,
-    the client address for sign-in throttling, and (with --hide-api) no OpenAPI listing."""
+    """What Gradio's FastAPI app gets besides the page: /healthz, /s/<token>, /v1 (API keys) and
+    /metrics (its token) outside the login, the client address for sign-in throttling, and (with
+    --hide-api) no OpenAPI listing."""
     kwargs = {"routes": http_routes(parts.sharing, parts.host, parts.conversations, parts.identity,
-                                    parts.password_login, parts.documents),
+                                    parts.password_login, parts.documents) +
+              api_routes(parts.api, parts.oversight.metrics, parts.config.metrics_token),
               "middleware": [Middleware(ClientAddressMiddleware), Middleware(PageSecurityHeaders)]}
     if parts.config.hide_api:
         kwargs.update(openapi_url=None, docs_url=None, redoc_url=None)

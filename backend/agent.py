@@ -32,6 +32,7 @@ class AgentTurn:
                  *, max_tool_calls: int = MAX_TOOL_CALLS, time_limit_s: float, max_new_tokens: int,
                  prior: list[dict] = ()):
         self.job, self._resubmit, self.tools = job, resubmit, tools
+        self.prompt_tokens = len(getattr(job, "prompt", ()))  # every step reads its whole prompt again
         self.prior = list(prior)  # the turn's steps before a pause (a user function's result came in)
         self.max_tool_calls, self.max_new_tokens = max_tool_calls, max_new_tokens
         self.deadline = time.monotonic() + time_limit_s
@@ -137,6 +138,7 @@ class AgentTurn:
                 return StopReason.ERROR, str(exc)
             with self._lock:
                 self.job = job
+                self.prompt_tokens += len(getattr(job, "prompt", ()))
                 if self._cancel.is_set():
                     job.cancel()
             return None, None

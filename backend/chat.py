@@ -19,6 +19,7 @@ from typing import Iterator
 from backend.agent import MAX_TOOL_CALLS, AgentTurn
 from backend.harmony.codec import PromptSettings, Turn, tool_message
 from backend.options import ChatOptions, check_options, clean_text
+from backend.oversight import Oversight
 from backend.saver import PartialSaver
 from backend.tools.toolbox import Toolbox
 from backend.tools.user_functions import parse_user_functions
@@ -66,8 +67,10 @@ def _turns(messages: list[MessageView]) -> list[Turn]:
 class ChatService:
     def __init__(self, repo: Repository, host, max_message_chars: int = MAX_MESSAGE_CHARS,
                  save_interval_s: float = SAVE_INTERVAL_S, toolbox: Toolbox | None = None,
-                 max_tool_calls: int = MAX_TOOL_CALLS):
+                 max_tool_calls: int = MAX_TOOL_CALLS, oversight: Oversight | None = None):
         self.repo, self.host, self.max_message_chars = repo, host, max_message_chars
+        self.oversight = oversight or Oversight()  # limits, the audit log, metrics
+        self.audit = self.oversight.audit
         self.toolbox, self.max_tool_calls = toolbox or Toolbox(), max_tool_calls
         self.saver = PartialSaver(repo.save_partials, save_interval_s)
         self._turns: dict[str, object] = {}  # conversation id -> its LiveTurn (or _CLAIM while starting)
@@ -75,6 +78,7 @@ class ChatService:
         self._closing = False
         self._lock = threading.Lock()
         self.pace = Pace()  # one for all pages: the more that watch, the fewer updates each
+        self.pace.on_update = self.oversight.metrics.page_updates.inc
 
     @property
     def save_interval_s(self) -> float:
@@ -92,9 +96,9 @@ class ChatService:
         text = clean_text(text, self.max_message_chars)
         if not text.strip():
             raise InputError(empty)
-        return text, self._checked(options)
+        return text, self.checked(options)
 
-    def _checked(self, options: ChatOptions) -> ChatOptions:
+    def checked(self, options: ChatOptions) -> ChatOptions:
         """Options in range, and the tools resolved (stored with the chat: reopening it ticks the same)."""
         options = check_options(options)
         return replace(options, tools=self.enabled_tools(options.tools),
@@ -103,6 +107,7 @@ class ChatService:
     def send(self, owner: str, conversation_id: str | None, text: str,
              options: ChatOptions) -> Iterator[Snapshot]:
         text, options = self._message_and_options(text, options, "Type a message first.")
+        self.oversight.check(owner)
         new = not conversation_id
         if new:  # titled by its first line when stored; nobody else can know its id yet
             conversation_id = self.repo.new_conversation_id()
@@ -123,25 +128,30 @@ class ChatService:
             except BaseException:
                 job.discard()  # its stream will never run: give the worker slot back now
                 raise
+            self.audit.record(owner, "send", text=text, conversation_id=conversation_id, effort=options.effort)
             return self._run_turn(owner, conversation_id, history + [user], job, _placeholder(mid, len(history) + 1,
                                                                                               options))
 
     def regenerate(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
         """Drop the last answer (if any) and answer the last user message again."""
-        options = self._checked(options)
+        options = self.checked(options)
         self.repo.get(owner, conversation_id)
+        self.oversight.check(owner)
         with self._claimed(conversation_id):
             users = [m for m in self.repo.get(owner, conversation_id).messages if m.role == "user"]
             if not users:
                 raise InputError("There is no message to answer yet.")
             self.repo.truncate(owner, conversation_id, users[-1].position + 1)
-            return self._answer(owner, conversation_id, options)
+            answer = self._answer(owner, conversation_id, options)
+            self.audit.record(owner, "regenerate", conversation_id=conversation_id, effort=options.effort)
+            return answer
 
     def edit(self, owner: str, conversation_id: str, position: int, text: str,
              options: ChatOptions) -> Iterator[Snapshot]:
         """Replace an earlier user message and answer again from there."""
         text, options = self._message_and_options(text, options, "An edited message cannot be empty.")
         self.repo.get(owner, conversation_id)
+        self.oversight.check(owner)
         with self._claimed(conversation_id):
             conv = self.repo.get(owner, conversation_id)
             target = next((m for m in conv.messages if m.position == position and m.role == "user"), None)
@@ -149,6 +159,7 @@ class ChatService:
                 raise InputError("Only your own messages can be edited.")
             self.repo.truncate(owner, conversation_id, position)
             self.repo.add_message(owner, conversation_id, "user", text)
+            self.audit.record(owner, "edit", text=text, conversation_id=conversation_id, effort=options.effort)
             return self._answer(owner, conversation_id, options)
 
     def stop(self, owner: str, conversation_id: str | None) -> bool:
@@ -160,6 +171,7 @@ class ChatService:
         if turn is None:
             return False
         turn.cancel()
+        self.audit.record(owner, "stop", conversation_id=conversation_id)
         return True
 
     def attach(self, owner: str, conversation_id: str) -> Iterator[Snapshot] | None:
@@ -268,11 +280,14 @@ class ChatService:
             so_far = [Turn("assistant", "", harmony=list(steps))] if steps else []
             return ChatRequest(turns + so_far, settings, options.temperature, tokens, seconds)
 
-        job = worker.submit(request(list(prior), options.max_new_tokens))
+        job = self.oversight.submit(worker, request(list(prior), options.max_new_tokens))
         client = [f["name"] for f in parse_user_functions(options.functions)]
         session = self.toolbox.session(enabled, client) if enabled or client else None
-        return AgentTurn(job, lambda steps, tokens, seconds: self.host.worker().submit(request(steps, tokens, seconds)),
-                         session, max_tool_calls=self.max_tool_calls, time_limit_s=worker.time_limit_s,
+
+        def resubmit(steps: list[dict], tokens: int, seconds: float):
+            return self.oversight.submit(self.host.worker(), request(steps, tokens, seconds))
+
+        return AgentTurn(job, resubmit, session, max_tool_calls=self.max_tool_calls, time_limit_s=worker.time_limit_s,
                          max_new_tokens=options.max_new_tokens, prior=prior)
 
     # -- the user's own functions -------------------------------------------------------------
@@ -288,7 +303,7 @@ class ChatService:
         """The result of the user's own function, typed on the page or sent through the API: the model
         reads it and the same answer goes on."""
         output = clean_text(output, self.max_message_chars, "result")
-        options = self._checked(options)
+        options = self.checked(options)
         self.repo.get(owner, conversation_id)
         with self._claimed(conversation_id):
             messages = self.repo.get(owner, conversation_id).messages
@@ -337,6 +352,7 @@ class ChatService:
         return turn.snapshots()
 
     def _ended(self, turn: LiveTurn) -> None:
+        self.oversight.account(turn)
         with self._lock:
             if self._turns.get(turn.conversation_id) is turn:
                 del self._turns[turn.conversation_id]

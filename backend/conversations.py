@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 
+from backend.audit import Audit
 from backend.chat import clean_text
 from core.config import MAX_SEARCH_CHARS, MAX_TITLE_CHARS
-from core.errors import InputError
+from core.errors import InputError, NotFoundError
 from core.records import ConversationView, SharedConversation, ShareLink
 from storage.repository import Repository
 from storage.shares import Shares
@@ -18,8 +19,8 @@ EXPORT_KINDS = {"json": "json", "markdown": "md"}  # kind -> file extension
 
 
 class Conversations:
-    def __init__(self, repo: Repository):
-        self.repo = repo
+    def __init__(self, repo: Repository, audit: Audit | None = None):
+        self.repo, self.audit = repo, audit or Audit()
 
     def list(self, owner: str) -> list[ConversationView]:
         """The owner's conversations, newest first (without their messages)."""
@@ -41,6 +42,7 @@ class Conversations:
 
     def delete(self, owner: str, conversation_id: str) -> None:
         self.repo.delete(owner, conversation_id)
+        self.audit.record(owner, "delete", conversation_id=conversation_id)
 
     def search(self, owner: str, query: str, include_reasoning: bool) -> list[tuple[str, str]]:
         """(label, conversation id) for each conversation with a match, its newest match first."""
@@ -58,27 +60,41 @@ class Conversations:
             body = json.dumps(self.repo.export_json(owner, conversation_id), indent=2, ensure_ascii=False)
         else:
             body = self.repo.export_markdown(owner, conversation_id)
+        self.audit.record(owner, "export", conversation_id=conversation_id, format=kind)
         return f"conversation-{conversation_id[:8]}.{EXPORT_KINDS[kind]}", body
 
 
 class Sharing:
     """Share links: the owner's side (create, list, revoke, copy in) and anyone's (open by token)."""
 
-    def __init__(self, shares: Shares):
-        self.shares = shares
+    def __init__(self, shares: Shares, audit: Audit | None = None):
+        self.shares, self.audit = shares, audit or Audit()
 
     def create(self, owner: str, conversation_id: str, expiry: str, include_reasoning: bool) -> ShareLink:
-        return self.shares.create(owner, conversation_id, expiry, bool(include_reasoning))
+        link = self.shares.create(owner, conversation_id, expiry, bool(include_reasoning))
+        self.audit.record(owner, "share_create", conversation_id=conversation_id, expiry=expiry,
+                          reasoning=bool(include_reasoning))
+        return link
 
     def list(self, owner: str) -> list[ShareLink]:
         return self.shares.list(owner)
 
     def revoke(self, owner: str, token: str) -> None:
         self.shares.revoke(owner, token)
+        self.audit.record(owner, "share_revoke", link=token[:8])
 
     def open(self, token: str) -> SharedConversation:
-        return self.shares.open(token)
+        """Anyone's (no owner in the log): the link is named by its first characters."""
+        try:
+            shared = self.shares.open(token)
+        except NotFoundError:
+            self.audit.record(None, "share_open", outcome="gone", link=token[:8])
+            raise
+        self.audit.record(None, "share_open", link=token[:8])
+        return shared
 
     def copy(self, owner: str, token: str) -> str:
         """Copy a shared conversation into a new chat of the owner's; returns its id."""
-        return self.shares.copy(owner, token)
+        cid = self.shares.copy(owner, token)
+        self.audit.record(owner, "share_copy", conversation_id=cid, link=token[:8])
+        return cid

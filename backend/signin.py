@@ -80,8 +80,9 @@ class PasswordSignIn:
     Gradio awaits only what `inspect.iscoroutinefunction` says is one, and would take the coroutine
     object of any other callable for a yes)."""
 
-    def __init__(self, path: Path, throttle: Throttle | None = None):
+    def __init__(self, path: Path, throttle: Throttle | None = None, on_result=None):
         self.path, self.throttle = path, throttle or Throttle()
+        self.on_result = on_result or (lambda name, outcome, address: None)  # the audit log, the metrics
         self._dummy: str | None = None
 
     def _dummy_hash(self, stored_example: str | None) -> str:
@@ -106,6 +107,7 @@ class PasswordSignIn:
             self.throttle.check(*keys)  # refused at once, no hashing, while a delay runs
         except TooManyAttempts as exc:
             log.warning("sign-in throttled for user %r from %s", name[:64], address)
+            self.on_result(name[:64], "throttled", address)
             raise HTTPException(status_code=429, detail=str(exc),
                                 headers={"Retry-After": str(int(exc.retry_after_s) + 1)}) from exc
         ok = await asyncio.to_thread(self._verify, name, password)
@@ -114,6 +116,7 @@ class PasswordSignIn:
         else:
             self.throttle.failed(*keys)
             log.warning("sign-in failed for user %r from %s", name[:64], address)
+        await asyncio.to_thread(self.on_result, name[:64], "ok" if ok else "failed", address)
         return ok
 
 
@@ -181,6 +184,7 @@ class SessionGuard:
         threading.Thread(target=loop, name="session-guard", daemon=True).start()
 
 
-def password_sign_in(path: Path):
-    """Gradio's `auth=` for a users file, or None when no users are configured (one local user)."""
-    return PasswordSignIn(path).check if load_users(path) else None
+def password_sign_in(path: Path, on_result=None):
+    """Gradio's `auth=` for a users file, or None when no users are configured (one local user).
+    `on_result(name, outcome, address)` hears every try: ok, failed or throttled."""
+    return PasswordSignIn(path, on_result=on_result).check if load_users(path) else None

@@ -40,6 +40,7 @@ class Pace:
         self.updates_per_s, self.floor_s = updates_per_s, floor_s
         self._lock = threading.Lock()
         self.watching = 0
+        self.on_update: Callable[[], None] | None = None  # counts updates sent (the metrics)
 
     def join(self) -> None:
         with self._lock:
@@ -75,6 +76,8 @@ class LiveTurn:
         self.version = 0  # bumped on every change of the live message
         self._urgent = 0  # bumped when a phase starts (reasoning, answer, a trace step): shown at once
         self.done = False
+        self.ended_with: Done | None = None  # the Done the turn ended with (None: stopped without one)
+        self.first_step = len(live.trace)  # steps before this run (a paused turn that goes on) are not new
         self.watchers = 0
         self._interrupted = False
         self._thread = threading.Thread(target=self._run, name=f"turn-{conversation_id[:8]}", daemon=True)
@@ -132,6 +135,7 @@ class LiveTurn:
     def _end(self, done: Done | None) -> None:
         """Record how the turn ended (always exactly once), then wake every subscriber."""
         live = self._live
+        self.ended_with = done
         self._saver.remove(self)  # from here on only this final save writes the message
         try:
             if done is not None and not self._interrupted:
@@ -155,6 +159,11 @@ class LiveTurn:
 
     def _copy(self) -> MessageView:
         return replace(self._live, trace=[dict(e) for e in self._live.trace])
+
+    def message(self) -> MessageView:
+        """A copy of the answer as it stands."""
+        with self._cond:
+            return self._copy()
 
     def snapshots(self) -> "Watch":
         """What has been written so far, then each change (as often as the Pace allows, phase
@@ -185,6 +194,8 @@ class Watch:
         return Snapshot(t.conversation_id, t.history, t._copy(), done=t.done)
 
     def _deliver(self, snap: Snapshot) -> Snapshot:
+        if self.pace.on_update is not None:
+            self.pace.on_update()
         if snap.done:
             self.close()
         return snap

@@ -1,6 +1,11 @@
 """Password users for Gradio's login: a JSON file of salted PBKDF2 hashes, and a tiny CLI.
 
     python -m backend.users add alice --file data/users.json   # asks for the password
+    python -m backend.users key create alice [--label laptop]  # an API key, shown once
+    python -m backend.users key list [alice]                   # keys by id, owner, prefix, use
+    python -m backend.users key revoke 3                       # the key with id 3 stops working
+
+API keys live in the database (hashed), so `key` takes the app's --database-url or --data-dir.
 
 With no users file the app stays a single local user with no login. Signing in is
 backend/signin.py (off the event loop, throttled).
@@ -66,8 +71,44 @@ def save_users(path: Path, users: dict[str, str]) -> None:
     tmp.replace(path)
 
 
+def key_command(argv: list[str]) -> None:
+    from core.errors import ChatError  # noqa: PLC0415 - the key commands only
+    from storage.api_keys import ApiKeys  # noqa: PLC0415
+    from storage.repository import Repository  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m backend.users key", description="Manage API keys.")
+    parser.add_argument("action", choices=["create", "list", "revoke"])
+    parser.add_argument("what", nargs="?", help="create: the user; list: a user (optional); revoke: the key id")
+    parser.add_argument("--label", default="", help="create: a note to tell keys apart")
+    parser.add_argument("--database-url", default="", help="as the app's --database-url (default: DATA_DIR/chat.db)")
+    parser.add_argument("--data-dir", default="data")
+    args = parser.parse_args(argv)
+    keys = ApiKeys(Repository.open(args.database_url or f"sqlite:///{args.data_dir}/chat.db"))
+    try:
+        if args.action == "create":
+            if not args.what:
+                parser.error("give the user the key is for")
+            key, info = keys.create(args.what, args.label)
+            print(f"API key {info.id} for {info.owner} (shown once; keep it secret):\n{key}")
+        elif args.action == "list":
+            for k in keys.list(args.what):
+                state = "revoked" if k.revoked else f"last used {k.last_used or 'never'}"
+                print(f"{k.id}\t{k.owner}\t{k.prefix}…\t{k.label}\tcreated {k.created}\t{state}")
+        else:
+            if not (args.what or "").isdigit():
+                parser.error("give the id of the key to revoke (see `key list`)")
+            info = keys.revoke(int(args.what))
+            print(f"revoked API key {info.id} of {info.owner}")
+    except ChatError as exc:
+        parser.exit(2, f"error: {exc.user_message}\n")
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Manage the app's password users.")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["key"]:
+        key_command(argv[1:])
+        return
+    parser = argparse.ArgumentParser(description="Manage the app's password users (and, with `key`, API keys).")
     parser.add_argument("command", choices=["add", "remove", "list"])
     parser.add_argument("name", nargs="?")
     parser.add_argument("--file", default="data/users.json")

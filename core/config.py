@@ -75,6 +75,14 @@ class Config:
     browser_docs: str = ""  # a folder of Markdown/text/HTML/PDF the browser tool searches (offline)
     searxng_url: str = ""  # a self-hosted SearXNG the browser tool searches instead (web)
     exa_api_key: str = ""  # or Exa's search API (web; a key)
+    api_store: bool = False  # API requests are saved as conversations (a request's "store" decides too)
+    audit_content: bool = False  # the audit log keeps message text too (otherwise only who, what, when)
+    audit_retention_days: int = 0  # audit entries older than this are removed; 0: kept
+    metrics_token: str = ""  # serve Prometheus metrics on /metrics to this bearer token
+    metrics_port: int = 0  # or on a port of their own (no token; keep it private); 0: off
+    limit_messages_per_minute: int = 0  # per user, page and API together; 0: no limit
+    limit_tokens_per_day: int = 0  # per user, prompt and answer tokens over 24 hours; 0: no limit
+    admins: str = ""  # users who see the admin view (comma-separated names; hf:NAME for HF users)
     demo: bool = False  # run the bundled demo model
     model_in_app_process: bool = False  # run the model in the app's process (else its own: no shared GIL)
     model_explicit: bool = False  # set by parse_config: a named model never falls back to the demo

@@ -51,3 +51,15 @@ class NotFoundError(ChatError):
 
 class SignInError(ChatError):
     """The app needs a signed-in user for this (Sign in with Hugging Face on a Space)."""
+
+
+class LimitError(ChatError):
+    """A per-user limit of this deployment was reached; the message says when to try again."""
+
+    def __init__(self, user_message: str, retry_after_s: float):
+        super().__init__(user_message)
+        self.retry_after_s = retry_after_s
+
+
+class AuthError(ChatError):
+    """An API request without a working key."""

@@ -1,4 +1,5 @@
-"""Tables: conversations, their messages (normalized, not a JSON blob per chat) and share links.
+"""Tables: conversations, their messages (normalized, not a JSON blob per chat), share links,
+the browser tool's documents, API keys and the audit log.
 
 The Alembic migrations under storage/migrations create exactly this schema;
 a test compares the two.
@@ -106,3 +107,42 @@ class Document(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)  # size and mtime: re-read when changed
 
     __table_args__ = (Index("ix_documents_source", "source", unique=True),)
+
+
+class ApiKey(Base):
+    """A key for the OpenAI-compatible API, owned by one user. Only its SHA-256 is kept: the key is
+    shown once, when made (keys are 256 random bits, so a plain hash cannot be brute-forced)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(200), nullable=False)
+    label: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+    digest: Mapped[str] = mapped_column(String(64), nullable=False)  # sha256 hex of the whole key
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)  # its first characters, to tell keys apart
+    created: Mapped[dt.datetime] = mapped_column(nullable=False, default=utcnow)
+    last_used: Mapped[dt.datetime | None] = mapped_column()
+    revoked: Mapped[dt.datetime | None] = mapped_column()
+
+    __table_args__ = (Index("ix_api_keys_digest", "digest", unique=True), Index("ix_api_keys_owner", "owner"))
+
+
+class AuditEntry(Base):
+    """One thing a user did, appended and never changed (only the retention setting removes old
+    entries). No message text unless the deployment asks for it (--audit-content). No foreign key:
+    an entry outlives the conversation it names."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(nullable=False, default=utcnow)
+    owner: Mapped[str] = mapped_column(String(200), nullable=False)
+    action: Mapped[str] = mapped_column(String(40), nullable=False)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False, default="ok")
+    conversation_id: Mapped[str | None] = mapped_column(String(32))
+    effort: Mapped[str | None] = mapped_column(String(8))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(Text, nullable=False, default="{}")  # JSON: tool name, via, content...
+
+    __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_owner_at", "owner", "at"))

@@ -96,6 +96,15 @@ def tool_message(recipient: str, channel: str | None, text: str) -> dict:
     return (message.with_channel(channel) if channel else message).to_dict()
 
 
+def assistant_message(text: str, channel: str, recipient: str | None = None, content_type: str | None = None) -> dict:
+    """An assistant message as harmony stores it: reasoning (analysis), an answer (final) or a call
+    (commentary, to=functions.NAME, json): how the API turns a client's messages back into harmony."""
+    message = Message.from_role_and_content(Role.ASSISTANT, text).with_channel(channel)
+    if recipient:
+        message = message.with_recipient(recipient)
+    return (message.with_content_type(content_type) if content_type else message).to_dict()
+
+
 def _developer_message(settings: PromptSettings) -> Message | None:
     if not settings.instructions and not settings.tools:
         return None

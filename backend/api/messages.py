@@ -1,0 +1,146 @@
+"""A chat-completions request body, checked, turned into what the worker takes: harmony turns and
+prompt settings. No chat template: the worker renders these with openai-harmony as it does the
+page's chats, so a client's text with `<|start|>` in it stays text.
+
+- system and developer messages become the developer instructions;
+- an assistant message's `reasoning_content` (or `reasoning`) is its analysis, `tool_calls` are
+  harmony calls to `functions.NAME`, and the `tool` messages after them the functions' results;
+- the client's `tools` are the developer functions; the deployment's built-in python and browser
+  are not offered here (a client would not expect the server to run code for it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from backend.harmony.codec import Turn, assistant_message, tool_message
+from backend.options import ChatOptions, clean_text
+from core.config import EFFORTS
+from core.errors import InputError
+
+MAX_MESSAGES = 500
+JSON_CALL = "<|constrain|>json"
+
+
+@dataclass
+class ApiCall:
+    """A checked request: what to run, and how to answer."""
+
+    turns: list[Turn]
+    options: ChatOptions
+    stream: bool = False
+    include_usage: bool = False
+    store: bool = False
+    model: str = ""
+    texts: list[str] = field(default_factory=list)  # the user messages' text (for storing)
+
+
+def _text(content, limit: int, role: str) -> str:
+    """A message's text: a string, or a list of text parts (gpt-oss reads no images)."""
+    if content is None:
+        return ""
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") not in ("text", "input_text"):
+                raise InputError(f"A {role} message has a part gpt-oss cannot read (only text parts are taken).")
+            parts.append(str(part.get("text", "")))
+        content = "".join(parts)
+    if not isinstance(content, str):
+        raise InputError(f"A {role} message's content must be text.")
+    return clean_text(content, limit, f"{role} message")
+
+
+def _assistant(m: dict, text: str, names: dict[str, str]) -> list[dict]:
+    """An assistant message as harmony messages: its reasoning, its words, its function calls."""
+    reasoning = m.get("reasoning_content") or m.get("reasoning") or ""
+    calls = m.get("tool_calls") or []
+    out = [assistant_message(str(reasoning), "analysis")] if reasoning else []
+    if text:  # words beside calls are a preamble (commentary); alone they are the answer
+        out.append(assistant_message(text, "commentary" if calls else "final"))
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not function.get("name"):
+            raise InputError("Each tool call needs a function with a name.")
+        arguments = function.get("arguments") or "{}"
+        arguments = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        names[str(call.get("id", ""))] = function["name"]
+        out.append(assistant_message(arguments, "commentary", f"functions.{function['name']}", JSON_CALL))
+    return out
+
+
+def to_turns(messages, limit: int) -> tuple[list[Turn], str, list[str]]:
+    """The turns, the developer instructions and the user texts of a `messages` list."""
+    if not isinstance(messages, list) or not messages:
+        raise InputError("`messages` must be a non-empty list.")
+    if len(messages) > MAX_MESSAGES:
+        raise InputError(f"At most {MAX_MESSAGES} messages per request.")
+    turns: list[Turn] = []
+    instructions, users, names = [], [], {}
+    for m in messages:
+        if not isinstance(m, dict):
+            raise InputError("Each message must be an object with a role and content.")
+        role = m.get("role")
+        text = _text(m.get("content"), limit, str(role))
+        if role in ("system", "developer"):
+            instructions.append(text)
+        elif role == "user":
+            turns.append(Turn("user", text))
+            users.append(text)
+        elif role == "assistant":
+            harmony = _assistant(m, text, names)
+            if turns and turns[-1].role == "assistant":  # the same turn goes on after a tool's result
+                turns[-1].harmony += harmony
+            else:
+                turns.append(Turn("assistant", "", harmony=harmony))
+            turns[-1].content = text if not m.get("tool_calls") else turns[-1].content
+        elif role == "tool":
+            name = names.get(str(m.get("tool_call_id", "")))
+            if name is None or not turns or turns[-1].role != "assistant":
+                raise InputError("A tool message must answer a tool call (its tool_call_id) of the assistant "
+                                 "message before it.")
+            turns[-1].harmony.append(tool_message(f"functions.{name}", "commentary", text))
+        else:
+            raise InputError(f"Unknown message role {role!r}: use system, developer, user, assistant or tool.")
+    last = turns[-1] if turns else None
+    if last is None or (last.role == "assistant" and not (last.harmony and last.harmony[-1].get("role") == "tool")):
+        raise InputError("The last message must be the user's (or a tool's result).")
+    return turns, "\n\n".join(t for t in instructions if t), users
+
+
+def _effort(body: dict, default: str) -> str:
+    effort = body.get("reasoning_effort") or (body.get("reasoning") or {}).get("effort") or default
+    if effort not in EFFORTS:
+        raise InputError(f"reasoning_effort must be one of {', '.join(EFFORTS)}.")
+    return effort
+
+
+def _tools(body: dict):
+    tools, choice = body.get("tools") or [], body.get("tool_choice", "auto")
+    if choice == "none":
+        return []
+    if choice not in ("auto", None):
+        raise InputError("tool_choice must be \"auto\" or \"none\": gpt-oss decides itself whether to call.")
+    if not isinstance(tools, list) or any(not isinstance(t, dict) or t.get("type", "function") != "function"
+                                          for t in tools):
+        raise InputError("`tools` must be a list of {\"type\": \"function\", \"function\": {...}} entries.")
+    return tools
+
+
+def parse_body(body, *, limit: int, max_new_tokens: int, default_effort: str, store: bool) -> ApiCall:
+    """The request, or an InputError that says what is wrong (never a traceback)."""
+    if not isinstance(body, dict):
+        raise InputError("The request body must be a JSON object.")
+    if body.get("n", 1) != 1:
+        raise InputError("n must be 1.")
+    turns, instructions, users = to_turns(body.get("messages"), limit)
+    tokens = body.get("max_completion_tokens") or body.get("max_tokens") or max_new_tokens
+    temperature = body.get("temperature")
+    options = ChatOptions(effort=_effort(body, default_effort), instructions=instructions,
+                          temperature=1.0 if temperature is None else temperature, max_new_tokens=tokens,
+                          tools=[], functions=_tools(body))
+    stream_options = body.get("stream_options") or {}
+    return ApiCall(turns, options, stream=bool(body.get("stream")),
+                   include_usage=bool(isinstance(stream_options, dict) and stream_options.get("include_usage")),
+                   store=bool(body.get("store", store)), model=str(body.get("model") or ""), texts=users)

@@ -1,0 +1,216 @@
+"""The OpenAI-compatible API's logic: who asks (API keys), what runs (the same worker, continuous
+batching and harmony parsing as the page), what comes back (chat-completion chunks). The HTTP side
+is ui/api_routes.py; this module returns plain dicts.
+
+Reasoning goes out as `delta.reasoning_content` and, as vLLM names it, `delta.reasoning`; the
+answer as `delta.content`; a call to one of the client's functions as `delta.tool_calls` with
+finish_reason "tool_calls". With `store` (or --api-store) the exchange is saved as a conversation
+of the key's owner, so it shows in their sidebar.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import replace
+from pathlib import PurePath
+from typing import Iterator
+
+from backend.api.messages import ApiCall, parse_body
+from backend.worker import ChatRequest
+from core.config import DEFAULT_EFFORT, DEFAULT_MAX_NEW_TOKENS
+from core.errors import AuthError, GenerationError, NotFoundError
+from core.events import Answer, Done, Preamble, Reasoning, StopReason, ToolCall
+from core.records import MessageStatus
+from storage.api_keys import KEY_PREFIX, SHOWN_CHARS
+from storage.repository import title_from
+
+FINISH = {StopReason.RETURN: "stop", StopReason.CALL: "tool_calls", StopReason.LENGTH: "length",
+          StopReason.STOPPED: "stop", StopReason.ERROR: "stop"}
+NO_KEY = ("This API needs a key: send `Authorization: Bearer <key>`. Whoever runs this server makes keys with "
+          "`python -m backend.users key create NAME`.")
+
+
+def served_name(description: dict) -> str:
+    """The model's name as the API lists it: a folder path becomes its last part (no server paths out)."""
+    model = str(description.get("model") or "gpt-oss")
+    return PurePath(model).name if model.startswith(("/", ".")) else model
+
+
+class OpenAIApi:
+    def __init__(self, chat, keys, *, keyless_owner: str | None, store: bool = False,
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS):
+        self.chat, self.keys = chat, keys
+        self.keyless_owner = keyless_owner  # no users configured: the one local user, as on the page
+        self.store, self.max_new_tokens = store, max_new_tokens
+
+    @staticmethod
+    def shown_key(authorization: str | None) -> str | None:
+        """The part of a request's key the audit log keeps (its prefix, as `key list` shows it)."""
+        scheme, _, key = (authorization or "").partition(" ")
+        return key.strip()[:SHOWN_CHARS] if scheme.lower() == "bearer" and key.strip() else None
+
+    def owner(self, authorization: str | None) -> str:
+        """The key's owner. Where the app has no users at all, any other bearer (clients insist on
+        sending one: "EMPTY", "sk-none") or none is the one local user, as on the page."""
+        scheme, _, key = (authorization or "").partition(" ")
+        key = key.strip() if scheme.lower() == "bearer" else ""
+        if key.startswith(KEY_PREFIX) or (key and not self.keyless_owner):
+            owner = self.keys.owner_of(key)
+            if owner is None:
+                raise AuthError("This API key is not valid (unknown or revoked).")
+            return owner
+        if self.keyless_owner:
+            return self.keyless_owner
+        raise AuthError(NO_KEY)
+
+    def model(self) -> str:
+        self.chat.host.worker()  # a clear error while the model loads or after it failed
+        return served_name(self.chat.host.status().description)
+
+    def models(self) -> dict:
+        return {"object": "list", "data": [{"id": self.model(), "object": "model", "created": 0,
+                                            "owned_by": "gpt-oss-chat"}]}
+
+    def start(self, owner: str, body, key: str | None = None) -> "ApiRun":
+        """Check the request, submit it (busy or loading fail here, before any answer starts), and
+        store the exchange first when asked."""
+        chat = self.chat
+        call = parse_body(body, limit=chat.max_message_chars, max_new_tokens=self.max_new_tokens, default_effort=DEFAULT_EFFORT,
+                          store=self.store)
+        model = self.model()
+        if call.model and call.model not in (model, PurePath(model).name):
+            raise NotFoundError(f"This server serves {model!r}, not {call.model!r} (see /v1/models).")
+        options = chat.checked(call.options)
+        call = replace(call, options=options)
+        chat.oversight.check(owner)
+        settings = chat.settings_for(options)
+        job = chat.oversight.submit(chat.host.worker(), ChatRequest(call.turns, settings, options.temperature,
+                                                                    options.max_new_tokens))
+        try:
+            stored = self._store(owner, call) if call.store else None
+        except BaseException:
+            job.discard()
+            raise
+        chat.audit.record(owner, "api_request", text=call.texts[-1] if call.texts else None, effort=options.effort,
+                          conversation_id=stored[0] if stored else None, key=key)
+        return ApiRun(self, owner, call, job, model, stored)
+
+    def _store(self, owner: str, call: ApiCall) -> tuple[str, int]:
+        """The request's messages as a new conversation, and the answer's placeholder (its id)."""
+        repo = self.chat.repo
+        settings = {**call.options.__dict__, "via": "api"}
+        cid = repo.create_conversation(owner, title_from(call.texts[0] if call.texts else "API chat"), settings)
+        for turn in call.turns[:-1]:
+            repo.add_message(owner, cid, turn.role, turn.content, reasoning=turn.reasoning, harmony=turn.harmony)
+        last = call.turns[-1]
+        if last.role == "user":
+            mid = repo.add_user_message(owner, cid, last.content, settings,
+                                        answer={"status": MessageStatus.STREAMING, "effort": call.options.effort})
+        else:  # a tool's result: the turn in progress goes on
+            mid = repo.add_message(owner, cid, "assistant", "", harmony=last.harmony, status=MessageStatus.STREAMING,
+                                   effort=call.options.effort)
+        return cid, mid
+
+
+class ApiRun:
+    """One request's answer, as chunks (streaming) or one response."""
+
+    def __init__(self, api: OpenAIApi, owner: str, call: ApiCall, job, model: str, stored):
+        self.api, self.owner, self.call, self.job, self.model, self.stored = api, owner, call, job, model, stored
+        self.id, self.created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
+        self.reasoning, self.content, self.calls = [], [], []
+        self.done: Done | None = None
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def discard(self) -> None:
+        """Never read (the client left before the answer started): give the slot back, close the
+        stored answer as stopped."""
+        self.job.discard()
+        self._end()
+
+    def _chunk(self, delta: dict, finish: str | None = None, usage: dict | None = None) -> dict:
+        chunk = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        if usage is not None:
+            chunk["choices"], chunk["usage"] = [], usage
+        return chunk
+
+    def _delta(self, event) -> dict | None:
+        if isinstance(event, Reasoning):
+            self.reasoning.append(event.text)
+            return {"reasoning_content": event.text, "reasoning": event.text}
+        if isinstance(event, (Answer, Preamble)):
+            self.content.append(event.text)
+            return {"content": event.text}
+        if isinstance(event, ToolCall) and event.recipient.startswith("functions."):
+            call = {"index": len(self.calls), "id": "call_" + secrets.token_hex(8), "type": "function",
+                    "function": {"name": event.recipient.removeprefix("functions."), "arguments": event.arguments}}
+            self.calls.append(call)
+            return {"tool_calls": [call]}
+        return None
+
+    def usage(self) -> dict:
+        s = self.done.stats if self.done else None
+        completion = s.total_tokens if s else 0
+        return {"prompt_tokens": len(self.job.prompt), "completion_tokens": completion,
+                "total_tokens": len(self.job.prompt) + completion,
+                "completion_tokens_details": {"reasoning_tokens": s.reasoning_tokens if s else 0}}
+
+    def chunks(self) -> Iterator[dict]:
+        """The streaming answer. An error after the start is one `{"error": ...}` chunk; the caller
+        stops reading when the client goes away, and `cancel` then ends the generation."""
+        yield self._chunk({"role": "assistant", "content": ""})
+        try:
+            for event in self.job.events():
+                if isinstance(event, Done):
+                    self.done = event
+                    break
+                delta = self._delta(event)
+                if delta:
+                    yield self._chunk(delta)
+        finally:
+            self._end()
+        done = self.done
+        if done is not None and done.stop_reason == StopReason.ERROR:
+            yield {"error": {"message": done.error or "The answer failed.", "type": "server_error"}}
+            return
+        yield self._chunk({}, self._finish())
+        if self.call.include_usage:
+            yield self._chunk({}, usage=self.usage())
+
+    def response(self) -> dict:
+        """The whole answer at once (stream: false). A failed generation raises its error."""
+        for _ in self.chunks():
+            pass
+        if self.done is not None and self.done.stop_reason == StopReason.ERROR:
+            raise GenerationError(self.done.error or "The answer failed.")
+        message = {"role": "assistant", "content": "".join(self.content) or (None if self.calls else "")}
+        if self.reasoning:
+            message["reasoning_content"] = message["reasoning"] = "".join(self.reasoning)
+        if self.calls:
+            message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in self.calls]
+        return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "message": message, "finish_reason": self._finish()}],
+                "usage": self.usage()}
+
+    def _finish(self) -> str:
+        if self.done is None:
+            return "stop"
+        return "tool_calls" if self.calls else FINISH.get(self.done.stop_reason, "stop")
+
+    def _end(self) -> None:
+        """Save the stored exchange's answer (also when the client went away), and log the answer."""
+        done = self.done or Done(StopReason.STOPPED)
+        if self.stored:
+            s = done.stats
+            self.api.chat.repo.save_message(
+                self.owner, self.stored[1], content="".join(self.content), reasoning="".join(self.reasoning),
+                harmony=list(done.harmony_messages), status=MessageStatus.after(done.stop_reason),
+                stop_reason=done.stop_reason, error=done.error, reasoning_tokens=s.reasoning_tokens,
+                answer_tokens=s.answer_tokens, ttft=s.ttft, reasoning_time=s.reasoning_time,
+                tokens_per_s=s.tokens_per_s)
+        self.api.chat.oversight.answered(self.owner, self.stored[0] if self.stored else None, self.call.options.effort,
+                               len(self.job.prompt), done, via="api")
