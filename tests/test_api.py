@@ -131,3 +131,61 @@ def test_a_client_that_leaves_stops_its_answer(launched, tmp_path):
     assert parts.host.worker().active == 0
     answers = [e for e in parts.oversight.audit.store.entries() if e.action == "answer"]
     assert answers and answers[0].outcome == "stopped" and answers[0].completion_tokens < 300
+
+
+def test_keys_name_the_owner_and_stored_requests_show_in_their_sidebar(launched, tmp_path):
+    from backend.users import add_user
+    from storage.api_keys import ApiKeys
+
+    add_user(tmp_path / "users.json", "alice", "alice-password", iterations=1000)
+    parts, base = make_app(launched, tmp_path)
+    with pytest.raises(openai.AuthenticationError, match="needs a key"):
+        client(base).models.list()  # users configured: no more keyless access
+    keys = ApiKeys(parts.service.repo)
+    key, info = keys.create("alice", "script")
+    c = client(base, key)
+    r = c.chat.completions.create(model="tiny-test", messages=[{"role": "user", "content": "hi from a script"}],
+                                  store=True)
+    assert r.choices[0].message.content == "Hello! <b>How</b> can I help?"
+    [conv] = parts.conversations.list("alice")
+    messages = parts.conversations.open("alice", conv.id).messages
+    assert [m.role for m in messages] == ["user", "assistant"] and "Let me think" in messages[1].reasoning
+    assert messages[1].status == "complete" and messages[1].answer_tokens
+    assert parts.conversations.list("local") == []
+    c.chat.completions.create(model="tiny-test", messages=[{"role": "user", "content": "not kept"}])
+    assert len(parts.conversations.list("alice")) == 1  # store defaults to off (--api-store turns it on)
+    assert keys.list("alice")[0].last_used is not None
+    entries = [e for e in parts.oversight.audit.store.entries() if e.action == "api_request"]
+    assert {e.owner for e in entries} == {"alice"} and {e.detail["key"] for e in entries} == {info.prefix}
+    keys.revoke(info.id)
+    with pytest.raises(openai.AuthenticationError, match="not valid"):
+        c.models.list()
+
+
+def test_this_app_driving_another_instance_of_itself(launched, tmp_path):
+    """--engine openai pointed at a second running app: its page shows reasoning and answer apart,
+    as with the local model (the second app talks the chat API to the first)."""
+    import app as app_module
+    from gradio_client import Client
+
+    _, base = make_app(launched, tmp_path / "a")
+    config = Config(data_dir=str(tmp_path / "b"), port=free_port(), engine="openai", base_url=base + "/v1",
+                    max_new_tokens=400, server_wait_s=30)
+    parts = app_module.create(config)
+    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
+    try:
+        deadline = time.time() + 60
+        while parts.host.status().state == "loading" and time.time() < deadline:
+            time.sleep(0.2)
+        status = parts.host.status()
+        assert status.state == "ready" and "chat API" in status.description["engine"]
+        chat, _, cid = Client(f"http://127.0.0.1:{config.port}/", verbose=False).submit(
+            "hi", "", "high", "", 1.0, 400, api_name="/send").result()
+        thought, answer = chat[1], chat[2]
+        assert thought["metadata"]["title"].startswith("Thought for") and "Let me think" in str(thought["content"])
+        assert "Hello!" in str(answer["content"]) and "Let me think" not in str(answer["content"])
+        stored = parts.service.repo.get("local", cid).messages[1]
+        assert "Let me think" in stored.reasoning and stored.content == "Hello! <b>How</b> can I help?"
+    finally:
+        parts.demo.close()
+        parts.host.close()

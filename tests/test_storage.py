@@ -250,3 +250,24 @@ def test_tool_results_are_searchable(repo):
                                            {"kind": "tool_result", "recipient": "python", "output": "forty-two"}])
     assert [h.message_id for h in repo.search("alice", "forty-two")] == [mid]
     assert repo.search("bob", "forty-two") == []
+
+
+def test_migration_to_keys_and_audit_keeps_conversations(url):
+    """0003 -> 0004: the api_keys and audit_log tables arrive; what was stored stays; down and up again."""
+    from storage.api_keys import ApiKeys
+    from storage.audit import AuditStore
+
+    engine = open_engine(url)
+    upgrade(engine, "0003")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO conversations VALUES ('" + "c" * 32 + "', 'alice', 'Old', "
+                          "'2026-01-01 00:00:00', '2026-01-01 00:00:00', '{}')"))
+    repo = Repository.open(url)  # upgrades to head
+    assert repo.get("alice", "c" * 32).title == "Old"
+    key, _ = ApiKeys(repo).create("alice")
+    AuditStore(repo).append("alice", "send", conversation_id="c" * 32)
+    assert ApiKeys(repo).owner_of(key) == "alice" and AuditStore(repo).entries()[0].action == "send"
+    downgrade(engine, "0003")
+    assert {"api_keys", "audit_log"}.isdisjoint(inspect(engine).get_table_names())
+    upgrade(engine)
+    assert repo.get("alice", "c" * 32).title == "Old" and ApiKeys(repo).owner_of(key) is None

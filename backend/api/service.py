@@ -55,7 +55,7 @@ class OpenAIApi:
         sending one: "EMPTY", "sk-none") or none is the one local user, as on the page."""
         scheme, _, key = (authorization or "").partition(" ")
         key = key.strip() if scheme.lower() == "bearer" else ""
-        if key.startswith(KEY_PREFIX) or (key and not self.keyless_owner):
+        if key.startswith(KEY_PREFIX):
             owner = self.keys.owner_of(key)
             if owner is None:
                 raise AuthError("This API key is not valid (unknown or revoked).")
