@@ -165,8 +165,9 @@ def test_keys_name_the_owner_and_stored_requests_show_in_their_sidebar(launched,
 def test_this_app_driving_another_instance_of_itself(launched, tmp_path):
     """--engine openai pointed at a second running app: its page shows reasoning and answer apart,
     as with the local model (the second app talks the chat API to the first)."""
-    import app as app_module
     from gradio_client import Client
+
+    import app as app_module
 
     _, base = make_app(launched, tmp_path / "a")
     config = Config(data_dir=str(tmp_path / "b"), port=free_port(), engine="openai", base_url=base + "/v1",
