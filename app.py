@@ -24,6 +24,7 @@ from backend.host import ModelHost
 from backend.limits import Limits
 from backend.metrics import Metrics
 from backend.oversight import Oversight
+from backend.policy import ReasoningPolicy
 from backend.signin import ClientAddressMiddleware, SessionGuard, password_sign_in
 from backend.tools.setup import build_toolbox
 from core.config import Config, parse_config
@@ -65,7 +66,7 @@ def build_app(config: Config, parts: Parts):
     hf_login = parts.identity.hf_login
     toolbox = parts.service.toolbox
     page = build_layout(config.max_new_tokens, config.share_link_expiry, config.share_link_reasoning, hf_login,
-                        parts.password_login, toolbox.names, toolbox.unavailable)
+                        parts.password_login, toolbox.names, toolbox.unavailable, config.reasoning_display)
     with page.demo:
         wire(page, chat=parts.service, conversations=parts.conversations, sharing=parts.sharing, host=parts.host,
              identity=parts.identity,
@@ -83,17 +84,19 @@ def create(config: Config, build_engine=None) -> Parts:
                                                time_limit_s=config.time_limit_s))
     host.start()
     oversight = build_oversight(config, repo, host)
+    policy = ReasoningPolicy(config.reasoning_display, config.hidden_reasoning)
+    oversight.audit.policy(config.reasoning_display)  # logged when it changed since the last start
     auth = password_sign_in(config.users_path, on_result=sign_in_result(oversight))  # read once: page and login agree
     documents = Documents(repo)
     toolbox = build_toolbox(config, documents, several_users=auth is not None or config.hf_login)
     service = ChatService(repo, host, config.max_message_chars, config.save_interval_s, toolbox,
-                          config.max_tool_calls, oversight=oversight)
+                          config.max_tool_calls, oversight=oversight, policy=policy)
     one_user = auth is None and not config.hf_login  # no users at all: the API needs no key either
     api = OpenAIApi(service, ApiKeys(repo), keyless_owner=LOCAL_OWNER if one_user else None, store=config.api_store,
                     max_new_tokens=config.max_new_tokens)
     parts = Parts(demo=None, host=host, config=config, documents=documents, service=service, api=api,
-                  oversight=oversight, conversations=Conversations(repo, oversight.audit),
-                  sharing=Sharing(Shares(repo), oversight.audit), auth=auth,
+                  oversight=oversight, conversations=Conversations(repo, oversight.audit, policy),
+                  sharing=Sharing(Shares(repo), oversight.audit, policy), auth=auth,
                   # Password users (a users file) gate the whole app; HF sign-in only without them.
                   identity=Identity(hf_login=config.hf_login and auth is None))
     parts.demo = build_app(config, parts)

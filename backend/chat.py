@@ -20,7 +20,9 @@ from backend.agent import MAX_TOOL_CALLS, AgentTurn
 from backend.harmony.codec import PromptSettings, Turn, tool_message
 from backend.options import ChatOptions, check_options, clean_text
 from backend.oversight import Oversight
+from backend.policy import ReasoningPolicy
 from backend.saver import PartialSaver
+from backend.summary import Summarizer
 from backend.tools.toolbox import Toolbox
 from backend.tools.user_functions import parse_user_functions
 from backend.turns import LiveTurn, Pace, Snapshot
@@ -67,10 +69,13 @@ def _turns(messages: list[MessageView]) -> list[Turn]:
 class ChatService:
     def __init__(self, repo: Repository, host, max_message_chars: int = MAX_MESSAGE_CHARS,
                  save_interval_s: float = SAVE_INTERVAL_S, toolbox: Toolbox | None = None,
-                 max_tool_calls: int = MAX_TOOL_CALLS, oversight: Oversight | None = None):
+                 max_tool_calls: int = MAX_TOOL_CALLS, oversight: Oversight | None = None,
+                 policy: ReasoningPolicy | None = None):
         self.repo, self.host, self.max_message_chars = repo, host, max_message_chars
         self.oversight = oversight or Oversight()  # limits, the audit log, metrics
         self.audit = self.oversight.audit
+        self.policy = policy or ReasoningPolicy()  # what users see of the reasoning
+        self.summarizer = Summarizer(lambda request: self.oversight.submit(self.host.worker(), request))
         self.toolbox, self.max_tool_calls = toolbox or Toolbox(), max_tool_calls
         self.saver = PartialSaver(repo.save_partials, save_interval_s)
         self._turns: dict[str, object] = {}  # conversation id -> its LiveTurn (or _CLAIM while starting)
@@ -342,7 +347,7 @@ class ChatService:
         turn = LiveTurn(owner, conversation_id, history, live, job, saver=self.saver,
                         save=lambda m, **extra: self._save_end(owner, m, **extra),
                         finish=lambda m, done: self._finish(owner, m, done), on_end=self._ended,
-                        pace=self.pace)
+                        pace=self.pace, policy=self.policy, summarizer=self.summarizer)
         with self._lock:  # registered and started as one step: a shutdown sees no turn that is not running
             self._turns[conversation_id] = turn  # takes over the claim
             turn.start()
@@ -361,8 +366,8 @@ class ChatService:
 
     def _save_end(self, owner: str, live: MessageView, **extra) -> None:
         """A turn that ended without finishing (stopped, failed, interrupted): what it has, as it is."""
-        self.repo.save_message(owner, live.id, content=live.content, reasoning=live.reasoning,
-                               trace=live.trace, **extra)
+        self.repo.save_message(owner, live.id, content=live.content, reasoning=self.policy.stored(live.reasoning),
+                               reasoning_summary=live.reasoning_summary, trace=live.trace, **extra)
 
     def _finish(self, owner: str, live: MessageView, done: Done) -> None:
         s = done.stats
@@ -370,8 +375,9 @@ class ChatService:
         live.stop_reason, live.error = done.stop_reason, done.error
         live.reasoning_tokens, live.answer_tokens = s.reasoning_tokens, s.answer_tokens
         live.ttft, live.reasoning_time, live.tokens_per_s = s.ttft, s.reasoning_time, s.tokens_per_s
-        live.harmony = list(done.harmony_messages)
-        self.repo.save_message(owner, live.id, content=live.content, reasoning=live.reasoning, trace=live.trace,
+        live.harmony = self.policy.stored_harmony(list(done.harmony_messages))
+        self.repo.save_message(owner, live.id, content=live.content, reasoning=self.policy.stored(live.reasoning),
+                               reasoning_summary=live.reasoning_summary, trace=live.trace,
                                harmony=live.harmony, status=live.status, stop_reason=live.stop_reason,
                                error=live.error, reasoning_tokens=s.reasoning_tokens, answer_tokens=s.answer_tokens,
                                ttft=s.ttft, reasoning_time=s.reasoning_time, tokens_per_s=s.tokens_per_s)

@@ -6,9 +6,11 @@ from storage); everything is scoped to the owner, as in storage.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from backend.audit import Audit
 from backend.chat import clean_text
+from backend.policy import ReasoningPolicy
 from core.config import MAX_SEARCH_CHARS, MAX_TITLE_CHARS
 from core.errors import InputError, NotFoundError
 from core.records import ConversationView, SharedConversation, ShareLink
@@ -19,8 +21,8 @@ EXPORT_KINDS = {"json": "json", "markdown": "md"}  # kind -> file extension
 
 
 class Conversations:
-    def __init__(self, repo: Repository, audit: Audit | None = None):
-        self.repo, self.audit = repo, audit or Audit()
+    def __init__(self, repo: Repository, audit: Audit | None = None, policy: ReasoningPolicy | None = None):
+        self.repo, self.audit, self.policy = repo, audit or Audit(), policy or ReasoningPolicy()
 
     def list(self, owner: str) -> list[ConversationView]:
         """The owner's conversations, newest first (without their messages)."""
@@ -31,11 +33,12 @@ class Conversations:
         return self.repo.list_titles(owner)
 
     def open(self, owner: str, conversation_id: str) -> ConversationView:
-        return self.repo.get(owner, conversation_id)
+        conv = self.repo.get(owner, conversation_id)
+        return replace(conv, messages=self.policy.views(conv.messages))
 
     def as_data(self, owner: str, conversation_id: str) -> dict:
-        """A conversation as JSON-ready data (messages with reasoning, status and stats)."""
-        return self.repo.export_json(owner, conversation_id)
+        """A conversation as JSON-ready data (messages with reasoning as the policy shows it, status, stats)."""
+        return self.repo.export_json(owner, conversation_id, view=self.policy.views)
 
     def rename(self, owner: str, conversation_id: str, title: str) -> None:
         self.repo.rename(owner, conversation_id, clean_text(title, MAX_TITLE_CHARS, "title"))
@@ -47,6 +50,7 @@ class Conversations:
     def search(self, owner: str, query: str, include_reasoning: bool) -> list[tuple[str, str]]:
         """(label, conversation id) for each conversation with a match, its newest match first."""
         best: dict[str, str] = {}
+        include_reasoning = include_reasoning and self.policy.raw  # never find words users may not see
         for hit in self.repo.search(owner, clean_text(query, MAX_SEARCH_CHARS, "search"), include_reasoning):
             best.setdefault(hit.conversation_id, f"{hit.title} — {hit.snippet}")
         return [(label, cid) for cid, label in best.items()]
@@ -57,9 +61,10 @@ class Conversations:
         if kind not in EXPORT_KINDS:
             raise InputError(f"Export as one of: {', '.join(EXPORT_KINDS)}.")
         if kind == "json":
-            body = json.dumps(self.repo.export_json(owner, conversation_id), indent=2, ensure_ascii=False)
+            body = json.dumps(self.repo.export_json(owner, conversation_id, view=self.policy.views), indent=2,
+                              ensure_ascii=False)
         else:
-            body = self.repo.export_markdown(owner, conversation_id)
+            body = self.repo.export_markdown(owner, conversation_id, view=self.policy.views)
         self.audit.record(owner, "export", conversation_id=conversation_id, format=kind)
         return f"conversation-{conversation_id[:8]}.{EXPORT_KINDS[kind]}", body
 
@@ -67,11 +72,13 @@ class Conversations:
 class Sharing:
     """Share links: the owner's side (create, list, revoke, copy in) and anyone's (open by token)."""
 
-    def __init__(self, shares: Shares, audit: Audit | None = None):
-        self.shares, self.audit = shares, audit or Audit()
+    def __init__(self, shares: Shares, audit: Audit | None = None, policy: ReasoningPolicy | None = None):
+        self.shares, self.audit, self.policy = shares, audit or Audit(), policy or ReasoningPolicy()
 
     def create(self, owner: str, conversation_id: str, expiry: str, include_reasoning: bool) -> ShareLink:
-        link = self.shares.create(owner, conversation_id, expiry, bool(include_reasoning))
+        """A link; its snapshot holds no more of the reasoning than the policy shows (none if hidden)."""
+        include_reasoning = bool(include_reasoning) and self.policy.display != "hidden"
+        link = self.shares.create(owner, conversation_id, expiry, include_reasoning, view=self.policy.views)
         self.audit.record(owner, "share_create", conversation_id=conversation_id, expiry=expiry,
                           reasoning=bool(include_reasoning))
         return link

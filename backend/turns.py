@@ -18,8 +18,10 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from backend.policy import ReasoningPolicy
 from backend.saver import PartialSaver
-from core.events import Answer, Done, Preamble, Reasoning, StepEnd, ToolCall, ToolResult
+from backend.summary import Summarizer
+from core.events import Answer, Done, Preamble, Reasoning, StepEnd, StopReason, ToolCall, ToolResult
 from core.records import MessageStatus, MessageView
 
 log = logging.getLogger(__name__)
@@ -67,9 +69,15 @@ class Snapshot:
 class LiveTurn:
     def __init__(self, owner: str, conversation_id: str, history: list[MessageView], live: MessageView, job,
                  save: Callable[..., None], finish: Callable[[MessageView, Done], None],
-                 saver: PartialSaver, on_end: Callable[["LiveTurn"], None], pace: Pace | None = None):
-        self.owner, self.conversation_id, self.history, self.job = owner, conversation_id, history, job
+                 saver: PartialSaver, on_end: Callable[["LiveTurn"], None], pace: Pace | None = None,
+                 policy: ReasoningPolicy | None = None, summarizer: Summarizer | None = None):
+        self.owner, self.conversation_id, self.job = owner, conversation_id, job
         self.pace = pace or Pace()
+        self.policy = policy or ReasoningPolicy()
+        self.history = self.policy.views(history)  # what pages see of the earlier messages, once
+        self.summarizer = summarizer if self.policy.summarize else None
+        self._summary_job = None
+        self._cancelled = False
         self._live, self._save, self._finish, self._on_end = live, save, finish, on_end
         self._saver = saver  # saves the text so far every few seconds, with every other turn's
         self._cond = threading.Condition()
@@ -90,7 +98,8 @@ class LiveTurn:
         """What a periodic save writes: the text so far."""
         with self._cond:
             live = self._live
-            return {"content": live.content, "reasoning": live.reasoning, "trace": [dict(e) for e in live.trace]}
+            return {"content": live.content, "reasoning": self.policy.stored(live.reasoning),
+                    "trace": [dict(e) for e in live.trace]}
 
     def start(self) -> "LiveTurn":
         self._saver.add(self)
@@ -98,13 +107,18 @@ class LiveTurn:
         return self
 
     def cancel(self) -> None:
-        """Stop: the answer so far is kept and marked stopped."""
+        """Stop: the answer so far is kept and marked stopped (a summary being written stops too)."""
+        self._cancelled = True
         self.job.cancel()
+        if self._summary_job is not None:
+            self._summary_job.cancel()
 
     def interrupt(self, timeout: float = 10.0) -> None:
         """A clean shutdown: end the turn, save it as interrupted (as after a crash), wait for that."""
         self._interrupted = True
         self.job.cancel()
+        if self._summary_job is not None:
+            self._summary_job.cancel()
         self._thread.join(timeout)
 
     # -- the turn's own thread -------------------------------------------------------------
@@ -125,12 +139,33 @@ class LiveTurn:
                     self._cond.notify_all()
                 if phase and isinstance(event, Answer):
                     self._saver.soon()  # the answer starts: the whole reasoning is safe at once
+            with self._cond:
+                steps.close()
+            self._summarize(done)
         except Exception:  # a bug must not leave the turn "streaming" or its pages waiting forever
             log.exception("a turn failed")
             live.status, live.error = MessageStatus.ERROR, "The answer failed on the server."
         with self._cond:
             steps.close()
         self._end(done)
+
+    def _summarize(self, done: Done | None) -> None:
+        """--reasoning-display summary: after the answer, the same model summarizes the reasoning,
+        streamed into the panel as it is written."""
+        live = self._live
+        if self.summarizer is None or done is None or done.stop_reason in (StopReason.STOPPED, StopReason.ERROR) \
+                or self._cancelled or self._interrupted or not live.reasoning.strip():
+            return
+        for text in self.summarizer.stream(live.reasoning, started=self._summary_started):
+            with self._cond:
+                live.reasoning_summary += text
+                self.version += 1
+                self._cond.notify_all()
+
+    def _summary_started(self, job) -> None:
+        self._summary_job = job
+        if self._cancelled or self._interrupted:
+            job.cancel()
 
     def _end(self, done: Done | None) -> None:
         """Record how the turn ended (always exactly once), then wake every subscriber."""
@@ -159,6 +194,10 @@ class LiveTurn:
 
     def _copy(self) -> MessageView:
         return replace(self._live, trace=[dict(e) for e in self._live.trace])
+
+    def shown(self) -> MessageView:
+        """The answer as pages may see it (the reasoning policy applied), a copy."""
+        return self.policy.view(self._copy(), writing=not self.done)
 
     def message(self) -> MessageView:
         """A copy of the answer as it stands."""
@@ -191,7 +230,7 @@ class Watch:
         if not t.done and t._urgent == self._urgent and time.monotonic() - self._last < self.pace.interval():
             return None  # throttle: fold more tokens into this update
         self._seen, self._urgent, self._last = t.version, t._urgent, time.monotonic()
-        return Snapshot(t.conversation_id, t.history, t._copy(), done=t.done)
+        return Snapshot(t.conversation_id, t.history, t.shown(), done=t.done)
 
     def _deliver(self, snap: Snapshot) -> Snapshot:
         if self.pace.on_update is not None:

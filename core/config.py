@@ -35,6 +35,8 @@ TEMPERATURE_RANGE = (0.0, 2.0)
 ENGINES = ("transformers", "openai")
 SERVER_APIS = ("auto", "completions", "llamacpp", "chat", "ollama")
 SHARE_LINK_EXPIRIES = ("1 hour", "1 day", "7 days", "never")
+REASONING_DISPLAYS = ("raw", "summary", "hidden")  # what users (page, API, shares, exports) see of the reasoning
+HIDDEN_REASONING = ("keep", "drop")  # not raw: is the raw reasoning still stored on the server?
 SAVE_INTERVAL_S = 2.0  # how often a streaming answer is saved: the most a crash can lose
 
 
@@ -75,6 +77,8 @@ class Config:
     browser_docs: str = ""  # a folder of Markdown/text/HTML/PDF the browser tool searches (offline)
     searxng_url: str = ""  # a self-hosted SearXNG the browser tool searches instead (web)
     exa_api_key: str = ""  # or Exa's search API (web; a key)
+    reasoning_display: str = "raw"  # raw | summary | hidden: what users see of the model's reasoning
+    hidden_reasoning: str = "keep"  # keep | drop: with summary/hidden, is the raw reasoning stored?
     api_store: bool = False  # API requests are saved as conversations (a request's "store" decides too)
     audit_content: bool = False  # the audit log keeps message text too (otherwise only who, what, when)
     audit_retention_days: int = 0  # audit entries older than this are removed; 0: kept
@@ -148,7 +152,8 @@ def parse_config(argv: list[str] | None = None, environ: dict | None = None) -> 
     config = Config(**vars(args), model_explicit=named)
     # A Space with `hf_oauth: true` in its README gets OAUTH_CLIENT_ID: sign-in is then on by itself.
     config.hf_login = config.hf_login or bool(environ.get("SPACE_ID") and environ.get("OAUTH_CLIENT_ID"))
-    for name, choices in (("engine", ENGINES), ("server_api", SERVER_APIS), ("share_link_expiry", SHARE_LINK_EXPIRIES)):
+    for name, choices in (("engine", ENGINES), ("server_api", SERVER_APIS), ("share_link_expiry", SHARE_LINK_EXPIRIES),
+                          ("reasoning_display", REASONING_DISPLAYS), ("hidden_reasoning", HIDDEN_REASONING)):
         if getattr(config, name) not in choices:
             parser.error(f"--{name.replace('_', '-')} must be one of: {', '.join(choices)}")
     if not 1 <= config.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:

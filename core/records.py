@@ -51,6 +51,7 @@ class MessageView:
     role: str
     content: str
     reasoning: str = ""
+    reasoning_summary: str = ""  # --reasoning-display summary: what users see of the reasoning
     trace: list = field(default_factory=list)
     harmony: list = field(default_factory=list)
     effort: str | None = None

@@ -37,7 +37,10 @@ def display_steps(m: MessageView, streaming: bool = False, include_reasoning: bo
     while i < len(trace):
         entry, last = trace[i], i == len(trace) - 1
         kind = entry.get("kind")
-        if kind == "reasoning" and include_reasoning:
+        if kind == "reasoning" and include_reasoning and (entry.get("hidden") or entry.get("summary")):
+            steps.append(policy_step(entry, m.reasoning[:entry.get("end", 0)],
+                                     streaming and (entry.get("writing") or (last and not m.content))))
+        elif kind == "reasoning" and include_reasoning:
             text = m.reasoning[entry.get("start", 0):entry.get("end", 0)]
             pending = streaming and last and not m.content
             if text.strip():
@@ -59,6 +62,30 @@ def display_steps(m: MessageView, streaming: bool = False, include_reasoning: bo
             steps.append(DisplayStep("preamble", "Preamble", entry.get("text", "")))
         i += 1
     return steps
+
+
+HIDDEN = "Reasoning hidden by this deployment"
+HIDDEN_TEXT = "This deployment does not show the model's reasoning; its length and time are above."
+
+
+def _figures(entry: dict) -> str:
+    tokens, seconds = entry.get("tokens"), entry.get("seconds")
+    bits = [f"{tokens} tokens" if tokens else "", "" if seconds is None else
+            (f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s")]
+    return "".join(f" · {b}" for b in bits if b)
+
+
+def policy_step(entry: dict, summary: str, pending: bool) -> DisplayStep:
+    """A reasoning step as --reasoning-display hidden or summary shows it (backend/policy.py)."""
+    if entry.get("hidden"):
+        title = HIDDEN + (" · thinking…" if pending else _figures(entry))
+        return DisplayStep("thought", title, HIDDEN_TEXT, seconds=entry.get("seconds"), pending=pending)
+    if pending:
+        title = "Summarizing the reasoning…" if summary else "Thinking… · a summary follows the answer"
+    else:
+        title = "Summary of the reasoning" + _figures(entry)
+    return DisplayStep("thought", title, summary or ("" if pending else "(No summary.)"),
+                       seconds=entry.get("seconds"), pending=pending)
 
 
 def thought_title(seconds: float | None, tokens: int | None = None) -> str:

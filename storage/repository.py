@@ -27,8 +27,8 @@ from storage.schema import Conversation, Message, Share, utcnow
 CONVERSATION_ID = re.compile(r"^[0-9a-f]{32}$")
 TITLE_CHARS = 60
 PAGE_SIZE = 50
-MESSAGE_FIELDS = ("content", "reasoning", "effort", "status", "error", "stop_reason", "reasoning_tokens",
-                  "answer_tokens", "ttft", "reasoning_time", "tokens_per_s")
+MESSAGE_FIELDS = ("content", "reasoning", "reasoning_summary", "effort", "status", "error", "stop_reason",
+                  "reasoning_tokens", "answer_tokens", "ttft", "reasoning_time", "tokens_per_s")
 
 
 def title_from(text_: str) -> str:
@@ -306,16 +306,18 @@ class Repository:
                          .order_by(Conversation.updated.desc(), Message.position).limit(limit)).all()
         return [(cid, title, mid, role, content[:120]) for cid, title, mid, role, content in rows]
 
-    def export_json(self, owner: str, conversation_id: str) -> dict:
+    def export_json(self, owner: str, conversation_id: str, view=None) -> dict:
+        """`view`: what the caller may show of the messages (a function of the list; the reasoning policy)."""
         conv = self.get(owner, conversation_id)
+        messages = view(conv.messages) if view else conv.messages
         return {"format": "gpt-oss-chat/1", "id": conv.id, "title": conv.title, "created": conv.created,
                 "updated": conv.updated, "settings": conv.settings,
-                "messages": [m.__dict__ for m in conv.messages]}
+                "messages": [m.__dict__ for m in messages]}
 
-    def export_markdown(self, owner: str, conversation_id: str, include_reasoning: bool = True) -> str:
+    def export_markdown(self, owner: str, conversation_id: str, include_reasoning: bool = True, view=None) -> str:
         conv = self.get(owner, conversation_id)
         lines = [f"# {conv.title}", ""]
-        for m in conv.messages:
+        for m in (view(conv.messages) if view else conv.messages):
             lines.append(f"## {'You' if m.role == 'user' else 'Assistant'}")
             if m.role == "assistant":
                 lines += _markdown_steps(m, include_reasoning)

@@ -52,6 +52,8 @@ class Message(Base):
     role: Mapped[str] = mapped_column(String(16), nullable=False)  # user | assistant
     content: Mapped[str] = mapped_column(Text, nullable=False, default="")
     reasoning: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    # --reasoning-display summary: a short summary the same model wrote of `reasoning` (what users see)
+    reasoning_summary: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
     # JSON, the turn's steps in order: reasoning (offsets into `reasoning`), preambles, tool calls, results
     trace: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
     tools_text: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")  # searchable

@@ -23,7 +23,7 @@ from storage.schema import Share, utcnow
 EXPIRIES = dict(zip(SHARE_LINK_EXPIRIES, (dt.timedelta(hours=1), dt.timedelta(days=1), dt.timedelta(days=7), None)))
 TOKEN_BYTES = 24  # 192 bits from secrets: links cannot be guessed or enumerated
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-REASONING_ONLY = ("reasoning", "reasoning_time", "reasoning_tokens")
+REASONING_ONLY = ("reasoning", "reasoning_summary", "reasoning_time", "reasoning_tokens")
 
 
 def _link(s: Share) -> ShareLink:
@@ -58,7 +58,8 @@ class Shares:
         self.repo = repo
 
     def create(self, owner: str, conversation_id: str, expiry: str = DEFAULT_SHARE_EXPIRY,
-               include_reasoning: bool = False, now: dt.datetime | None = None) -> ShareLink:
+               include_reasoning: bool = False, now: dt.datetime | None = None, view=None) -> ShareLink:
+        """`view`: what may be shown of the messages (a function of the list; the reasoning policy)."""
         if expiry not in EXPIRIES:
             raise InputError(f"Choose an expiry among: {', '.join(EXPIRIES)}.")
         conv = self.repo.get(owner, conversation_id)  # NotFoundError unless it is the owner's
@@ -67,7 +68,8 @@ class Shares:
         now = now or utcnow()
         share = Share(token=secrets.token_urlsafe(TOKEN_BYTES), conversation_id=conv.id, owner=owner,
                       title=conv.title, include_reasoning=bool(include_reasoning), created=now,
-                      snapshot=json.dumps(_snapshot(conv.messages, bool(include_reasoning))),
+                      snapshot=json.dumps(_snapshot(view(conv.messages) if view else conv.messages,
+                                                    bool(include_reasoning))),
                       expires=now + EXPIRIES[expiry] if EXPIRIES[expiry] else None)
         with self.repo.writing() as s:
             s.add(share)

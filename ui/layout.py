@@ -105,7 +105,7 @@ def tools_note(unavailable: dict[str, str]) -> str:
 
 def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning: bool, hf_login: bool,
                  password_login: bool = False, tool_names: list[str] = (),
-                 unavailable_tools: dict[str, str] | None = None) -> Page:
+                 unavailable_tools: dict[str, str] | None = None, reasoning_display: str = "raw") -> Page:
     with gr.Blocks(title="gpt-oss chat", fill_height=True) as demo:
         if hf_login:
             gr.LoginButton(elem_id="hf-login")  # Spaces with hf_oauth: conversations belong to the HF account
@@ -122,7 +122,8 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
             logout = gr.Button("Log out", size="sm", elem_id="logout", visible=password_login)
             search_query = gr.Textbox(label="Search conversations", placeholder="words to find",
                                       elem_id="search-query")
-            search_reasoning = gr.Checkbox(label="Search reasoning too", value=False)
+            # the reasoning can be searched only where users see it
+            search_reasoning = gr.Checkbox(label="Search reasoning too", value=False, visible=reasoning_display == "raw")
             search_results = gr.Radio(label="Matches", choices=[], visible=False, elem_id="search-results")
             conversations = gr.Radio(label="Conversations", choices=[], elem_id="conversations")
             with gr.Accordion("This conversation", open=False):
@@ -138,9 +139,11 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
             with gr.Accordion("Share", open=False, elem_id="share"):
                 share_expiry = gr.Dropdown(list(SHARE_LINK_EXPIRIES), value=share_expiry,
                                            label="Link expires after", elem_id="share-expiry")
-                share_reasoning = gr.Checkbox(value=share_reasoning, label="Include the reasoning",
-                                              info="Off by default: raw chain of thought is not meant for "
-                                                   "end users (gpt-oss model card).", elem_id="share-reasoning")
+                share_reasoning = gr.Checkbox(
+                    value=share_reasoning and reasoning_display != "hidden", elem_id="share-reasoning",
+                    label="Include the reasoning's summary" if reasoning_display == "summary" else "Include the reasoning",
+                    info="Off by default: raw chain of thought is not meant for end users (gpt-oss model card).",
+                    visible=reasoning_display != "hidden")  # hidden: a link never holds reasoning
                 share_create = gr.Button("Create read-only link", elem_id="share-create")
                 share_link = gr.Textbox(label="Link (anyone with it can read this conversation as it is now)",
                                         interactive=False, buttons=["copy"], elem_id="share-link",

@@ -102,7 +102,8 @@ class OpenAIApi:
         settings = {**call.options.__dict__, "via": "api"}
         cid = repo.create_conversation(owner, title_from(call.texts[0] if call.texts else "API chat"), settings)
         for turn in call.turns[:-1]:
-            repo.add_message(owner, cid, turn.role, turn.content, reasoning=turn.reasoning, harmony=turn.harmony)
+            repo.add_message(owner, cid, turn.role, turn.content, reasoning=self.chat.policy.stored(turn.reasoning),
+                             harmony=self.chat.policy.stored_harmony(turn.harmony))
         last = call.turns[-1]
         if last.role == "user":
             mid = repo.add_user_message(owner, cid, last.content, settings,
@@ -119,11 +120,16 @@ class ApiRun:
     def __init__(self, api: OpenAIApi, owner: str, call: ApiCall, job, model: str, stored):
         self.api, self.owner, self.call, self.job, self.model, self.stored = api, owner, call, job, model, stored
         self.id, self.created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
-        self.reasoning, self.content, self.calls = [], [], []
+        self.reasoning, self.content, self.calls, self.summary = [], [], [], []
         self.done: Done | None = None
+        self.policy = api.chat.policy  # what the client may see of the reasoning
+        self._summary_job, self._cancelled = None, False
 
     def cancel(self) -> None:
+        self._cancelled = True
         self.job.cancel()
+        if self._summary_job is not None:
+            self._summary_job.cancel()
 
     def discard(self) -> None:
         """Never read (the client left before the answer started): give the slot back, close the
@@ -140,8 +146,8 @@ class ApiRun:
 
     def _delta(self, event) -> dict | None:
         if isinstance(event, Reasoning):
-            self.reasoning.append(event.text)
-            return {"reasoning_content": event.text, "reasoning": event.text}
+            self.reasoning.append(event.text)  # kept for the server; sent only where the policy is raw
+            return {"reasoning_content": event.text, "reasoning": event.text} if self.policy.raw else None
         if isinstance(event, (Answer, Preamble)):
             self.content.append(event.text)
             return {"content": event.text}
@@ -171,6 +177,8 @@ class ApiRun:
                 delta = self._delta(event)
                 if delta:
                     yield self._chunk(delta)
+            for text in self._summary():
+                yield self._chunk({"reasoning_content": text, "reasoning": text})
         finally:
             self._end()
         done = self.done
@@ -188,13 +196,29 @@ class ApiRun:
         if self.done is not None and self.done.stop_reason == StopReason.ERROR:
             raise GenerationError(self.done.error or "The answer failed.")
         message = {"role": "assistant", "content": "".join(self.content) or (None if self.calls else "")}
-        if self.reasoning:
-            message["reasoning_content"] = message["reasoning"] = "".join(self.reasoning)
+        shown = "".join(self.reasoning) if self.policy.raw else "".join(self.summary)
+        if shown:
+            message["reasoning_content"] = message["reasoning"] = shown
         if self.calls:
             message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in self.calls]
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
                 "choices": [{"index": 0, "message": message, "finish_reason": self._finish()}],
                 "usage": self.usage()}
+
+    def _summary(self):
+        """--reasoning-display summary: the reasoning's summary, written after the answer."""
+        done = self.done
+        if not self.policy.summarize or done is None or done.stop_reason in (StopReason.STOPPED, StopReason.ERROR) \
+                or self._cancelled or not "".join(self.reasoning).strip():
+            return
+        for text in self.api.chat.summarizer.stream("".join(self.reasoning), started=self._summary_started):
+            self.summary.append(text)
+            yield text
+
+    def _summary_started(self, job) -> None:
+        self._summary_job = job
+        if self._cancelled:
+            job.cancel()
 
     def _finish(self) -> str:
         if self.done is None:
@@ -207,8 +231,10 @@ class ApiRun:
         if self.stored:
             s = done.stats
             self.api.chat.repo.save_message(
-                self.owner, self.stored[1], content="".join(self.content), reasoning="".join(self.reasoning),
-                harmony=list(done.harmony_messages), status=MessageStatus.after(done.stop_reason),
+                self.owner, self.stored[1], content="".join(self.content),
+                reasoning=self.policy.stored("".join(self.reasoning)), reasoning_summary="".join(self.summary),
+                harmony=self.policy.stored_harmony(list(done.harmony_messages)),
+                status=MessageStatus.after(done.stop_reason),
                 stop_reason=done.stop_reason, error=done.error, reasoning_tokens=s.reasoning_tokens,
                 answer_tokens=s.answer_tokens, ttft=s.ttft, reasoning_time=s.reasoning_time,
                 tokens_per_s=s.tokens_per_s)

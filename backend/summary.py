@@ -1,0 +1,51 @@
+"""A short summary of a turn's reasoning, written by the same engine at low effort, for
+--reasoning-display summary. It runs after the answer (never delaying it), through the same worker
+and batching, and streams: the page and the API show it as it is written."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+from backend.harmony.codec import PromptSettings, Turn
+from backend.worker import ChatRequest
+from core.errors import ChatError
+from core.events import Answer
+
+SUMMARY_TOKENS = 400  # the summary's own budget (its reasoning at low effort included)
+MAX_REASONING_CHARS = 24_000  # longer reasoning is summarized from its start and its end
+INSTRUCTIONS = ("You summarize an assistant's private reasoning for the person it answered. Write two to four "
+                "plain sentences on what it considered and how it decided. Do not quote it, do not add facts, "
+                "do not answer the question yourself.")
+
+
+def summary_request(reasoning: str) -> ChatRequest:
+    if len(reasoning) > MAX_REASONING_CHARS:
+        half = MAX_REASONING_CHARS // 2
+        reasoning = reasoning[:half] + "\n[...]\n" + reasoning[-half:]
+    turn = Turn("user", "Summarize this reasoning:\n\n" + reasoning)
+    return ChatRequest([turn], PromptSettings(effort="low", instructions=INSTRUCTIONS), temperature=1.0,
+                       max_new_tokens=SUMMARY_TOKENS)
+
+
+class Summarizer:
+    """Streams summaries; `submit` is the worker's (so busy refusals are counted like any request)."""
+
+    def __init__(self, submit: Callable[[ChatRequest], object]):
+        self.submit = submit
+
+    def stream(self, reasoning: str, started: Callable[[object], None] = lambda job: None) -> Iterator[str]:
+        """The summary's text as it is written (its final channel only). `started(job)` hears the job
+        so a Stop can cancel it. A busy server or a failure ends it with a note, never an exception."""
+        try:
+            job = self.submit(summary_request(reasoning))
+        except ChatError:
+            yield "(No summary: the server was too busy to write one.)"
+            return
+        started(job)
+        wrote = False
+        for event in job.events():
+            if isinstance(event, Answer) and event.text:
+                wrote = True
+                yield event.text
+        if not wrote:
+            yield "(No summary could be written.)"
