@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from starlette.middleware import Middleware
 
+from backend.admin import Admin, admin_names
 from backend.api.service import OpenAIApi
 from backend.audit import Audit
 from backend.chat import ChatService
@@ -56,6 +57,7 @@ class Parts:
     documents: Documents  # what the browser tool searches offline (--browser-docs)
     api: OpenAIApi  # /v1: the same worker for programs
     oversight: Oversight  # per-user limits, the audit log, metrics
+    admin: Admin  # the admin view's data, for --admins only
 
     @property
     def password_login(self) -> bool:
@@ -69,7 +71,7 @@ def build_app(config: Config, parts: Parts):
                         parts.password_login, toolbox.names, toolbox.unavailable, config.reasoning_display)
     with page.demo:
         wire(page, chat=parts.service, conversations=parts.conversations, sharing=parts.sharing, host=parts.host,
-             identity=parts.identity,
+             identity=parts.identity, admin=parts.admin,
              concurrency=QUEUED_EVENTS_PER_CHAT * (config.max_active + config.max_waiting),
              details=not (parts.password_login or hf_login))  # the one local user runs the server: show why
     return page.demo
@@ -94,7 +96,8 @@ def create(config: Config, build_engine=None) -> Parts:
     one_user = auth is None and not config.hf_login  # no users at all: the API needs no key either
     api = OpenAIApi(service, ApiKeys(repo), keyless_owner=LOCAL_OWNER if one_user else None, store=config.api_store,
                     max_new_tokens=config.max_new_tokens)
-    parts = Parts(demo=None, host=host, config=config, documents=documents, service=service, api=api,
+    admin = Admin(admin_names(config.admins), service, oversight.audit.store)
+    parts = Parts(demo=None, host=host, config=config, documents=documents, service=service, api=api, admin=admin,
                   oversight=oversight, conversations=Conversations(repo, oversight.audit, policy),
                   sharing=Sharing(Shares(repo), oversight.audit, policy), auth=auth,
                   # Password users (a users file) gate the whole app; HF sign-in only without them.

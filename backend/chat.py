@@ -191,6 +191,17 @@ class ChatService:
         with self._lock:
             return {cid for cid, t in self._turns.items() if isinstance(t, LiveTurn) and t.owner == owner}
 
+    def in_progress(self) -> list[dict]:
+        """Every answer being written now, anyone's (the admin view): owner, conversation, so far."""
+        with self._lock:
+            turns = [t for t in self._turns.values() if isinstance(t, LiveTurn)]
+        out = []
+        for t in turns:
+            m = t.message()
+            out.append({"user": t.owner, "conversation": t.conversation_id[:8], "effort": m.effort or "",
+                        "steps": len(m.trace), "answer_chars": len(m.content), "watchers": t.watchers})
+        return out
+
     def unseen(self, owner: str) -> set[str]:
         """The owner's conversations whose answer finished while no page watched it."""
         with self._lock:

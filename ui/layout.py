@@ -14,6 +14,7 @@ from core.config import (
     SHARE_LINK_EXPIRIES,
     TEMPERATURE_RANGE,
 )
+from ui.admin import AdminPanel, build_admin
 
 SIDEBAR_REFRESH_S = 3.0
 FUNCTIONS_EXAMPLE = ('[{"name": "get_weather", "description": "Current weather in a city", "parameters": '
@@ -80,6 +81,7 @@ class Page:
     export_md: gr.Button
     share_expiry: gr.Dropdown
     share_reasoning: gr.Checkbox
+    admin: AdminPanel
     share_create: gr.Button
     share_link: gr.Textbox
     share_links: gr.Radio
@@ -197,6 +199,7 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
                                    max_lines=20, elem_id="functions", placeholder=FUNCTIONS_EXAMPLE)
             prompt_preview = gr.Textbox(label="What the model sees (system and developer messages)", lines=8,
                                         max_lines=30, interactive=False, elem_id="prompt-preview")
+        admin = build_admin()  # hidden unless the signed-in user is named in --admins
     return Page(
         demo=demo, conversation_id=conversation_id, status=status, timer=timer, chatbot=chatbot, live=live,
         message=message, send=send, stop=stop, regenerate=regenerate, effort=effort, instructions=instructions,
@@ -208,7 +211,8 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         rename=rename, delete=delete, confirm_row=confirm_row, confirm_delete=confirm_delete,
         cancel_delete=cancel_delete, export_json=export_json, export_md=export_md,
         share_expiry=share_expiry, share_reasoning=share_reasoning, share_create=share_create,
-        share_link=share_link, share_links=share_links, share_revoke=share_revoke, attach=attach, api_send=api_send,
+        share_link=share_link, share_links=share_links, share_revoke=share_revoke, attach=attach, admin=admin,
+        api_send=api_send,
         api_regenerate=api_regenerate, api_tool_result=api_tool_result, logout=logout,
         copy_row=copy_row, copy_note=copy_note, copy_confirm=copy_confirm, copy_cancel=copy_cancel,
         copy_token=copy_token, sidebar_timer=sidebar_timer, sidebar_shown=sidebar_shown)

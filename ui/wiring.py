@@ -16,6 +16,7 @@ from backend.conversations import Conversations
 from core.config import DEFAULT_EFFORT
 from core.errors import NotFoundError
 from core.records import MessageStatus
+from ui.admin import wire_admin
 from ui.errors import user_errors
 from ui.function_results import show_waiting_calls, wire_function_results
 from ui.identity import Identity
@@ -394,7 +395,7 @@ def wire_sidebar(p: Page, h: Handlers, relays: list) -> None:
 
 
 def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, host, identity: Identity,
-         concurrency: int, details: bool) -> Handlers:
+         concurrency: int, details: bool, admin=None) -> Handlers:
     """All of the page's events (call inside `with page.demo:`)."""
     share_handlers = ShareHandlers(sharing, identity)
     h = Handlers(chat, conversations, identity, share_handlers, p.chatbot)
@@ -408,4 +409,6 @@ def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, h
     for changed in (p.effort.change, p.instructions.blur, p.tools.change, p.functions.blur):
         changed(**preview)
     p.demo.load(**preview)
+    if admin is not None:
+        wire_admin(p.admin, p.demo, admin, identity)
     return h
