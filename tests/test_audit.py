@@ -41,7 +41,7 @@ def test_page_actions_are_logged_without_text_and_exported_as_jsonl(launched, tm
     parts.conversations.export("local", cid, "markdown")
     parts.sharing.revoke("local", link.token)
     parts.conversations.delete("local", cid)
-    assert actions(parts)[:1] == ["send"] and {"answer", "share_create", "share_open", "export", "share_revoke",
+    assert actions(parts)[:2] == ["policy", "send"] and {"answer", "share_create", "share_open", "export", "share_revoke",
                                                 "delete"} <= set(actions(parts))
     store = parts.oversight.audit.store
     answer = next(e for e in store.entries() if e.action == "answer")
@@ -50,7 +50,7 @@ def test_page_actions_are_logged_without_text_and_exported_as_jsonl(launched, tm
     assert "a secret plan" not in json.dumps([e.to_dict() for e in store.entries()])
     audit_cli(["export", "--data-dir", str(tmp_path), "--since", (utcnow() - dt.timedelta(hours=1)).isoformat()])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [x["action"] for x in lines] == actions(parts) and lines[0]["owner"] == "local"
+    assert [x["action"] for x in lines] == actions(parts) and lines[1]["owner"] == "local"
     audit_cli(["export", "--data-dir", str(tmp_path), "--since", (utcnow() + dt.timedelta(hours=1)).isoformat()])
     assert capsys.readouterr().out == ""
 
@@ -133,3 +133,41 @@ def test_sign_in_failures_are_logged_and_counted(launched, tmp_path):
     entries = [(e.owner, e.outcome) for e in parts.oversight.audit.store.entries() if e.action == "sign_in"]
     assert entries == [("alice", "failed"), ("alice", "ok")]
     assert parts.oversight.metrics.sign_in_failures._value.get() == 1
+
+
+CALC = ("<|channel|>analysis<|message|>Use calculate.<|end|><|start|>assistant to=functions.calculate"
+        '<|channel|>commentary <|constrain|>json<|message|>{"expression": "17 + 25"}<|call|>')
+CALC_DONE = "<|channel|>analysis<|message|>It said 42.<|end|><|start|>assistant<|channel|>final<|message|>42.<|return|>"
+LONG = "<|channel|>analysis<|message|>" + "more " * 400 + "<|end|><|start|>assistant<|channel|>final<|message|>x<|return|>"
+
+
+def test_tool_calls_regenerate_and_stop_are_logged_and_counted(launched, tmp_path):
+    import time
+
+    from backend.options import ChatOptions
+
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=600, tools="calculate",
+                    metrics_token="t")
+    parts = launched(config, CALC, then=(CALC_DONE, LONG))
+    url = f"http://127.0.0.1:{config.port}"
+    chat, _, cid = Client(url + "/", verbose=False).submit("17 + 25?", "", "low", "", 1.0, 600, ["calculate"], "",
+                                                           api_name="/send").result()
+    assert "42." in json.dumps(chat)
+    store = parts.oversight.audit.store
+    [call] = [e for e in store.entries() if e.action == "tool_call"]
+    assert call.detail["tool"] == "functions.calculate" and call.outcome == "ok" and call.conversation_id == cid
+    turn = parts.service.regenerate("local", cid, ChatOptions(effort="high", tools=["calculate"]))
+    next(iter(turn))
+    time.sleep(0.5)
+    assert parts.service.stop("local", cid)
+    for _ in turn:
+        pass
+    assert ["regenerate", "stop"] == [a for a in actions(parts) if a in ("regenerate", "stop")]
+    deadline = time.time() + 30
+    while time.time() < deadline and len([e for e in store.entries() if e.action == "answer"]) < 2:
+        time.sleep(0.1)
+    answers = [e for e in store.entries() if e.action == "answer"]
+    assert [a.outcome for a in answers] == ["return", "stopped"] and answers[1].effort == "high"
+    body = httpx.get(url + "/metrics", headers={"Authorization": "Bearer t"}).text
+    assert 'gpt_oss_chat_tool_calls_total{outcome="ok",tool="functions.calculate"} 1.0' in body
+    assert 'gpt_oss_chat_requests_total{effort="high",outcome="stopped",via="page"} 1.0' in body
