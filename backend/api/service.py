@@ -27,12 +27,15 @@ from storage.repository import title_from
 
 FINISH = {StopReason.RETURN: "stop", StopReason.CALL: "tool_calls", StopReason.LENGTH: "length",
           StopReason.STOPPED: "stop", StopReason.ERROR: "stop"}
+DEMO_ID = "gpt-oss-chat-demo"  # the bundled demo model, as the API names it
 NO_KEY = ("This API needs a key: send `Authorization: Bearer <key>`. Whoever runs this server makes keys with "
           "`python -m backend.users key create NAME`.")
 
 
 def served_name(description: dict) -> str:
     """The model's name as the API lists it: a folder path becomes its last part (no server paths out)."""
+    if description.get("demo"):
+        return DEMO_ID
     model = str(description.get("model") or "gpt-oss")
     return PurePath(model).name if model.startswith(("/", ".")) else model
 
