@@ -11,6 +11,7 @@ from backend.harmony.codec import Turn
 from backend.options import ChatOptions
 from core.config import Config
 from tests.support.net import free_port
+from tests.support.page import open_page, send, thought_titles, wait_answers
 
 openai = pytest.importorskip("openai")
 
@@ -162,7 +163,7 @@ def test_keys_name_the_owner_and_stored_requests_show_in_their_sidebar(launched,
         c.models.list()
 
 
-def test_this_app_driving_another_instance_of_itself(launched, tmp_path):
+def test_this_app_driving_another_instance_of_itself(browser, launched, tmp_path):
     """--engine openai pointed at a second running app: its page shows reasoning and answer apart,
     as with the local model (the second app talks the chat API to the first)."""
     from gradio_client import Client
@@ -187,6 +188,13 @@ def test_this_app_driving_another_instance_of_itself(launched, tmp_path):
         assert "Hello!" in str(answer["content"]) and "Let me think" not in str(answer["content"])
         stored = parts.service.repo.get("local", cid).messages[1]
         assert "Let me think" in stored.reasoning and stored.content == "Hello! <b>How</b> can I help?"
+        pg = open_page(browser, f"http://127.0.0.1:{config.port}/")  # and on the second app's page itself
+        send(pg, "hi again")
+        wait_answers(pg, 1)
+        pg.locator("#chat .thought-group .title").first.click()
+        pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('Let me think')")
+        assert thought_titles(pg)[0].startswith("Thought for") and "<b>How</b>" in pg.locator("#chat").inner_text()
+        pg.context.close()
     finally:
         parts.demo.close()
         parts.host.close()

@@ -171,3 +171,19 @@ def test_tool_calls_regenerate_and_stop_are_logged_and_counted(launched, tmp_pat
     body = httpx.get(url + "/metrics", headers={"Authorization": "Bearer t"}).text
     assert 'gpt_oss_chat_tool_calls_total{outcome="ok",tool="functions.calculate"} 1.0' in body
     assert 'gpt_oss_chat_requests_total{effort="high",outcome="stopped",via="page"} 1.0' in body
+
+
+def test_a_full_worker_refuses_at_once_and_the_refusal_is_counted(launched, tmp_path):
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=600, max_active=1, max_waiting=0,
+                    metrics_token="t")
+    launched(config, LONG)
+    url = f"http://127.0.0.1:{config.port}"
+    client = openai.OpenAI(base_url=url + "/v1", api_key="EMPTY", max_retries=0)
+    with client.chat.completions.create(model="tiny-test", messages=[{"role": "user", "content": "long"}],
+                                        stream=True) as first:
+        next(iter(first))
+        with pytest.raises(openai.RateLimitError, match="busy") as refused:
+            client.chat.completions.create(model="tiny-test", messages=[{"role": "user", "content": "too"}])
+        assert refused.value.response.headers["Retry-After"] == "2"
+        body = httpx.get(url + "/metrics", headers={"Authorization": "Bearer t"}).text
+        assert "gpt_oss_chat_busy_refusals_total 1.0" in body and "gpt_oss_chat_active_requests 1.0" in body

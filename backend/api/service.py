@@ -17,6 +17,9 @@ from pathlib import PurePath
 from typing import Iterator
 
 from backend.api.messages import ApiCall, parse_body
+from backend.harmony.codec import PromptSettings
+from backend.options import check_options
+from backend.tools.user_functions import parse_user_functions
 from backend.worker import ChatRequest
 from core.config import DEFAULT_EFFORT, DEFAULT_MAX_NEW_TOKENS
 from core.errors import AuthError, GenerationError, NotFoundError
@@ -84,10 +87,12 @@ class OpenAIApi:
         model = self.model()
         if call.model and call.model not in (model, PurePath(model).name):
             raise NotFoundError(f"This server serves {model!r}, not {call.model!r} (see /v1/models).")
-        options = chat.checked(call.options)
+        # The client's own functions only (none of the deployment's tools): any name is the client's.
+        options = check_options(call.options)
+        options = replace(options, functions=parse_user_functions(options.functions, reserved=()))
         call = replace(call, options=options)
         chat.oversight.check(owner)
-        settings = chat.settings_for(options)
+        settings = PromptSettings(effort=options.effort, instructions=options.instructions, tools=options.functions)
         job = chat.oversight.submit(chat.host.worker(), ChatRequest(call.turns, settings, options.temperature,
                                                                     options.max_new_tokens))
         try:

@@ -18,9 +18,10 @@ MAX_FUNCTIONS_CHARS = 20_000
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
-def parse_user_functions(value) -> list[dict]:
+def parse_user_functions(value, reserved=BUILT_IN_FUNCTIONS) -> list[dict]:
     """The functions as a list of {name, description, parameters}, from JSON text or a list; an
-    InputError that says what is wrong otherwise. Empty text: no functions."""
+    InputError that says what is wrong otherwise. Empty text: no functions. `reserved`: names the
+    deployment's own functions take (an API client, offered none of them, may use any name)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return []
     if isinstance(value, str):
@@ -39,7 +40,7 @@ def parse_user_functions(value) -> list[dict]:
                          '({"name": ..., "description": ..., "parameters": {JSON Schema}}).')
     functions, names = [], set()
     for i, spec in enumerate(value, 1):
-        function = _checked(spec, i)
+        function = _checked(spec, i, reserved)
         if function["name"] in names:
             raise InputError(f"Function {i}: the name {function['name']!r} is used twice.")
         names.add(function["name"])
@@ -47,7 +48,7 @@ def parse_user_functions(value) -> list[dict]:
     return functions
 
 
-def _checked(spec, i: int) -> dict:
+def _checked(spec, i: int, reserved) -> dict:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
@@ -58,7 +59,7 @@ def _checked(spec, i: int) -> dict:
     name = spec.get("name")
     if not isinstance(name, str) or not NAME.match(name):
         raise InputError(f"Function {i}: the name must be letters, digits and _ (at most 64), not {name!r}.")
-    if name in BUILT_IN_FUNCTIONS:
+    if name in reserved:
         raise InputError(f"Function {i}: {name!r} is a built-in tool; tick it under Tools instead.")
     description = spec.get("description", "")
     if not isinstance(description, str):
