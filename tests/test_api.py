@@ -100,7 +100,7 @@ def test_harmony_control_tokens_in_a_message_stay_text(launched, tmp_path):
 
 
 def test_function_calls_and_their_results(launched, tmp_path):
-    _, base = make_app(launched, tmp_path, CALL, then=(AFTER,))
+    parts, base = make_app(launched, tmp_path, CALL, then=(AFTER,))
     c = client(base)
     messages = [{"role": "user", "content": "Weather in Paris?"}]
     first = c.chat.completions.create(model="tiny-test", messages=messages, tools=json.loads(WEATHER))
@@ -111,8 +111,14 @@ def test_function_calls_and_their_results(launched, tmp_path):
     messages += [{"role": "assistant", "content": None, "tool_calls": [call.model_dump()],
                   "reasoning_content": choice.message.model_extra["reasoning_content"]},
                  {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "sunny"}'}]
-    second = c.chat.completions.create(model="tiny-test", messages=messages, tools=json.loads(WEATHER))
+    second = c.chat.completions.create(model="tiny-test", messages=messages, tools=json.loads(WEATHER), store=True)
     assert second.choices[0].message.content == "Sunny in Paris." and second.choices[0].finish_reason == "stop"
+    [conv] = parts.conversations.list("local")  # stored: the call, its result and the answer, in harmony
+    answer = parts.service.repo.get("local", conv.id).messages[-1]
+    assert [(h["role"], h.get("recipient")) for h in answer.harmony] == [
+        ("assistant", None), ("assistant", "functions.get_weather"), ("tool", "assistant"), ("assistant", None),
+        ("assistant", None)]
+    assert answer.content == "Sunny in Paris." and "It said sunny." in answer.reasoning
     with pytest.raises(openai.BadRequestError, match="must answer a tool call"):
         c.chat.completions.create(model="tiny-test", messages=[{"role": "user", "content": "x"},
                                                                {"role": "tool", "tool_call_id": "nope", "content": "1"}])

@@ -228,6 +228,11 @@ class ApiRun:
         if self._cancelled:
             job.cancel()
 
+    def _prior(self) -> list[dict]:
+        """A turn that goes on after a tool's result: its earlier steps stay in the stored answer."""
+        last = self.call.turns[-1]
+        return list(last.harmony) if last.role == "assistant" else []
+
     def _finish(self) -> str:
         if self.done is None:
             return "stop"
@@ -241,7 +246,7 @@ class ApiRun:
             self.api.chat.repo.save_message(
                 self.owner, self.stored[1], content="".join(self.content),
                 reasoning=self.policy.stored("".join(self.reasoning)), reasoning_summary="".join(self.summary),
-                harmony=self.policy.stored_harmony(list(done.harmony_messages)),
+                harmony=self.policy.stored_harmony(self._prior() + list(done.harmony_messages)),
                 status=MessageStatus.after(done.stop_reason),
                 stop_reason=done.stop_reason, error=done.error, reasoning_tokens=s.reasoning_tokens,
                 answer_tokens=s.answer_tokens, ttft=s.ttft, reasoning_time=s.reasoning_time,
