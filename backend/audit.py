@@ -20,12 +20,11 @@ import sys
 import threading
 import time
 
+from core.config import add_database_flags, database_url
 from storage.schema import utcnow
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 3600
-ACTIONS = ("sign_in", "send", "stop", "regenerate", "edit", "delete", "export", "share_create", "share_revoke",
-           "share_open", "share_copy", "api_request", "tool_call", "answer", "policy", "limit")
 
 
 class Audit:
@@ -89,11 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--since", help="from this date or time (UTC), e.g. 2026-11-01")
     parser.add_argument("--user", help="only this user's entries")
     parser.add_argument("--format", choices=["jsonl", "json"], default="jsonl")
-    parser.add_argument("--database-url", default="", help="as the app's --database-url (default: DATA_DIR/chat.db)")
-    parser.add_argument("--data-dir", default="data")
+    add_database_flags(parser)
     args = parser.parse_args(argv)
-    url = args.database_url or f"sqlite:///{args.data_dir}/chat.db"
-    entries = AuditStore(Repository.open(url)).entries(since=_since(args.since) if args.since else None,
+    entries = AuditStore(Repository.open(database_url(args))).entries(since=_since(args.since) if args.since else None,
                                                         owner=args.user)
     rows = [e.to_dict() for e in entries]
     if args.format == "json":

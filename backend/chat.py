@@ -101,9 +101,9 @@ class ChatService:
         text = clean_text(text, self.max_message_chars)
         if not text.strip():
             raise InputError(empty)
-        return text, self.checked(options)
+        return text, self._checked(options)
 
-    def checked(self, options: ChatOptions) -> ChatOptions:
+    def _checked(self, options: ChatOptions) -> ChatOptions:
         """Options in range, and the tools resolved (stored with the chat: reopening it ticks the same)."""
         options = check_options(options)
         return replace(options, tools=self.enabled_tools(options.tools),
@@ -139,7 +139,7 @@ class ChatService:
 
     def regenerate(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
         """Drop the last answer (if any) and answer the last user message again."""
-        options = self.checked(options)
+        options = self._checked(options)
         self.repo.get(owner, conversation_id)
         self.oversight.check(owner)
         with self._claimed(conversation_id):
@@ -319,7 +319,7 @@ class ChatService:
         """The result of the user's own function, typed on the page or sent through the API: the model
         reads it and the same answer goes on."""
         output = clean_text(output, self.max_message_chars, "result")
-        options = self.checked(options)
+        options = self._checked(options)
         self.repo.get(owner, conversation_id)
         with self._claimed(conversation_id):
             messages = self.repo.get(owner, conversation_id).messages
@@ -381,14 +381,13 @@ class ChatService:
                                reasoning_summary=live.reasoning_summary, trace=live.trace, **extra)
 
     def _finish(self, owner: str, live: MessageView, done: Done) -> None:
-        s = done.stats
+        figures = done.stats.message_fields()
         live.status = MessageStatus.after(done.stop_reason)
         live.stop_reason, live.error = done.stop_reason, done.error
-        live.reasoning_tokens, live.answer_tokens = s.reasoning_tokens, s.answer_tokens
-        live.ttft, live.reasoning_time, live.tokens_per_s = s.ttft, s.reasoning_time, s.tokens_per_s
+        for name, value in figures.items():
+            setattr(live, name, value)
         live.harmony = self.policy.stored_harmony(list(done.harmony_messages))
         self.repo.save_message(owner, live.id, content=live.content, reasoning=self.policy.stored(live.reasoning),
                                reasoning_summary=live.reasoning_summary, trace=live.trace,
                                harmony=live.harmony, status=live.status, stop_reason=live.stop_reason,
-                               error=live.error, reasoning_tokens=s.reasoning_tokens, answer_tokens=s.answer_tokens,
-                               ttft=s.ttft, reasoning_time=s.reasoning_time, tokens_per_s=s.tokens_per_s)
+                               error=live.error, **figures)

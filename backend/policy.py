@@ -26,6 +26,10 @@ def _figures(entries: list[dict], m: MessageView) -> tuple[int | None, float | N
     return (sum(tokens) if tokens else m.reasoning_tokens), (sum(seconds) if seconds else m.reasoning_time)
 
 
+def _without_analysis(harmony: list[dict]) -> list[dict]:
+    return [h for h in harmony if h.get("channel") != "analysis"]
+
+
 class ReasoningPolicy:
     def __init__(self, display: str = "raw", hidden_reasoning: str = "keep"):
         self.display, self.keep = display, hidden_reasoning == "keep" or display == "raw"
@@ -43,7 +47,7 @@ class ReasoningPolicy:
         return reasoning if self.keep else ""
 
     def stored_harmony(self, harmony: list[dict]) -> list[dict]:
-        return list(harmony) if self.keep else [h for h in harmony if h.get("channel") != "analysis"]
+        return list(harmony) if self.keep else _without_analysis(harmony)
 
     def view(self, m: MessageView, writing: bool = False) -> MessageView:
         """The message as users may see it. `writing`: its summary is still to come or being written."""
@@ -78,4 +82,4 @@ class ReasoningPolicy:
 
     def shown_harmony(self, harmony: list[dict]) -> list[dict]:
         """harmony messages without the analysis channel (the raw reasoning is in there too)."""
-        return list(harmony) if self.raw else [h for h in harmony if h.get("channel") != "analysis"]
+        return list(harmony) if self.raw else _without_analysis(harmony)

@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 from backend.harmony.codec import PromptSettings, Turn
 from backend.worker import ChatRequest
 from core.errors import ChatError
-from core.events import Answer
+from core.events import Answer, Done, StopReason
 
 SUMMARY_TOKENS = 400  # the summary's own budget (its reasoning at low effort included)
 MAX_REASONING_CHARS = 24_000  # longer reasoning is summarized from its start and its end
@@ -49,3 +49,31 @@ class Summarizer:
                 yield event.text
         if not wrote:
             yield "(No summary could be written.)"
+
+    def turn(self) -> "TurnSummary":
+        return TurnSummary(self)
+
+
+class TurnSummary:
+    """One answer's summary (a page's turn or an API request): written once the answer is done, and
+    stopped by `cancel` from any thread, before it starts or while it is written."""
+
+    def __init__(self, summarizer: Summarizer):
+        self.summarizer, self.cancelled, self._job = summarizer, False, None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self._job is not None:
+            self._job.cancel()
+
+    def stream(self, reasoning: str, done: Done | None) -> Iterator[str]:
+        """Nothing for an answer that was stopped or failed, or had no reasoning."""
+        if done is None or done.stop_reason in (StopReason.STOPPED, StopReason.ERROR) or self.cancelled \
+                or not reasoning.strip():
+            return
+        yield from self.summarizer.stream(reasoning, started=self._started)
+
+    def _started(self, job) -> None:
+        self._job = job
+        if self.cancelled:  # a Stop that came while the job was being submitted
+            job.cancel()

@@ -21,7 +21,7 @@ from typing import Callable
 from backend.policy import ReasoningPolicy
 from backend.saver import PartialSaver
 from backend.summary import Summarizer
-from core.events import Answer, Done, Preamble, Reasoning, StepEnd, StopReason, ToolCall, ToolResult
+from core.events import Answer, Done, Preamble, Reasoning, StepEnd, ToolCall, ToolResult
 from core.records import MessageStatus, MessageView
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,7 @@ class LiveTurn:
         self.pace = pace or Pace()
         self.policy = policy or ReasoningPolicy()
         self.history = self.policy.views(history)  # what pages see of the earlier messages, once
-        self.summarizer = summarizer if self.policy.summarize else None
-        self._summary_job = None
-        self._cancelled = False
+        self.summary = summarizer.turn() if summarizer is not None and self.policy.summarize else None
         self._live, self._save, self._finish, self._on_end = live, save, finish, on_end
         self._saver = saver  # saves the text so far every few seconds, with every other turn's
         self._cond = threading.Condition()
@@ -108,17 +106,16 @@ class LiveTurn:
 
     def cancel(self) -> None:
         """Stop: the answer so far is kept and marked stopped (a summary being written stops too)."""
-        self._cancelled = True
         self.job.cancel()
-        if self._summary_job is not None:
-            self._summary_job.cancel()
+        if self.summary is not None:
+            self.summary.cancel()
 
     def interrupt(self, timeout: float = 10.0) -> None:
         """A clean shutdown: end the turn, save it as interrupted (as after a crash), wait for that."""
         self._interrupted = True
         self.job.cancel()
-        if self._summary_job is not None:
-            self._summary_job.cancel()
+        if self.summary is not None:
+            self.summary.cancel()
         self._thread.join(timeout)
 
     # -- the turn's own thread -------------------------------------------------------------
@@ -152,20 +149,14 @@ class LiveTurn:
     def _summarize(self, done: Done | None) -> None:
         """--reasoning-display summary: after the answer, the same model summarizes the reasoning,
         streamed into the panel as it is written."""
-        live = self._live
-        if self.summarizer is None or done is None or done.stop_reason in (StopReason.STOPPED, StopReason.ERROR) \
-                or self._cancelled or self._interrupted or not live.reasoning.strip():
+        if self.summary is None:
             return
-        for text in self.summarizer.stream(live.reasoning, started=self._summary_started):
+        live = self._live
+        for text in self.summary.stream(live.reasoning, done):
             with self._cond:
                 live.reasoning_summary += text
                 self.version += 1
                 self._cond.notify_all()
-
-    def _summary_started(self, job) -> None:
-        self._summary_job = job
-        if self._cancelled or self._interrupted:
-            job.cancel()
 
     def _end(self, done: Done | None) -> None:
         """Record how the turn ended (always exactly once), then wake every subscriber."""

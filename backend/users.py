@@ -72,7 +72,8 @@ def save_users(path: Path, users: dict[str, str]) -> None:
 
 
 def key_command(argv: list[str]) -> None:
-    from core.errors import ChatError  # noqa: PLC0415 - the key commands only
+    from core.config import add_database_flags, database_url  # noqa: PLC0415 - the key commands only
+    from core.errors import ChatError  # noqa: PLC0415
     from storage.api_keys import ApiKeys  # noqa: PLC0415
     from storage.repository import Repository  # noqa: PLC0415
 
@@ -80,10 +81,9 @@ def key_command(argv: list[str]) -> None:
     parser.add_argument("action", choices=["create", "list", "revoke"])
     parser.add_argument("what", nargs="?", help="create: the user; list: a user (optional); revoke: the key id")
     parser.add_argument("--label", default="", help="create: a note to tell keys apart")
-    parser.add_argument("--database-url", default="", help="as the app's --database-url (default: DATA_DIR/chat.db)")
-    parser.add_argument("--data-dir", default="data")
+    add_database_flags(parser)
     args = parser.parse_args(argv)
-    keys = ApiKeys(Repository.open(args.database_url or f"sqlite:///{args.data_dir}/chat.db"))
+    keys = ApiKeys(Repository.open(database_url(args)))
     try:
         if args.action == "create":
             if not args.what:

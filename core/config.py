@@ -104,6 +104,17 @@ class Config:
         return self.database_url or f"sqlite:///{self.data_path / 'chat.db'}"
 
 
+def add_database_flags(parser: argparse.ArgumentParser) -> None:
+    """The app's own two database flags, for the command lines that open its database (keys, audit)."""
+    parser.add_argument("--database-url", default="", help="as the app's --database-url (default: DATA_DIR/chat.db)")
+    parser.add_argument("--data-dir", default="data")
+
+
+def database_url(args) -> str:
+    """The URL those flags name, by the app's own rule (Config.db_url)."""
+    return Config(data_dir=args.data_dir, database_url=args.database_url).db_url
+
+
 def _env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 

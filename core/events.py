@@ -94,6 +94,11 @@ class Stats:
     tool_calls: int = 0
     tool_time: float = 0.0  # seconds spent running tools, apart from the model's time
 
+    def message_fields(self) -> dict:
+        """The figures a stored answer keeps (its message's columns)."""
+        return {"reasoning_tokens": self.reasoning_tokens, "answer_tokens": self.answer_tokens, "ttft": self.ttft,
+                "reasoning_time": self.reasoning_time, "tokens_per_s": self.tokens_per_s}
+
 
 @dataclass(frozen=True)
 class Done:

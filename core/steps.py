@@ -70,8 +70,7 @@ HIDDEN_TEXT = "This deployment does not show the model's reasoning; its length a
 
 def _figures(entry: dict) -> str:
     tokens, seconds = entry.get("tokens"), entry.get("seconds")
-    bits = [f"{tokens} tokens" if tokens else "", "" if seconds is None else
-            (f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s")]
+    bits = [f"{tokens} tokens" if tokens else "", "" if seconds is None else _took(seconds)]
     return "".join(f" · {b}" for b in bits if b)
 
 
@@ -91,8 +90,11 @@ def policy_step(entry: dict, summary: str, pending: bool) -> DisplayStep:
 def thought_title(seconds: float | None, tokens: int | None = None) -> str:
     if seconds is None:
         return "Thought"
-    took = f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"  # "0 s" says nothing of a short thought
-    return f"Thought for {took}" + (f" · {tokens} tokens" if tokens else "")
+    return f"Thought for {_took(seconds)}" + (f" · {tokens} tokens" if tokens else "")
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"  # "0 s" says nothing of a short thought
 
 
 def call_arguments(call: dict) -> dict:

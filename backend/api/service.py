@@ -43,6 +43,12 @@ def served_name(description: dict) -> str:
     return PurePath(model).name if model.startswith(("/", ".")) else model
 
 
+def bearer(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header, or ""."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 class OpenAIApi:
     def __init__(self, chat, keys, *, keyless_owner: str | None, store: bool = False,
                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS):
@@ -53,14 +59,12 @@ class OpenAIApi:
     @staticmethod
     def shown_key(authorization: str | None) -> str | None:
         """The part of a request's key the audit log keeps (its prefix, as `key list` shows it)."""
-        scheme, _, key = (authorization or "").partition(" ")
-        return key.strip()[:SHOWN_CHARS] if scheme.lower() == "bearer" and key.strip() else None
+        return bearer(authorization)[:SHOWN_CHARS] or None
 
     def owner(self, authorization: str | None) -> str:
         """The key's owner. Where the app has no users at all, any other bearer (clients insist on
         sending one: "EMPTY", "sk-none") or none is the one local user, as on the page."""
-        scheme, _, key = (authorization or "").partition(" ")
-        key = key.strip() if scheme.lower() == "bearer" else ""
+        key = bearer(authorization)
         if key.startswith(KEY_PREFIX):
             owner = self.keys.owner_of(key)
             if owner is None:
@@ -131,13 +135,12 @@ class ApiRun:
         self.reasoning, self.content, self.calls, self.summary = [], [], [], []
         self.done: Done | None = None
         self.policy = api.chat.policy  # what the client may see of the reasoning
-        self._summary_job, self._cancelled = None, False
+        self.summarizing = api.chat.summarizer.turn() if self.policy.summarize else None
 
     def cancel(self) -> None:
-        self._cancelled = True
         self.job.cancel()
-        if self._summary_job is not None:
-            self._summary_job.cancel()
+        if self.summarizing is not None:
+            self.summarizing.cancel()
 
     def discard(self) -> None:
         """Never read (the client left before the answer started): give the slot back, close the
@@ -215,18 +218,11 @@ class ApiRun:
 
     def _summary(self):
         """--reasoning-display summary: the reasoning's summary, written after the answer."""
-        done = self.done
-        if not self.policy.summarize or done is None or done.stop_reason in (StopReason.STOPPED, StopReason.ERROR) \
-                or self._cancelled or not "".join(self.reasoning).strip():
+        if self.summarizing is None:
             return
-        for text in self.api.chat.summarizer.stream("".join(self.reasoning), started=self._summary_started):
+        for text in self.summarizing.stream("".join(self.reasoning), self.done):
             self.summary.append(text)
             yield text
-
-    def _summary_started(self, job) -> None:
-        self._summary_job = job
-        if self._cancelled:
-            job.cancel()
 
     def _prior(self) -> list[dict]:
         """A turn that goes on after a tool's result: its earlier steps stay in the stored answer."""
@@ -242,14 +238,11 @@ class ApiRun:
         """Save the stored exchange's answer (also when the client went away), and log the answer."""
         done = self.done or Done(StopReason.STOPPED)
         if self.stored:
-            s = done.stats
             self.api.chat.repo.save_message(
                 self.owner, self.stored[1], content="".join(self.content),
                 reasoning=self.policy.stored("".join(self.reasoning)), reasoning_summary="".join(self.summary),
                 harmony=self.policy.stored_harmony(self._prior() + list(done.harmony_messages)),
                 status=MessageStatus.after(done.stop_reason),
-                stop_reason=done.stop_reason, error=done.error, reasoning_tokens=s.reasoning_tokens,
-                answer_tokens=s.answer_tokens, ttft=s.ttft, reasoning_time=s.reasoning_time,
-                tokens_per_s=s.tokens_per_s)
+                stop_reason=done.stop_reason, error=done.error, **done.stats.message_fields())
         self.api.chat.oversight.answered(self.owner, self.stored[0] if self.stored else None, self.call.options.effort,
                                len(self.job.prompt), done, via="api")
