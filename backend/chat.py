@@ -181,9 +181,10 @@ class ChatService:
 
     def attach(self, owner: str, conversation_id: str) -> Iterator[Snapshot] | None:
         """The live turn of a conversation (what is written so far, then each change), or None."""
-        self.repo.get(owner, conversation_id)  # raises NotFound for anyone else's
-        self.seen(owner, conversation_id)
         turn = self._live_turn(conversation_id)
+        if turn is None or turn.owner != owner:  # the live turn names its owner: no database read then
+            self.repo.check_owner(owner, conversation_id)  # raises NotFound for anyone else's
+        self.seen(owner, conversation_id)
         return turn.snapshots() if turn is not None else None
 
     def writing(self, owner: str) -> set[str]:

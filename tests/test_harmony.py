@@ -144,3 +144,27 @@ def test_special_ids_are_read_from_the_encoding(codec):
     assert set(codec.stop_ids) == {codec.return_id, codec.call_id}
     names = codec.special_names()
     assert names[START] == "<|start|>" and names[MESSAGE] == "<|message|>" and len(names) > 1000
+
+
+def test_content_tokens_do_not_reread_the_parser_state(codec):
+    """parser.state and parser.messages each parse JSON that grows with the message: read per token,
+    they made a long answer cost O(length) per token. Ordinary text inside a message reads neither."""
+    text = ("<|channel|>analysis<|message|>" + "stripes and zebras " * 50 + "<|end|><|start|>assistant"
+            "<|channel|>final<|message|>" + "zebras have stripes " * 50 + "<|return|>")
+    ids = codec.encoding.encode(text, allowed_special="all")
+    stream = codec.parser()
+    reads = {"state": 0, "messages": 0}
+    real = stream.parser
+
+    class Counting:
+        def __getattr__(self, name):
+            if name in reads:
+                reads[name] += 1
+            return getattr(real, name)
+
+    stream.parser = Counting()
+    events = [e for t in ids for e in stream.feed(t)] + stream.finish()
+    outside = sum(codec.encoding.is_special_token(t) for t in ids) + 5  # control tokens, header words
+    assert joined(events, Reasoning) == "stripes and zebras " * 50
+    assert joined(events, Answer) == "zebras have stripes " * 50
+    assert len(ids) > 200 and reads["state"] <= outside and reads["messages"] <= outside

@@ -218,6 +218,7 @@ class HarmonyStream:
         self.messages: list[dict] = []  # completed harmony messages (dicts)
         self.channel: str | None = None  # channel of the message being generated
         self.in_content = False  # the last token was message content (reading parser.state is slow)
+        self._kind: tuple = (None, False)  # the event class of the message being written, and is it malformed
         self._seen_messages = 0
 
     def feed(self, token: int) -> list[Event]:
@@ -251,23 +252,33 @@ class HarmonyStream:
 
     def _after_token(self, token: int) -> list[Event]:
         parser = self.parser
+        if self.in_content and not self.encoding.is_special_token(token):
+            # Ordinary text inside a message: the state cannot have changed and no message can have
+            # ended, so neither parser.state nor parser.messages is read (each parses JSON that grows
+            # with the message: reading them for every token made parsing cost O(length) per token).
+            return self._delta()
         events: list[Event] = []
-        state = parser.state  # one read: each one parses the parser's JSON state
+        state = parser.state
         self.in_content = state == StreamState.CONTENT
         if self.in_content:
             self.header_tokens = []
             self.channel = parser.current_channel
-            delta = parser.last_content_delta
-            if delta:
-                cls, bad = _classify(parser.current_channel, parser.current_recipient)
-                if cls is not None:
-                    self.malformed |= bad
-                    events.append(cls(delta, malformed=bad))
+            self._kind = _classify(parser.current_channel, parser.current_recipient)
+            events = self._delta()
         else:
             self.header_tokens.append(token)
             if state == StreamState.EXPECT_START:
                 self.header_tokens = []  # the end token of a message: nothing to show
         return events + self._collect_messages()
+
+    def _delta(self) -> list[Event]:
+        """The text the last token added to the message being written, as its channel's event."""
+        delta = self.parser.last_content_delta
+        cls, bad = self._kind
+        if not delta or cls is None:
+            return []
+        self.malformed |= bad
+        return [cls(delta, malformed=bad)]
 
     def _collect_messages(self) -> list[Event]:
         events: list[Event] = []
