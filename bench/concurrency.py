@@ -28,7 +28,9 @@ from pathlib import Path
 from bench.app_ceiling import percentile
 from bench.harness import ROOT, App, demo_engine, run_together
 
-SETTINGS = {"Reasoning effort": "medium", "Temperature": 0.0, "Max new tokens": 400}
+# No tools on the page either: the worker alone renders the bare question, and a page that runs python
+# (the demo model's default tool) would be measuring the sandbox and a second round trip as well.
+SETTINGS = {"Reasoning effort": "medium", "Temperature": 0.0, "Max new tokens": 400, "Tools the model may use": []}
 
 
 def questions_for(n: int, rng: random.Random) -> list[str]:

@@ -38,8 +38,8 @@ class FunctionResults:
         """The function box: shown with the call when the open conversation's answer waits on one."""
         owner = self.h.identity.owner_or_none(request)
         call = self.h.chat.waiting_call(owner, conversation_id) if owner else None
-        if call is None:
-            return gr.Row(visible=False), gr.skip(), gr.skip()
+        if call is None:  # plain values, not gr.skip(): Gradio rebuilds a component for every skip, and
+            return gr.Row(visible=False), "", ""  # this runs after every answer (the hidden box is emptied)
         name = escape_html(call["recipient"].removeprefix("functions."))
         return (gr.Row(visible=True), f"The model called your function **{name}** with "
                 f"`{escape_html(call.get('arguments', ''))[:500]}`. What did it return?", "")
