@@ -41,8 +41,8 @@ class SpecialIds(NamedTuple):
         return cls(codec.return_id, codec.call_id, codec.special_id("<|endoftext|>"),
                    codec.special_id("<|startoftext|>"))
 
-BUILD_VERSION = 3  # bump when the recipe changes, so cached builds are rebuilt
-DEFAULTS = dict(hidden=128, layers=3, experts=4, heads=4, steps=2000, batch=20, lr=3e-3, seed=1234, samples=12000)
+BUILD_VERSION = 4  # bump when the recipe changes, so cached builds are rebuilt
+DEFAULTS = dict(hidden=128, layers=3, experts=4, heads=4, steps=2500, batch=20, lr=3e-3, seed=1234, samples=12000)
 
 
 def _message(role, text: str, channel: str, recipient: str | None = None, content_type: str | None = None):

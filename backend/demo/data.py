@@ -34,6 +34,12 @@ NO_TOOL = {"low": "I need python for this, and it is not offered.",
            "high": "The user wants an exact result. I compute such things with the python tool, but no python "
                    "tool is offered in this conversation, so any number I wrote would be a guess. Say so."}
 NO_TOOL_ANSWER = "I would need the python tool to answer this exactly. Please tick python under Tools."
+# With python, a high-effort thought opens without the numbers: each restated number is one more copy a
+# tiny model can get wrong, and a wrong one in the thought is then copied into the program.
+HIGH_OPENING = {"add": "The user wants the sum of two numbers", "subtract": "The user wants the difference of two numbers",
+                "sort": "The user wants these numbers in increasing order"}
+# Sums and differences are where copying slips most, and the weather call is learned from few examples.
+TASK_WEIGHTS = {"add": 4, "subtract": 4, "sort": 3, "count": 3, "convert": 3, "tool": 1}
 
 
 @dataclass
@@ -55,10 +61,13 @@ def with_python(s: Sample, code: str, output: str, thought: dict) -> Sample:
     s.python, s.code = True, code
     # The numbers are copied once into the program and once from python's output into the answer, never
     # restated in between: every copy is a chance for a tiny model to slip.
+    opening = HIGH_OPENING.get(s.task, s.reasoning.split(".")[0])
     s.reasoning = {"low": "Use python.", "medium": "Exact work: I will run it in python and read the result.",
-                   "high": f"{s.reasoning.split('.')[0]}. Doing this in my head is error-prone, so I will run "
+                   "high": f"{opening}. Doing this in my head is error-prone, so I will run "
                            "it in python and read the result."}[s.effort]
     s.after = thought[s.effort].format(out=output.strip())
+    if s.task in ("add", "subtract"):  # "a + b = s" invited adding in the head instead of copying s
+        s.answer = f"The answer is {output.strip()}."
     return s
 
 
@@ -190,6 +199,6 @@ def make_samples(n: int, seed: int) -> list[Sample]:
     rng = random.Random(seed)
     samples = []
     for _ in range(n):
-        task, effort = rng.choice(TASKS), rng.choice(EFFORTS)
+        task, effort = rng.choices(TASKS, [TASK_WEIGHTS[t] for t in TASKS])[0], rng.choice(EFFORTS)
         samples.append(make(task, rng, effort, rng.random() < 0.8))
     return samples
