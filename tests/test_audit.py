@@ -110,6 +110,7 @@ def test_metrics_through_real_requests_behind_a_token(launched, tmp_path):
         model="tiny-test", reasoning_effort="high", messages=[{"role": "user", "content": "hi"}])
     assert httpx.get(url + "/metrics").status_code == 401
     assert httpx.get(url + "/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(url + "/metrics", headers={"Authorization": "Basic scrape-me"}).status_code == 401
     body = httpx.get(url + "/metrics", headers={"Authorization": "Bearer scrape-me"}).text
     assert 'gpt_oss_chat_requests_total{effort="low",outcome="return",via="page"} 1.0' in body
     assert 'gpt_oss_chat_requests_total{effort="high",outcome="return",via="api"} 1.0' in body

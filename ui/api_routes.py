@@ -137,8 +137,9 @@ def metrics_route(metrics, token: str):
     import hmac  # noqa: PLC0415
 
     def serve(request: Request) -> Response:
-        given = request.headers.get("authorization", "").partition(" ")[2].strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # Only the Bearer scheme carries the token ("Basic <token>" is some other credential).
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
             return Response("Send the metrics token: Authorization: Bearer <token>.", status_code=401)
         from backend.metrics import CONTENT_TYPE  # noqa: PLC0415
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
