@@ -200,6 +200,22 @@ def test_hide_api_leaves_no_route_listing(tmp_path, launched):
         assert httpx.get(f"http://127.0.0.1:{config.port}/{path}").status_code == 404
 
 
+def test_the_idle_queue_looks_for_events_calmly_and_still_streams(tmp_path, launched):
+    """Gradio's queue loop polls every 1 ms when it has nothing to do (~3 % of a core with nobody on the
+    page); the app slows it to QUEUE_IDLE_POLL_S. The attributes are Gradio's own: this fails if an
+    upgrade renames them (the setting would then silently do nothing). A queued stream still runs."""
+    from core.config import Config
+    from tests.support.net import free_port
+    from ui.runtime import PROGRESS_POLL_S, QUEUE_IDLE_POLL_S
+
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400)
+    parts = launched(config)
+    queue = parts.demo._queue
+    assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == (QUEUE_IDLE_POLL_S, PROGRESS_POLL_S)
+    job = send(client(f"http://127.0.0.1:{config.port}/"), "hi", effort="low")
+    assert "Hello!" in json.dumps(job.result()[0])
+
+
 WEATHER = [{"name": "get_weather", "description": "Weather in a city",
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
 
