@@ -26,7 +26,7 @@ from backend.limits import Limits
 from backend.metrics import Metrics
 from backend.oversight import Oversight
 from backend.policy import ReasoningPolicy
-from backend.signin import ClientAddressMiddleware, SessionGuard, password_sign_in
+from backend.signin import ClientAddressMiddleware, HFSignInAudit, SessionGuard, password_sign_in
 from backend.tools.setup import build_toolbox
 from core.config import Config, parse_config
 from core.logs import setup_logging
@@ -36,7 +36,7 @@ from storage.documents import Documents
 from storage.repository import Repository
 from storage.shares import Shares
 from ui.api_routes import api_routes
-from ui.identity import LOCAL_OWNER, Identity
+from ui.identity import HF_PREFIX, LOCAL_OWNER, Identity
 from ui.layout import CSS, HEAD, build_layout
 from ui.routes import PageSecurityHeaders, http_routes
 from ui.runtime import calm_queue, lighten_gradio
@@ -155,6 +155,9 @@ def app_kwargs(parts: Parts) -> dict:
                                     parts.password_login, parts.documents) +
               api_routes(parts.api, parts.oversight.metrics, parts.config.metrics_token),
               "middleware": [Middleware(ClientAddressMiddleware), Middleware(PageSecurityHeaders)]}
+    if parts.identity.hf_login:  # HF sign-ins go to the audit log too (password ones are heard by the check)
+        kwargs["middleware"].append(Middleware(HFSignInAudit, on_result=sign_in_result(parts.oversight),
+                                               prefix=HF_PREFIX))
     if parts.config.hide_api:
         kwargs.update(openapi_url=None, docs_url=None, redoc_url=None)
     return kwargs

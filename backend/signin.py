@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from fastapi import HTTPException
 
@@ -136,6 +137,30 @@ class ClientAddressMiddleware:
                 CLIENT_ADDRESS.reset(token)
             return
         await self.app(scope, receive, send)
+
+
+class HFSignInAudit:
+    """Hears "Sign in with Hugging Face" finish (ASGI): after Gradio's /login/callback has run, the
+    session (Starlette's SessionMiddleware, outside this one) holds the user's oauth_info, or does not
+    if the sign-in failed. `on_result(prefix + name, "ok" | "failed", address)` as for password users."""
+
+    def __init__(self, app, on_result: Callable[[str, str, str], None], prefix: str = "hf:"):
+        self.app, self.on_result, self.prefix = app, on_result, prefix
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") != "http" or not scope.get("path", "").endswith("/login/callback"):
+            return await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        finally:  # a callback that fails with an error is a failed sign-in too
+            await self._heard(scope)
+
+    async def _heard(self, scope) -> None:
+        info = (scope.get("session") or {}).get("oauth_info") or {}
+        name = str((info.get("userinfo") or {}).get("preferred_username") or "")[:64]
+        address = str((scope.get("client") or ("?", 0))[0])
+        await asyncio.to_thread(self.on_result, self.prefix + name if name else "(unknown)", "ok" if name else "failed",
+                                address)
 
 
 class SessionGuard:

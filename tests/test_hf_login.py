@@ -78,3 +78,21 @@ def test_hf_users_are_kept_apart(space_app):
     assert bob.predict(api_name="/list_conversations") == []
     with pytest.raises(Exception, match="does not exist"):
         bob.predict(cid, api_name="/open_conversation")
+
+
+def test_a_failed_hugging_face_sign_in_is_in_the_audit_log(space_app):
+    """Gradio's real /login/callback, reached without a login in progress (as a forged or stale
+    redirect would): no user in the session, so the audit log says a sign-in failed."""
+    import time
+
+    import httpx
+
+    url, parts = space_app
+    httpx.get(url + "login/callback?code=x&state=y", follow_redirects=False)
+    entries = []
+    for _ in range(50):  # written just after the answer has gone out
+        entries = [(e.owner, e.outcome) for e in parts.oversight.audit.store.entries() if e.action == "sign_in"]
+        if entries:
+            break
+        time.sleep(0.1)
+    assert entries == [("(unknown)", "failed")]

@@ -139,3 +139,33 @@ def test_a_removed_users_session_ends_at_once_and_signout_ends_only_its_own(two_
     while bob.get("config").status_code == 200 and time.time() < deadline:
         time.sleep(0.2)
     assert bob.get("config").status_code == 401 and alice_there.get("config").status_code == 200
+
+
+def _callback_app(on_result, sets_session: bool):
+    """Starlette's real SessionMiddleware around the audit, and a /login/callback standing in for
+    Gradio's (which needs the Hugging Face OpenID provider): it fills the session as Gradio's does."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.sessions import SessionMiddleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    def callback(request):
+        if sets_session:
+            request.session["oauth_info"] = {"userinfo": {"preferred_username": "ada"}}
+        return PlainTextResponse("redirecting")
+
+    return Starlette(routes=[Route("/login/callback", callback), Route("/other", callback)],
+                     middleware=[Middleware(SessionMiddleware, secret_key="k"),
+                                 Middleware(signin.HFSignInAudit, on_result=on_result, prefix="hf:")])
+
+
+@pytest.mark.parametrize("signed_in", [True, False])
+def test_hugging_face_sign_ins_reach_the_audit_callback(signed_in):
+    from starlette.testclient import TestClient
+
+    heard = []
+    with TestClient(_callback_app(lambda *a: heard.append(a), signed_in)) as http:
+        http.get("/other")  # not the callback: nothing heard
+        http.get("/login/callback")
+    assert heard == [("hf:ada", "ok", "testclient")] if signed_in else [("(unknown)", "failed", "testclient")]
