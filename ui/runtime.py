@@ -8,8 +8,8 @@ bench/app_ceiling.py; each item below was several per cent of the server's CPU a
   failed import searches the whole path again, twice per streamed update. Marking it absent once
   makes that import fail at once (only when it really is not installed).
 - The queue's loop looks for new events every 1 ms while it has none (and its progress loop every
-  10 ms): about 3 % of a core with nobody on the page, which at one chat was over half the server's
-  CPU per page update. `calm_queue` makes it look every 10 ms (a queued event may wait that much
+  10 ms): 2.2 % of a core with nobody on the page (from /proc), about 40 % of the server's CPU per
+  page update when one chat streams. `calm_queue` makes it look every 10 ms (a queued event may wait that much
   longer to start; a busy queue never sleeps) and the progress loop, which nothing here uses, every 0.5 s.
 Settings a deployment sets itself (the GRADIO_* environment variables) win.
 """
