@@ -139,6 +139,14 @@ class ClientAddressMiddleware:
         await self.app(scope, receive, send)
 
 
+def hf_user(session) -> str | None:
+    """The Hugging Face user name in a session that Gradio's OAuth routes filled in, unless expired."""
+    info = session.get("oauth_info") if hasattr(session, "get") else None
+    if not info or (info.get("expires_at") or float("inf")) < time.time():
+        return None
+    return (info.get("userinfo") or {}).get("preferred_username") or None
+
+
 class HFSignInAudit:
     """Hears "Sign in with Hugging Face" finish (ASGI): after Gradio's /login/callback has run, the
     session (Starlette's SessionMiddleware, outside this one) holds the user's oauth_info, or does not
@@ -156,8 +164,7 @@ class HFSignInAudit:
             await self._heard(scope)
 
     async def _heard(self, scope) -> None:
-        info = (scope.get("session") or {}).get("oauth_info") or {}
-        name = str((info.get("userinfo") or {}).get("preferred_username") or "")[:64]
+        name = (hf_user(scope.get("session") or {}) or "")[:64]
         address = str((scope.get("client") or ("?", 0))[0])
         await asyncio.to_thread(self.on_result, self.prefix + name if name else "(unknown)", "ok" if name else "failed",
                                 address)

@@ -201,8 +201,8 @@ def test_hide_api_leaves_no_route_listing(tmp_path, launched):
 
 
 def test_the_idle_queue_looks_for_events_calmly_and_still_streams(tmp_path, launched):
-    """Gradio's queue loop polls every 1 ms when it has nothing to do (~3 % of a core with nobody on the
-    page); the app slows it to QUEUE_IDLE_POLL_S. The attributes are Gradio's own: this fails if an
+    """Gradio's queue loop polls every 1 ms when it has nothing to do (2.2 % of a core with nobody on
+    the page); the app slows it to QUEUE_IDLE_POLL_S. The attributes are Gradio's own: this fails if an
     upgrade renames them (the setting would then silently do nothing). A queued stream still runs."""
     from core.config import Config
     from tests.support.net import free_port

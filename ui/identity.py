@@ -11,8 +11,7 @@ every anonymous visitor into one shared history.
 
 from __future__ import annotations
 
-import time
-
+from backend.signin import hf_user
 from core.errors import SignInError
 
 LOCAL_OWNER = "local"
@@ -38,10 +37,7 @@ def hf_username(request) -> str | None:
         session = raw.session  # only there when Gradio's OAuth (SessionMiddleware) is on
     except (AssertionError, AttributeError):
         return None
-    info = session.get("oauth_info") if hasattr(session, "get") else None
-    if not info or (info.get("expires_at") or float("inf")) < time.time():
-        return None
-    return (info.get("userinfo") or {}).get("preferred_username") or None
+    return hf_user(session)
 
 
 class Identity:
