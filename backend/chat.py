@@ -313,8 +313,8 @@ class ChatService:
         """The user-function call the conversation's last answer waits on ({recipient, arguments}), if any."""
         if not conversation_id or self._live_turn(conversation_id) is not None:
             return None
-        messages = self.repo.get(owner, conversation_id).messages
-        return waiting_call(messages[-1]) if messages else None
+        last = self.repo.last_message(owner, conversation_id)  # checked after every turn: one row, not all
+        return waiting_call(last) if last is not None else None
 
     def tool_result(self, owner: str, conversation_id: str, output: str, options: ChatOptions) -> Iterator[Snapshot]:
         """The result of the user's own function, typed on the page or sent through the API: the model

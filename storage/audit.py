@@ -8,7 +8,7 @@ import datetime as dt
 import json
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 
 from storage.repository import Repository
 from storage.schema import AuditEntry, utcnow
@@ -36,6 +36,9 @@ def _record(e: AuditEntry) -> AuditRecord:
                        e.conversation_id, e.effort, e.prompt_tokens, e.completion_tokens, json.loads(e.detail or "{}"))
 
 
+_INSERT_ENTRY = insert(AuditEntry.__table__)
+
+
 class AuditStore:
     def __init__(self, repo: Repository):
         self.repo = repo
@@ -43,10 +46,11 @@ class AuditStore:
     def append(self, owner: str, action: str, *, outcome: str = "ok", conversation_id: str | None = None,
                effort: str | None = None, prompt_tokens: int | None = None, completion_tokens: int | None = None,
                detail: dict | None = None, at: dt.datetime | None = None) -> None:
-        with self.repo.writing() as s:
-            s.add(AuditEntry(at=at or utcnow(), owner=owner, action=action, outcome=outcome,
-                             conversation_id=conversation_id, effort=effort, prompt_tokens=prompt_tokens,
-                             completion_tokens=completion_tokens, detail=json.dumps(detail or {})))
+        row = {"at": at or utcnow(), "owner": owner, "action": action, "outcome": outcome,
+               "conversation_id": conversation_id, "effort": effort, "prompt_tokens": prompt_tokens,
+               "completion_tokens": completion_tokens, "detail": json.dumps(detail or {})}
+        with self.repo.writing() as s:  # one statement compiled once (every turn writes two entries)
+            s.connection().execute(_INSERT_ENTRY, row)
 
     def entries(self, since: dt.datetime | None = None, owner: str | None = None, limit: int | None = None,
                 newest_first: bool = False) -> list[AuditRecord]:
