@@ -81,7 +81,8 @@ class Handlers:
         live = assistant_messages(snap.live, live=True) if snap.live and not snap.done else []
         rows = render_history(snap.history + ([snap.live] if snap.done else [])).rows
         choices = self.sidebar_choices(request)
-        return rows, live, snap.conversation_id, "", gr.Radio(choices=choices), [list(c) for c in choices]
+        return (self._page(rows), self._page(live), snap.conversation_id, "", gr.Radio(choices=choices),
+                [list(c) for c in choices])
 
     @staticmethod
     def _options(effort, instructions, temperature, max_new_tokens, tools=None, functions=None) -> ChatOptions:
@@ -317,8 +318,11 @@ def wire_turns(p: Page, h: Handlers, concurrency: int) -> list:
     shown = [p.chatbot, p.live]
     limit = dict(concurrency_limit=concurrency)
     relays = []
-    # Starting a turn is quick (store the message, claim, submit): a direct call, outside the queue.
-    start = dict(api_visibility="private", queue=False)
+    # Starting a turn is quick (store the message, claim, submit): a direct call, outside the queue,
+    # with the inputs as the page sent them and the outputs already in the page's form. Gradio's own
+    # processing (a worker-thread trip per input, a rebuilt component per output) was a third of a
+    # start's CPU, and the chat service checks every option itself (backend/options.py).
+    start = dict(api_visibility="private", queue=False, preprocess=False, postprocess=False)
 
     def then_follow(event):
         relays.append(event.success(user_errors(h.follow), [p.conversation_id], shown, postprocess=False,
