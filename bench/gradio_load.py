@@ -36,6 +36,7 @@ class Tab:
         self.by_label = {c.get("props", {}).get("label"): c["id"] for c in config["components"]}
         self.deps = {d["id"]: d for d in config["dependencies"]}
         self.events: dict[str, asyncio.Queue] = {}
+        self.pending: set[str] = set()  # events joined and not yet completed
         self.reader: asyncio.Task | None = None
         self.watch = {self.by_elem["chat"], self.by_elem["live"]}
         self.timers = {c["id"]: c["props"].get("value") or 1.0 for c in config["components"] if c["type"] == "timer"}
@@ -50,9 +51,14 @@ class Tab:
         return next(d["id"] for d in self.deps.values() if [target, event] in d["targets"])
 
     async def _read(self) -> None:
-        """The session's one SSE stream; Gradio closes it when no event of the session is pending."""
+        """The session's one SSE stream; Gradio closes it when no event of the session is pending.
+        An event joined while the close was on its way needs the stream again: read on while any is
+        pending (the check and the return happen in one step of the loop, so `_call` either sees this
+        reader running or finds it done and starts another)."""
         try:
             await self._read_stream()
+            while self.pending:
+                await self._read_stream()
         except httpx.HTTPError as exc:  # the server went away: every event waiting here ends
             for events in self.events.values():
                 events.put_nowait({"msg": "unexpected_error", "message": f"stream lost: {exc!r}"})
@@ -93,7 +99,15 @@ class Tab:
         if response.status_code != 200:
             self.errors.append(f"join {response.status_code}: {response.text[:200]}")
             return False
-        events = self.events.setdefault(response.json()["event_id"], asyncio.Queue())
+        event_id = response.json()["event_id"]
+        events = self.events.setdefault(event_id, asyncio.Queue())
+        self.pending.add(event_id)
+        try:
+            return await self._follow_event(dep, events)
+        finally:
+            self.pending.discard(event_id)
+
+    async def _follow_event(self, dep: dict, events: asyncio.Queue) -> bool:
         if self.reader is None or self.reader.done():
             self.reader = asyncio.create_task(self._read())
         first = True
