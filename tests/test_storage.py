@@ -49,8 +49,9 @@ def test_interrupted_on_restart(url):
 
 def test_owners_never_see_each_other(repo):
     cid = repo.create_conversation("alice", "secret")
-    repo.add_message("alice", cid, "user", "my secret plan")
+    mid = repo.add_message("alice", cid, "user", "my secret plan")
     for action in (lambda: repo.get("bob", cid), lambda: repo.rename("bob", cid, "x"),
+                   lambda: repo.last_message("bob", cid), lambda: repo.save_message("bob", mid, content="x"),
                    lambda: repo.delete("bob", cid), lambda: repo.add_message("bob", cid, "user", "x"),
                    lambda: repo.export_json("bob", cid), lambda: repo.truncate("bob", cid, 0)):
         with pytest.raises(NotFoundError):
@@ -58,6 +59,16 @@ def test_owners_never_see_each_other(repo):
     assert repo.list_conversations("bob") == []
     assert repo.search("bob", "secret plan") == []
     assert repo.get("alice", cid).messages[0].content == "my secret plan"
+    assert repo.last_message("alice", cid).content == "my secret plan"
+
+
+def test_last_message_reads_the_newest_only(repo):
+    cid = repo.create_conversation("alice", "chat")
+    assert repo.last_message("alice", cid) is None
+    repo.add_message("alice", cid, "user", "first")
+    mid = repo.add_message("alice", cid, "assistant", "", stop_reason="call", trace=[{"kind": "tool_call"}])
+    last = repo.last_message("alice", cid)
+    assert (last.id, last.role, last.stop_reason, last.trace) == (mid, "assistant", "call", [{"kind": "tool_call"}])
 
 
 @pytest.mark.parametrize("bad", ["", "nope", "../etc/passwd", "0" * 31, "' OR 1=1 --", None, 42])
