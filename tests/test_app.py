@@ -240,3 +240,34 @@ def test_tools_through_the_api_and_a_function_result_sent_by_a_script(tmp_path, 
     assert "Sunny." in json.dumps(chat)
     with pytest.raises(Exception, match="not in the list of choices"):  # Gradio checks the choices itself
         c.submit("x", "", "low", "", 1.0, 50, ["python"], "", api_name="/send").result()
+
+
+def test_the_page_start_checks_raw_values_itself(app_url):
+    """The page's start skips Gradio's input processing (preprocess=False), so the values arrive as the
+    browser sent them: a value no control offers is refused by the chat service with its own sentence,
+    and nothing is stored."""
+    import asyncio
+
+    import httpx
+
+    from bench.gradio_load import Tab
+    from ui.identity import LOCAL_OWNER
+
+    url, service = app_url
+
+    async def press_enter(**values) -> list[str]:
+        async with httpx.AsyncClient(timeout=60) as http:
+            tab = Tab(http, url, (await http.get(url + "config")).json())
+            tab.values[tab.by_elem["message"]] = "hello"
+            for label, value in values.items():
+                tab.values[tab.by_label[label]] = value
+            await tab.run(tab.dep_for("message", "submit"), trigger=tab.by_elem["message"])
+            return tab.errors
+
+    errors = asyncio.run(press_enter(**{"Reasoning effort": "extreme"}))
+    assert errors and "Reasoning effort must be one of" in errors[0] and "Traceback" not in errors[0]
+    errors = asyncio.run(press_enter(**{"Tools the model may use": ["shell"]}))
+    assert errors and "has no tool 'shell'" in errors[0]
+    errors = asyncio.run(press_enter(**{"Temperature": "hot"}))
+    assert errors and "Temperature" in errors[0]
+    assert service.repo.list_titles(LOCAL_OWNER) == []
