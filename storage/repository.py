@@ -132,21 +132,23 @@ class Repository:
 
     # -- conversations ----------------------------------------------------------------
 
+    @staticmethod
+    def _not_found_unless(ok: object) -> None:
+        """Another owner's conversation, a missing one and a malformed id all read the same."""
+        if not ok:
+            raise NotFoundError("This conversation does not exist.")
+
     def _owned(self, s, owner: str, conversation_id: str) -> Conversation:
-        if not isinstance(conversation_id, str) or not CONVERSATION_ID.match(conversation_id):
-            raise NotFoundError("This conversation does not exist.")
+        """The owner's conversation as an ORM object (for the methods that change it through the ORM)."""
+        self._not_found_unless(isinstance(conversation_id, str) and CONVERSATION_ID.match(conversation_id))
         conv = s.get(Conversation, conversation_id)
-        if conv is None or conv.owner != owner:
-            raise NotFoundError("This conversation does not exist.")
+        self._not_found_unless(conv is not None and conv.owner == owner)
         return conv
 
-    @staticmethod
-    def _check_owned(connection, owner: str, conversation_id: str) -> None:
+    def _check_owned(self, connection, owner: str, conversation_id: str) -> None:
         """NotFoundError unless the conversation exists and is the owner's (one primary-key read)."""
-        if not isinstance(conversation_id, str) or not CONVERSATION_ID.match(conversation_id):
-            raise NotFoundError("This conversation does not exist.")
-        if connection.execute(_OWNER_OF, {"p_id": conversation_id}).scalar() != owner:
-            raise NotFoundError("This conversation does not exist.")
+        self._not_found_unless(isinstance(conversation_id, str) and CONVERSATION_ID.match(conversation_id))
+        self._not_found_unless(connection.execute(_OWNER_OF, {"p_id": conversation_id}).scalar() == owner)
 
     def create_conversation(self, owner: str, title: str = "New chat", settings: dict | None = None) -> str:
         conv_id = self.new_conversation_id()
@@ -187,7 +189,8 @@ class Repository:
 
     @staticmethod
     def _next_position(s, conversation_id: str) -> int:
-        """Where the next message of a conversation goes (call inside its write transaction)."""
+        """Where the next message of a conversation goes (call inside its write transaction; `s` is a
+        session or a connection)."""
         return s.execute(_NEXT_POSITION, {"p_id": conversation_id}).scalar_one()
 
     def check_owner(self, owner: str, conversation_id: str) -> None:
@@ -219,7 +222,7 @@ class Repository:
                 position = 0
             else:
                 self._check_owned(c, owner, conversation_id)
-                position = c.execute(_NEXT_POSITION, {"p_id": conversation_id}).scalar_one()
+                position = self._next_position(c, conversation_id)
                 c.execute(_UPDATE_CONVERSATION, {"p_id": conversation_id, "settings": encoded, "updated": now})
             last = None
             for i, row in enumerate(rows):
