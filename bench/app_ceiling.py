@@ -13,6 +13,7 @@ stand-in server's CPU, and errors. Targets (16 x 100 tok/s: >= 95 % delivered, p
 64 x 100: >= 90 %, <= 1 s; <= 2 ms app CPU per update) are printed beside the figures.
 
     python -m bench.app_ceiling [--modes inprocess openai-chat openai-tokens] [--levels 1 4 16 64] [--repeat 3]
+    python -m bench.app_ceiling --modes inprocess --model 20b --cuda-graphs on   # on a GPU: a real model's pace
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def start(args: list[str], log: Path) -> subprocess.Popen:
 
 
 def wait_ready(url: str, proc: subprocess.Popen) -> None:
-    for _ in range(600):
+    for _ in range(1500):  # a real model (--model 20b) is built first
         if proc.poll() is not None:
             raise RuntimeError(f"the app exited (code {proc.returncode})")
         try:
@@ -65,13 +66,15 @@ def wait_ready(url: str, proc: subprocess.Popen) -> None:
     raise TimeoutError("the app did not become ready")
 
 
-def start_mode(mode: str, rate: float, data: Path, emit: Path) -> tuple[list[subprocess.Popen], int, str]:
-    """The app (and for openai modes the stand-in server); returns (processes, app pid, url)."""
+def start_mode(mode: str, rate: float, data: Path, emit: Path,
+               model: list[str] = ()) -> tuple[list[subprocess.Popen], int, str]:
+    """The app (and for openai modes the stand-in server); returns (processes, app pid, url). `model`
+    (in-process only): the flags that pace the completion by a real model instead of `rate`."""
     port = free_port()
     procs = []
     if mode == "inprocess":
         app = start(["-m", "bench.synthetic", "app", "--port", str(port), "--rate", str(rate), "--log", str(emit),
-                     "--data-dir", str(data)], data / "app.log")
+                     "--data-dir", str(data), *model], data / "app.log")
     else:
         server_port = free_port()
         procs.append(start(["-m", "bench.synthetic", "server", "--port", str(server_port), "--rate", str(rate),
@@ -120,6 +123,8 @@ def level(mode: str, procs, app_pid: int, url: str, tabs: int, index: int, rate:
 
 
 def summarize(mode, tabs, rate, tabs_out, emitted, app_cpu, other_cpu, client_cpu) -> dict:
+    """`rate` None: a real model paced the words, and what it offered is what it emitted from the
+    first Enter to its last word."""
     lags, rates, updates, words, starts, firsts = [], [], 0, 0, [], []
     start = min(t["t0"] for t in tabs_out)
     end = start
@@ -144,10 +149,14 @@ def summarize(mode, tabs, rate, tabs_out, emitted, app_cpu, other_cpu, client_cp
                 k += 1
     wall = max(end - start, 1e-3)
     delivered = words / WORDS * TOKENS / wall
-    offered = tabs * rate
+    if rate is None:
+        last = max((times[-1] for times in emitted.values() if times), default=start + 1e-3)
+        offered = tabs * TOKENS / max(last - start, 1e-3)
+    else:
+        offered = tabs * rate
     return {
-        "mode": mode, "streams": tabs, "offered_tok_s": offered, "delivered_tok_s": round(delivered, 1),
-        "delivered_vs_offered": round(delivered / offered, 3), "wall_vs_ideal": round(wall / (TOKENS / rate), 2),
+        "mode": mode, "streams": tabs, "offered_tok_s": round(offered, 1), "delivered_tok_s": round(delivered, 1),
+        "delivered_vs_offered": round(delivered / offered, 3), "wall_vs_ideal": round(wall * offered / (tabs * TOKENS), 2),
         "lag_p50_ms": round(1000 * percentile(lags, 0.5), 1), "lag_p95_ms": round(1000 * percentile(lags, 0.95), 1),
         "lag_max_ms": round(1000 * max(lags), 1) if lags else None,
         "start_p50_ms": round(1000 * percentile(starts, 0.5), 1), "start_p95_ms": round(1000 * percentile(starts, 0.95), 1),
@@ -166,13 +175,13 @@ def summarize(mode, tabs, rate, tabs_out, emitted, app_cpu, other_cpu, client_cp
     }
 
 
-def run_mode(mode: str, levels: list[int], rate: float, repeat: int = 1) -> list[dict]:
+def run_mode(mode: str, levels: list[int], rate: float | None, repeat: int = 1, model: list[str] = ()) -> list[dict]:
     """Each level `repeat` times in a row (the levels in order, then again): per level the run with the
     median delivered ratio, with every run's ratio beside it (this VM's run-to-run spread is wide)."""
     data = Path(tempfile.mkdtemp(prefix=f"ceiling-{mode}-"))
     emit = data / "emitted.jsonl"
     emit.touch()
-    procs, app_pid, url = start_mode(mode, rate, data, emit)
+    procs, app_pid, url = start_mode(mode, rate or 100.0, data, emit, model)
     try:
         level(mode, procs, app_pid, url, 2, 0, rate, data, emit)  # warm-up
         runs: dict[int, list[dict]] = {n: [] for n in levels}
@@ -214,14 +223,22 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--repeat", type=int, default=1, help="runs per level; the median run is reported")
+    parser.add_argument("--model", choices=["tiny", "20b"],
+                        help="in-process only: a real model paces the words instead of --rate")
+    parser.add_argument("--cuda-graphs", choices=["auto", "on", "off"], default="auto")
     args = parser.parse_args()
+    model = ["--model", args.model, "--cuda-graphs", args.cuda_graphs] if args.model else []
+    if model and args.modes != ["inprocess"]:
+        parser.error("--model paces the in-process engine: use it with --modes inprocess")
+    rate = None if model else args.rate
     runs = []
     for mode in args.modes:
-        for r in run_mode(mode, args.levels, args.rate, args.repeat):
+        for r in run_mode(mode, args.levels, rate, args.repeat, model):
             r["meets_targets"] = verdict(r)
             runs.append(r)
             print(json.dumps(r), file=sys.stderr, flush=True)
-    print(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores", "rate_per_stream": args.rate,
+    print(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores", "rate_per_stream": rate,
+                      "model": args.model and f"{args.model}, CUDA graphs {args.cuda_graphs}",
                       "tokens_per_answer": TOKENS, "targets": {str(k): v for k, v in TARGETS.items()},
                       "runs": runs}, indent=2))
 

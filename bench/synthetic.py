@@ -10,6 +10,10 @@ the load client can tell how late each word reached it.
         the real app (create + launch) around the synthetic engine
     python -m bench.synthetic server --port 8001 --rate 100 --log emit.jsonl
         a stand-in OpenAI-compatible server (chat and completions, streaming) for --engine openai
+    python -m bench.synthetic app --model 20b --cuda-graphs on --port 7861 --log emit.jsonl --data-dir /tmp/x
+        the real app around the in-process engine on a real model (20b shape on a GPU, or tiny), whose
+        every generated token is replaced by the completion's next one: the page shows the same words,
+        paced by the model's real decode steps
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import time
 from pathlib import Path
 
 from backend.engines.base import Finish, SamplingParams, TokenStream
+from backend.engines.transformers_engine import TransformersEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 WORD = " zebra"  # the reasoning's word, one token; the load client counts it on the page
@@ -113,6 +118,63 @@ class SyntheticEngine:
         pass
 
 
+# -- the same completion, paced by a real model ----------------------------------------------------
+
+class ScriptedStream(TokenStream):
+    """A TokenStream that swaps each id the model generated for the completion's next id, and logs
+    the emission time of each shown word as the model hands it over."""
+
+    def __init__(self, script: tuple[list[int], list[bool]], on_cancel, tag: str | None, log: EmissionLog):
+        super().__init__(on_cancel)
+        (self.script, self.shown), self.tag, self.log, self.times = script, tag, log, []
+
+    def push(self, ids: list[int]) -> None:
+        i = self.n_tokens
+        scripted = self.script[i:i + len(ids)]
+        now = time.time()
+        self.times += [now for k in range(i, i + len(scripted)) if self.shown[k]]
+        super().push(scripted)
+
+    def close(self, reason: Finish, error: str | None = None) -> bool:
+        if reason == Finish.LENGTH and self.n_tokens == len(self.script):
+            reason = Finish.STOP  # the script ends with <|return|>, a stop id the model never chose
+        closed = super().close(reason, error)
+        if closed and self.tag:
+            self.log.write(self.tag, self.times)
+        return closed
+
+
+class ModelPacedEngine(TransformersEngine):
+    """The in-process engine on a real model, but every stream shows the synthetic completion: the
+    model decodes as many tokens as the completion has (no stop ids: random weights pick any), and
+    each step's token is replaced by the completion's (ScriptedStream). What the page receives is
+    the same as with SyntheticEngine; when it arrives is the real engine's doing."""
+
+    def __init__(self, model, encoding, log: EmissionLog, **kwargs):
+        self.script, self.encoding, self.log = completion(encoding), encoding, log
+        self._tag = threading.local()
+        super().__init__(model, **kwargs)
+
+    def submit(self, prompt_ids, params: SamplingParams, stop_ids, chat=None) -> TokenStream:
+        found = TAG.search(self.encoding.decode(prompt_ids))
+        self._tag.value = found and found.group(1)
+        scripted = SamplingParams(len(self.script[0]), params.temperature, params.top_p)
+        return super().submit(prompt_ids, scripted, [])
+
+    def _new_stream(self, rid: str) -> TokenStream:
+        return ScriptedStream(self.script, lambda: self._cancel(rid), self._tag.value, self.log)
+
+
+def paced_engine(args, encoding, log: EmissionLog) -> ModelPacedEngine:
+    from bench.worker import CUDA_GRAPHS, build_20b, build_tiny
+
+    model = build_20b() if args.model == "20b" else build_tiny()
+    description = {"model": f"{args.model} (paced, synthetic text)", "engine": "transformers (continuous batching)",
+                   "device": str(model.device), "quantization": "none"}
+    return ModelPacedEngine(model, encoding, log, description=description,
+                            use_cuda_graph=CUDA_GRAPHS[args.cuda_graphs])
+
+
 # -- the real app around it ---------------------------------------------------------------------
 
 def run_app(args) -> None:
@@ -126,7 +188,13 @@ def run_app(args) -> None:
     log = EmissionLog(Path(args.log))
     config = Config(data_dir=args.data_dir, port=args.port, max_active=args.max_active,
                     max_waiting=args.max_active, max_new_tokens=2000)
-    parts = app_module.create(config, build_engine=lambda progress: SyntheticEngine(encoding, args.rate, log))
+    if args.model:
+        def build(progress):
+            return paced_engine(args, encoding, log)
+    else:
+        def build(progress):
+            return SyntheticEngine(encoding, args.rate, log)
+    parts = app_module.create(config, build_engine=build)
     app_module.launch(parts, quiet=True)
 
 
@@ -224,6 +292,8 @@ def main() -> None:
     parser.add_argument("--log", required=True)
     parser.add_argument("--data-dir")
     parser.add_argument("--max-active", type=int, default=64)
+    parser.add_argument("--model", choices=["tiny", "20b"], help="pace the completion by a real model")
+    parser.add_argument("--cuda-graphs", choices=["auto", "on", "off"], default="auto")
     args = parser.parse_args()
     run_app(args) if args.what == "app" else run_server(args)
 

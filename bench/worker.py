@@ -6,6 +6,7 @@ tokens/s of the worker at several concurrency levels.
 
     python -m bench.worker                 # tiny GptOss (real vocabulary), CPU
     python -m bench.worker --shape 20b     # gpt-oss-20b dimensions, random bf16 weights, on the GPU
+    python -m bench.worker --shape 20b --cuda-graphs on --concurrency 1 64
     python -m bench.worker --model PATH    # any local checkpoint
 """
 
@@ -29,25 +30,48 @@ from bench.harness import run_together
 PROMPT = "Explain, step by step, why the sky looks blue at noon and red at sunset."
 
 
-def build_model(args):
+def build_20b():
+    """The published gpt-oss-20b dimensions with random bf16 weights, built on the GPU.
+
+    Built in bf16 from the start: a float32 build would need 84 GB before the cast."""
     import torch
     from transformers import GptOssConfig, GptOssForCausalLM
 
-    if args.model:
-        from backend.engines.loader import load_model
-
-        return load_model(args.model, "auto", "auto").model
-    if args.shape == "20b":  # the published gpt-oss-20b dimensions
-        config = GptOssConfig(num_hidden_layers=24, num_local_experts=32, hidden_size=2880,
-                              intermediate_size=2880, num_attention_heads=64, num_key_value_heads=8,
-                              head_dim=64, vocab_size=201088, dtype="bfloat16")
+    config = GptOssConfig(num_hidden_layers=24, num_local_experts=32, hidden_size=2880,
+                          intermediate_size=2880, num_attention_heads=64, num_key_value_heads=8,
+                          head_dim=64, vocab_size=201088, dtype="bfloat16")
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
         with torch.device("cuda"):
-            return GptOssForCausalLM(config).to(torch.bfloat16).eval()
+            return GptOssForCausalLM(config).eval()
+    finally:
+        torch.set_default_dtype(default)
+
+
+def build_tiny():
     from backend.engines.loader import load_model
     from tests.support.tiny_model import build_tiny_checkpoint
 
     folder = build_tiny_checkpoint(Path(tempfile.mkdtemp()) / "tiny")
     return load_model(str(folder), "auto", "auto").model
+
+
+def build_model(args):
+    if args.model:
+        from backend.engines.loader import load_model
+
+        return load_model(args.model, "auto", "auto").model
+    return build_20b() if args.shape == "20b" else build_tiny()
+
+
+CUDA_GRAPHS = {"auto": None, "on": True, "off": False}  # --cuda-graphs: transformers decides, or forced
+
+
+def gpu_name() -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else None
 
 
 def raw_generate(model, ids, n):
@@ -85,17 +109,22 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-batch-tokens", type=int)
     parser.add_argument("--num-blocks", type=int)
+    parser.add_argument("--cuda-graphs", choices=list(CUDA_GRAPHS), default="auto")
+    parser.add_argument("--experts", help="transformers' experts implementation (grouped_mm, batched_mm, eager)")
     args = parser.parse_args()
 
     from backend.engines.transformers_engine import TransformersEngine
 
     codec = HarmonyCodec(load_encoding(ROOT / "data" / "vocab"))
     model = build_model(args)
+    if args.experts:
+        model.set_experts_implementation(args.experts)
     ids = codec.render([Turn("user", PROMPT)], PromptSettings())
     engine = TransformersEngine(model, do_sample=False, max_batch_tokens=args.max_batch_tokens,
-                                num_blocks=args.num_blocks)
+                                num_blocks=args.num_blocks, use_cuda_graph=CUDA_GRAPHS[args.cuda_graphs])
     worker = Worker(engine, codec, max_active=max(args.concurrency), max_waiting=0)
-    worker_run(worker, 8, 1)  # warm-up
+    for c in sorted({1, *args.concurrency}):  # warm-up at every level: CUDA graphs are captured
+        worker_run(worker, args.tokens, c)     # per batch shape, the first time each is seen
     # Interleave raw generate and the worker's single stream: a busy machine
     # then slows both alike, and the median of the rounds is the figure.
     raws, singles = [], []
@@ -107,8 +136,9 @@ def main():
     engine.close()
     report = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "device": str(model.device), "model": args.model or args.shape,
-        "prompt_tokens": len(ids), "new_tokens": args.tokens,
+        "device": str(model.device), "gpu": gpu_name(), "model": args.model or args.shape,
+        "prompt_tokens": len(ids), "new_tokens": args.tokens, "cuda_graphs": args.cuda_graphs,
+        "experts": model.config._experts_implementation, "attention": model.config._attn_implementation,
         "raw_generate_tok_s": round(raw, 1),
         "worker_single_stream_tok_s": single,
         "worker_vs_raw": round(single / raw, 3) if single else None,

@@ -39,14 +39,15 @@ class TransformersEngine:
 
     def __init__(self, model, *, description: dict | None = None, do_sample: bool = True,
                  max_batch_tokens: int | None = None, num_blocks: int | None = None,
-                 logits_processors: list | None = None, seed: int | None = None):
+                 logits_processors: list | None = None, seed: int | None = None,
+                 use_cuda_graph: bool | None = None):
         self.model = model
         self.description = description or {"model": getattr(model, "name_or_path", "?")}
         self.do_sample = do_sample
         if num_blocks is None and model.device.type == "cpu":
             num_blocks = CPU_NUM_BLOCKS
         self._cb_args = dict(max_batch_tokens=max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS,
-                             num_blocks=num_blocks, seed=seed)
+                             num_blocks=num_blocks, seed=seed, use_cuda_graph=use_cuda_graph)
         self._streams: dict[str, TokenStream] = {}
         self._stop_ids: dict[str, set[int]] = {}
         self._lock = threading.Lock()
@@ -76,7 +77,7 @@ class TransformersEngine:
         with self._lock:
             self._counter += 1
             rid = f"chat-{self._counter}"
-        stream = TokenStream(on_cancel=lambda: self._cancel(rid))
+        stream = self._new_stream(rid)
         kwargs = {"temperature": max(float(params.temperature), MIN_TEMPERATURE)} if self.do_sample else {}
         with self._lock:  # register before adding: the first token may arrive at once
             self._streams[rid] = stream
@@ -99,6 +100,9 @@ class TransformersEngine:
             stream.close(Finish.ERROR, "The server is shutting down.")
 
     # -- internals ------------------------------------------------------------------
+
+    def _new_stream(self, rid: str) -> TokenStream:
+        return TokenStream(on_cancel=lambda: self._cancel(rid))
 
     def _with_extra_processors(self):
         """`model._get_logits_processor`, extended with our extra processors (e.g. constrained decoding).
