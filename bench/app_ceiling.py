@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.synthetic import ANSWER_WORDS, REASONING_WORDS
+from bench.synthetic import ANSWER_WORDS, CUDA_GRAPHS, REASONING_WORDS
 from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,7 +225,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per level; the median run is reported")
     parser.add_argument("--model", choices=["tiny", "20b"],
                         help="in-process only: a real model paces the words instead of --rate")
-    parser.add_argument("--cuda-graphs", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--cuda-graphs", choices=list(CUDA_GRAPHS), default="auto")
     args = parser.parse_args()
     model = ["--model", args.model, "--cuda-graphs", args.cuda_graphs] if args.model else []
     if model and args.modes != ["inprocess"]:

@@ -35,6 +35,7 @@ WORD = " zebra"  # the reasoning's word, one token; the load client counts it on
 ANSWER_WORD = " llama"  # the answer's (a second word, so a browser can tell them apart)
 TAG = re.compile(r"\[(\d+-\d+)\]")
 REASONING_WORDS, ANSWER_WORDS = 200, 86  # + 14 harmony tokens around them = 300 tokens per stream
+CUDA_GRAPHS = {"auto": None, "on": True, "off": False}  # --cuda-graphs: transformers decides, or forced
 
 
 def completion(encoding) -> tuple[list[int], list[bool]]:
@@ -166,7 +167,7 @@ class ModelPacedEngine(TransformersEngine):
 
 
 def paced_engine(args, encoding, log: EmissionLog) -> ModelPacedEngine:
-    from bench.worker import CUDA_GRAPHS, build_20b, build_tiny
+    from bench.worker import build_20b, build_tiny
 
     model = build_20b() if args.model == "20b" else build_tiny()
     description = {"model": f"{args.model} (paced, synthetic text)", "engine": "transformers (continuous batching)",
@@ -293,7 +294,7 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--max-active", type=int, default=64)
     parser.add_argument("--model", choices=["tiny", "20b"], help="pace the completion by a real model")
-    parser.add_argument("--cuda-graphs", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--cuda-graphs", choices=list(CUDA_GRAPHS), default="auto")
     args = parser.parse_args()
     run_app(args) if args.what == "app" else run_server(args)
 

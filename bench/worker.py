@@ -26,6 +26,7 @@ from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
 from backend.harmony.vocab import load_encoding
 from backend.worker import ChatRequest, Worker
 from bench.harness import run_together
+from bench.synthetic import CUDA_GRAPHS
 
 PROMPT = "Explain, step by step, why the sky looks blue at noon and red at sunset."
 
@@ -63,9 +64,6 @@ def build_model(args):
 
         return load_model(args.model, "auto", "auto").model
     return build_20b() if args.shape == "20b" else build_tiny()
-
-
-CUDA_GRAPHS = {"auto": None, "on": True, "off": False}  # --cuda-graphs: transformers decides, or forced
 
 
 def gpu_name() -> str | None:

@@ -35,7 +35,10 @@ DEFAULT_MAX_BATCH_TOKENS = 512
 
 
 class TransformersEngine:
-    """Engine over a loaded model; `from_config` loads one the configured way."""
+    """Engine over a loaded model; `from_config` loads one the configured way.
+
+    `use_cuda_graph` None leaves CUDA graphs to transformers, which turns them off with eager
+    attention (what runs offline); forcing them on was slower on an H200 (README, Performance)."""
 
     def __init__(self, model, *, description: dict | None = None, do_sample: bool = True,
                  max_batch_tokens: int | None = None, num_blocks: int | None = None,
@@ -102,6 +105,7 @@ class TransformersEngine:
     # -- internals ------------------------------------------------------------------
 
     def _new_stream(self, rid: str) -> TokenStream:
+        """The one place a request's stream is made (bench/synthetic.py's ModelPacedEngine makes its own)."""
         return TokenStream(on_cancel=lambda: self._cancel(rid))
 
     def _with_extra_processors(self):
