@@ -216,6 +216,19 @@ def test_the_idle_queue_looks_for_events_calmly_and_still_streams(tmp_path, laun
     assert "Hello!" in json.dumps(job.result()[0])
 
 
+def test_launch_freezes_what_start_up_built_out_of_the_collector(tmp_path, launched):
+    """What exists at launch lives as long as the process; frozen, full collections skip it (a
+    collection in the middle of many chats starting at once cost ~0.25 s, see app.launch)."""
+    import gc
+
+    from core.config import Config
+    from tests.support.net import free_port
+
+    gc.unfreeze()  # whatever an earlier test's launch froze
+    launched(Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400))
+    assert gc.get_freeze_count() > 10_000  # Gradio's blocks, the services, the imported modules
+
+
 WEATHER = [{"name": "get_weather", "description": "Weather in a city",
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
 
