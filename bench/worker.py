@@ -34,20 +34,16 @@ PROMPT = "Explain, step by step, why the sky looks blue at noon and red at sunse
 def build_20b():
     """The published gpt-oss-20b dimensions with random bf16 weights, built on the GPU.
 
-    Built in bf16 from the start: a float32 build would need 84 GB before the cast."""
+    `from_config` builds in the config's dtype from the start (a float32 build would need 84 GB
+    before a cast to bf16)."""
     import torch
-    from transformers import GptOssConfig, GptOssForCausalLM
+    from transformers import AutoModelForCausalLM, GptOssConfig
 
     config = GptOssConfig(num_hidden_layers=24, num_local_experts=32, hidden_size=2880,
                           intermediate_size=2880, num_attention_heads=64, num_key_value_heads=8,
                           head_dim=64, vocab_size=201088, dtype="bfloat16")
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        with torch.device("cuda"):
-            return GptOssForCausalLM(config).eval()
-    finally:
-        torch.set_default_dtype(default)
+    with torch.device("cuda"):
+        return AutoModelForCausalLM.from_config(config).eval()
 
 
 def build_tiny():
