@@ -72,7 +72,10 @@ def start_mode(mode: str, rate: float, data: Path, emit: Path,
     (in-process only): the flags that pace the completion by a real model instead of `rate`."""
     port = free_port()
     procs = []
-    if mode == "inprocess":
+    if mode == "gradio-floor":  # Gradio alone, with the page's turn shape (bench/gradio_floor.py)
+        app = start(["-m", "bench.gradio_floor", "--port", str(port), "--rate", str(rate), "--log", str(emit)],
+                    data / "app.log")
+    elif mode == "inprocess":
         app = start(["-m", "bench.synthetic", "app", "--port", str(port), "--rate", str(rate), "--log", str(emit),
                      "--data-dir", str(data), *model], data / "app.log")
     else:

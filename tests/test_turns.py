@@ -1,5 +1,7 @@
 """A LiveTurn runs on its own: subscribers come and go, the turn goes on, memory stays bounded."""
 
+import asyncio
+
 import pytest
 
 from backend.harmony.codec import PromptSettings, Turn
@@ -43,6 +45,22 @@ def test_updates_are_fewer_than_tokens_and_phases_show_at_once(start_turn):
     assert snaps[-1].done
     assert len(snaps) < turn.version  # many tokens folded into each update
     assert any(s.live.reasoning and not s.live.content for s in snaps)  # reasoning shown before the answer
+
+
+def test_a_page_on_the_event_loop_is_woken_for_phases_and_the_end_not_left_to_its_pace(start_turn):
+    """With a pace that allows one update every ten minutes, an async page still sees the reasoning
+    start, the answer start and the end as they happen: the turn wakes it (the test's own limit is
+    only there so that a regression fails instead of hanging)."""
+    turn = start_turn([], [], [], pace=Pace(floor_s=600))
+
+    async def follow():
+        return [snap async for snap in turn.snapshots()]
+
+    snaps = asyncio.run(asyncio.wait_for(follow(), 60))
+    assert snaps[-1].done and snaps[-1].live.content == "Hello! <b>How</b> can I help?"
+    assert len(snaps) <= 4  # the first look, the reasoning, the answer, the end: no token by itself
+    assert any(s.live.reasoning and not s.live.content for s in snaps)
+    assert turn.watchers == 0 and not turn._sleepers
 
 
 def test_cancel_keeps_what_was_written_as_stopped(start_turn):
