@@ -14,6 +14,7 @@ stand-in server's CPU, and errors. Targets (16 x 100 tok/s: >= 95 % delivered, p
 
     python -m bench.app_ceiling [--modes inprocess openai-chat openai-tokens] [--levels 1 4 16 64] [--repeat 3]
     python -m bench.app_ceiling --modes inprocess --model 20b --cuda-graphs on   # on a GPU: a real model's pace
+    python -m bench.app_ceiling --modes gradio-floor   # Gradio alone, the same turn shape (bench/gradio_floor.py)
 """
 
 from __future__ import annotations
