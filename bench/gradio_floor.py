@@ -18,18 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import gc
 import time
 from pathlib import Path
-
-import gradio as gr
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from backend.harmony.vocab import load_encoding
 from backend.turns import Pace
 from bench.synthetic import ANSWER_WORD, ROOT, TAG, WORD, EmissionLog, completion
-from ui.runtime import calm_queue, lighten_gradio
+from ui.floor_page import build, launch
 
 CAPACITY = 4 * 2 * 64  # as the app sizes its queue for --max-active 64 (bench.synthetic app)
 
@@ -74,33 +69,14 @@ class FloorPage:
         yield history + self._live(len(self.word_at)), []
 
 
-def build(page: FloorPage) -> gr.Blocks:
-    with gr.Blocks() as demo:
-        chat = gr.Chatbot(elem_id="chat")
-        live = gr.Chatbot(elem_id="live")
-        conversation_id = gr.Textbox(elem_id="conversation-id", visible=False)
-        message = gr.Textbox(elem_id="message")
-        started = message.submit(page.start, [message, conversation_id], [chat, live, conversation_id, message],
-                                 queue=False, preprocess=False, postprocess=False)
-        started.success(page.follow, [conversation_id], [chat, live], postprocess=False, show_progress="hidden",
-                        concurrency_limit=CAPACITY)
-    return demo
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--log", required=True)
     args = parser.parse_args()
-    lighten_gradio()
-    demo = build(FloorPage(load_encoding(ROOT / "data" / "vocab"), args.rate, EmissionLog(Path(args.log))))
-    demo.queue(default_concurrency_limit=CAPACITY, max_size=CAPACITY)
-    calm_queue(demo)
-    gc.freeze()
-    ready = Route("/healthz", lambda request: JSONResponse({"model": "ready"}))
-    demo.launch(server_name="127.0.0.1", server_port=args.port, quiet=True, max_threads=CAPACITY,
-                app_kwargs={"routes": [ready]})
+    page = FloorPage(load_encoding(ROOT / "data" / "vocab"), args.rate, EmissionLog(Path(args.log)))
+    launch(build(page.start, page.follow, CAPACITY), args.port, CAPACITY)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ and logs their emission the way the synthetic engine does, so bench.app_ceiling 
 import asyncio
 import json
 
-from bench.gradio_floor import FloorPage, build
+from bench.gradio_floor import CAPACITY, FloorPage
 from bench.synthetic import ANSWER_WORD, ANSWER_WORDS, REASONING_WORDS, WORD, EmissionLog
+from ui.floor_page import build
 
 
 def _text(messages) -> str:
@@ -34,7 +35,8 @@ def test_a_turn_streams_the_words_as_they_fall_due_and_logs_when(encoding, tmp_p
 
 
 def test_the_page_has_the_turn_shape_the_load_client_drives(encoding, tmp_path):
-    demo = build(FloorPage(encoding, 100.0, EmissionLog(tmp_path / "emit.jsonl")))
+    page = FloorPage(encoding, 100.0, EmissionLog(tmp_path / "emit.jsonl"))
+    demo = build(page.start, page.follow, CAPACITY)
     config = demo.get_config_file()
     ids = {c.get("props", {}).get("elem_id"): c["id"] for c in config["components"]}
     assert {"chat", "live", "message", "conversation-id"} <= set(ids)
