@@ -35,6 +35,7 @@ class Handlers:
         self.chat, self.conversations, self.shares = chat, conversations, shares
         self.owner, self.identity = identity.owner, identity
         self.page_chatbot = page_chatbot  # its own postprocess puts messages in the page's form
+        self._relaying: dict[str | None, int] = {}  # page session -> its relays of a turn still running
 
     # streaming turns -----------------------------------------------------------------
     # A turn on the page is two events, Gradio's chat idiom: a quick one stores the message, starts
@@ -143,8 +144,14 @@ class Handlers:
         if owner and conversation_id:
             watch = await anyio.to_thread.run_sync(self.chat.attach, owner, conversation_id)  # marks it seen
         if watch is not None:
-            async for out in self._relay(watch):
-                yield out
+            session = getattr(request, "session_hash", None)
+            self._relaying[session] = self._relaying.get(session, 0) + 1
+            try:
+                async for out in self._relay(watch):
+                    yield out
+            finally:
+                if (left := self._relaying.pop(session) - 1) > 0:
+                    self._relaying[session] = left
         elif owner and conversation_id and stored_if_idle:
             conv = await anyio.to_thread.run_sync(self.conversations.open, owner, conversation_id)
             yield self._page(render_history(conv.messages).rows), []
@@ -168,10 +175,21 @@ class Handlers:
             yield last
         owner = self.identity.owner_or_none(request)
         if owner and last is not None and isinstance(last[0], list) and last[1] == []:
-            # A cancelled relay's last values can reach a loaded page after this: show it once more.
+            # A cancelled relay's last values can reach the page after this: show it once more, and
+            # again once the page's relay left behind has really ended if it had not yet (on a loaded
+            # server its cancel can come later than any fixed delay).
+            session = getattr(request, "session_hash", None)
             await anyio.sleep(REPAINT_GUARD_S)
             if conversation_id not in self.chat.writing(owner):
                 yield last
+            waited = 0.0
+            if self._relaying.get(session):
+                while self._relaying.get(session) and waited < RELAY_END_WAIT_S:
+                    await anyio.sleep(RELAY_END_POLL_S)
+                    waited += RELAY_END_POLL_S
+                await anyio.sleep(REPAINT_GUARD_S)
+                if conversation_id not in self.chat.writing(owner):
+                    yield last
 
     async def attach(self, conversation_id, request: gr.Request):
         """/attach: a script follows a conversation's answer in progress to its end; with none in
@@ -299,6 +317,7 @@ class Handlers:
 
 STREAM = dict(show_progress="hidden", concurrency_id="turns")
 REPAINT_GUARD_S = 0.75  # after opening an idle conversation, show it again once, this much later
+RELAY_END_WAIT_S, RELAY_END_POLL_S = 10.0, 0.05  # ...after the page's relay left behind has ended
 WRITING, NEW_ANSWER = " · writing…", " · new answer"  # sidebar marks
 
 
