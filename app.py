@@ -40,7 +40,7 @@ from ui.api_routes import api_routes
 from ui.identity import HF_PREFIX, LOCAL_OWNER, Identity
 from ui.layout import CSS, HEAD, build_layout
 from ui.routes import PageSecurityHeaders, http_routes
-from ui.runtime import calm_queue, lighten_gradio
+from ui.runtime import queue_events
 from ui.wiring import wire
 
 QUEUED_EVENTS_PER_CHAT = 4  # a chat's tab may have a turn's start, its stream and sidebar refreshes queued
@@ -134,12 +134,10 @@ def launch(parts: Parts, **kwargs) -> None:
     # queue itself holds every tab's events (starting a turn, its stream, the sidebar's refresh), so it
     # is sized for several per chat.
     capacity = config.max_active + config.max_waiting
-    lighten_gradio()
     if config.metrics_port:  # Prometheus scrapes a port of its own (keep it private: no token there)
         from prometheus_client import start_http_server
         start_http_server(config.metrics_port, addr=config.host, registry=parts.oversight.metrics.registry)
-    parts.demo.queue(default_concurrency_limit=capacity, max_size=QUEUED_EVENTS_PER_CHAT * capacity)
-    calm_queue(parts.demo)
+    queue_events(parts.demo, capacity, QUEUED_EVENTS_PER_CHAT * capacity)
     # Gradio runs at most `max_threads` queued events at once (default 40), whatever their concurrency
     # limits: each chat's stream holds one for its whole answer, so 40 would cap the chats shown at 40
     # and make the 41st wait for someone's answer to end. (Streams are async: no thread each.)

@@ -11,7 +11,7 @@ import gradio as gr
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ui.runtime import calm_queue, lighten_gradio
+from ui.runtime import queue_events
 
 
 def build(start, follow, capacity: int) -> gr.Blocks:
@@ -30,11 +30,9 @@ def build(start, follow, capacity: int) -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, port: int, capacity: int) -> None:
-    """As app.launch does: Gradio's bookkeeping lightened, the idle queue calmed, the heap frozen; a
-    /healthz that says ready."""
-    lighten_gradio()
-    demo.queue(default_concurrency_limit=capacity, max_size=capacity)
-    calm_queue(demo)
+    """As app.launch does: Gradio's queue with the app's settings, the heap frozen; a /healthz that
+    says ready."""
+    queue_events(demo, capacity, capacity)
     gc.freeze()
     ready = Route("/healthz", lambda request: JSONResponse({"model": "ready"}))
     demo.launch(server_name="127.0.0.1", server_port=port, quiet=True, max_threads=capacity,

@@ -40,3 +40,12 @@ def calm_queue(demo) -> None:
     for name, seconds in (("sleep_when_free", QUEUE_IDLE_POLL_S), ("progress_update_sleep_when_free", PROGRESS_POLL_S)):
         if isinstance(getattr(queue, name, None), (int, float)):
             setattr(queue, name, max(getattr(queue, name), seconds))
+
+
+def queue_events(demo, concurrency: int, max_size: int) -> None:
+    """Gradio's queue as the app runs it (the page, and bench/gradio_floor.py's bare page, which must
+    measure the same settings): the bookkeeping lightened before the queue is built, the idle queue
+    calmed after."""
+    lighten_gradio()
+    demo.queue(default_concurrency_limit=concurrency, max_size=max_size)
+    calm_queue(demo)
