@@ -271,14 +271,15 @@ class Watch:
                 snap = self._take()
                 fresh = self.turn.version != self._seen
                 if snap is None:  # sleep until the pace allows an update, or the turn wakes us sooner
-                    wake = self.turn._sleepers[self] = (loop, loop.create_future())
+                    woken = loop.create_future()
+                    self.turn._sleepers[self] = (loop, woken)
             if snap is not None:
                 return self._deliver(snap)
             interval = self.pace.interval()  # throttled: sleep out the rest; idle: a whole interval
             timer = loop.call_later(max(interval - (time.monotonic() - self._last), 0.005) if fresh else interval,
-                                    _resolve, wake[1])
+                                    _resolve, woken)
             try:
-                await wake[1]
+                await woken
             finally:
                 timer.cancel()
 

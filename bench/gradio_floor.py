@@ -57,11 +57,11 @@ class FloorPage:
         """The queued stream: what has been emitted so far, one update per pace interval."""
         t0 = self.started.pop(tag)
         history = [{"role": "user", "content": [{"type": "text", "text": f"[{tag}]"}]}]
+        last_due = t0 + (self.tokens - 1) / self.rate  # the app's turn wakes its pages at the end
         self.pace.join()
         try:
             while (due := int((time.time() - t0) * self.rate) + 1) < self.tokens:  # tokens emitted by now
                 yield history, self._live(bisect.bisect_left(self.word_at, due))
-                last_due = t0 + (self.tokens - 1) / self.rate  # the app's turn wakes its pages at the end
                 await asyncio.sleep(max(min(self.pace.interval(), last_due - time.time()), 0.005))
         finally:
             self.pace.leave()

@@ -182,11 +182,10 @@ class Handlers:
             await anyio.sleep(REPAINT_GUARD_S)
             if conversation_id not in self.chat.writing(owner):
                 yield last
-            waited = 0.0
             if self._relaying.get(session):
-                while self._relaying.get(session) and waited < RELAY_END_WAIT_S:
-                    await anyio.sleep(RELAY_END_POLL_S)
-                    waited += RELAY_END_POLL_S
+                with anyio.move_on_after(RELAY_END_WAIT_S):
+                    while self._relaying.get(session):
+                        await anyio.sleep(RELAY_END_POLL_S)
                 await anyio.sleep(REPAINT_GUARD_S)
                 if conversation_id not in self.chat.writing(owner):
                     yield last
