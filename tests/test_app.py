@@ -47,10 +47,10 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_reopens(app_url):
     job = send(c, "tell me everything")
     conversation_id = None
     deadline = time.time() + 60
-    while time.time() < deadline and not conversation_id:
+    while time.time() < deadline and not conversation_id:  # stop once some reasoning has been written
         outs = job.outputs()
-        if outs and isinstance(outs[0][2], str) and outs[0][2]:
-            conversation_id = outs[0][2]
+        if outs and isinstance(outs[-1][2], str) and outs[-1][2] and any(m.get("content") for m in outs[-1][1]):
+            conversation_id = outs[-1][2]
         time.sleep(0.05)
     c.predict(conversation_id, api_name="/stop")
     chat = job.result()[0]
