@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+from backend.demo.copying import CopyPractice
 from backend.demo.data import WEATHER_TOOL, Sample, make_samples, python_output
 from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
 from backend.tools.sandbox import TIMEOUT_S
@@ -41,8 +42,11 @@ class SpecialIds(NamedTuple):
         return cls(codec.return_id, codec.call_id, codec.special_id("<|endoftext|>"),
                    codec.special_id("<|startoftext|>"))
 
-BUILD_VERSION = 4  # bump when the recipe changes, so cached builds are rebuilt
-DEFAULTS = dict(hidden=128, layers=3, experts=4, heads=4, steps=2500, batch=20, lr=3e-3, seed=1234, samples=12000)
+BUILD_VERSION = 5  # bump when the recipe changes, so cached builds are rebuilt
+# copy_lr 1e-3: at 3e-3 the copying circuit never formed (copying.py). copy_mix: practice sequences added
+# to each batch of conversations, on average, so the circuit is not trained away.
+DEFAULTS = dict(hidden=128, layers=3, experts=4, heads=4, steps=2000, batch=20, lr=3e-3, seed=1234, samples=12000,
+                copy_steps=900, list_steps=300, copy_batch=64, copy_lr=1e-3, copy_mix=0.2)
 
 
 def _message(role, text: str, channel: str, recipient: str | None = None, content_type: str | None = None):
@@ -115,13 +119,15 @@ def _tiny_config(vocab: int, hidden: int, layers: int, experts: int, ids: Specia
     )
 
 
-def train(corpus, args, ids: SpecialIds, progress: Callable[[str, float | None], None]):
-    """Train over the used ids only; return (model, used ids)."""
+def train(corpus, args, ids: SpecialIds, progress: Callable[[str, float | None], None],
+          practice: CopyPractice):
+    """Train over the used ids only; return (model, used ids). First copy practice (see copying.py),
+    then the conversations with some practice mixed in, so the copying circuit is kept."""
     import torch
     from transformers import GptOssForCausalLM
 
     torch.manual_seed(args["seed"])
-    used = sorted({t for seq, _ in corpus for t in seq} | {ids.ret, ids.call, ids.pad})
+    used = sorted({t for seq, _ in corpus for t in seq} | {ids.ret, ids.call, ids.pad} | practice.ids())
     index = {t: i for i, t in enumerate(used)}
     model = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"], ids, index,
                                            args.get("heads", 4)))
@@ -129,24 +135,51 @@ def train(corpus, args, ids: SpecialIds, progress: Callable[[str, float | None],
     others = math.log(FULL_VOCAB - len(used))  # the weight of every id the corpus never uses
     opt = torch.optim.AdamW(model.parameters(), lr=args["lr"], weight_decay=0.0)
     rng = random.Random(args["seed"])
-    steps, t0 = args["steps"], time.time()
-    for step in range(steps):
-        lr = args["lr"] * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-        for group in opt.param_groups:
-            group["lr"] = lr
-        batch, mask = _batch([corpus[rng.randrange(len(corpus))] for _ in range(args["batch"])], index, ids.pad)
-        logits = model(input_ids=batch).logits[:, :-1]
-        logits = torch.cat([logits, logits.new_full((*logits.shape[:2], 1), others)], dim=-1)
-        target, m = batch[:, 1:], mask[:, 1:]
-        loss = torch.nn.functional.cross_entropy(logits[m], target[m])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if step % 25 == 0 or step == steps - 1:
-            progress(f"Training the demo model: step {step + 1}/{steps}, loss {loss.item():.3f}, "
-                     f"{time.time() - t0:.0f} s", (step + 1) / steps)
+    total, done, t0 = args["copy_steps"] + args["list_steps"] + args["steps"], 0, time.time()
+    for phase, steps in (("tokens", args["copy_steps"]), ("lists", args["list_steps"]), ("chats", args["steps"])):
+        for step in range(steps):
+            samples = _phase_batch(phase, rng, corpus, practice, args)
+            loss = _step(model, opt, _phase_lr(phase, step, steps, done, args), samples, index, ids.pad, others)
+            done += 1
+            if step % 25 == 0 or step == steps - 1:
+                progress(f"Training the demo model ({PHASES[phase]}): step {done}/{total}, loss {loss:.3f}, "
+                         f"{time.time() - t0:.0f} s", done / total)
     return model.eval(), used
+
+
+PHASES = {"tokens": "copy practice", "lists": "copying lists", "chats": "conversations"}
+
+
+def _phase_batch(phase: str, rng: random.Random, corpus, practice: CopyPractice, args: dict):
+    if phase != "chats":
+        return [practice.draw(rng, phase) for _ in range(args["copy_batch"])]
+    mixed = int(args["copy_mix"] * args["batch"] + rng.random())  # practice kept up, on average copy_mix
+    return ([corpus[rng.randrange(len(corpus))] for _ in range(args["batch"])]
+            + [practice.draw(rng, "lists") for _ in range(mixed)])
+
+
+def _phase_lr(phase: str, step: int, steps: int, done: int, args: dict) -> float:
+    """Practice: flat after a warm-up. Conversations: a fresh warm-up, then cosine down to a tenth."""
+    warm = min(1.0, (done + 1) / 50) if phase != "chats" else min(1.0, (step + 1) / 50)
+    decay = 1.0 if phase != "chats" else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps))
+    return args["lr" if phase == "chats" else "copy_lr"] * warm * decay
+
+
+def _step(model, opt, lr: float, samples, index, pad: int, others: float) -> float:
+    import torch
+
+    for group in opt.param_groups:
+        group["lr"] = lr
+    batch, mask = _batch(samples, index, pad)
+    logits = model(input_ids=batch).logits[:, :-1]
+    logits = torch.cat([logits, logits.new_full((*logits.shape[:2], 1), others)], dim=-1)
+    target, m = batch[:, 1:], mask[:, 1:]
+    loss = torch.nn.functional.cross_entropy(logits[m], target[m])
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss.item()
 
 
 def _batch(samples, index, pad: int):
@@ -233,7 +266,8 @@ def train_artifact(codec: HarmonyCodec, progress: Callable, path: Path = ARTIFAC
     args = {**DEFAULTS, **overrides}
     progress("Building the demo model: writing practice conversations", 0.0)
     corpus = build_corpus(codec, args["samples"], args["seed"])
-    small, used = train(corpus, args, SpecialIds.of(codec), progress)
+    practice = CopyPractice(codec.encoding, corpus, set(codec.special_names()))
+    small, used = train(corpus, args, SpecialIds.of(codec), progress, practice)
     save_artifact(small, used, args, path)
 
 
