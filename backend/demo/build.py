@@ -42,11 +42,11 @@ class SpecialIds(NamedTuple):
         return cls(codec.return_id, codec.call_id, codec.special_id("<|endoftext|>"),
                    codec.special_id("<|startoftext|>"))
 
-BUILD_VERSION = 5  # bump when the recipe changes, so cached builds are rebuilt
+BUILD_VERSION = 6  # bump when the recipe changes, so cached builds are rebuilt
 # copy_lr 1e-3: at 3e-3 the copying circuit never formed (copying.py). copy_mix: practice sequences added
 # to each batch of conversations, on average, so the circuit is not trained away.
 DEFAULTS = dict(hidden=128, layers=3, experts=4, heads=4, steps=2000, batch=20, lr=3e-3, seed=1234, samples=12000,
-                copy_steps=900, list_steps=300, copy_batch=64, copy_lr=1e-3, copy_mix=0.2)
+                copy_steps=900, list_steps=200, copy_batch=64, copy_lr=1e-3, copy_mix=0.15)
 
 
 def _message(role, text: str, channel: str, recipient: str | None = None, content_type: str | None = None):

@@ -38,8 +38,10 @@ NO_TOOL_ANSWER = "I would need the python tool to answer this exactly. Please ti
 # tiny model can get wrong, and a wrong one in the thought is then copied into the program.
 HIGH_OPENING = {"add": "The user wants the sum of two numbers", "subtract": "The user wants the difference of two numbers",
                 "sort": "The user wants these numbers in increasing order"}
-# Sums and differences are where copying slips most, and the weather call is learned from few examples.
-TASK_WEIGHTS = {"add": 4, "subtract": 4, "sort": 3, "count": 3, "convert": 3, "tool": 1}
+# With the copying circuit (copying.py) numbers are copied exactly, so sums and sorting need fewer
+# examples. A city or a word is written without its leading space in JSON and code (" Oslo" in the
+# question, "Oslo" in the call: another token), a mapping learned per name, so those get more.
+TASK_WEIGHTS = {"add": 3, "subtract": 3, "sort": 2, "count": 4, "convert": 3, "tool": 3}
 
 
 @dataclass

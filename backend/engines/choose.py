@@ -60,8 +60,8 @@ def _demo_engine(config: Config, codec, progress: Callable, reason: str):
     engine.description.update(
         model="demo model (tiny GptOss, bundled)", demo=True,
         notice=(f"This is the bundled demo model, not gpt-oss: {reason}. It does toy tasks the way gpt-oss "
-                "works, with its python tool (sums, differences, counting letters; unit conversions), "
-                "e.g. “What is 17 + 25?”. " + HOW_TO_RUN_REAL))
+                "works, with its python tool (sums, differences, sorting a few numbers, counting letters; unit "
+                "conversions), e.g. “What is 17 + 25?”. " + HOW_TO_RUN_REAL))
     return engine
 
 
