@@ -28,6 +28,8 @@ from backend.tools.user_functions import parse_user_functions
 from backend.turns import LiveTurn, Pace, Snapshot
 from backend.worker import ChatRequest
 from core.config import (
+    DEFAULT_TEMPERATURE,
+    DEMO_TEMPERATURE,
     MAX_MESSAGE_CHARS,
     SAVE_INTERVAL_S,
 )
@@ -260,6 +262,10 @@ class ChatService:
         if engine.get("demo"):  # the demo model was trained with python only
             return [t for t in self.toolbox.defaults if t == "python"]
         return [t for t in self.toolbox.defaults if not (engine.get("messages_only") and t in BUILT_IN_NAMESPACES)]
+
+    def default_temperature(self) -> float:
+        """The temperature a page starts with: gpt-oss's recommended 1.0, or the demo model's own."""
+        return DEMO_TEMPERATURE if self._engine().get("demo") else DEFAULT_TEMPERATURE
 
     def enabled_tools(self, tools: list[str] | None) -> list[str]:
         if tools is None:

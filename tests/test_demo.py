@@ -168,3 +168,11 @@ def test_training_conversations_are_what_the_app_renders_at_each_step(codec):
     assert ids[:len(second)] == second
     assert not any(learn[len(second) - 12:len(second)])  # python's output and the next header: read only
     assert all(learn[len(second):]) and codec.decode(ids[len(second):]).endswith("<|return|>")
+
+
+def test_only_the_demo_model_has_its_own_default_temperature(demo_chat, monkeypatch):
+    from core.config import DEFAULT_TEMPERATURE, DEMO_TEMPERATURE
+
+    assert demo_chat.default_temperature() == DEFAULT_TEMPERATURE  # a model folder that is not the demo's
+    monkeypatch.setattr(demo_chat, "_engine", lambda: {"demo": True})  # what the fallback to the demo marks
+    assert demo_chat.default_temperature() == DEMO_TEMPERATURE

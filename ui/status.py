@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from core.config import DEFAULT_TEMPERATURE
 from ui.identity import Identity
 from ui.layout import Page
 
@@ -24,7 +25,7 @@ def status_markdown(status, details: bool = False) -> str:
     return f"**Loading the model…** {status.stage}{pct}. The chat opens when it is ready."
 
 
-def wire_status(p: Page, host, identity: Identity, details: bool, default_tools) -> None:
+def wire_status(p: Page, host, identity: Identity, details: bool, default_tools, default_temperature) -> None:
     """The banner: model loading progress, then what runs; the message box opens when ready."""
     def poll_status(request: gr.Request):
         s, signed_in = host.status(), identity.signed_in(request)
@@ -33,9 +34,22 @@ def wire_status(p: Page, host, identity: Identity, details: bool, default_tools)
             text += "\n\n**Sign in with Hugging Face** (the button above) to start chatting."
         return text, gr.Textbox(interactive=ready), gr.Timer(active=s.state == "loading")
 
+    def model_temperature():
+        """The slider starts at the model's default when that is not the layout's (the demo model has its
+        own): at page load, in the same update that opens the message box, or on the tick that finds
+        the model ready. Never otherwise, so a value the user set is not overwritten."""
+        if host.status().state != "ready" or default_temperature() == DEFAULT_TEMPERATURE:
+            return gr.skip()
+        return default_temperature()
+
     outputs = [p.status, p.message, p.timer]
     p.timer.tick(poll_status, None, outputs, api_name="status", show_progress="hidden")
-    p.demo.load(poll_status, None, outputs, api_visibility="private")
+    def on_load(request: gr.Request):
+        return (*poll_status(request), model_temperature())
+
+    p.demo.load(on_load, None, outputs + [p.temperature], api_visibility="private")
+    p.timer.tick(model_temperature, None, p.temperature, api_visibility="private", show_progress="hidden",
+                 queue=False)
 
     def tools_when_ready(conversation_id):
         """A page opened while the model loaded ticked the tools before anyone knew which model it would
@@ -46,3 +60,4 @@ def wire_status(p: Page, host, identity: Identity, details: bool, default_tools)
 
     p.timer.tick(tools_when_ready, [p.conversation_id], p.tools, api_visibility="private", show_progress="hidden",
                  queue=False)
+

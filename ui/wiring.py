@@ -376,7 +376,7 @@ def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, h
     wire_sidebar(p, h, relays, STREAM)
     show_waiting_calls(p, h, relays)
     wire_sharing(p, share_handlers)
-    wire_status(p, host, identity, details, chat.default_tools)
+    wire_status(p, host, identity, details, chat.default_tools, chat.default_temperature)
     preview = dict(fn=h.preview, inputs=[p.effort, p.instructions, p.tools, p.functions], outputs=p.prompt_preview,
                    api_visibility="private", show_progress="hidden", queue=False)
     for changed in (p.effort.change, p.instructions.blur, p.tools.change, p.functions.blur):

@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from backend.demo.data import PYTHON_TASKS, TASKS, WEATHER_TOOL, make
-from core.config import EFFORTS
+from core.config import DEMO_TEMPERATURE, EFFORTS
 
 HELD_OUT_SEED = 987654  # the training corpus uses another seed
 NO_PYTHON = "add, python not offered"  # sums asked where the tool is not offered: the model must say so
@@ -61,7 +61,7 @@ def judge(sample, m) -> dict:
             "called_python": called, "reasoning_chars": len(m.reasoning)}
 
 
-def evaluate(service, per_cell: int = 8, temperature: float = 1.0) -> dict:
+def evaluate(service, per_cell: int = 8, temperature: float = DEMO_TEMPERATURE) -> dict:
     """Every held-out question as a chat of its own through `service` (a ChatService whose toolbox has
     python), all at once, as many users would."""
     from backend.chat import ChatOptions
@@ -137,7 +137,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Evaluate the demo model on held-out prompts.")
     parser.add_argument("--folder", default="data/demo-model")
     parser.add_argument("--per-cell", type=int, default=8)
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--temperature", type=float, default=DEMO_TEMPERATURE,
+                        help="default: the app's default for the demo model")
     args = parser.parse_args()
     folder = Path(args.folder)
     codec = HarmonyCodec(load_encoding(folder.parent / "vocab"))
