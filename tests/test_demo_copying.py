@@ -18,13 +18,13 @@ def practice(codec):
 def test_what_is_learned_is_a_copy_of_what_was_given(practice, codec, mode):
     copying, _ = practice
     rng = random.Random(3)
+    closers = sorted({tuple(wrap[3]) for wrap in copying.wraps}, key=len, reverse=True)  # longest first
     for _ in range(50):
         ids, learn = copying.draw(rng, mode)
         first = learn.index(True)
         assert all(learn[first:]) and not any(learn[:first])  # only the second copy, to the end
         written = ids[first:]
-        closers = {tuple(wrap[3]) for wrap in copying.wraps}
-        run = next(written[:-len(c)] for c in sorted(closers, key=len, reverse=True) if tuple(written[-len(c):]) == c)
+        run = next(written[:-len(c)] for c in closers if tuple(written[-len(c):]) == c)
         given = ids[:first]
         assert any(given[i:i + len(run)] == run for i in range(len(given) - len(run) + 1)), codec.decode(ids)
 

@@ -38,9 +38,8 @@ def wire_status(p: Page, host, identity: Identity, details: bool, default_tools,
         """The slider starts at the model's default when that is not the layout's (the demo model has its
         own): at page load, in the same update that opens the message box, or on the tick that finds
         the model ready. Never otherwise, so a value the user set is not overwritten."""
-        if host.status().state != "ready" or default_temperature() == DEFAULT_TEMPERATURE:
-            return gr.skip()
-        return default_temperature()
+        temperature = default_temperature()  # the layout's own until the model is ready
+        return gr.skip() if temperature == DEFAULT_TEMPERATURE else temperature
 
     outputs = [p.status, p.message, p.timer]
     p.timer.tick(poll_status, None, outputs, api_name="status", show_progress="hidden")

@@ -159,10 +159,11 @@ def _phase_batch(phase: str, rng: random.Random, corpus, practice: CopyPractice,
 
 
 def _phase_lr(phase: str, step: int, steps: int, done: int, args: dict) -> float:
-    """Practice: flat after a warm-up. Conversations: a fresh warm-up, then cosine down to a tenth."""
-    warm = min(1.0, (done + 1) / 50) if phase != "chats" else min(1.0, (step + 1) / 50)
-    decay = 1.0 if phase != "chats" else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps))
-    return args["lr" if phase == "chats" else "copy_lr"] * warm * decay
+    """Practice: flat after one warm-up over both practice phases. Conversations: a fresh warm-up, then
+    cosine down to a tenth."""
+    if phase != "chats":
+        return args["copy_lr"] * min(1.0, (done + 1) / 50)
+    return args["lr"] * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
 
 
 def _step(model, opt, lr: float, samples, index, pad: int, others: float) -> float:
