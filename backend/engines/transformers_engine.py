@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 MIN_TEMPERATURE = 1e-3  # temperature 0 means "greedy"; dividing by 0 would give NaNs
 ROUTER_POLL_S = 0.05
+# The manager's loop builds its batch processor on its own thread after `start()`; stopping it
+# before then works but prints a warning into the app's log, so `close` waits this long for it.
+LOOP_START_WAIT_S = 5.0
 # The CB temperature processor exists only if the generation config's
 # temperature differs from 1.0 when the manager is built. Every request passes
 # its own temperature, so this value is never used for sampling.
@@ -94,7 +97,7 @@ class TransformersEngine:
 
     def close(self) -> None:
         self._closing = True
-        self.manager.stop(block=True, timeout=10)
+        self._stop_manager(timeout=10)
         self._router.join(timeout=2)
         with self._lock:
             streams = list(self._streams.values())
@@ -146,10 +149,21 @@ class TransformersEngine:
             return
         log.error("continuous batching manager stopped; starting a new one")
         try:
-            self.manager.stop(block=True, timeout=5)
+            self.manager.stop(block=True, timeout=5)  # frees its cache before the new one is made
         except Exception:  # the old one is dead anyway
             log.exception("stopping the dead manager failed")
         self.manager = self._new_manager()
+
+    def _stop_manager(self, timeout: float) -> None:
+        """Stop the manager's loop for good (which also gives the model back its attention setting)
+        without transformers' warning in the app's log: stopping before the loop has built its batch
+        processor warns, so a loop just started gets time to finish setting up."""
+        deadline = time.monotonic() + LOOP_START_WAIT_S
+        while self.manager.batch_processor is None and self.manager.is_running() and time.monotonic() < deadline:
+            time.sleep(0.01)  # closed right after start (e.g. the app killed as it came up)
+        if self.manager.batch_processor is None and not self.manager.is_running():
+            return  # the loop died before it built anything: nothing to stop
+        self.manager.stop(block=True, timeout=timeout)
 
     def _cancel(self, rid: str) -> None:
         self._forget(rid)
