@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.net import free_port
 from tests.support.page import (
     BOT,
     CHROMIUM,
@@ -14,6 +15,7 @@ from tests.support.page import (
     TIMEOUT_MS,
     USER,
     field,
+    open_page,
     ready,
     send,
     shot,
@@ -104,6 +106,55 @@ def test_search_rename_delete(page):
     page.locator("#confirm-delete").click()
     page.wait_for_function("() => !document.querySelector('#conversations').innerText.includes('Marsupials')")
     shot(page, "07-deleted")
+
+
+@pytest.fixture
+def late_load_url(tmp_path, launched, monkeypatch):
+    """The app whose page-load answer (the sidebar, and the chat named by ?c=) comes LATE_LOAD_S late, as
+    on a busy server where it waits in Gradio's queue; `loaded` is set once it has answered."""
+    import functools
+    import threading
+    import time
+
+    from core.config import Config
+    from ui.wiring import Handlers
+
+    loaded, original = threading.Event(), Handlers.load
+
+    @functools.wraps(original)
+    def late_load(self, request):
+        time.sleep(LATE_LOAD_S)
+        try:
+            return original(self, request)
+        finally:
+            loaded.set()
+
+    monkeypatch.setattr(Handlers, "load", late_load)  # before the app is built: it wires the bound method
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400)
+    launched(config)
+    return f"http://127.0.0.1:{config.port}/", loaded
+
+
+LATE_LOAD_S = 2.0
+
+
+def test_a_late_page_load_never_undoes_a_message_sent_at_once(browser, late_load_url):
+    """The message box opens only once the page's load has answered. Before, it opened at once; a message
+    sent then was undone when the load answered (no conversation open: an empty chat, no id), and the
+    Rename that followed had no conversation to rename (the CI's flaky test_search_rename_delete)."""
+    url, loaded = late_load_url
+    pg = open_page(browser, url)  # waits for the message box to open
+    assert loaded.is_set()
+    send(pg, "Tell me about the quokka")
+    wait_answers(pg, 1)
+    pg.wait_for_timeout(500)  # whatever the page would still apply
+    assert new_url_conversation(pg)
+    assert "Tell me about the quokka" in pg.locator(f"#chat {USER}").first.inner_text()
+    pg.context.close()
+
+
+def new_url_conversation(pg) -> str | None:
+    return pg.evaluate("() => new URL(location.href).searchParams.get('c')")
 
 
 def test_html_and_script_show_as_text(page):

@@ -160,7 +160,7 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
             copy_confirm = gr.Button("Copy into a new chat", variant="primary", elem_id="copy-confirm")
             copy_cancel = gr.Button("Cancel", elem_id="copy-cancel")
         copy_token = gr.State("")
-        timer = gr.Timer(1.0)
+        timer = gr.Timer(1.0, active=False)  # started by the page load's status, while loading
         chatbot = gr.Chatbot(label="Chat", elem_id="chat", scale=1, height="70vh", editable="user",
                              sanitize_html=True, allow_tags=False, group_consecutive_messages=False,
                              feedback_options=None, buttons=["copy"])

@@ -24,9 +24,10 @@ SET_URL_JS = """(id) => { const u = new URL(window.location.href);
 DOWNLOAD_JS = "(id) => { if (id) { window.location.assign('export/' + id + '/KIND'); } }"
 
 
-def wire_sidebar(p: Page, h: Handlers, relays: list, stream: dict) -> None:
+def wire_sidebar(p: Page, h: Handlers, relays: list, stream: dict):
     """Open, list, search, new chat, rename, delete, export; the ?c= address of the open chat.
-    Opening another conversation (or a new chat) drops the live panel of the one shown before."""
+    Opening another conversation (or a new chat) drops the live panel of the one shown before.
+    Returns the page-load event, which sets which conversation is open (none, or ?c=)."""
     follow = dict(fn=user_errors(h.follow_opened), inputs=[p.conversation_id], outputs=[p.chatbot, p.live],
                   postprocess=False, api_visibility="private", **stream)
     p.conversation_id.change(None, [p.conversation_id], None, js=SET_URL_JS, api_visibility="private")
@@ -35,7 +36,8 @@ def wire_sidebar(p: Page, h: Handlers, relays: list, stream: dict) -> None:
     for picker in (p.conversations, p.search_results):
         relays.append(picker.input(user_errors(h.open), [picker], opened, api_visibility="private").then(**follow))
     asking = [p.copy_row, p.copy_note, p.copy_token]
-    relays.append(p.demo.load(user_errors(h.load), None, opened + asking, api_name="load").then(**follow))
+    loaded = p.demo.load(user_errors(h.load), None, opened + asking, api_name="load")
+    relays.append(loaded.then(**follow))
     p.copy_confirm.click(user_errors(h.copy_confirmed), [p.copy_token], opened + [p.copy_row, p.copy_token],
                          api_visibility="private")
     p.logout.click(None, js="() => fetch('signout', {method: 'POST'}).then(() => window.location.reload())")
@@ -64,3 +66,4 @@ def wire_sidebar(p: Page, h: Handlers, relays: list, stream: dict) -> None:
     for button, kind, handler in ((p.export_json, "json", h.export_json), (p.export_md, "markdown", h.export_markdown)):
         button.click(None, [p.conversation_id], None, js=DOWNLOAD_JS.replace("KIND", kind), api_visibility="private")
         gr.api(user_errors(handler), api_name=f"export_{'json' if kind == 'json' else 'markdown'}")
+    return loaded

@@ -25,8 +25,14 @@ def status_markdown(status, details: bool = False) -> str:
     return f"**Loading the model…** {status.stage}{pct}. The chat opens when it is ready."
 
 
-def wire_status(p: Page, host, identity: Identity, details: bool, default_tools, default_temperature) -> None:
-    """The banner: model loading progress, then what runs; the message box opens when ready."""
+def wire_status(p: Page, host, identity: Identity, details: bool, default_tools, default_temperature,
+                loaded) -> None:
+    """The banner: model loading progress, then what runs; the message box opens when ready.
+
+    `loaded` is the page-load event that sets which conversation is open. The banner's first answer
+    (and the timer, which starts stopped) comes only after it: a message box opened before it let a
+    message be sent that the load's late answer then undid (an empty chat, no conversation id), as on
+    a busy server where the load waits in Gradio's queue."""
     def poll_status(request: gr.Request):
         s, signed_in = host.status(), identity.signed_in(request)
         text, ready = status_markdown(s, details), s.state == "ready" and signed_in
@@ -46,7 +52,7 @@ def wire_status(p: Page, host, identity: Identity, details: bool, default_tools,
     def on_load(request: gr.Request):
         return (*poll_status(request), model_temperature())
 
-    p.demo.load(on_load, None, outputs + [p.temperature], api_visibility="private")
+    loaded.then(on_load, None, outputs + [p.temperature], api_visibility="private")
     p.timer.tick(model_temperature, None, p.temperature, api_visibility="private", show_progress="hidden",
                  queue=False)
 

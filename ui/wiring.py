@@ -373,10 +373,10 @@ def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, h
     share_handlers = ShareHandlers(sharing, identity)
     h = Handlers(chat, conversations, identity, share_handlers, p.chatbot)
     relays = wire_turns(p, h, concurrency)
-    wire_sidebar(p, h, relays, STREAM)
+    loaded = wire_sidebar(p, h, relays, STREAM)
     show_waiting_calls(p, h, relays)
     wire_sharing(p, share_handlers)
-    wire_status(p, host, identity, details, chat.default_tools, chat.default_temperature)
+    wire_status(p, host, identity, details, chat.default_tools, chat.default_temperature, loaded)
     preview = dict(fn=h.preview, inputs=[p.effort, p.instructions, p.tools, p.functions], outputs=p.prompt_preview,
                    api_visibility="private", show_progress="hidden", queue=False)
     for changed in (p.effort.change, p.instructions.blur, p.tools.change, p.functions.blur):
