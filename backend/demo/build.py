@@ -42,11 +42,11 @@ class SpecialIds(NamedTuple):
         return cls(codec.return_id, codec.call_id, codec.special_id("<|endoftext|>"),
                    codec.special_id("<|startoftext|>"))
 
-BUILD_VERSION = 6  # bump when the recipe changes, so cached builds are rebuilt
+BUILD_VERSION = 7  # bump when the recipe changes, so cached builds are rebuilt
 # copy_lr 1e-3: at 3e-3 the copying circuit never formed (copying.py). copy_mix: practice sequences added
 # to each batch of conversations, on average, so the circuit is not trained away.
-DEFAULTS = dict(hidden=128, layers=3, experts=4, heads=4, steps=2000, batch=20, lr=3e-3, seed=1234, samples=12000,
-                copy_steps=900, list_steps=200, copy_batch=64, copy_lr=1e-3, copy_mix=0.15)
+DEFAULTS = dict(hidden=128, layers=3, experts=4, heads=4, steps=2800, batch=20, lr=3e-3, seed=1234, samples=12000,
+                copy_steps=3000, list_steps=200, copy_batch=64, copy_lr=1e-3, copy_mix=0.15)
 
 
 def _message(role, text: str, channel: str, recipient: str | None = None, content_type: str | None = None):
@@ -121,8 +121,9 @@ def _tiny_config(vocab: int, hidden: int, layers: int, experts: int, ids: Specia
 
 def train(corpus, args, ids: SpecialIds, progress: Callable[[str, float | None], None],
           practice: CopyPractice):
-    """Train over the used ids only; return (model, used ids). First copy practice (see copying.py),
-    then the conversations with some practice mixed in, so the copying circuit is kept."""
+    """Train over the used ids only; return (model, used ids, the practice step at which it learned to
+    copy or None). First copy practice (see copying.py), then the conversations with some practice mixed
+    in, so the copying circuit is kept."""
     import torch
     from transformers import GptOssForCausalLM
 
@@ -132,19 +133,54 @@ def train(corpus, args, ids: SpecialIds, progress: Callable[[str, float | None],
     model = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"], ids, index,
                                            args.get("heads", 4)))
     model.train()
-    others = math.log(FULL_VOCAB - len(used))  # the weight of every id the corpus never uses
     opt = torch.optim.AdamW(model.parameters(), lr=args["lr"], weight_decay=0.0)
-    rng = random.Random(args["seed"])
-    total, done, t0 = args["copy_steps"] + args["list_steps"] + args["steps"], 0, time.time()
-    for phase, steps in (("tokens", args["copy_steps"]), ("lists", args["list_steps"]), ("chats", args["steps"])):
+    run = _Run(model, opt, args, ids, index, progress, math.log(FULL_VOCAB - len(used)))
+    # Without this, two runs in one process on one machine gave different weights after 120 steps (some
+    # kernel sums in a varying order), and which run learns a task well is that kind of luck.
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        copied_at = run.phase("tokens", corpus, practice)  # practice stops once it copies
+        run.phase("lists", corpus, practice)
+        run.phase("chats", corpus, practice)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+    return model.eval(), used, copied_at
+
+
+# Copy practice ends once the loss, averaged over the last COPIED_WINDOW steps, is under COPIED_LOSS
+# (copying learned: the run's first id cannot be known, the rest can), or after `copy_steps`.
+COPIED_LOSS, COPIED_WINDOW = 0.8, 50
+
+
+class _Run:
+    """One training run through the phases, with the step count and progress across them."""
+
+    def __init__(self, model, opt, args: dict, ids: SpecialIds, index: dict, progress: Callable, others: float):
+        self.model, self.opt, self.args, self.ids, self.index, self.progress = model, opt, args, ids, index, progress
+        self.others = others  # the weight of every id the corpus never uses
+        self.rng, self.done, self.t0 = random.Random(args["seed"]), 0, time.time()
+        self.total = args["copy_steps"] + args["list_steps"] + args["steps"]
+
+    def phase(self, phase: str, corpus, practice: CopyPractice) -> int | None:
+        """Run one phase; for practice, the step at which it learned to copy (None: never did)."""
+        steps = self.args[{"tokens": "copy_steps", "lists": "list_steps", "chats": "steps"}[phase]]
+        recent: list[float] = []
         for step in range(steps):
-            samples = _phase_batch(phase, rng, corpus, practice, args)
-            loss = _step(model, opt, _phase_lr(phase, step, steps, done, args), samples, index, ids.pad, others)
-            done += 1
-            if step % 25 == 0 or step == steps - 1:
-                progress(f"Training the demo model ({PHASES[phase]}): step {done}/{total}, loss {loss:.3f}, "
-                         f"{time.time() - t0:.0f} s", done / total)
-    return model.eval(), used
+            samples = _phase_batch(phase, self.rng, corpus, practice, self.args)
+            lr = _phase_lr(phase, step, steps, self.done, self.args)
+            loss = _step(self.model, self.opt, lr, samples, self.index, self.ids.pad, self.others)
+            self.done += 1
+            recent = (recent + [loss])[-COPIED_WINDOW:]
+            copied = phase == "tokens" and len(recent) == COPIED_WINDOW and sum(recent) / COPIED_WINDOW < COPIED_LOSS
+            if copied:
+                self.total -= steps - step - 1
+            if step % 25 == 0 or step == steps - 1 or copied:
+                self.progress(f"Training the demo model ({PHASES[phase]}): step {self.done}/{self.total}, "
+                              f"loss {loss:.3f}, {time.time() - self.t0:.0f} s", self.done / self.total)
+            if copied:
+                return step + 1
+        return None
 
 
 PHASES = {"tokens": "copy practice", "lists": "copying lists", "chats": "conversations"}
@@ -166,21 +202,31 @@ def _phase_lr(phase: str, step: int, steps: int, done: int, args: dict) -> float
     return args["lr"] * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
 
 
-def _step(model, opt, lr: float, samples, index, pad: int, others: float) -> float:
+SLICES = 4  # a batch runs in slices of similar length: far less padding, the same gradient
+
+
+def _step(model, opt, lr: float, samples, index, pad: int, others: float, slices: int = SLICES) -> float:
+    """One optimizer step on the mean loss over every learned token of `samples`. The samples are
+    sorted by length and run in `slices` parts whose gradients add up to the whole batch's."""
     import torch
 
     for group in opt.param_groups:
         group["lr"] = lr
-    batch, mask = _batch(samples, index, pad)
-    logits = model(input_ids=batch).logits[:, :-1]
-    logits = torch.cat([logits, logits.new_full((*logits.shape[:2], 1), others)], dim=-1)
-    target, m = batch[:, 1:], mask[:, 1:]
-    loss = torch.nn.functional.cross_entropy(logits[m], target[m])
+    ordered = sorted(samples, key=lambda s: len(s[0]))
+    learned = sum(sum(learn[1:]) for _, learn in samples)  # targets are the ids after the first
+    size, total = math.ceil(len(ordered) / slices), 0.0
     opt.zero_grad()
-    loss.backward()
+    for start in range(0, len(ordered), size):
+        batch, mask = _batch(ordered[start:start + size], index, pad)
+        logits = model(input_ids=batch).logits[:, :-1]
+        logits = torch.cat([logits, logits.new_full((*logits.shape[:2], 1), others)], dim=-1)
+        target, m = batch[:, 1:], mask[:, 1:]
+        loss = torch.nn.functional.cross_entropy(logits[m], target[m], reduction="sum") / learned
+        loss.backward()
+        total += loss.item()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
-    return loss.item()
+    return total
 
 
 def _batch(samples, index, pad: int):
@@ -268,7 +314,10 @@ def train_artifact(codec: HarmonyCodec, progress: Callable, path: Path = ARTIFAC
     progress("Building the demo model: writing practice conversations", 0.0)
     corpus = build_corpus(codec, args["samples"], args["seed"])
     practice = CopyPractice(codec.encoding, corpus, set(codec.special_names()))
-    small, used = train(corpus, args, SpecialIds.of(codec), progress, practice)
+    small, used, copied_at = train(corpus, args, SpecialIds.of(codec), progress, practice)
+    if copied_at is None:  # the chats would then copy no number right: keep the weights there are
+        raise RuntimeError(f"Copy practice did not learn to copy in {args['copy_steps']} steps, so the weights "
+                           "were not saved. Retrain with another --seed or more --copy_steps.")
     save_artifact(small, used, args, path)
 
 
