@@ -21,6 +21,7 @@ from tests.support.page import (
     shot,
     stats_lines,
     thought_titles,
+    url_conversation,
     wait_answers,
 )
 
@@ -148,13 +149,9 @@ def test_a_late_page_load_never_undoes_a_message_sent_at_once(browser, late_load
     send(pg, "Tell me about the quokka")
     wait_answers(pg, 1)
     pg.wait_for_timeout(500)  # whatever the page would still apply
-    assert new_url_conversation(pg)
+    assert url_conversation(pg)
     assert "Tell me about the quokka" in pg.locator(f"#chat {USER}").first.inner_text()
     pg.context.close()
-
-
-def new_url_conversation(pg) -> str | None:
-    return pg.evaluate("() => new URL(location.href).searchParams.get('c')")
 
 
 def test_html_and_script_show_as_text(page):

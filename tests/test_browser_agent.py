@@ -13,6 +13,7 @@ from tests.support.page import (
     set_temperature,
     shot,
     thought_titles,
+    url_conversation,
     wait_answers,
 )
 
@@ -58,7 +59,7 @@ def test_a_multi_step_trace_streams_in_order_and_survives_a_reload(browser, agen
     pg.locator("#chat .thought-group .title", has_text="Ran python").click()  # open the step
     pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('print(17 + 25)')")
     assert "42" in chat.inner_text()
-    cid = pg.evaluate("() => new URL(location.href).searchParams.get('c')")
+    cid = url_conversation(pg)
     stored = parts.service.repo.get("local", cid).messages[-1]
     assert [e["kind"] for e in stored.trace] == ["reasoning", "tool_call", "tool_result", "reasoning"]
     pg.context.close()

@@ -11,7 +11,18 @@ import pytest
 
 from tests.conftest import FORCED_CHAT
 from tests.support.net import free_port
-from tests.support.page import CHROMIUM, USER, open_page, ready, send, shot, stats_lines, wait_answers
+from tests.support.page import (
+    CHROMIUM,
+    URL_CONVERSATION,
+    USER,
+    open_page,
+    ready,
+    send,
+    shot,
+    stats_lines,
+    url_conversation,
+    wait_answers,
+)
 
 pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
@@ -60,8 +71,8 @@ def stored_answer(parts, cid):
 
 
 def conversation_of(pg) -> str:
-    pg.wait_for_function("() => new URL(location.href).searchParams.get('c')")
-    return pg.evaluate("() => new URL(location.href).searchParams.get('c')")
+    pg.wait_for_function(URL_CONVERSATION)
+    return url_conversation(pg)
 
 
 def test_enter_sends_and_shift_enter_makes_a_new_line(browser, app_url):

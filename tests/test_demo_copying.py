@@ -79,7 +79,7 @@ def test_a_batch_in_slices_has_the_whole_batch_s_gradient(practice, codec):
 
     copying, corpus = practice
     ids = demo_build.SpecialIds.of(codec)
-    used = sorted({t for seq, _ in corpus for t in seq} | {ids.ret, ids.call, ids.pad} | copying.ids())
+    used = demo_build.trained_ids(corpus, ids, copying)
     index = {t: i for i, t in enumerate(used)}
     torch.manual_seed(0)
     model = GptOssForCausalLM(demo_build._tiny_config(len(used), 16, 2, 2, ids, index))

@@ -119,6 +119,11 @@ def _tiny_config(vocab: int, hidden: int, layers: int, experts: int, ids: Specia
     )
 
 
+def trained_ids(corpus, ids: SpecialIds, practice: CopyPractice) -> list[int]:
+    """The ids the small model is trained over: every id of the corpus and of practice, and the ends."""
+    return sorted({t for seq, _ in corpus for t in seq} | {ids.ret, ids.call, ids.pad} | practice.ids())
+
+
 def train(corpus, args, ids: SpecialIds, progress: Callable[[str, float | None], None],
           practice: CopyPractice):
     """Train over the used ids only; return (model, used ids, the practice step at which it learned to
@@ -128,7 +133,7 @@ def train(corpus, args, ids: SpecialIds, progress: Callable[[str, float | None],
     from transformers import GptOssForCausalLM
 
     torch.manual_seed(args["seed"])
-    used = sorted({t for seq, _ in corpus for t in seq} | {ids.ret, ids.call, ids.pad} | practice.ids())
+    used = trained_ids(corpus, ids, practice)
     index = {t: i for i, t in enumerate(used)}
     model = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"], ids, index,
                                            args.get("heads", 4)))

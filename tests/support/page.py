@@ -53,6 +53,14 @@ def stats_lines(pg) -> list[str]:
     return [t for t in thought_titles(pg) if "effort" in t]
 
 
+def url_conversation(pg) -> str | None:
+    """The conversation the page's address names (?c=), or None."""
+    return pg.evaluate(URL_CONVERSATION)
+
+
+URL_CONVERSATION = "() => new URL(location.href).searchParams.get('c')"
+
+
 def wait_answers(pg, n: int) -> None:
     pg.wait_for_function(
         f"n => [...document.querySelectorAll('#chat {THOUGHT_TITLE}')]"
