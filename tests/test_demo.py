@@ -176,3 +176,37 @@ def test_only_the_demo_model_has_its_own_default_temperature(demo_chat, monkeypa
     assert demo_chat.default_temperature() == DEFAULT_TEMPERATURE  # a model folder that is not the demo's
     monkeypatch.setattr(demo_chat, "_engine", lambda: {"demo": True})  # what the fallback to the demo marks
     assert demo_chat.default_temperature() == DEMO_TEMPERATURE
+
+
+def test_each_training_program_prints_in_the_sandbox_what_training_assumed():
+    """The build computes python's output itself (no sandbox while training); the app runs the same
+    program in the real sandbox. They must agree, or the model learns to copy a result the app never shows."""
+    import random
+
+    from backend.demo.data import PYTHON_TASKS, make, python_output
+    from backend.tools.sandbox import PythonSandbox
+
+    box = PythonSandbox(timeout_s=10)
+    assert box.probe() is None
+    rng = random.Random(3)
+    for task in PYTHON_TASKS:
+        for effort in ("low", "high"):
+            sample = make(task, rng, effort, True)
+            result = box.run(sample.code)
+            assert (result.status, result.output) == ("ok", python_output(sample.code)), sample.code
+            assert sample.expected in result.output, (sample.code, result.output)
+            assert sample.expected in sample.answer
+
+
+def test_a_count_program_names_the_letter_before_the_word_as_the_question_does():
+    # "Count the letter n in banana" -> `ch == 'n' for ch in 'banana'`: with the word first
+    # (`'banana'.count('n')`) a retrain wrote a letter of the word instead (41 and 16 of 60 right).
+    import random
+
+    from backend.demo.data import make
+
+    rng = random.Random(4)
+    for _ in range(20):
+        sample = make("count", rng, "medium", True)
+        letter, word = sample.question.rstrip("?.").replace("'s are in", " in").split()[-3::2]
+        assert sample.code == f"print(sum(ch == {letter!r} for ch in {word!r}))", (sample.question, sample.code)

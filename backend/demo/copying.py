@@ -27,7 +27,7 @@ import random
 MODES = ("tokens", "lists")
 # (around the numbers where they are given, before and after where they are copied to)
 WRAPS = ((": ", ".", "print(sorted([", "]))"), (": ", ".", "Repeat: ", "."), (" ", "?", "print(", ")"),
-         (": ", ".", "[", "]"), ("\n", "\n", "The answer is ", "."))
+         (": ", ".", "[", "]"), ("\n", "\n", "The answer is ", "."), ("[", "]\n", "Sorted: ", "."))
 # Filler lengths (before the first copy, between the copies): short while the circuit forms, then the
 # distances the chats have between a question and its program.
 FILLER = {"tokens": (10, 20), "lists": (30, 120)}

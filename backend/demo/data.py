@@ -41,7 +41,11 @@ HIGH_OPENING = {"add": "The user wants the sum of two numbers", "subtract": "The
 # With the copying circuit (copying.py) numbers are copied exactly, so sums and sorting need fewer
 # examples. A city or a word is written without its leading space in JSON and code (" Oslo" in the
 # question, "Oslo" in the call: another token), a mapping learned per name, so those get more.
-TASK_WEIGHTS = {"add": 3, "subtract": 3, "sort": 2, "count": 4, "convert": 3, "tool": 3}
+TASK_WEIGHTS = {"add": 3, "subtract": 3, "sort": 3, "count": 4, "convert": 3, "tool": 3}
+# How often python is offered (python task or not). Without python most conversations end in "I would need
+# the python tool"; with the weather and conversions offered it at 80 % too, one run answered that to the
+# weather at high effort (7 of 20), so they see it missing more often.
+PYTHON_SHARE = {True: 0.8, False: 0.5}
 
 
 @dataclass
@@ -70,6 +74,8 @@ def with_python(s: Sample, code: str, output: str, thought: dict) -> Sample:
     s.after = thought[s.effort].format(out=output.strip())
     if s.task in ("add", "subtract"):  # "a + b = s" invited adding in the head instead of copying s
         s.answer = f"The answer is {output.strip()}."
+    elif s.task == "sort":  # python's list copied into a wrapper that copy practice also has
+        s.answer = f"Sorted: {s.expected}."
     return s
 
 
@@ -85,8 +91,9 @@ def python_output(code: str) -> str:
     import io
 
     buffer = io.StringIO()
+    allowed = {"print": print, "sorted": sorted, "sum": sum}
     with contextlib.redirect_stdout(buffer):
-        exec(code, {"__builtins__": {"print": print, "sorted": sorted}})  # noqa: S102 - our own fixed programs
+        exec(code, {"__builtins__": allowed})  # noqa: S102 - our own fixed programs
     return buffer.getvalue()
 
 
@@ -192,7 +199,10 @@ CODE = {
     "add": lambda s: "print(" + s.answer.split(" = ")[0] + ")",
     "subtract": lambda s: "print(" + s.answer.split(" = ")[0] + ")",
     "sort": lambda s: "print(sorted([" + s.question.split(": ", 1)[1].rstrip(".") + "]))",
-    "count": lambda s: f"print({s.answer.split(' in ')[1].rstrip('.')!r}.count({s.answer.split()[3]!r}))",
+    # The letter before the word, as the question has them ("n in banana"): with the word first
+    # (`'banana'.count('n')`) the model often wrote a letter of the word instead of the one asked for.
+    "count": lambda s: "print(sum(ch == {!r} for ch in {!r}))".format(s.answer.split()[3],
+                                                                       s.answer.split(" in ")[1].rstrip(".")),
 }
 
 
@@ -202,5 +212,5 @@ def make_samples(n: int, seed: int) -> list[Sample]:
     samples = []
     for _ in range(n):
         task, effort = rng.choices(TASKS, [TASK_WEIGHTS[t] for t in TASKS])[0], rng.choice(EFFORTS)
-        samples.append(make(task, rng, effort, rng.random() < 0.8))
+        samples.append(make(task, rng, effort, rng.random() < PYTHON_SHARE[task in PYTHON_TASKS]))
     return samples
