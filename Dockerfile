@@ -18,9 +18,9 @@ RUN useradd --create-home --uid 1000 user \
     && chown user:user /data /models /app
 
 WORKDIR /app
-# The same lock as README and CI; torch first (one version, the CUDA wheel here: see README).
+# The same lock as README and CI; pip and torch first (one version, the CUDA wheel here: see README).
 COPY requirements.lock .
-RUN pip install torch==2.13.0 && pip install -r requirements.lock
+RUN python -m pip install pip==26.3 && pip install torch==2.13.0 && pip install -r requirements.lock
 COPY --chown=user:user . .
 
 USER 1000

@@ -30,9 +30,12 @@ PRUNE_EVERY_S = 3600
 class Audit:
     """Records actions; with no store (tests of other parts), records nothing."""
 
-    def __init__(self, store=None, *, content: bool = False, retention_days: int = 0):
+    def __init__(self, store=None, *, content: bool = False, retention_days: int = 0, clock=time.monotonic):
         self.store, self.content, self.retention_days = store, content, retention_days
-        self._pruned_at = 0.0
+        # None, not 0.0: monotonic() counts from boot, so "last pruned at 0" would skip pruning for the
+        # whole first hour of a machine's uptime (and a container restarted daily might never prune).
+        self._pruned_at: float | None = None
+        self._clock = clock
         self._lock = threading.Lock()
 
     def record(self, owner: str | None, action: str, *, text: str | None = None, outcome: str = "ok",
@@ -54,9 +57,10 @@ class Audit:
         if not self.retention_days:
             return
         with self._lock:
-            if time.monotonic() - self._pruned_at < PRUNE_EVERY_S:
+            now = self._clock()
+            if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY_S:
                 return
-            self._pruned_at = time.monotonic()
+            self._pruned_at = now
         removed = self.store.prune(utcnow() - dt.timedelta(days=self.retention_days))
         if removed:
             log.info("audit log: removed %d entries older than %d days", removed, self.retention_days)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -223,7 +224,8 @@ class Watch:
 
     def __init__(self, turn: LiveTurn):
         self.turn, self.pace = turn, turn.pace
-        self._seen, self._urgent, self._last, self._finished = -1, -1, 0.0, False
+        # _last starts at -inf, not 0.0: monotonic() counts from boot, so 0.0 is no "never" (audit.py had that bug)
+        self._seen, self._urgent, self._last, self._finished = -1, -1, -math.inf, False
         with turn._cond:
             turn.watchers += 1
         self.pace.join()

@@ -64,6 +64,21 @@ def test_content_only_when_asked_and_retention_removes_old_entries(repo):
     assert [e.detail.get("text") for e in entries] == ["keep this", None]  # the 40-day-old one is gone
 
 
+def test_retention_runs_at_start_and_hourly_whatever_the_uptime(repo):
+    store, clock = AuditStore(repo), [60.0]  # a machine booted one minute ago: monotonic() is small
+    audit = Audit(store, retention_days=30, clock=lambda: clock[0])
+    store.append("bob", "send", at=utcnow() - dt.timedelta(days=40))
+    audit.policy("raw")  # what the app does at start
+    assert [e.action for e in store.entries()] == ["policy"]  # pruned at once, not an hour after boot
+    store.append("bob", "send", at=utcnow() - dt.timedelta(days=41))
+    clock[0] += 600
+    audit.record("bob", "send")
+    assert len(store.entries()) == 3  # within the hour: not again
+    clock[0] += 3600
+    audit.record("bob", "send")
+    assert [e.action for e in store.entries()] == ["policy", "send", "send"]  # the hourly prune
+
+
 def test_a_policy_change_between_starts_is_logged_once(repo):
     audit = Audit(AuditStore(repo))
     audit.policy("raw")

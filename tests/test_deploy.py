@@ -99,10 +99,18 @@ def test_the_locks_pin_every_package_with_hashes():
 def test_readme_ci_and_docker_install_the_same_lock_and_torch():
     readme, ci = (ROOT / "README.md").read_text(), (ROOT / ".ci" / "run").read_text()
     torch_pin = re.search(r"^torch==(\S+)", (ROOT / "requirements.txt").read_text(), re.M).group(1)
-    test_command = f"pip install torch=={torch_pin} && pip install -r requirements-dev.lock && python -m pytest"
+    pip_first = "python -m pip install pip==26.3"  # the stock pip of a new venv refuses the lock (README)
+    test_command = f"{pip_first} && pip install torch=={torch_pin} && pip install -r requirements-dev.lock && python -m pytest"
     assert f"    {test_command}\n" in readme and f"\n{test_command}\n" in ci  # CI runs README's command
-    assert f"    pip install torch=={torch_pin} && pip install -r requirements.lock && python app.py\n" in readme
-    assert f"pip install torch=={torch_pin} && pip install -r requirements.lock" in DOCKERFILE
+    assert f"    {pip_first} && pip install torch=={torch_pin} && pip install -r requirements.lock && python app.py\n" in readme
+    assert f"{pip_first} && pip install torch=={torch_pin} && pip install -r requirements.lock" in DOCKERFILE
+
+
+def test_ci_installs_into_a_new_venv_not_the_machines_interpreter():
+    ci = (ROOT / ".ci" / "run").read_text()
+    made, activated, installed = (ci.index("-m venv .venv"), ci.index(". .venv/bin/activate"),
+                                  ci.index("python -m pip install pip=="))
+    assert "rm -rf .venv" in ci and made < activated < installed
 
 
 def test_readme_file_tree_lists_every_source_file():
