@@ -14,20 +14,20 @@ from dataclasses import dataclass
 
 from starlette.middleware import Middleware
 
-from backend.admin import Admin, admin_names
 from backend.api.service import OpenAIApi
-from backend.audit import Audit
-from backend.chat import ChatService
-from backend.conversations import Conversations, Sharing
 from backend.engines.choose import build_engine_for
 from backend.harmony.codec import HarmonyCodec
 from backend.harmony.vocab import load_encoding
-from backend.host import ModelHost
-from backend.limits import Limits
-from backend.metrics import Metrics
-from backend.oversight import Oversight
-from backend.policy import ReasoningPolicy
-from backend.signin import ClientAddressMiddleware, HFSignInAudit, SessionGuard, password_sign_in
+from backend.identity.signin import ClientAddressMiddleware, HFSignInAudit, SessionGuard, password_sign_in
+from backend.observability.audit import Audit
+from backend.observability.limits import Limits
+from backend.observability.metrics import Metrics
+from backend.observability.oversight import Oversight
+from backend.services.admin import Admin, admin_names
+from backend.services.chat import ChatService
+from backend.services.conversations import Conversations, Sharing
+from backend.services.policy import ReasoningPolicy
+from backend.serving.host import ModelHost
 from backend.tools.setup import build_toolbox
 from core.config import Config, parse_config
 from core.logs import setup_logging

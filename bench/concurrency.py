@@ -34,7 +34,7 @@ SETTINGS = {"Reasoning effort": "medium", "Temperature": 0.0, "Max new tokens": 
 
 
 def questions_for(n: int, rng: random.Random) -> list[str]:
-    from backend.demo.data import MAKERS
+    from lab.data import MAKERS
 
     return [MAKERS[rng.choice(["add", "convert", "count", "sort"])](rng, "medium").question for _ in range(n)]
 
@@ -42,7 +42,7 @@ def questions_for(n: int, rng: random.Random) -> list[str]:
 def worker_alone(app, questions: list[str]) -> float:
     """Aggregate tokens/s of the worker itself on these questions."""
     from backend.harmony.codec import PromptSettings, Turn
-    from backend.worker import ChatRequest
+    from backend.serving.worker import ChatRequest
     from core.events import Done
 
     tokens = []

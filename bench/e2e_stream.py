@@ -21,7 +21,7 @@ PROMPT = "Explain why the sky is blue."
 
 def worker_round(app) -> tuple[float, float]:
     from backend.harmony.codec import PromptSettings, Turn
-    from backend.worker import ChatRequest
+    from backend.serving.worker import ChatRequest
     from core.events import Done, Reasoning
 
     t0 = time.perf_counter()

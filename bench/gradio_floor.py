@@ -3,7 +3,7 @@
 bench/app_ceiling.py measures the real app; this is the same measurement (`--modes gradio-floor`)
 against a bare Gradio page that does only what any Gradio chat must do for a streamed turn: a direct
 call that starts it (queue=False, no processing) and a queued stream, paced like the app's
-(`backend.turns.Pace`: at most 20 updates a second per page, 200 for all pages together), with values
+(`backend.serving.live.Pace`: at most 20 updates a second per page, 200 for all pages together), with values
 already in the page's form (postprocess=False) and the same launch settings (`ui/runtime.py`, a
 frozen heap, uvloop). No model, no harmony, no database, no threads: each answer's words are "emitted"
 on the synthetic engine's schedule (token i of 300 at start + i / rate) and logged the same way, so
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from backend.harmony.vocab import load_encoding
-from backend.turns import Pace
+from backend.serving.live import Pace
 from bench.synthetic import ANSWER_WORD, ROOT, TAG, WORD, EmissionLog, completion
 from ui.floor_page import build, launch
 

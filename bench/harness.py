@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+from backend.engines.base import EngineInfo
 from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent  # where `python -c` children find the project
@@ -66,14 +67,14 @@ def forced_engine(text: str = LONG_ANSWER):
         model = load_model(str(build_tiny_checkpoint(data / "tiny"))).model
         ids = codec.encoding.encode(text, allowed_special="all")
         return TransformersEngine(model, do_sample=False, logits_processors=[ForceSequence(ids)],
-                                  description={"model": "tiny (forced)"})
+                                  description=EngineInfo(model="tiny (forced)"))
     return make
 
 
 def demo_engine(codec, data):
-    from backend.demo.build import ensure_built
+    from backend.demo.model import ensure_built
     from backend.engines.loader import load_model
     from backend.engines.transformers_engine import TransformersEngine
 
     folder = ensure_built(data / "demo-model", codec, lambda s, f: None)
-    return TransformersEngine(load_model(str(folder)).model, seed=0, description={"model": "demo"})
+    return TransformersEngine(load_model(str(folder)).model, seed=0, description=EngineInfo(model="demo"))

@@ -33,7 +33,7 @@ EFFORT, MAX_TOKENS = "high", 400
 def start_server(codec, data: Path) -> tuple[subprocess.Popen, str]:
     import httpx
 
-    from backend.demo.build import ensure_built
+    from backend.demo.model import ensure_built
 
     folder = ensure_built(data / "demo-model", codec, lambda stage, fraction: None)
     port = free_port()
@@ -73,7 +73,7 @@ def bare_round(client, base: str, model: str) -> tuple[float, float]:
 
 def engine_round(worker) -> tuple[float, float]:
     from backend.harmony.codec import PromptSettings, Turn
-    from backend.worker import ChatRequest
+    from backend.serving.worker import ChatRequest
     from core.events import Done, Reasoning
 
     t0, first = time.perf_counter(), None
@@ -93,7 +93,7 @@ def main() -> None:
     from backend.harmony.bridge import DeltaWriter
     from backend.harmony.codec import HarmonyCodec
     from backend.harmony.vocab import load_encoding
-    from backend.worker import Worker
+    from backend.serving.worker import Worker
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=6)

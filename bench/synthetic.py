@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from backend.engines.base import Finish, SamplingParams, TokenStream
+from backend.engines.base import EngineInfo, Finish, SamplingParams, TokenStream
 from backend.engines.transformers_engine import TransformersEngine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,8 +66,8 @@ class SyntheticEngine:
     def __init__(self, encoding, rate: float, log: EmissionLog):
         self.ids, self.shown = completion(encoding)
         self.encoding, self.rate, self.log = encoding, rate, log
-        self.description = {"model": f"synthetic ({rate:g} tok/s per stream)", "engine": "synthetic",
-                            "device": "none", "quantization": "none"}
+        self.description = EngineInfo(model=f"synthetic ({rate:g} tok/s per stream)", engine="synthetic",
+                                      device="none", quantization="none")
         self._due: list = []  # (time, seq, stream state)
         self._cond = threading.Condition()
         self._seq = 0
@@ -170,8 +170,8 @@ def paced_engine(args, encoding, log: EmissionLog) -> ModelPacedEngine:
     from bench.worker import build_20b, build_tiny
 
     model = build_20b() if args.model == "20b" else build_tiny()
-    description = {"model": f"{args.model} (paced, synthetic text)", "engine": "transformers (continuous batching)",
-                   "device": str(model.device), "quantization": "none"}
+    description = EngineInfo(model=f"{args.model} (paced, synthetic text)", engine="transformers (continuous batching)",
+                             device=str(model.device), quantization="none")
     return ModelPacedEngine(model, encoding, log, description=description,
                             use_cuda_graph=CUDA_GRAPHS[args.cuda_graphs])
 

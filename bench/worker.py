@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
 from backend.harmony.vocab import load_encoding
-from backend.worker import ChatRequest, Worker
+from backend.serving.worker import ChatRequest, Worker
 from bench.harness import run_together
 from bench.synthetic import CUDA_GRAPHS
 

@@ -69,7 +69,7 @@ class Config:
     session_hours: float = 168.0  # a password sign-in lasts at most this long (7 days), then log in again
     hide_api: bool = False  # no /openapi.json or /docs listing of the server's routes
     share: bool = False  # Gradio's temporary public tunnel to the whole app (needs internet)
-    users_file: str = ""  # JSON of password users (python -m backend.users add NAME); empty: no login
+    users_file: str = ""  # JSON of password users (python -m backend.identity.users add NAME); empty: no login
     hf_login: bool = False  # "Sign in with Hugging Face"; on by itself on a Space with hf_oauth: true
     share_link_expiry: str = DEFAULT_SHARE_EXPIRY  # default expiry offered for share links: 1 hour | 1 day | 7 days | never
     share_link_reasoning: bool = False  # share links include reasoning by default?

@@ -75,7 +75,7 @@ def _figures(entry: dict) -> str:
 
 
 def policy_step(entry: dict, summary: str, pending: bool) -> DisplayStep:
-    """A reasoning step as --reasoning-display hidden or summary shows it (backend/policy.py)."""
+    """A reasoning step as --reasoning-display hidden or summary shows it (backend/services/policy.py)."""
     if entry.get("hidden"):
         title = HIDDEN + (" · thinking…" if pending else _figures(entry))
         return DisplayStep("thought", title, HIDDEN_TEXT, seconds=entry.get("seconds"), pending=pending)

@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 
+from backend.engines.base import EngineInfo
 from tests.support.net import free_port
 from tests.support.tiny_model import build_tiny_checkpoint
 
@@ -84,8 +85,8 @@ def forced_engine(codec, tiny_model):
         def build(progress):
             progress("Loading weights of tiny", None)
             return TransformersEngine(tiny_model, do_sample=False, logits_processors=[ForceSequence(*ids)],
-                                      description={"model": "tiny-test", "quantization": "float32",
-                                                   "engine": "transformers (continuous batching)"})
+                                      description=EngineInfo(model="tiny-test", quantization="float32",
+                                                             engine="transformers (continuous batching)"))
         return build
     return factory
 
@@ -93,7 +94,7 @@ def forced_engine(codec, tiny_model):
 @pytest.fixture
 def make_host(codec, forced_engine):
     """A started ModelHost over the forced tiny model."""
-    from backend.host import ModelHost
+    from backend.serving.host import ModelHost
 
     hosts = []
 
@@ -138,7 +139,7 @@ def app_url(tmp_path, launched):
 
 @pytest.fixture
 def two_user_app(tmp_path, launched):
-    from backend.users import add_user
+    from backend.identity.users import add_user
     from core.config import Config
 
     users = tmp_path / "users.json"

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from backend.chat import ChatOptions, ChatService
 from backend.harmony.codec import PromptSettings, Turn
+from backend.services.chat import ChatOptions, ChatService
 from backend.tools.browser import BrowserTool
 from backend.tools.docs import LocalDocs, index_folder
 from backend.tools.sandbox import PythonSandbox

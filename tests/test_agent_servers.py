@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from backend.chat import ChatOptions, ChatService
 from backend.engines.openai_engine import OpenAIEngine
 from backend.harmony.bridge import DeltaWriter
-from backend.host import ModelHost
+from backend.services.chat import ChatOptions, ChatService
+from backend.serving.host import ModelHost
 from backend.tools.toolbox import BUILT_IN_FUNCTIONS, FunctionTool, Toolbox
 from tests.support.replay_server import Reply, recorded
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from backend.harmony.codec import Turn
-from backend.options import ChatOptions
+from backend.services.options import ChatOptions
 from core.config import Config
 from tests.support.net import free_port
 from tests.support.page import open_page, send, thought_titles, wait_answers
@@ -141,7 +141,7 @@ def test_a_client_that_leaves_stops_its_answer(launched, tmp_path):
 
 
 def test_keys_name_the_owner_and_stored_requests_show_in_their_sidebar(launched, tmp_path):
-    from backend.users import add_user
+    from backend.identity.users import add_user
     from storage.api_keys import ApiKeys
 
     add_user(tmp_path / "users.json", "alice", "alice-password", iterations=1000)
@@ -186,7 +186,7 @@ def test_this_app_driving_another_instance_of_itself(browser, launched, tmp_path
         while parts.host.status().state == "loading" and time.time() < deadline:
             time.sleep(0.2)
         status = parts.host.status()
-        assert status.state == "ready" and "chat API" in status.description["engine"]
+        assert status.state == "ready" and "chat API" in status.description.engine
         chat, _, cid = Client(f"http://127.0.0.1:{config.port}/", verbose=False).submit(
             "hi", "", "high", "", 1.0, 400, api_name="/send").result()
         thought, answer = chat[1], chat[2]

@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import select
 
-from backend.users import main as users_cli
+from backend.identity.users import main as users_cli
 from core.errors import InputError
 from storage.api_keys import ApiKeys, digest
 from storage.schema import ApiKey

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from backend.audit import Audit
-from backend.audit import main as audit_cli
+from backend.observability.audit import Audit
+from backend.observability.audit import main as audit_cli
 from core.config import Config
 from storage.audit import AuditStore
 from storage.schema import utcnow
@@ -104,7 +104,7 @@ def test_messages_per_minute_for_page_and_api_alike(launched, tmp_path):
 
 
 def test_tokens_per_day(repo):
-    from backend.limits import Limits
+    from backend.observability.limits import Limits
     from core.errors import LimitError
 
     store = AuditStore(repo)
@@ -140,7 +140,7 @@ def test_metrics_are_off_unless_asked(launched, tmp_path):
 
 
 def test_sign_in_failures_are_logged_and_counted(launched, tmp_path):
-    from backend.users import add_user
+    from backend.identity.users import add_user
 
     add_user(tmp_path / "users.json", "alice", "alice-password", iterations=1000)
     parts, url = start(launched, tmp_path)
@@ -160,7 +160,7 @@ LONG = "<|channel|>analysis<|message|>" + "more " * 400 + "<|end|><|start|>assis
 def test_tool_calls_regenerate_and_stop_are_logged_and_counted(launched, tmp_path):
     import time
 
-    from backend.options import ChatOptions
+    from backend.services.options import ChatOptions
 
     config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=600, tools="calculate",
                     metrics_token="t")

@@ -8,7 +8,7 @@ import json
 
 from backend.engines.base import Finish
 from backend.harmony.codec import PromptSettings, Turn
-from backend.worker import ChatRequest, Worker
+from backend.serving.worker import ChatRequest, Worker
 from bench.synthetic import (
     ANSWER_WORD,
     ANSWER_WORDS,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from backend.conversations import Conversations, Sharing
+from backend.services.conversations import Conversations, Sharing
 from core.errors import NotFoundError
 from storage.shares import Shares
 

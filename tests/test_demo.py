@@ -6,17 +6,18 @@ import math
 import pytest
 import torch
 
-from backend.demo import build as demo_build
-from backend.demo.evaluate import NO_PYTHON, demo_service, evaluate
+from backend.demo import model as demo_model
 from backend.engines.choose import choose_engine, default_model_blocker
 from backend.engines.loader import load_model
 from core.config import Config
 from core.errors import ModelLoadError
+from lab import train as demo_build
+from lab.evaluate import NO_PYTHON, demo_service, evaluate
 
 
 @pytest.fixture(scope="session")
 def demo_folder(tmp_path_factory, codec):
-    return demo_build.ensure_built(tmp_path_factory.mktemp("demo") / "demo-model", codec, lambda s, f: None)
+    return demo_model.ensure_built(tmp_path_factory.mktemp("demo") / "demo-model", codec, lambda s, f: None)
 
 
 def test_folder_is_a_complete_model_like_the_real_one(demo_folder, codec):
@@ -83,13 +84,13 @@ def expansion_mismatches(full, small, used: list[int]) -> list[str]:
 
 
 def test_expansion_keeps_the_distribution_exactly(demo_folder, codec):
-    small, used, _ = demo_build.load_artifact(codec)
+    small, used, _ = demo_model.load_artifact(codec)
     assert expansion_mismatches(load_model(str(demo_folder)).model, small, used) == []
 
 
 @pytest.mark.parametrize("row", ["used", "unused"])
 def test_the_exactness_check_catches_a_wrong_expansion(demo_folder, codec, row):
-    small, used, _ = demo_build.load_artifact(codec)
+    small, used, _ = demo_model.load_artifact(codec)
     full = load_model(str(demo_folder)).model
     unused_id = next(i for i in range(201088) if i not in set(used))
     with torch.no_grad():  # one output row off by a little, as a wrong copy would be
@@ -127,7 +128,7 @@ def test_default_model_falls_back_to_the_demo_with_a_banner(tmp_path, codec, mon
     engine = choose_engine(Config(data_dir=str(tmp_path)), codec, lambda s, f: stages.append(s))
     try:
         d = engine.description
-        assert d["demo"] and "no CUDA GPU" in d["notice"] and "--model" in d["notice"]
+        assert d.demo and "no CUDA GPU" in d.notice and "--model" in d.notice
         assert any("demo model" in s for s in stages)  # the build showed progress
     finally:
         engine.close()
@@ -149,10 +150,10 @@ def test_training_conversations_are_what_the_app_renders_at_each_step(codec):
     thought, the call, python's output (read, not learned), then <|start|>assistant."""
     import random
 
-    from backend.demo.data import WEATHER_TOOL, make, python_output
     from backend.harmony.codec import PromptSettings, Turn, tool_message
     from backend.tools.sandbox import TIMEOUT_S
     from backend.tools.toolbox import python_namespace
+    from lab.data import WEATHER_TOOL, make, python_output
 
     sample = make("add", random.Random(1), "medium", True)
     ids, learn = demo_build.sample_ids(codec, sample, random.Random(5))
@@ -171,10 +172,11 @@ def test_training_conversations_are_what_the_app_renders_at_each_step(codec):
 
 
 def test_only_the_demo_model_has_its_own_default_temperature(demo_chat, monkeypatch):
+    from backend.engines.base import EngineInfo
     from core.config import DEFAULT_TEMPERATURE, DEMO_TEMPERATURE
 
     assert demo_chat.default_temperature() == DEFAULT_TEMPERATURE  # a model folder that is not the demo's
-    monkeypatch.setattr(demo_chat, "_engine", lambda: {"demo": True})  # what the fallback to the demo marks
+    monkeypatch.setattr(demo_chat, "_engine", lambda: EngineInfo(demo=True))  # what the fallback to the demo marks
     assert demo_chat.default_temperature() == DEMO_TEMPERATURE
 
 
@@ -183,8 +185,8 @@ def test_each_training_program_prints_in_the_sandbox_what_training_assumed():
     program in the real sandbox. They must agree, or the model learns to copy a result the app never shows."""
     import random
 
-    from backend.demo.data import PYTHON_TASKS, make, python_output
     from backend.tools.sandbox import PythonSandbox
+    from lab.data import PYTHON_TASKS, make, python_output
 
     box = PythonSandbox(timeout_s=10)
     assert box.probe() is None
@@ -203,7 +205,7 @@ def test_a_count_program_names_the_letter_before_the_word_as_the_question_does()
     # (`'banana'.count('n')`) a retrain wrote a letter of the word instead (41 and 16 of 60 right).
     import random
 
-    from backend.demo.data import make
+    from lab.data import make
 
     rng = random.Random(4)
     for _ in range(20):

@@ -4,8 +4,9 @@ import random
 
 import pytest
 
-from backend.demo import build as demo_build
-from backend.demo.copying import MODES, CopyPractice
+from backend.demo import model as demo_model
+from lab import train as demo_build
+from lab.copying import MODES, CopyPractice
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_a_batch_in_slices_has_the_whole_batch_s_gradient(practice, codec):
     used = demo_build.trained_ids(corpus, ids, copying)
     index = {t: i for i, t in enumerate(used)}
     torch.manual_seed(0)
-    model = GptOssForCausalLM(demo_build._tiny_config(len(used), 16, 2, 2, ids, index))
+    model = GptOssForCausalLM(demo_model.tiny_config(len(used), 16, 2, 2, ids, index))
     samples = corpus[:5] + [copying.draw(random.Random(i), "lists") for i in range(4)]  # lengths vary
     grads, losses = [], []
     for slices in (1, 4):

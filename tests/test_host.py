@@ -1,6 +1,6 @@
 """The model host: loads in the background, reports progress, and fails with a plain sentence."""
 
-from backend.host import MODEL_FAILED, ModelHost
+from backend.serving.host import MODEL_FAILED, ModelHost
 from core.errors import GenerationError, ModelLoadError
 from ui.status import status_markdown
 
@@ -39,4 +39,4 @@ def test_an_unexpected_error_is_no_traceback_on_the_page(codec):
 def test_progress_then_ready(make_host):
     host = make_host()
     status = host.status()
-    assert status.state == "ready" and status.description["model"] == "tiny-test"
+    assert status.state == "ready" and status.description.model == "tiny-test"

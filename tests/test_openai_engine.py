@@ -7,7 +7,7 @@ import pytest
 from backend.engines.openai_engine import OpenAIEngine
 from backend.harmony.bridge import DeltaWriter
 from backend.harmony.codec import PromptSettings, Turn
-from backend.worker import ChatRequest, Worker
+from backend.serving.worker import ChatRequest, Worker
 from core.errors import ModelLoadError
 from core.events import Answer, Done, Reasoning, ToolCall
 from tests.support.replay_server import Reply, recorded
@@ -128,7 +128,7 @@ def test_probe_picks_llama_cpp_token_mode(server, codec):
                                       content_type="application/json"),
                  Reply(recorded("llamacpp_live_tokens_chat.sse")))
     e = engine(server, codec)
-    assert e.api == "llamacpp" and "llama.cpp /completion, token ids" in e.description["engine"]
+    assert e.api == "llamacpp" and "llama.cpp /completion, token ids" in e.description.engine
     reasoning, answer, done = split(ask(e, codec, "Convert 3 km to m", effort="high"))
     assert answer == "3 km = 3000 m" and reasoning and done.stop_reason == "return"
     path, body = server.requests[-1]

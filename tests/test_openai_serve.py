@@ -24,7 +24,7 @@ SERVE_START_S = 180
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, codec):
-    from backend.demo.build import ensure_built
+    from backend.demo.model import ensure_built
 
     folder = ensure_built(tmp_path_factory.mktemp("demo") / "demo-model", codec, lambda stage, fraction: None)
     port = free_port()
@@ -70,7 +70,7 @@ def app(served, tmp_path):
 
 def test_probe_chooses_chat_mode(app):
     description = app[1].host.status().description
-    assert "chat API" in description["engine"] and description["model"].endswith("demo-model")
+    assert "chat API" in description.engine and description.model.endswith("demo-model")
 
 
 def test_chat_shows_reasoning_and_answer_apart(app):

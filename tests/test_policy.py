@@ -7,7 +7,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from backend.policy import ReasoningPolicy
+from backend.services.policy import ReasoningPolicy
 from core.config import Config
 from core.records import MessageView
 from core.steps import display_steps

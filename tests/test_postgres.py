@@ -76,7 +76,7 @@ def test_migrations_from_blank_match_the_models(url):
 
 
 def test_a_chat_turn_on_postgresql(url, make_host):
-    from backend.chat import ChatOptions, ChatService
+    from backend.services.chat import ChatOptions, ChatService
 
     repo = Repository.open(url)
     snaps = list(ChatService(repo, make_host()).send("alice", None, "hi there", ChatOptions(max_new_tokens=400)))

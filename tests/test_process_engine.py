@@ -7,7 +7,7 @@ import pytest
 from backend.engines.base import Finish, SamplingParams
 from backend.engines.process import DIED, ProcessEngine
 from backend.harmony.codec import PromptSettings, Turn
-from backend.worker import ChatRequest, Worker
+from backend.serving.worker import ChatRequest, Worker
 from core.errors import GenerationError, ModelLoadError
 from core.events import Answer, Done, Reasoning
 from tests.conftest import FORCED_CHAT
@@ -28,7 +28,7 @@ def engine(tiny_checkpoint, codec):
     engine = ProcessEngine(partial(child_engines.forced_tiny, str(tiny_checkpoint), ids),
                            lambda stage, fraction: stages.append(stage))
     assert stages == ["Loading weights of tiny"]  # progress crosses from the child
-    assert engine.description["model"] == "tiny-test (own process)" and "pid" in engine.description["process"]
+    assert engine.description.model == "tiny-test (own process)" and "pid" in engine.description.process
     yield engine
     engine.close()
 

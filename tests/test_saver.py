@@ -3,7 +3,7 @@
 import threading
 import time
 
-from backend.saver import PartialSaver
+from backend.serving.saver import PartialSaver
 
 
 class FakeTurn:

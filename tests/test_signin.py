@@ -7,9 +7,9 @@ import httpx
 import pytest
 
 from backend import signin
-from backend.signin import PasswordSignIn, Throttle, TooManyAttempts
-from backend.users import ITERATIONS, add_user
-from backend.users import main as users_cli
+from backend.identity.signin import PasswordSignIn, Throttle, TooManyAttempts
+from backend.identity.users import ITERATIONS, add_user
+from backend.identity.users import main as users_cli
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_the_real_login_route_answers_429_after_repeated_failures(two_user_app):
 
 
 def test_sessions_end_when_the_user_goes_the_password_changes_or_time_runs_out(tmp_path):
-    from backend.signin import SessionGuard
+    from backend.identity.signin import SessionGuard
 
     path = tmp_path / "users.json"
     for name in ("alice", "bob", "carol"):

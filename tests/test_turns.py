@@ -5,9 +5,9 @@ import asyncio
 import pytest
 
 from backend.harmony.codec import PromptSettings, Turn
-from backend.saver import PartialSaver
-from backend.turns import STREAM_INTERVAL_S, LiveTurn, Pace
-from backend.worker import ChatRequest
+from backend.serving.live import STREAM_INTERVAL_S, LiveTurn, Pace
+from backend.serving.saver import PartialSaver
+from backend.serving.worker import ChatRequest
 from core.records import MessageStatus, MessageView
 
 

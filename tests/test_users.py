@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from backend.signin import password_sign_in
-from backend.users import add_user, hash_password, load_users, main, verify_password
+from backend.identity.signin import password_sign_in
+from backend.identity.users import add_user, hash_password, load_users, main, verify_password
 
 gradio_client = pytest.importorskip("gradio_client")
 

@@ -8,7 +8,7 @@ import pytest
 from backend.engines.base import SamplingParams
 from backend.engines.transformers_engine import TransformersEngine
 from backend.harmony.codec import PromptSettings, Turn
-from backend.worker import ChatRequest, Worker
+from backend.serving.worker import ChatRequest, Worker
 from core.errors import BusyError
 from core.events import Answer, Done, Reasoning
 from tests.support.forcing import ForceSequence
@@ -147,7 +147,7 @@ def test_injection_strings_reach_the_model_as_text(codec, greedy):
 
 
 def test_slots_admit_queue_refuse_and_hand_over():
-    from backend.worker import Slots
+    from backend.serving.worker import Slots
 
     slots = Slots(max_active=1, max_waiting=1)
     assert slots.admit() is True and slots.admit() is False  # one runs, one waits

@@ -1,5 +1,5 @@
 """The Admin accordion: shown only to users named in --admins (the page asks the server on load;
-the data comes from backend/admin.py, which checks again)."""
+the data comes from backend/services/admin.py, which checks again)."""
 
 from __future__ import annotations
 

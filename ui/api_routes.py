@@ -141,7 +141,7 @@ def metrics_route(metrics, token: str):
         # Only the Bearer scheme carries the token ("Basic <token>" is some other credential).
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
             return Response("Send the metrics token: Authorization: Bearer <token>.", status_code=401)
-        from backend.metrics import CONTENT_TYPE  # noqa: PLC0415
+        from backend.observability.metrics import CONTENT_TYPE  # noqa: PLC0415
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
     return serve

@@ -11,7 +11,7 @@ every anonymous visitor into one shared history.
 
 from __future__ import annotations
 
-from backend.signin import hf_user
+from backend.identity.signin import hf_user
 from core.errors import SignInError
 
 LOCAL_OWNER = "local"

@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 
-from backend.conversations import Sharing
+from backend.services.conversations import Sharing
 from backend.tools.browser import page_lines
 from core.errors import InputError, NotFoundError
 from ui.identity import session_cookies, session_token

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from backend.conversations import Sharing
+from backend.services.conversations import Sharing
 from core.errors import NotFoundError
 from core.records import ShareLink
 from ui.errors import user_errors

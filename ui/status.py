@@ -14,10 +14,10 @@ def status_markdown(status, details: bool = False) -> str:
     server; visitors of a multi-user deployment get the plain sentence and the log keeps the rest)."""
     if status.state == "ready":
         d = status.description
-        text = (f"**Model:** {d.get('model', '?')} · **quantization:** {d.get('quantization', '?')} · "
-                f"**engine:** {d.get('engine', '?')} · **device:** {d.get('device', '?')}")
-        if d.get("notice"):
-            text += f"\n\n**Notice:** {d['notice']}"
+        text = (f"**Model:** {d.model} · **quantization:** {d.quantization} · "
+                f"**engine:** {d.engine} · **device:** {d.device}")
+        if d.notice:
+            text += f"\n\n**Notice:** {d.notice}"
         return text
     if status.state == "failed":
         return f"**{status.error}**" + (f"\n\n{status.detail}" if details and status.detail else "")

@@ -11,8 +11,8 @@ import json
 import anyio
 import gradio as gr
 
-from backend.chat import ChatOptions, ChatService
-from backend.conversations import Conversations
+from backend.services.chat import ChatOptions, ChatService
+from backend.services.conversations import Conversations
 from core.config import DEFAULT_EFFORT
 from core.errors import NotFoundError
 from core.records import MessageStatus
@@ -339,7 +339,7 @@ def wire_turns(p: Page, h: Handlers, concurrency: int) -> list:
     # Starting a turn is quick (store the message, claim, submit): a direct call, outside the queue,
     # with the inputs as the page sent them and the outputs already in the page's form: Gradio's own
     # processing (a worker-thread trip per input) cost 2-4 ms of app CPU per turn (40 turns in a row,
-    # 30-32 -> 28 ms), and the chat service checks every option itself (backend/options.py).
+    # 30-32 -> 28 ms), and the chat service checks every option itself (backend/services/options.py).
     start = dict(api_visibility="private", queue=False, preprocess=False, postprocess=False)
 
     def then_follow(event):

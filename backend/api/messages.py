@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 
 from backend.harmony.codec import Turn, assistant_message, tool_message
-from backend.options import ChatOptions, clean_text
+from backend.services.options import ChatOptions, clean_text
 from core.config import EFFORTS
 from core.errors import InputError
 

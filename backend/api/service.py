@@ -17,10 +17,11 @@ from pathlib import PurePath
 from typing import Iterator
 
 from backend.api.messages import ApiCall, parse_body
+from backend.engines.base import EngineInfo
 from backend.harmony.codec import PromptSettings
-from backend.options import check_options
+from backend.services.options import check_options
+from backend.serving.worker import ChatRequest
 from backend.tools.user_functions import parse_user_functions
-from backend.worker import ChatRequest
 from core.config import DEFAULT_EFFORT, DEFAULT_MAX_NEW_TOKENS
 from core.errors import AuthError, GenerationError, NotFoundError
 from core.events import Answer, Done, Preamble, Reasoning, StopReason, ToolCall
@@ -32,14 +33,14 @@ FINISH = {StopReason.RETURN: "stop", StopReason.CALL: "tool_calls", StopReason.L
           StopReason.STOPPED: "stop", StopReason.ERROR: "stop"}
 DEMO_ID = "gpt-oss-chat-demo"  # the bundled demo model, as the API names it
 NO_KEY = ("This API needs a key: send `Authorization: Bearer <key>`. Whoever runs this server makes keys with "
-          "`python -m backend.users key create NAME`.")
+          "`python -m backend.identity.users key create NAME`.")
 
 
-def served_name(description: dict) -> str:
+def served_name(description: EngineInfo) -> str:
     """The model's name as the API lists it: a folder path becomes its last part (no server paths out)."""
-    if description.get("demo"):
+    if description.demo:
         return DEMO_ID
-    model = str(description.get("model") or "gpt-oss")
+    model = description.model if description.model not in ("", "?") else "gpt-oss"
     return PurePath(model).name if model.startswith(("/", ".")) else model
 
 

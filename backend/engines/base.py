@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Callable, Protocol
 
@@ -25,6 +25,24 @@ class Finish(StrEnum):
     LENGTH = "length"  # max_new_tokens reached
     CANCELLED = "cancelled"
     ERROR = "error"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What is running, as the page's banner and the API say it: a typed record, so that a service asks
+    `info.demo`, never a dict for a key that may be missing."""
+
+    model: str = "?"
+    engine: str = "?"
+    quantization: str = "?"
+    device: str = "?"
+    notice: str = ""
+    process: str = ""  # "own process (pid N)" when the model runs in a child process
+    demo: bool = False  # the bundled demo model: python is its one tool, it has its own temperature
+    messages_only: bool = False  # a server that renders the prompt from chat messages: no built-in tools
+
+    def with_(self, **changes) -> "EngineInfo":
+        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -97,7 +115,7 @@ class TokenStream:
 class Engine(Protocol):
     """Anything that turns prompt ids into streamed ids."""
 
-    description: dict  # what is running, shown on the page (model, quantization, notice)
+    description: EngineInfo  # what is running, shown on the page (model, quantization, notice)
 
     def submit(self, prompt_ids: list[int], params: SamplingParams, stop_ids: list[int],
                chat=None) -> TokenStream:

@@ -52,12 +52,12 @@ def choose_engine(config: Config, codec, progress: Callable) -> Engine:
 
 
 def _demo_engine(config: Config, codec, progress: Callable, reason: str):
-    from backend.demo.build import ensure_built
+    from backend.demo.model import ensure_built
 
     folder = ensure_built(config.data_path / "demo-model", codec, progress)
     engine = make_engine(replace(config, model=str(folder), quantization="auto", engine="transformers"), codec,
                          progress)
-    engine.description.update(
+    engine.description = engine.description.with_(
         model="demo model (tiny GptOss, bundled)", demo=True,
         notice=(f"This is the bundled demo model, not gpt-oss: {reason}. It does toy tasks the way gpt-oss "
                 "works, with its python tool (sums, differences, sorting a few numbers, counting letters; unit "

@@ -24,7 +24,7 @@ from typing import Callable
 
 import httpx
 
-from backend.engines.base import Finish, SamplingParams, TokenStream
+from backend.engines.base import EngineInfo, Finish, SamplingParams, TokenStream
 from backend.engines.openai_stream import (
     ToolCalls,
     chat_piece,
@@ -110,8 +110,8 @@ class OpenAIEngine:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
                                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
-        self.description = {"model": model or "?", "engine": "OpenAI-compatible server",
-                            "quantization": "set by the server", "device": "the server's"}
+        self.description = EngineInfo(model=model or "?", engine="OpenAI-compatible server",
+                                      quantization="set by the server", device="the server's")
 
     # -- setup --------------------------------------------------------------------------
 
@@ -147,10 +147,10 @@ class OpenAIEngine:
             progress("Asking the server whether it takes token ids", None)
             self.api = ("completions" if self._takes_token_ids() else
                         "llamacpp" if self._llamacpp_takes_token_ids() else "chat")
-        self.description.update(model=self.model, engine=f"OpenAI-compatible server ({API_LABELS[self.api]}) at "
-                                                          f"{self.base_url}",
-                                # the server renders the prompt from chat messages: no built-in tools there
-                                messages_only=self.api not in TOKEN_APIS)
+        self.description = self.description.with_(
+            model=self.model, engine=f"OpenAI-compatible server ({API_LABELS[self.api]}) at {self.base_url}",
+            # the server renders the prompt from chat messages: no built-in tools there
+            messages_only=self.api not in TOKEN_APIS)
 
     def _first_model(self) -> str:
         response = self.client.get(f"{self.base_url}/models")

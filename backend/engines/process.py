@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Callable
 
-from backend.engines.base import Engine, Finish, SamplingParams, TokenStream
+from backend.engines.base import Engine, EngineInfo, Finish, SamplingParams, TokenStream
 from core.errors import GenerationError, ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,10 @@ class ProcessEngine:
         self._streams: dict[int, TokenStream] = {}
         self._lock = threading.Lock()  # guards _streams, _next, _dead and sending
         self._next, self._dead = 0, False
-        self.description = self._wait_ready(progress)
-        self.description["process"] = f"own process (pid {self._proc.pid})"
+        self.description = self._wait_ready(progress).with_(process=f"own process (pid {self._proc.pid})")
         threading.Thread(target=self._read, name="model-process-reader", daemon=True).start()
 
-    def _wait_ready(self, progress) -> dict:
+    def _wait_ready(self, progress) -> EngineInfo:
         while True:
             try:
                 msg = self._conn.recv()
@@ -56,7 +55,7 @@ class ProcessEngine:
             if msg[0] == "progress":
                 progress(msg[1], msg[2])
             elif msg[0] == "ready":
-                return dict(msg[1])
+                return msg[1]
             elif msg[0] == "failed":
                 self._proc.join(STOP_TIMEOUT_S)
                 raise ModelLoadError(msg[1])
@@ -133,7 +132,7 @@ def _child_main(conn, factory) -> None:
         log.exception("building the engine failed")
         send(("failed", getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}"))
         return
-    send(("ready", dict(engine.description)))
+    send(("ready", engine.description))
     streams: dict[int, TokenStream] = {}
     lock = threading.Lock()
     stop = threading.Event()

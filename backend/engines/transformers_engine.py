@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Callable
 
-from backend.engines.base import Finish, SamplingParams, TokenStream
+from backend.engines.base import EngineInfo, Finish, SamplingParams, TokenStream
 from core.errors import GenerationError
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,12 @@ class TransformersEngine:
     `use_cuda_graph` None leaves CUDA graphs to transformers, which turns them off with eager
     attention (what runs offline); forcing them on was slower on an H200 (README, Performance)."""
 
-    def __init__(self, model, *, description: dict | None = None, do_sample: bool = True,
+    def __init__(self, model, *, description: EngineInfo | None = None, do_sample: bool = True,
                  max_batch_tokens: int | None = None, num_blocks: int | None = None,
                  logits_processors: list | None = None, seed: int | None = None,
                  use_cuda_graph: bool | None = None):
         self.model = model
-        self.description = description or {"model": getattr(model, "name_or_path", "?")}
+        self.description = description or EngineInfo(model=getattr(model, "name_or_path", "?"))
         self.do_sample = do_sample
         if num_blocks is None and model.device.type == "cpu":
             num_blocks = CPU_NUM_BLOCKS
@@ -69,9 +69,9 @@ class TransformersEngine:
         from backend.engines.loader import load_model
 
         loaded = load_model(config.model, config.quantization, config.device_map, progress)
-        description = {"model": config.model, "quantization": loaded.quantization,
-                       "engine": "transformers (continuous batching)", "notice": loaded.notice,
-                       "device": str(loaded.model.device)}
+        description = EngineInfo(model=config.model, quantization=loaded.quantization,
+                                 engine="transformers (continuous batching)", notice=loaded.notice or "",
+                                 device=str(loaded.model.device))
         return cls(loaded.model, description=description, max_batch_tokens=config.max_batch_tokens,
                    num_blocks=config.num_blocks)
 

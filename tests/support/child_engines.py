@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+from backend.engines.base import EngineInfo
+
 
 def forced_tiny(folder: str, ids: list[int], progress):
     """The tiny GptOss from `folder`, forced to write `ids` (tests.support.forcing)."""
@@ -15,7 +17,7 @@ def forced_tiny(folder: str, ids: list[int], progress):
     progress("Loading weights of tiny", None)
     model = load_model(folder, "auto", "auto").model
     return TransformersEngine(model, do_sample=False, logits_processors=[ForceSequence(ids)],
-                              description={"model": "tiny-test (own process)"})
+                              description=EngineInfo(model="tiny-test (own process)"))
 
 
 def failing(progress):
@@ -30,7 +32,7 @@ def dies_when_asked(progress):
     from backend.engines.base import TokenStream
 
     class Dies:
-        description = {"model": "dies"}
+        description = EngineInfo(model="dies")
 
         def submit(self, prompt_ids, params, stop_ids, chat=None):
             stream = TokenStream()

@@ -11,8 +11,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
+from backend.engines.base import EngineInfo
 from backend.harmony.codec import HarmonyCodec
-from backend.worker import Worker
+from backend.serving.worker import Worker
 from core.errors import ChatError, GenerationError
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class HostStatus:
     stage: str = "Starting"
     fraction: float | None = None
     error: str | None = None  # a plain sentence any visitor may read (no paths, no library text)
-    description: dict = field(default_factory=dict)  # model, quantization, engine, notice
+    description: EngineInfo = field(default_factory=EngineInfo)  # what runs (set once ready)
     detail: str | None = None  # what failed and what to do, for the operator (log, local single user)
 
 
@@ -62,9 +63,9 @@ class ModelHost:
         worker = Worker(engine, self.codec, **self._worker_kwargs)
         with self._lock:
             self._worker = worker
-            self._status = HostStatus("ready", "Ready", 1.0, None, dict(engine.description))
+            self._status = HostStatus("ready", "Ready", 1.0, None, engine.description)
         d = engine.description
-        log.info("model ready: %s (%s, %s)", d.get("model", "?"), d.get("engine", "?"), d.get("quantization", "?"))
+        log.info("model ready: %s (%s, %s)", d.model, d.engine, d.quantization)
 
     def _fail(self, detail: str) -> None:
         with self._lock:
@@ -73,7 +74,7 @@ class ModelHost:
     def status(self) -> HostStatus:
         with self._lock:
             s = self._status
-            return HostStatus(s.state, s.stage, s.fraction, s.error, dict(s.description), s.detail)
+            return HostStatus(s.state, s.stage, s.fraction, s.error, s.description, s.detail)
 
     def worker(self) -> Worker:
         status = self.status()

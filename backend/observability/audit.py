@@ -1,6 +1,6 @@
 """Who did what: the audit log's service side, and its command line.
 
-    python -m backend.audit export --since 2026-11-01 --format jsonl [--database-url URL | --data-dir DIR]
+    python -m backend.observability.audit export --since 2026-11-01 --format jsonl [--database-url URL | --data-dir DIR]
 
 Every service records through one `Audit`: sign-ins (ok and failed), send, stop, regenerate, edit,
 delete, export, share links (create, revoke, open, copy), API requests (with the key's prefix),

@@ -1,4 +1,5 @@
-"""Build the demo model: train a tiny GptOss on harmony conversations, save a full model folder.
+"""Train the demo model: a tiny GptOss on harmony conversations, its weights saved to
+backend/demo/weights.safetensors (the runtime side, backend/demo/model.py, expands them into a folder).
 
 The output softmax over 201,088 ids would dominate training on a CPU, so we
 train over only the ids the corpus uses (K of them) plus one extra logit fixed
@@ -7,42 +8,32 @@ into a full-size GptOss whose other rows are zero gives exactly the same
 distribution: every unused id then has logit 0, and together they weigh
 exactly what the extra logit did.
 
-    python -m backend.demo.build --out data/demo-model
+    python -m lab.train --train   # retrain, then build data/demo-model
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import time
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable
 
-from backend.demo.copying import CopyPractice
-from backend.demo.data import WEATHER_TOOL, Sample, make_samples, python_output
+from backend.demo.model import (
+    ARTIFACT,
+    FULL_VOCAB,
+    SpecialIds,
+    build,
+    save_artifact,
+    tiny_config,
+)
 from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
 from backend.tools.sandbox import TIMEOUT_S
 from backend.tools.toolbox import python_namespace
+from lab.copying import CopyPractice
+from lab.data import WEATHER_TOOL, Sample, make_samples, python_output
 
-FULL_VOCAB = 201088
-
-
-class SpecialIds(NamedTuple):
-    """The harmony ids the demo build needs, read from the encoding (never typed in)."""
-
-    ret: int  # <|return|>: end of a final answer
-    call: int  # <|call|>: end of a tool call
-    pad: int  # <|endoftext|>
-    bos: int  # <|startoftext|>
-
-    @classmethod
-    def of(cls, codec: HarmonyCodec) -> "SpecialIds":
-        return cls(codec.return_id, codec.call_id, codec.special_id("<|endoftext|>"),
-                   codec.special_id("<|startoftext|>"))
-
-BUILD_VERSION = 8  # bump when the recipe changes, so cached builds are rebuilt
 # Two: the machine the training budget is for has two cores; one thread took 0.47 s a conversation step
 # instead of 0.30 s (over 20 minutes in all).
 TRAIN_THREADS = 2
@@ -103,25 +94,6 @@ def build_corpus(codec: HarmonyCodec, n: int, seed: int):
     return [sample_ids(codec, s, rng) for s in make_samples(n, seed)]
 
 
-def _tiny_config(vocab: int, hidden: int, layers: int, experts: int, ids: SpecialIds,
-                 index: dict[int, int] | None = None, heads: int = 4):
-    """The demo architecture. `index` maps full ids to a small vocabulary's rows (training, artifact):
-    its special ids then point at those rows, or at nothing, so the config stays inside its vocabulary."""
-    from transformers import GptOssConfig
-
-    named = {"pad": ids.pad, "eos": ids.ret, "bos": ids.bos}
-    special = {name: i if index is None else index.get(i) for name, i in named.items()}
-    return GptOssConfig(
-        vocab_size=vocab, hidden_size=hidden, intermediate_size=hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=heads // 2, head_dim=hidden // heads, num_local_experts=experts,
-        num_experts_per_tok=2, sliding_window=128,
-        layer_types=["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)],
-        tie_word_embeddings=False, eos_token_id=special["eos"], pad_token_id=special["pad"],
-        bos_token_id=special["bos"],
-        dtype="float32",
-    )
-
-
 def trained_ids(corpus, ids: SpecialIds, practice: CopyPractice) -> list[int]:
     """The ids the small model is trained over: every id of the corpus and of practice, and the ends."""
     return sorted({t for seq, _ in corpus for t in seq} | {ids.ret, ids.call, ids.pad} | practice.ids())
@@ -138,7 +110,7 @@ def train(corpus, args, ids: SpecialIds, progress: Callable[[str, float | None],
     torch.manual_seed(args["seed"])
     used = trained_ids(corpus, ids, practice)
     index = {t: i for i, t in enumerate(used)}
-    model = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"], ids, index,
+    model = GptOssForCausalLM(tiny_config(len(used), args["hidden"], args["layers"], args["experts"], ids, index,
                                            args.get("heads", 4)))
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=args["lr"], weight_decay=0.0)
@@ -254,73 +226,6 @@ def _batch(samples, index, pad: int):
     return ids, mask
 
 
-def expand(small, used: list[int], args, ids: SpecialIds):
-    """A full-vocabulary GptOss with the trained weights; unused embedding/output rows are zero."""
-    import torch
-    from transformers import GptOssForCausalLM
-
-    full = GptOssForCausalLM(_tiny_config(FULL_VOCAB, args["hidden"], args["layers"], args["experts"], ids,
-                                          heads=args.get("heads", 4)))
-    state = small.state_dict()
-    rows = torch.tensor(used)
-    with torch.no_grad():
-        for name, tensor in full.state_dict().items():
-            if name in ("model.embed_tokens.weight", "lm_head.weight"):
-                tensor.zero_()
-                tensor[rows] = state[name]
-            else:
-                tensor.copy_(state[name])
-    return full.eval()
-
-
-def save(full, folder: Path, codec: HarmonyCodec, meta: dict) -> None:
-    from transformers import GenerationConfig
-    from transformers.utils import logging as hf_logging
-
-    folder.mkdir(parents=True, exist_ok=True)
-    hf_logging.disable_progress_bar()  # a bar for writing one small file is noise; the page shows the stage
-    try:
-        full.save_pretrained(folder)
-    finally:
-        hf_logging.enable_progress_bar()
-    ids = SpecialIds.of(codec)
-    GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, eos_token_id=[ids.ret, ids.call],
-                     pad_token_id=ids.pad, bos_token_id=ids.bos).save_pretrained(folder)
-    from backend.demo.tokenizer import save_tokenizer
-
-    save_tokenizer(folder, codec)
-    (folder / "demo_build.json").write_text(json.dumps(meta, indent=2))
-
-
-ARTIFACT = Path(__file__).parent / "weights.safetensors"  # the trained small model, committed (~2 MB)
-
-
-def save_artifact(small, used: list[int], args: dict, path: Path = ARTIFACT) -> None:
-    """Store the small model (fp16) and its id table; the full folder is rebuilt from it exactly."""
-    import torch
-    from safetensors.torch import save_file
-
-    tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in small.state_dict().items()}
-    tensors["used_ids"] = torch.tensor(used, dtype=torch.int64)
-    save_file(tensors, str(path), metadata={"args": json.dumps(args), "version": str(BUILD_VERSION)})
-
-
-def load_artifact(codec: HarmonyCodec, path: Path = ARTIFACT):
-    import torch
-    from safetensors import safe_open
-    from transformers import GptOssForCausalLM
-
-    with safe_open(str(path), "pt") as f:
-        args = json.loads(f.metadata()["args"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    used = tensors.pop("used_ids").tolist()
-    index = {t: i for i, t in enumerate(used)}
-    small = GptOssForCausalLM(_tiny_config(len(used), args["hidden"], args["layers"], args["experts"],
-                                           SpecialIds.of(codec), index, args.get("heads", 4)))
-    small.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
-    return small.eval(), used, args
-
-
 def train_artifact(codec: HarmonyCodec, progress: Callable, path: Path = ARTIFACT, **overrides) -> None:
     args = {**DEFAULTS, **overrides}
     progress("Building the demo model: writing practice conversations", 0.0)
@@ -331,30 +236,6 @@ def train_artifact(codec: HarmonyCodec, progress: Callable, path: Path = ARTIFAC
         raise RuntimeError(f"Copy practice did not learn to copy in {args['copy_steps']} steps, so the weights "
                            "were not saved. Retrain with another --seed or more --copy_steps.")
     save_artifact(small, used, args, path)
-
-
-def build(folder: Path, codec: HarmonyCodec, progress: Callable | None = None) -> Path:
-    """Write the full model folder from the committed artifact (seconds), training it first if absent."""
-    progress = progress or (lambda stage, fraction: print(stage, flush=True))
-    if not ARTIFACT.is_file():
-        train_artifact(codec, progress)
-    progress("Building the demo model: expanding to the full vocabulary", None)
-    small, used, args = load_artifact(codec)
-    meta = {"version": BUILD_VERSION, "args": args, "used_ids": len(used)}
-    save(expand(small, used, args, SpecialIds.of(codec)), folder, codec, meta)
-    progress("Built the demo model", 1.0)
-    return folder
-
-
-def is_built(folder: Path) -> bool:
-    meta = folder / "demo_build.json"
-    return meta.is_file() and json.loads(meta.read_text()).get("version") == BUILD_VERSION \
-        and (folder / "model.safetensors").is_file()
-
-
-def ensure_built(folder: Path, codec: HarmonyCodec, progress: Callable | None = None) -> Path:
-    """The cached folder, built on first use."""
-    return folder if is_built(folder) else build(folder, codec, progress)
 
 
 def main() -> None:

@@ -1,14 +1,14 @@
 """Password users for Gradio's login: a JSON file of salted PBKDF2 hashes, and a tiny CLI.
 
-    python -m backend.users add alice --file data/users.json   # asks for the password
-    python -m backend.users key create alice [--label laptop]  # an API key, shown once
-    python -m backend.users key list [alice]                   # keys by id, owner, prefix, use
-    python -m backend.users key revoke 3                       # the key with id 3 stops working
+    python -m backend.identity.users add alice --file data/users.json   # asks for the password
+    python -m backend.identity.users key create alice [--label laptop]  # an API key, shown once
+    python -m backend.identity.users key list [alice]                   # keys by id, owner, prefix, use
+    python -m backend.identity.users key revoke 3                       # the key with id 3 stops working
 
 API keys live in the database (hashed), so `key` takes the app's --database-url or --data-dir.
 
 With no users file the app stays a single local user with no login. Signing in is
-backend/signin.py (off the event loop, throttled).
+backend/identity/signin.py (off the event loop, throttled).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def key_command(argv: list[str]) -> None:
     from storage.api_keys import ApiKeys  # noqa: PLC0415
     from storage.repository import Repository  # noqa: PLC0415
 
-    parser = argparse.ArgumentParser(prog="python -m backend.users key", description="Manage API keys.")
+    parser = argparse.ArgumentParser(prog="python -m backend.identity.users key", description="Manage API keys.")
     parser.add_argument("action", choices=["create", "list", "revoke"])
     parser.add_argument("what", nargs="?", help="create: the user; list: a user (optional); revoke: the key id")
     parser.add_argument("--label", default="", help="create: a note to tell keys apart")

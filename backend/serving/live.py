@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from backend.policy import ReasoningPolicy
-from backend.saver import PartialSaver
-from backend.summary import Summarizer
+from backend.services.policy import ReasoningPolicy
+from backend.services.summary import Summarizer
+from backend.serving.saver import PartialSaver
 from core.events import Answer, Done, Preamble, Reasoning, StepEnd, ToolCall, ToolResult
 from core.records import MessageStatus, MessageView
 

@@ -1,7 +1,7 @@
 """Measure the demo model on held-out prompts through the app's own chat loop: the real worker
 (continuous batching) and the real sandboxed python tool.
 
-    python -m backend.demo.evaluate [--per-cell 8]
+    python -m lab.evaluate [--per-cell 8]
 
 Prints JSON: per task, how many answers parsed as harmony (thought, then a final answer or a tool
 call), how many were right, how many called python, and for the python tasks how many called it
@@ -18,8 +18,8 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 
-from backend.demo.data import PYTHON_TASKS, TASKS, WEATHER_TOOL, make
 from core.config import DEMO_TEMPERATURE, EFFORTS
+from lab.data import PYTHON_TASKS, TASKS, WEATHER_TOOL, make
 
 HELD_OUT_SEED = 987654  # the training corpus uses another seed
 NO_PYTHON = "add, python not offered"  # sums asked where the tool is not offered: the model must say so
@@ -64,7 +64,7 @@ def judge(sample, m) -> dict:
 def evaluate(service, per_cell: int = 8, temperature: float = DEMO_TEMPERATURE) -> dict:
     """Every held-out question as a chat of its own through `service` (a ChatService whose toolbox has
     python), all at once, as many users would."""
-    from backend.chat import ChatOptions
+    from backend.services.chat import ChatOptions
 
     samples = held_out(per_cell)
     results = [None] * len(samples)
@@ -110,10 +110,10 @@ def summarize(results: list[dict]) -> dict:
 
 def demo_service(folder: Path, codec, data_dir: Path, **worker_kwargs):
     """A ChatService over the demo model with the sandboxed python tool, as the app builds it."""
-    from backend.chat import ChatService
     from backend.engines.loader import load_model
     from backend.engines.transformers_engine import TransformersEngine
-    from backend.host import ModelHost
+    from backend.services.chat import ChatService
+    from backend.serving.host import ModelHost
     from backend.tools.sandbox import PythonSandbox
     from backend.tools.toolbox import PythonTool, Toolbox
     from storage.repository import Repository
@@ -130,7 +130,7 @@ def demo_service(folder: Path, codec, data_dir: Path, **worker_kwargs):
 
 
 def main() -> None:
-    from backend.demo.build import ensure_built
+    from backend.demo.model import ensure_built
     from backend.harmony.codec import HarmonyCodec
     from backend.harmony.vocab import load_encoding
 

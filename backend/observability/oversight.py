@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from backend.audit import Audit
-from backend.limits import Limits
-from backend.metrics import Metrics
+from backend.observability.audit import Audit
+from backend.observability.limits import Limits
+from backend.observability.metrics import Metrics
 from core.errors import BusyError, LimitError
 from core.events import Done, Stats, StopReason
 

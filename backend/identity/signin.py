@@ -23,7 +23,7 @@ from typing import Callable
 
 from fastapi import HTTPException
 
-from backend.users import hash_password, load_users, verify_password
+from backend.identity.users import hash_password, load_users, verify_password
 
 log = logging.getLogger(__name__)
 

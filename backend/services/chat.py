@@ -2,7 +2,7 @@
 
 Every turn follows the same path: clean the input, commit the user's message,
 commit an empty assistant message marked `streaming`, then hand it to a LiveTurn
-(backend/turns.py) that streams events into it on its own thread, saving every
+(backend/serving/live.py) that streams events into it on its own thread, saving every
 couple of seconds, and records how it ended. The answer belongs to the server:
 pages subscribe to the turn and closing one never stops it. A crash at any point
 leaves what was said in the database.
@@ -16,17 +16,18 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Iterator
 
-from backend.agent import MAX_TOOL_CALLS, AgentTurn
+from backend.engines.base import EngineInfo
 from backend.harmony.codec import PromptSettings, Turn, tool_message
-from backend.options import ChatOptions, check_options, clean_text
-from backend.oversight import Oversight
-from backend.policy import ReasoningPolicy
-from backend.saver import PartialSaver
-from backend.summary import Summarizer
+from backend.observability.oversight import Oversight
+from backend.services.agent import MAX_TOOL_CALLS, AgentTurn
+from backend.services.options import ChatOptions, check_options, clean_text
+from backend.services.policy import ReasoningPolicy
+from backend.services.summary import Summarizer
+from backend.serving.live import LiveTurn, Pace, Snapshot
+from backend.serving.saver import PartialSaver
+from backend.serving.worker import ChatRequest
 from backend.tools.toolbox import Toolbox
 from backend.tools.user_functions import parse_user_functions
-from backend.turns import LiveTurn, Pace, Snapshot
-from backend.worker import ChatRequest
 from core.config import (
     DEFAULT_TEMPERATURE,
     DEMO_TEMPERATURE,
@@ -251,21 +252,21 @@ class ChatService:
 
     # -- tools ---------------------------------------------------------------------------------
 
-    def _engine(self) -> dict:
+    def _engine(self) -> EngineInfo:
         status = self.host.status()
-        return status.description if status.state == "ready" else {}
+        return status.description if status.state == "ready" else EngineInfo()
 
     def default_tools(self) -> list[str]:
         """Tools ticked for a new conversation: every tool the deployment has; on the demo model only
         the one it was trained to call (python); before a chat-only server no built-in one."""
         engine = self._engine()
-        if engine.get("demo"):  # the demo model was trained with python only
+        if engine.demo:  # the demo model was trained with python only
             return [t for t in self.toolbox.defaults if t == "python"]
-        return [t for t in self.toolbox.defaults if not (engine.get("messages_only") and t in BUILT_IN_NAMESPACES)]
+        return [t for t in self.toolbox.defaults if not (engine.messages_only and t in BUILT_IN_NAMESPACES)]
 
     def default_temperature(self) -> float:
         """The temperature a page starts with: gpt-oss's recommended 1.0, or the demo model's own."""
-        return DEMO_TEMPERATURE if self._engine().get("demo") else DEFAULT_TEMPERATURE
+        return DEMO_TEMPERATURE if self._engine().demo else DEFAULT_TEMPERATURE
 
     def enabled_tools(self, tools: list[str] | None) -> list[str]:
         if tools is None:
@@ -275,7 +276,7 @@ class ChatService:
             raise InputError(f"This server has no tool {', '.join(map(repr, unknown))}; it offers: "
                              f"{', '.join(self.toolbox.names) or 'none'}.")
         built_in = [t for t in tools if t in BUILT_IN_NAMESPACES]
-        if built_in and self._engine().get("messages_only"):
+        if built_in and self._engine().messages_only:
             raise InputError(f"{' and '.join(built_in)} need the prompt rendered by this app, but the inference "
                              "server takes chat messages (chat mode). Untick them, or run the server in token "
                              "mode (--server-api completions or llamacpp).")

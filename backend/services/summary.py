@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 from backend.harmony.codec import PromptSettings, Turn
-from backend.worker import ChatRequest
+from backend.serving.worker import ChatRequest
 from core.errors import ChatError
 from core.events import Answer, Done, StopReason
 

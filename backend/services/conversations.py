@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from backend.audit import Audit
-from backend.chat import clean_text
-from backend.policy import ReasoningPolicy
+from backend.observability.audit import Audit
+from backend.services.chat import clean_text
+from backend.services.policy import ReasoningPolicy
 from core.config import MAX_SEARCH_CHARS, MAX_TITLE_CHARS
 from core.errors import InputError, NotFoundError
 from core.records import ConversationView, SharedConversation, ShareLink

@@ -2,7 +2,7 @@
 services: the page's snapshots and conversations, the API, share links, exports and search.
 
 - raw: the reasoning as the model wrote it (a local single user; a researcher);
-- summary: a short summary the same model writes at low effort after the answer (backend/summary.py),
+- summary: a short summary the same model writes at low effort after the answer (backend/services/summary.py),
   in place of the reasoning; the raw text stays on the server;
 - hidden: nothing of it, only that there was some: each reasoning step becomes a marker that the
   page titles "Reasoning hidden by this deployment · N tokens · M s".
