@@ -36,10 +36,9 @@ from storage.audit import AuditStore
 from storage.documents import Documents
 from storage.repository import Repository
 from storage.shares import Shares
-from ui.api_routes import api_routes
 from ui.identity import HF_PREFIX, LOCAL_OWNER, Identity
 from ui.layout import CSS, HEAD, build_layout
-from ui.routes import PageSecurityHeaders, http_routes
+from ui.routes import PageSecurityHeaders, api_routes, http_routes
 from ui.runtime import queue_events
 from ui.wiring import wire
 
@@ -95,7 +94,7 @@ def create(config: Config, build_engine=None) -> Parts:
     service = ChatService(repo, host, config.max_message_chars, config.save_interval_s, toolbox,
                           config.max_tool_calls, oversight=oversight, policy=policy)
     one_user = auth is None and not config.hf_login  # no users at all: the API needs no key either
-    api = OpenAIApi(service, ApiKeys(repo), keyless_owner=LOCAL_OWNER if one_user else None, store=config.api_store,
+    api = OpenAIApi(service.pipeline, ApiKeys(repo), keyless_owner=LOCAL_OWNER if one_user else None, store=config.api_store,
                     max_new_tokens=config.max_new_tokens)
     admin = Admin(admin_names(config.admins), service, oversight.audit.store)
     parts = Parts(demo=None, host=host, config=config, documents=documents, service=service, api=api, admin=admin,

@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 
 from bench.synthetic import ANSWER_WORDS, CUDA_GRAPHS, REASONING_WORDS
-from tests.support.net import free_port
+from testkit.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = REASONING_WORDS + ANSWER_WORDS

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from bench.harness import ROOT
 from bench.synthetic import ANSWER_WORD, WORD, EmissionLog, SyntheticEngine
-from tests.support.net import free_port
-from tests.support.page import launch, ready
+from testkit.net import free_port
+from testkit.page import launch, ready
 
 OBSERVE = """(() => {
   window.__seen = [];

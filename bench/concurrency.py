@@ -41,14 +41,14 @@ def questions_for(n: int, rng: random.Random) -> list[str]:
 
 def worker_alone(app, questions: list[str]) -> float:
     """Aggregate tokens/s of the worker itself on these questions."""
-    from backend.harmony.codec import PromptSettings, Turn
+    from backend.harmony.codec import PromptMessage, PromptSettings
     from backend.serving.worker import ChatRequest
     from core.events import Done
 
     tokens = []
 
     def one(q):
-        request = ChatRequest([Turn("user", q)], PromptSettings(effort="medium"), 0.0, SETTINGS["Max new tokens"])
+        request = ChatRequest([PromptMessage("user", q)], PromptSettings(effort="medium"), 0.0, SETTINGS["Max new tokens"])
         done = [e for e in app.host.worker().submit(request).events() if isinstance(e, Done)][-1]
         tokens.append((done.stats.reasoning_tokens or 0) + (done.stats.answer_tokens or 0))  # as stored
 

@@ -20,12 +20,12 @@ PROMPT = "Explain why the sky is blue."
 
 
 def worker_round(app) -> tuple[float, float]:
-    from backend.harmony.codec import PromptSettings, Turn
+    from backend.harmony.codec import PromptMessage, PromptSettings
     from backend.serving.worker import ChatRequest
     from core.events import Done, Reasoning
 
     t0 = time.perf_counter()
-    job = app.host.worker().submit(ChatRequest([Turn("user", PROMPT)], PromptSettings(), 1.0, 2000))
+    job = app.host.worker().submit(ChatRequest([PromptMessage("user", PROMPT)], PromptSettings(), 1.0, 2000))
     first = None
     for event in job.events():
         if first is None and isinstance(event, Reasoning) and event.text:
@@ -38,7 +38,7 @@ def worker_round(app) -> tuple[float, float]:
 CLIENT = """
 import json, sys, time
 from gradio_client import Client
-from tests.support.streams import first_text_time
+from testkit.streams import first_text_time
 c = Client(sys.argv[1], verbose=False)
 for _ in range(int(sys.argv[2])):
     t0 = time.perf_counter()

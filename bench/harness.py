@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from backend.engines.base import EngineInfo
-from tests.support.net import free_port
+from testkit.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent  # where `python -c` children find the project
 
@@ -61,8 +61,8 @@ def forced_engine(text: str = LONG_ANSWER):
     def make(codec, data):
         from backend.engines.loader import load_model
         from backend.engines.transformers_engine import TransformersEngine
-        from tests.support.forcing import ForceSequence
-        from tests.support.tiny_model import build_tiny_checkpoint
+        from testkit.forcing import ForceSequence
+        from testkit.tiny_model import build_tiny_checkpoint
 
         model = load_model(str(build_tiny_checkpoint(data / "tiny"))).model
         ids = codec.encoding.encode(text, allowed_special="all")

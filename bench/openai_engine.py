@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.net import free_port
+from testkit.net import free_port
 
 PROMPT = "Convert 7 km to m"  # a task the demo model does well: reasoning, then an answer
 EFFORT, MAX_TOKENS = "high", 400
@@ -72,12 +72,12 @@ def bare_round(client, base: str, model: str) -> tuple[float, float]:
 
 
 def engine_round(worker) -> tuple[float, float]:
-    from backend.harmony.codec import PromptSettings, Turn
+    from backend.harmony.codec import PromptMessage, PromptSettings
     from backend.serving.worker import ChatRequest
     from core.events import Done, Reasoning
 
     t0, first = time.perf_counter(), None
-    job = worker.submit(ChatRequest([Turn("user", PROMPT)], PromptSettings(effort=EFFORT), 1.0, MAX_TOKENS))
+    job = worker.submit(ChatRequest([PromptMessage("user", PROMPT)], PromptSettings(effort=EFFORT), 1.0, MAX_TOKENS))
     for event in job.events():
         if first is None and isinstance(event, Reasoning) and event.text:
             first = time.perf_counter()

@@ -27,8 +27,9 @@ import threading
 import time
 from pathlib import Path
 
-from backend.engines.base import EngineInfo, Finish, SamplingParams, TokenStream
+from backend.engines.base import EngineInfo, SamplingParams, TokenStream
 from backend.engines.transformers_engine import TransformersEngine
+from core.events import StopReason
 
 ROOT = Path(__file__).resolve().parent.parent
 WORD = " zebra"  # the reasoning's word, one token; the load client counts it on the page
@@ -106,7 +107,7 @@ class SyntheticEngine:
         stream.push([self.ids[i]])
         s["i"] = i + 1
         if s["i"] >= s["limit"]:
-            stream.close(Finish.STOP if s["i"] == len(self.ids) else Finish.LENGTH)
+            stream.close(StopReason.STOP_ID if s["i"] == len(self.ids) else StopReason.LENGTH)
             self._record(s)
             return False
         return True
@@ -136,9 +137,9 @@ class ScriptedStream(TokenStream):
         self.times += [now for k in range(i, i + len(scripted)) if self.shown[k]]
         super().push(scripted)
 
-    def close(self, reason: Finish, error: str | None = None) -> bool:
-        if reason == Finish.LENGTH and self.n_tokens == len(self.script):
-            reason = Finish.STOP  # the script ends with <|return|>, a stop id the model never chose
+    def close(self, reason: StopReason, error: str | None = None) -> bool:
+        if reason == StopReason.LENGTH and self.n_tokens == len(self.script):
+            reason = StopReason.STOP_ID  # the script ends with <|return|>, a stop id the model never chose
         closed = super().close(reason, error)
         if closed and self.tag:
             self.log.write(self.tag, self.times)
@@ -167,7 +168,7 @@ class ModelPacedEngine(TransformersEngine):
 
 
 def paced_engine(args, encoding, log: EmissionLog) -> ModelPacedEngine:
-    from bench.worker import build_20b, build_tiny
+    from bench.models import build_20b, build_tiny
 
     model = build_20b() if args.model == "20b" else build_tiny()
     description = EngineInfo(model=f"{args.model} (paced, synthetic text)", engine="transformers (continuous batching)",

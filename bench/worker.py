@@ -16,42 +16,19 @@ import argparse
 import json
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
+from backend.harmony.codec import HarmonyCodec, PromptMessage, PromptSettings
 from backend.harmony.vocab import load_encoding
 from backend.serving.worker import ChatRequest, Worker
 from bench.harness import run_together
+from bench.models import build_20b, build_tiny
 from bench.synthetic import CUDA_GRAPHS
 
 PROMPT = "Explain, step by step, why the sky looks blue at noon and red at sunset."
-
-
-def build_20b():
-    """The published gpt-oss-20b dimensions with random bf16 weights, built on the GPU.
-
-    `from_config` builds in the config's dtype from the start (a float32 build would need 84 GB
-    before a cast to bf16)."""
-    import torch
-    from transformers import AutoModelForCausalLM, GptOssConfig
-
-    config = GptOssConfig(num_hidden_layers=24, num_local_experts=32, hidden_size=2880,
-                          intermediate_size=2880, num_attention_heads=64, num_key_value_heads=8,
-                          head_dim=64, vocab_size=201088, dtype="bfloat16")
-    with torch.device("cuda"):
-        return AutoModelForCausalLM.from_config(config).eval()
-
-
-def build_tiny():
-    from backend.engines.loader import load_model
-    from tests.support.tiny_model import build_tiny_checkpoint
-
-    folder = build_tiny_checkpoint(Path(tempfile.mkdtemp()) / "tiny")
-    return load_model(str(folder), "auto", "auto").model
 
 
 def build_model(args):
@@ -83,7 +60,7 @@ def worker_run(worker, n, concurrency):
     results = []
 
     def one(i):
-        turns = [Turn("user", f"{PROMPT} (variant {i})")]
+        turns = [PromptMessage("user", f"{PROMPT} (variant {i})")]
         done = list(worker.submit(ChatRequest(turns, PromptSettings(), max_new_tokens=n)).events())[-1]
         results.append(done.stats)
 
@@ -113,7 +90,7 @@ def main():
     model = build_model(args)
     if args.experts:
         model.set_experts_implementation(args.experts)
-    ids = codec.render([Turn("user", PROMPT)], PromptSettings())
+    ids = codec.render([PromptMessage("user", PROMPT)], PromptSettings())
     engine = TransformersEngine(model, do_sample=False, max_batch_tokens=args.max_batch_tokens,
                                 num_blocks=args.num_blocks, use_cuda_graph=CUDA_GRAPHS[args.cuda_graphs])
     worker = Worker(engine, codec, max_active=max(args.concurrency), max_waiting=0)

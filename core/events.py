@@ -11,12 +11,16 @@ from enum import StrEnum
 
 
 class StopReason(StrEnum):
-    """Why a stream of events ended. `return`/`call` come from harmony's stop tokens."""
+    """How a run ended: the one vocabulary from the engine to the database. An engine's token stream
+    closes with STOP_ID (a stop id came), LENGTH, STOPPED or ERROR; the worker, which knows harmony, turns
+    STOP_ID into RETURN or CALL by which id it was. A stored message's status follows from it
+    (core.records.MessageStatus.after); the APIs translate it into their own finish_reason."""
 
-    RETURN = "return"
-    CALL = "call"
+    RETURN = "return"  # <|return|>: a final answer
+    CALL = "call"  # <|call|>: a tool call
+    STOP_ID = "stop_id"  # (engines only) one of the stop ids came; the worker says which
     LENGTH = "length"
-    STOPPED = "stopped"
+    STOPPED = "stopped"  # cancelled: Stop, or the client went away
     ERROR = "error"
 
 

@@ -1,6 +1,6 @@
 """A stored turn read as the steps a person follows: thought, tool run, thought, answer.
 
-The trace of a message is stored as an ordered list (see backend/turns.Steps); this turns it into
+The trace of a message is an ordered list of typed steps (core/trace.py); this turns it into
 display steps with their headings ("Thought for 3 s", "Ran python · 0.4 s", "Searched 'x' ·
 5 results"), shared by the chat page and the read-only share page so both say the same.
 """
@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from core.records import MessageView
+from core.trace import PreambleStep, ReasoningStep, ToolCallStep, ToolResultStep
 
 CITATION = re.compile(r"【(\d+)†L(\d+)(?:-L(\d+))?】")  # the browser's citation markup in an answer
 
@@ -21,8 +22,8 @@ class DisplayStep:
     kind: str  # thought | tool | preamble
     title: str
     text: str = ""  # thought or preamble text
-    call: dict | None = None  # tool: the call entry
-    result: dict | None = None  # tool: its result entry (None while it runs)
+    call: ToolCallStep | None = None  # tool: the call
+    result: ToolResultStep | None = None  # tool: its result (None while it runs)
     seconds: float | None = None
     pending: bool = False  # the step running now
 
@@ -30,36 +31,35 @@ class DisplayStep:
 def display_steps(m: MessageView, streaming: bool = False, include_reasoning: bool = True) -> list[DisplayStep]:
     trace = m.trace or []
     steps: list[DisplayStep] = []
-    has_thoughts = any(e.get("kind") == "reasoning" for e in trace)
+    has_thoughts = any(isinstance(e, ReasoningStep) for e in trace)
     if include_reasoning and m.reasoning and not has_thoughts:  # stored before steps were
         steps.append(DisplayStep("thought", thought_title(m.reasoning_time), m.reasoning, seconds=m.reasoning_time))
     i = 0
     while i < len(trace):
         entry, last = trace[i], i == len(trace) - 1
-        kind = entry.get("kind")
-        if kind == "reasoning" and include_reasoning and (entry.get("hidden") or entry.get("summary")):
-            steps.append(policy_step(entry, m.reasoning[:entry.get("end", 0)],
-                                     streaming and (entry.get("writing") or (last and not m.content))))
-        elif kind == "reasoning" and include_reasoning:
-            text = m.reasoning[entry.get("start", 0):entry.get("end", 0)]
+        if isinstance(entry, ReasoningStep) and include_reasoning and (entry.hidden or entry.summary):
+            steps.append(policy_step(entry, m.reasoning[:entry.end],
+                                     streaming and (entry.writing or (last and not m.content))))
+        elif isinstance(entry, ReasoningStep) and include_reasoning:
+            text = m.reasoning[entry.start:entry.end]
             pending = streaming and last and not m.content
             if text.strip():
-                steps.append(DisplayStep("thought", "Thinking…" if pending else thought_title(entry.get("seconds"),
-                                                                                             entry.get("tokens")),
-                                         text, seconds=entry.get("seconds"), pending=pending))
-        elif kind == "tool_call":
-            result = trace[i + 1] if i + 1 < len(trace) and trace[i + 1].get("kind") == "tool_result" else None
+                steps.append(DisplayStep("thought", "Thinking…" if pending else thought_title(entry.seconds,
+                                                                                             entry.tokens),
+                                         text, seconds=entry.seconds, pending=pending))
+        elif isinstance(entry, ToolCallStep):
+            result = trace[i + 1] if i + 1 < len(trace) and isinstance(trace[i + 1], ToolResultStep) else None
             i += result is not None
             title = tool_title(entry, result) if result is not None or streaming else \
-                f"{_verbs(entry.get('recipient', '?'), {})[0]} · waiting for its result"  # a paused turn
+                f"{_verbs(entry.recipient, {})[0]} · waiting for its result"  # a paused turn
             steps.append(DisplayStep("tool", title, call=entry, result=result,
-                                     seconds=result.get("seconds") if result else None,
+                                     seconds=result.seconds if result else None,
                                      pending=result is None and streaming))
-        elif kind == "tool_result":  # a result without its call (never written so, but readable)
-            steps.append(DisplayStep("tool", tool_title({"recipient": entry.get("recipient", "?")}, entry),
-                                     call={"recipient": entry.get("recipient", "?")}, result=entry))
-        elif kind == "preamble":
-            steps.append(DisplayStep("preamble", "Preamble", entry.get("text", "")))
+        elif isinstance(entry, ToolResultStep):  # a result without its call (never written so, but readable)
+            call = ToolCallStep(entry.recipient)
+            steps.append(DisplayStep("tool", tool_title(call, entry), call=call, result=entry))
+        elif isinstance(entry, PreambleStep):
+            steps.append(DisplayStep("preamble", "Preamble", entry.text))
         i += 1
     return steps
 
@@ -68,23 +68,23 @@ HIDDEN = "Reasoning hidden by this deployment"
 HIDDEN_TEXT = "This deployment does not show the model's reasoning; its length and time are above."
 
 
-def _figures(entry: dict) -> str:
-    tokens, seconds = entry.get("tokens"), entry.get("seconds")
+def _figures(entry: ReasoningStep) -> str:
+    tokens, seconds = entry.tokens, entry.seconds
     bits = [f"{tokens} tokens" if tokens else "", "" if seconds is None else _took(seconds)]
     return "".join(f" · {b}" for b in bits if b)
 
 
-def policy_step(entry: dict, summary: str, pending: bool) -> DisplayStep:
+def policy_step(entry: ReasoningStep, summary: str, pending: bool) -> DisplayStep:
     """A reasoning step as --reasoning-display hidden or summary shows it (backend/services/policy.py)."""
-    if entry.get("hidden"):
+    if entry.hidden:
         title = HIDDEN + (" · thinking…" if pending else _figures(entry))
-        return DisplayStep("thought", title, HIDDEN_TEXT, seconds=entry.get("seconds"), pending=pending)
+        return DisplayStep("thought", title, HIDDEN_TEXT, seconds=entry.seconds, pending=pending)
     if pending:
         title = "Summarizing the reasoning…" if summary else "Thinking… · a summary follows the answer"
     else:
         title = "Summary of the reasoning" + _figures(entry)
     return DisplayStep("thought", title, summary or ("" if pending else "(No summary.)"),
-                       seconds=entry.get("seconds"), pending=pending)
+                       seconds=entry.seconds, pending=pending)
 
 
 def thought_title(seconds: float | None, tokens: int | None = None) -> str:
@@ -97,29 +97,27 @@ def _took(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"  # "0 s" says nothing of a short thought
 
 
-def call_arguments(call: dict) -> dict:
+def call_arguments(call: ToolCallStep) -> dict:
     try:
-        value = json.loads(call.get("arguments") or "{}")
+        value = json.loads(call.arguments or "{}")
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
 
 
-def tool_title(call: dict, result: dict | None) -> str:
+def tool_title(call: ToolCallStep, result: ToolResultStep | None) -> str:
     """"Ran python · 0.4 s", "Searched 'gpt-oss license' · 5 results", "Running python…"."""
-    recipient = call.get("recipient", "?")
-    args = call_arguments(call)
-    done, doing = _verbs(recipient, args)
+    done, doing = _verbs(call.recipient, call_arguments(call))
     if result is None:
         return doing + "…"
     bits = [done]
-    if result.get("summary") and result.get("status", "ok") == "ok":
-        bits.append(str(result["summary"]))
-    if result.get("seconds") is not None:
-        bits.append(f"{result['seconds']:.1f} s")
-    if result.get("status", "ok") != "ok":
+    if result.summary and result.ok:
+        bits.append(str(result.summary))
+    if result.seconds is not None:
+        bits.append(f"{result.seconds:.1f} s")
+    if not result.ok:
         bits.append({"error": "failed", "timeout": "timed out", "stopped": "stopped",
-                     "killed": "killed"}.get(result["status"], result["status"]))
+                     "killed": "killed"}.get(result.status, result.status))
     return " · ".join(bits)
 
 
@@ -142,7 +140,7 @@ def pages_of(m: MessageView) -> dict[int, dict]:
     """Browser pages the turn saw, by cursor (for its citations)."""
     pages = {}
     for entry in m.trace or []:
-        for page in entry.get("pages", []) if entry.get("kind") == "tool_result" else []:
+        for page in entry.pages if isinstance(entry, ToolResultStep) else []:
             if "link" not in page:
                 pages[int(page["cursor"])] = page
     return pages

@@ -28,7 +28,7 @@ from backend.demo.model import (
     save_artifact,
     tiny_config,
 )
-from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
+from backend.harmony.codec import HarmonyCodec, PromptMessage, PromptSettings
 from backend.tools.sandbox import TIMEOUT_S
 from backend.tools.toolbox import python_namespace
 from lab.copying import CopyPractice
@@ -60,7 +60,7 @@ def sample_ids(codec: HarmonyCodec, s: Sample, rng: random.Random) -> tuple[list
     date = f"20{rng.randint(25, 27)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
     tools = [WEATHER_TOOL] if s.tool or rng.random() < 0.15 else []
     namespaces = [python_namespace(TIMEOUT_S)] if s.python else []
-    prompt = codec.render([Turn("user", s.question)], PromptSettings(effort=s.effort, date=date, tools=tools,
+    prompt = codec.render([PromptMessage("user", s.question)], PromptSettings(effort=s.effort, date=date, tools=tools,
                                                                       namespaces=namespaces))
     enc, ids = codec.encoding, SpecialIds.of(codec)
 

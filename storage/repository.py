@@ -21,6 +21,7 @@ from sqlalchemy.orm import sessionmaker
 from core.errors import NotFoundError
 from core.records import ConversationView, MessageStatus, MessageView, SearchHit
 from core.steps import display_steps, fenced
+from core.trace import Step, ToolCallStep, ToolResultStep, from_json, to_json
 from storage.db import open_engine, upgrade
 from storage.schema import Conversation, Message, Share, utcnow
 
@@ -60,7 +61,7 @@ def title_from(text_: str) -> str:
 
 def _message_view(m: Message) -> MessageView:
     values = {f: getattr(m, f) for f in MESSAGE_FIELDS}
-    return MessageView(id=m.id, position=m.position, role=m.role, trace=json.loads(m.trace or "[]"),
+    return MessageView(id=m.id, position=m.position, role=m.role, trace=from_json(json.loads(m.trace or "[]")),
                        harmony=json.loads(m.harmony or "[]"), created=m.created.isoformat(), **values)
 
 
@@ -70,15 +71,20 @@ def _conversation_view(c: Conversation, messages: list[Message] | None = None) -
                             messages=[_message_view(m) for m in (messages or [])])
 
 
-def tools_text(trace: list[dict]) -> str:
+def tools_text(steps: list[Step]) -> str:
     """The searchable text of a turn's tool calls (recipient and arguments) and results."""
     parts = []
-    for entry in trace:
-        if entry.get("kind") == "tool_call":
-            parts.append(f"{entry.get('recipient', '')} {entry.get('arguments', '')}")
-        elif entry.get("kind") == "tool_result":
-            parts.append(entry.get("output", ""))
+    for step in steps:
+        if isinstance(step, ToolCallStep):
+            parts.append(f"{step.recipient} {step.arguments}")
+        elif isinstance(step, ToolResultStep):
+            parts.append(step.output)
     return "\n".join(parts)
+
+
+def message_data(m: MessageView) -> dict:
+    """A message as plain JSON data (exports, share snapshots, the API's open_conversation)."""
+    return {**m.__dict__, "trace": to_json(m.trace)}
 
 
 def _markdown_steps(m: MessageView, include_reasoning: bool) -> list[str]:
@@ -86,7 +92,7 @@ def _markdown_steps(m: MessageView, include_reasoning: bool) -> list[str]:
     lines = []
     for step in display_steps(m, include_reasoning=include_reasoning):
         if step.kind == "tool":
-            body = fenced((step.call or {}).get("arguments", "")) + "\n\n" + fenced((step.result or {}).get("output", ""))
+            body = fenced(step.call.arguments if step.call else "") + "\n\n" + fenced(step.result.output if step.result else "")
         else:
             body = step.text
         lines += ["", f"<details><summary>{step.title}</summary>", "", body, "", "</details>"]
@@ -276,7 +282,7 @@ class Repository:
                 .values(content=bindparam("p_content"), reasoning=bindparam("p_reasoning"),
                         trace=bindparam("p_trace"), tools_text=bindparam("p_tools")))
         rows = [{"p_owner": owner, "p_id": mid, "p_content": f["content"], "p_reasoning": f["reasoning"],
-                 "p_trace": json.dumps(list(f.get("trace") or [])), "p_tools": tools_text(f.get("trace") or [])}
+                 "p_trace": json.dumps(to_json(f.get("trace") or [])), "p_tools": tools_text(f.get("trace") or [])}
                 for owner, mid, f in items]
         with self.writing() as s:
             s.connection().execute(stmt, rows)
@@ -292,10 +298,10 @@ class Repository:
     def _encode(fields: dict) -> dict:
         # Enum members (status, stop reason) are stored as their plain string values.
         out = {k: (v.value if isinstance(v, Enum) else v) for k, v in fields.items() if k in MESSAGE_FIELDS}
-        for key in ("trace", "harmony"):
-            if key in fields:
-                out[key] = json.dumps(list(fields[key]))
+        if "harmony" in fields:
+            out["harmony"] = json.dumps(list(fields["harmony"]))
         if "trace" in fields:
+            out["trace"] = json.dumps(to_json(fields["trace"]))
             out["tools_text"] = tools_text(fields["trace"])
         unknown = set(fields) - set(out)
         if unknown:
@@ -344,7 +350,7 @@ class Repository:
         messages = view(conv.messages) if view else conv.messages
         return {"format": "gpt-oss-chat/1", "id": conv.id, "title": conv.title, "created": conv.created,
                 "updated": conv.updated, "settings": conv.settings,
-                "messages": [m.__dict__ for m in messages]}
+                "messages": [message_data(m) for m in messages]}
 
     def export_markdown(self, owner: str, conversation_id: str, include_reasoning: bool = True, view=None) -> str:
         conv = self.get(owner, conversation_id)

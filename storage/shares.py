@@ -17,6 +17,7 @@ from sqlalchemy import select
 from core.config import DEFAULT_SHARE_EXPIRY, SHARE_LINK_EXPIRIES
 from core.errors import LINK_GONE, InputError, NotFoundError
 from core.records import MessageStatus, MessageView, SharedConversation, ShareLink
+from core.trace import from_json, to_json
 from storage.repository import MESSAGE_FIELDS, Repository
 from storage.schema import Share, utcnow
 
@@ -46,6 +47,7 @@ def _snapshot(messages: list[MessageView], include_reasoning: bool) -> list[dict
         if m.status == MessageStatus.STREAMING:
             continue  # an answer still being written is not part of the snapshot
         row = {"role": m.role, **_carried(m)}
+        row["trace"] = to_json(m.trace)
         if not include_reasoning:
             # harmony keeps the raw analysis messages, so it goes too
             row.update({k: None for k in REASONING_ONLY}, reasoning="", harmony=[])
@@ -98,7 +100,8 @@ class Shares:
             share = s.get(Share, token)
             if share is None or not _active(share, now or utcnow()):
                 raise NotFoundError(LINK_GONE)
-            messages = [MessageView(id=i, position=i, **m) for i, m in enumerate(json.loads(share.snapshot))]
+            messages = [MessageView(id=i, position=i, **{**m, "trace": from_json(m.get("trace"))})
+                        for i, m in enumerate(json.loads(share.snapshot))]
             return SharedConversation(share.title, share.created.isoformat(), share.include_reasoning, messages)
 
     def copy(self, owner: str, token: str) -> str:

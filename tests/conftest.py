@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 
 from backend.engines.base import EngineInfo
-from tests.support.net import free_port
-from tests.support.tiny_model import build_tiny_checkpoint
+from testkit.net import free_port
+from testkit.tiny_model import build_tiny_checkpoint
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ FORCED_CHAT = ("<|channel|>analysis<|message|>The user says hi. " + "Let me thin
 def browser():
     """Debian's Chromium through Playwright, one per test module (skipped where there is none)."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    from tests.support.page import CHROMIUM, launch
+    from testkit.page import CHROMIUM, launch
 
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
@@ -76,7 +76,7 @@ def forced_engine(codec, tiny_model):
     """build_engine(progress) functions: the tiny model forced to speak `text` in harmony. They go
     where the app takes its engine (ModelHost, app.create), so nothing is patched."""
     from backend.engines.transformers_engine import TransformersEngine
-    from tests.support.forcing import ForceSequence
+    from testkit.forcing import ForceSequence
 
     def factory(text=FORCED_CHAT, *then):
         """`then`: what later generations of a turn say (after each tool call), in order."""

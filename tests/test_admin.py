@@ -5,7 +5,7 @@ from gradio_client import Client
 
 from core.config import Config
 from core.errors import NotFoundError
-from tests.support.net import free_port
+from testkit.net import free_port
 
 
 def start(launched, tmp_path, admins: str):
@@ -28,7 +28,7 @@ def test_usage_queue_and_audit_for_admins_only(launched, tmp_path):
 
 
 def test_the_admin_accordion_shows_for_an_admin_only(browser, launched, tmp_path):
-    from tests.support.page import open_page, send, wait_answers
+    from testkit.page import open_page, send, wait_answers
 
     _, url = start(launched, tmp_path / "admin", "local")
     pg = open_page(browser, url)

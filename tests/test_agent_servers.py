@@ -48,8 +48,8 @@ def test_token_mode_runs_the_loop_like_the_local_model(server, codec, repo):
         host.close()
     m = repo.get("alice", snaps[0].conversation_id).messages[-1]
     assert (m.status, m.content) == ("complete", "42.")
-    assert [e["kind"] for e in m.trace] == ["reasoning", "tool_call", "tool_result", "reasoning"]
-    assert m.trace[2]["output"] == "42"
+    assert [e.kind for e in m.trace] == ["reasoning", "tool_call", "tool_result", "reasoning"]
+    assert m.trace[2].output == "42"
     second = [body for path, body in server.requests if path == "/v1/completions"][-1]
     prompt = codec.decode(second["prompt"])
     assert "<|start|>functions.calculate to=assistant<|channel|>commentary<|message|>42<|end|>" in prompt
@@ -64,7 +64,7 @@ def test_chat_mode_sends_tools_and_tool_results_as_openai_messages(server, codec
     options = ChatOptions(max_new_tokens=200, tools=["calculate"], functions=[weather])
     try:
         cid = list(service.send("alice", None, "Weather in Paris?", options))[0].conversation_id
-        assert service.waiting_call("alice", cid)["arguments"] == '{"city": "Paris"}'
+        assert service.waiting_call("alice", cid).arguments == '{"city": "Paris"}'
         list(service.tool_result("alice", cid, "sunny, 21 C", options))
     finally:
         host.close()

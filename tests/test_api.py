@@ -7,11 +7,11 @@ import time
 import httpx
 import pytest
 
-from backend.harmony.codec import Turn
+from backend.harmony.codec import PromptMessage
 from backend.services.options import ChatOptions
 from core.config import Config
-from tests.support.net import free_port
-from tests.support.page import open_page, send, thought_titles, wait_answers
+from testkit.net import free_port
+from testkit.page import open_page, send, thought_titles, wait_answers
 
 openai = pytest.importorskip("openai")
 
@@ -94,9 +94,9 @@ def test_harmony_control_tokens_in_a_message_stay_text(launched, tmp_path):
     conv = parts.conversations.list("local")[0]
     stored = parts.conversations.open("local", conv.id).messages
     assert stored[0].content == sneaky and stored[1].content == "Hello! <b>How</b> can I help?"
-    codec, settings = parts.host.codec, parts.service.settings_for(ChatOptions())
-    plain = codec.render([Turn("user", "hi")], settings).count(codec.start_id)
-    assert codec.render([Turn("user", sneaky)], settings).count(codec.start_id) == plain  # none from the text
+    codec, settings = parts.host.codec, parts.service.pipeline.prompt_settings(ChatOptions())
+    plain = codec.render([PromptMessage("user", "hi")], settings).count(codec.start_id)
+    assert codec.render([PromptMessage("user", sneaky)], settings).count(codec.start_id) == plain  # none from the text
 
 
 def test_function_calls_and_their_results(launched, tmp_path):

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.support.streams import live_value
+from testkit.streams import live_value
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -134,7 +134,7 @@ def test_ten_streams_and_two_cancels_leave_nothing_wedged(tmp_path, launched):
     """The probe of the hardening issue: 10 /send streams in one client session, two cancelled.
     (The worker has room for all ten: 4 decoding, 8 waiting.)"""
     from core.config import Config
-    from tests.support.net import free_port
+    from testkit.net import free_port
 
     config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400, max_active=4, max_waiting=8)
     service = launched(config).service
@@ -170,7 +170,7 @@ def test_edit_is_page_only_and_not_offered_to_the_api(app_url):
 
 def test_a_full_server_refuses_at_once_instead_of_parking_requests(tmp_path, launched):
     from core.config import Config
-    from tests.support.net import free_port
+    from testkit.net import free_port
 
     config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400, max_active=1, max_waiting=1)
     launched(config)
@@ -192,7 +192,7 @@ def test_hide_api_leaves_no_route_listing(tmp_path, launched):
     import httpx
 
     from core.config import Config
-    from tests.support.net import free_port
+    from testkit.net import free_port
 
     config = Config(data_dir=str(tmp_path), port=free_port(), hide_api=True)
     launched(config)
@@ -205,7 +205,7 @@ def test_the_idle_queue_looks_for_events_calmly_and_still_streams(tmp_path, laun
     the page); the app slows it to QUEUE_IDLE_POLL_S. The attributes are Gradio's own: this fails if an
     upgrade renames them (the setting would then silently do nothing). A queued stream still runs."""
     from core.config import Config
-    from tests.support.net import free_port
+    from testkit.net import free_port
     from ui.runtime import PROGRESS_POLL_S, QUEUE_IDLE_POLL_S
 
     config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400)
@@ -222,7 +222,7 @@ def test_launch_freezes_what_start_up_built_out_of_the_collector(tmp_path, launc
     import gc
 
     from core.config import Config
-    from tests.support.net import free_port
+    from testkit.net import free_port
 
     gc.unfreeze()  # whatever an earlier test's launch froze
     launched(Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400))
@@ -235,7 +235,7 @@ WEATHER = [{"name": "get_weather", "description": "Weather in a city",
 
 def test_tools_through_the_api_and_a_function_result_sent_by_a_script(tmp_path, launched):
     from core.config import Config
-    from tests.support.net import free_port
+    from testkit.net import free_port
 
     call = ("<|channel|>analysis<|message|>Ask the function.<|end|><|start|>assistant to=functions.get_weather"
             '<|channel|>commentary <|constrain|>json<|message|>{"city": "Oslo"}<|call|>')

@@ -13,7 +13,7 @@ from backend.observability.audit import main as audit_cli
 from core.config import Config
 from storage.audit import AuditStore
 from storage.schema import utcnow
-from tests.support.net import free_port
+from testkit.net import free_port
 
 openai = pytest.importorskip("openai")
 

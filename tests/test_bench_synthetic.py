@@ -6,8 +6,7 @@ the model, with one logged emission time per shown word."""
 
 import json
 
-from backend.engines.base import Finish
-from backend.harmony.codec import PromptSettings, Turn
+from backend.harmony.codec import PromptMessage, PromptSettings
 from backend.serving.worker import ChatRequest, Worker
 from bench.synthetic import (
     ANSWER_WORD,
@@ -19,7 +18,7 @@ from bench.synthetic import (
     ScriptedStream,
     completion,
 )
-from core.events import Answer, Done, Reasoning
+from core.events import Answer, Done, Reasoning, StopReason
 
 
 def test_a_scripted_stream_swaps_every_id_and_logs_each_shown_word(encoding, tmp_path):
@@ -28,9 +27,9 @@ def test_a_scripted_stream_swaps_every_id_and_logs_each_shown_word(encoding, tmp
     stream = ScriptedStream(script, None, "1-0", log)
     stream.push([7, 7, 7])  # whatever the model chose
     stream.push([9] * (len(script[0]) - 3))
-    stream.close(Finish.LENGTH)  # the model ran to the script's length: that is the script's <|return|>
+    stream.close(StopReason.LENGTH)  # the model ran to the script's length: that is the script's <|return|>
     assert stream.read() == script[0]
-    assert stream.finish_reason == Finish.STOP
+    assert stream.finish_reason == StopReason.STOP_ID
     (entry,) = [json.loads(line) for line in (tmp_path / "emit.jsonl").read_text().splitlines()]
     assert entry["tag"] == "1-0" and len(entry["t"]) == REASONING_WORDS + ANSWER_WORDS
 
@@ -39,7 +38,7 @@ def test_the_worker_reads_the_synthetic_completion_off_a_real_model(codec, tiny_
     engine = ModelPacedEngine(tiny_model, codec.encoding, EmissionLog(tmp_path / "emit.jsonl"), do_sample=False)
     try:
         events = list(Worker(engine, codec).submit(
-            ChatRequest([Turn("user", "[2-5] hello")], PromptSettings(date="2026-11-29"),
+            ChatRequest([PromptMessage("user", "[2-5] hello")], PromptSettings(date="2026-11-29"),
                         max_new_tokens=2000)).events())
     finally:
         engine.close()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.net import free_port
-from tests.support.page import (
+from testkit.net import free_port
+from testkit.page import (
     BOT,
     CHROMIUM,
     THOUGHT,
@@ -118,7 +118,7 @@ def late_load_url(tmp_path, launched, monkeypatch):
     import time
 
     from core.config import Config
-    from ui.wiring import Handlers
+    from ui.sidebar import Sidebar as Handlers
 
     loaded, original = threading.Event(), Handlers.load
 
@@ -262,7 +262,7 @@ def test_remote_images_in_messages_are_never_fetched(page, app_url):
 
     import httpx
 
-    from tests.support.net import free_port
+    from testkit.net import free_port
 
     hits = []
 

@@ -4,8 +4,8 @@ the `browser` fixture first, which skips them where there is no Chromium.)"""
 
 import pytest
 
-from tests.support.net import free_port
-from tests.support.page import (
+from testkit.net import free_port
+from testkit.page import (
     field,
     open_page,
     ready,
@@ -61,7 +61,7 @@ def test_a_multi_step_trace_streams_in_order_and_survives_a_reload(browser, agen
     assert "42" in chat.inner_text()
     cid = url_conversation(pg)
     stored = parts.service.repo.get("local", cid).messages[-1]
-    assert [e["kind"] for e in stored.trace] == ["reasoning", "tool_call", "tool_result", "reasoning"]
+    assert [e.kind for e in stored.trace] == ["reasoning", "tool_call", "tool_result", "reasoning"]
     pg.context.close()
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FORCED_CHAT
-from tests.support.net import free_port
-from tests.support.page import (
+from testkit.net import free_port
+from testkit.page import (
     CHROMIUM,
     URL_CONVERSATION,
     USER,
@@ -23,6 +22,7 @@ from tests.support.page import (
     url_conversation,
     wait_answers,
 )
+from tests.conftest import FORCED_CHAT
 
 pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():

@@ -37,7 +37,7 @@ def test_chat_and_response_templates_match_harmony(demo_folder, codec):
     from transformers import AutoTokenizer
     from transformers.utils.chat_parsing.response_parser import parse_response
 
-    from backend.harmony.codec import PromptSettings, Turn
+    from backend.harmony.codec import PromptMessage, PromptSettings
 
     tok = AutoTokenizer.from_pretrained(demo_folder)
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi <b>"},
@@ -45,7 +45,7 @@ def test_chat_and_response_templates_match_harmony(demo_folder, codec):
     for effort in ("low", "high"):
         ids = tok.apply_chat_template(messages, add_generation_prompt=True, reasoning_effort=effort,
                                       conversation_date="2026-01-02", tokenize=True, return_dict=False)
-        turns = [Turn("user", "hi <b>"), Turn("assistant", "Hello"), Turn("user", "again")]
+        turns = [PromptMessage("user", "hi <b>"), PromptMessage("assistant", "Hello"), PromptMessage("user", "again")]
         assert list(ids) == codec.render(turns, PromptSettings(effort=effort, instructions="Be brief.",
                                                                date="2026-01-02"))
     completion = ("<|channel|>analysis<|message|>Greet back.<|end|><|start|>assistant<|channel|>final"
@@ -150,7 +150,7 @@ def test_training_conversations_are_what_the_app_renders_at_each_step(codec):
     thought, the call, python's output (read, not learned), then <|start|>assistant."""
     import random
 
-    from backend.harmony.codec import PromptSettings, Turn, tool_message
+    from backend.harmony.codec import PromptMessage, PromptSettings, tool_message
     from backend.tools.sandbox import TIMEOUT_S
     from backend.tools.toolbox import python_namespace
     from lab.data import WEATHER_TOOL, make, python_output
@@ -165,7 +165,7 @@ def test_training_conversations_are_what_the_app_renders_at_each_step(codec):
              {"role": "assistant", "channel": "analysis", "recipient": "python", "content_type": "code",
               "content": [{"type": "text", "text": sample.code}]},
              tool_message("python", "analysis", python_output(sample.code))]
-    second = codec.render([Turn("user", sample.question), Turn("assistant", "", harmony=steps)], settings)
+    second = codec.render([PromptMessage("user", sample.question), PromptMessage("assistant", "", harmony=steps)], settings)
     assert ids[:len(second)] == second
     assert not any(learn[len(second) - 12:len(second)])  # python's output and the next header: read only
     assert all(learn[len(second):]) and codec.decode(ids[len(second):]).endswith("<|return|>")

@@ -1,7 +1,7 @@
 """Chat-server deltas back into harmony ids, parsed by the same HarmonyStream as local output."""
 
 from backend.harmony.bridge import DeltaWriter, chat_prompt, looks_like_harmony
-from backend.harmony.codec import PromptSettings, Turn
+from backend.harmony.codec import PromptMessage, PromptSettings
 from core.events import Answer, Reasoning, ToolCall
 
 
@@ -16,7 +16,7 @@ def texts(events, kind):
 
 
 def test_chat_prompt():
-    prompt = chat_prompt([Turn("user", "hi"), Turn("assistant", "Hello", reasoning="secret"), Turn("user", "again")],
+    prompt = chat_prompt([PromptMessage("user", "hi"), PromptMessage("assistant", "Hello", reasoning="secret"), PromptMessage("user", "again")],
                          PromptSettings(effort="low", instructions="Be brief",
                                         tools=[{"name": "get_weather", "parameters": {"type": "object"}}]))
     assert prompt.messages == [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "hi"},

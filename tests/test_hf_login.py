@@ -13,7 +13,7 @@ import time
 import pytest
 from itsdangerous import TimestampSigner
 
-from tests.support.net import free_port
+from testkit.net import free_port
 
 gradio_client = pytest.importorskip("gradio_client")
 pytest.importorskip("authlib")

@@ -61,3 +61,49 @@ def test_gradio_only_in_ui_and_app():
     outside = [p for p in ROOT.rglob("*.py") if p.relative_to(ROOT).parts[0] not in ("ui", "tests")
                and p.name != "app.py"]
     assert [str(p.relative_to(ROOT)) for p in outside if any(n.split(".")[0] == "gradio" for n in imports(p))] == []
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def our_graph() -> dict[str, set[str]]:
+    """Module -> our modules it imports (at the top or inside a function: a circle is a circle)."""
+    files = [p for p in ROOT.rglob("*.py") if p.relative_to(ROOT).parts[0] in OURS + ("lab", "testkit")
+             or p.name == "app.py"]
+    files = [p for p in files if "migrations" not in p.parts]
+    known = {module_name(p) for p in files}
+    graph = {}
+    for p in files:
+        targets = set()
+        for name in imports(p):
+            while name and name not in known:  # `from a.b import c` names a.b; `import a.b.c` may name a.b.c
+                name = name.rpartition(".")[0]
+            if name and name != module_name(p):
+                targets.add(name)
+        graph[module_name(p)] = targets
+    return graph
+
+
+def test_no_import_circles():
+    graph, circles = our_graph(), []
+    for start in graph:  # a depth-first walk from each module back to itself
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph.get(node, ()):
+                if nxt == start:
+                    circles.append(" -> ".join(path + [start]))
+                elif nxt not in seen and not start.startswith(nxt + ".") and not nxt.startswith(start + "."):
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+    assert sorted(set(circles)) == []
+
+
+def test_benches_never_import_tests_and_the_app_never_imports_the_lab():
+    assert offending("bench", lambda n: n.split(".")[0] == "tests") == []
+    runtime = [f for folder in ("core", "backend", "storage", "ui")
+               for f in offending(folder, lambda n: n.split(".")[0] in ("lab", "tests", "bench", "testkit"))]
+    assert runtime == []
+    assert [n for n in imports(ROOT / "app.py") if n.split(".")[0] in ("lab", "tests", "bench", "testkit")] == []

@@ -6,7 +6,7 @@ import pytest
 
 from backend.engines.openai_engine import OpenAIEngine
 from backend.harmony.bridge import DeltaWriter
-from backend.harmony.codec import PromptSettings, Turn
+from backend.harmony.codec import PromptMessage, PromptSettings
 from backend.serving.worker import ChatRequest, Worker
 from core.errors import ModelLoadError
 from core.events import Answer, Done, Reasoning, ToolCall
@@ -24,7 +24,7 @@ def engine(server, codec, api="auto", **kwargs):
 
 def ask(e, codec, text="What is 2+2?", **settings):
     worker = Worker(e, codec, time_limit_s=30)
-    return list(worker.submit(ChatRequest([Turn("user", text)], PromptSettings(**settings), 1.0, 256)).events())
+    return list(worker.submit(ChatRequest([PromptMessage("user", text)], PromptSettings(**settings), 1.0, 256)).events())
 
 
 def split(events):
@@ -183,7 +183,7 @@ def test_malformed_stream_is_an_error_not_a_crash(server, codec):
 def test_stop_closes_the_stream_and_the_server_sees_it(server, codec):
     server.route("/v1/chat/completions", Reply(recorded("vllm_chat.sse") * 40, pause_s=0.05))
     worker = Worker(engine(server, codec, api="chat"), codec)
-    job = worker.submit(ChatRequest([Turn("user", "go on")], PromptSettings(), 1.0, 256))
+    job = worker.submit(ChatRequest([PromptMessage("user", "go on")], PromptSettings(), 1.0, 256))
     events = []
     for event in job.events():
         events.append(event)
@@ -219,7 +219,7 @@ def test_one_broken_answer_leaves_the_other_chats_alone(server, codec):
     server.route("/v1/chat/completions", broken, Reply(recorded("vllm_chat.sse"), pause_s=0.02),
                  Reply(recorded("vllm_chat.sse"), pause_s=0.02))
     worker = Worker(engine(server, codec, api="chat"), codec)
-    jobs = [worker.submit(ChatRequest([Turn("user", f"q{i}")], PromptSettings(), 1.0, 64)) for i in range(3)]
+    jobs = [worker.submit(ChatRequest([PromptMessage("user", f"q{i}")], PromptSettings(), 1.0, 64)) for i in range(3)]
     results = in_parallel(lambda job: split(list(job.events())), [(job,) for job in jobs])
     reasons = sorted(r[2].stop_reason for r in results)
     assert reasons == ["error", "return", "return"]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.net import free_port
 from tests.support import page
-from tests.support.net import free_port
 
 gradio_client = pytest.importorskip("gradio_client")
 pytest.importorskip("openai")  # transformers serve needs it

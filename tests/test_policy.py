@@ -11,8 +11,9 @@ from backend.services.policy import ReasoningPolicy
 from core.config import Config
 from core.records import MessageView
 from core.steps import display_steps
+from core.trace import from_json
+from testkit.net import free_port
 from tests.conftest import FORCED_CHAT
-from tests.support.net import free_port
 
 openai = pytest.importorskip("openai")
 RAW = "Let me think"  # in the forced reasoning (conftest.FORCED_CHAT), never in the summary
@@ -21,10 +22,10 @@ SUMMARY = ("<|channel|>analysis<|message|>Short.<|end|><|start|>assistant<|chann
 
 
 def message(**kw) -> MessageView:
-    trace = [{"kind": "reasoning", "start": 0, "end": 12, "seconds": 1.5, "tokens": 30},
+    trace = from_json([{"kind": "reasoning", "start": 0, "end": 12, "seconds": 1.5, "tokens": 30},
              {"kind": "tool_call", "recipient": "python", "arguments": "print(1)"},
              {"kind": "tool_result", "recipient": "python", "output": "1", "status": "ok", "seconds": 0.1},
-             {"kind": "reasoning", "start": 14, "end": 25, "seconds": 0.5, "tokens": 10}]
+             {"kind": "reasoning", "start": 14, "end": 25, "seconds": 0.5, "tokens": 10}])
     fields = dict(id=1, position=1, role="assistant", content="1", reasoning="first think\n\nsecond one",
                   trace=trace, reasoning_tokens=40, reasoning_time=2.0,
                   harmony=[{"role": "assistant", "channel": "analysis", "content": [{"text": "first think"}]},
@@ -124,7 +125,7 @@ def test_summary_end_to_end(launched, tmp_path):
 
 
 def test_policies_in_chromium(browser, launched, tmp_path):
-    from tests.support.page import open_page, send, shot, thought_titles, wait_answers
+    from testkit.page import open_page, send, shot, thought_titles, wait_answers
 
     for display in ("hidden", "summary"):
         _, url = start(launched, tmp_path / display, display, then=(SUMMARY,))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.net import free_port
 from tests.conftest import ROOT
-from tests.support.net import free_port
 
 gradio_client = pytest.importorskip("gradio_client")
 START_TIMEOUT_S = 240  # the first start builds the demo model folder

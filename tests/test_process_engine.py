@@ -4,12 +4,12 @@ from functools import partial
 
 import pytest
 
-from backend.engines.base import Finish, SamplingParams
+from backend.engines.base import SamplingParams
 from backend.engines.process import DIED, ProcessEngine
-from backend.harmony.codec import PromptSettings, Turn
+from backend.harmony.codec import PromptMessage, PromptSettings
 from backend.serving.worker import ChatRequest, Worker
 from core.errors import GenerationError, ModelLoadError
-from core.events import Answer, Done, Reasoning
+from core.events import Answer, Done, Reasoning, StopReason
 from tests.conftest import FORCED_CHAT
 from tests.support import child_engines
 
@@ -35,7 +35,7 @@ def engine(tiny_checkpoint, codec):
 
 def test_a_turn_through_the_worker_is_the_forced_answer(engine, codec):
     worker = Worker(engine, codec)
-    events = list(worker.submit(ChatRequest([Turn("user", "hi")], PromptSettings(), 1.0, 400)).events())
+    events = list(worker.submit(ChatRequest([PromptMessage("user", "hi")], PromptSettings(), 1.0, 400)).events())
     done = events[-1]
     assert isinstance(done, Done) and done.stop_reason == "return"
     assert "".join(e.text for e in events if isinstance(e, Answer)) == "Hello! <b>How</b> can I help?"
@@ -43,14 +43,14 @@ def test_a_turn_through_the_worker_is_the_forced_answer(engine, codec):
 
 
 def test_cancel_ends_the_stream_and_the_next_request_still_runs(engine, codec):
-    prompt = codec.render([Turn("user", "hi")], PromptSettings())
+    prompt = codec.render([PromptMessage("user", "hi")], PromptSettings())
     stream = engine.submit(prompt, SamplingParams(max_new_tokens=400), codec.stop_ids)
     assert stream.read(timeout=60)
     stream.cancel()
     read_all(stream)
-    assert stream.finish_reason == Finish.CANCELLED
+    assert stream.finish_reason == StopReason.STOPPED
     again = engine.submit(prompt, SamplingParams(max_new_tokens=400), codec.stop_ids)
-    assert codec.return_id in read_all(again) and again.finish_reason == Finish.STOP
+    assert codec.return_id in read_all(again) and again.finish_reason == StopReason.STOP_ID
 
 
 def test_a_model_that_fails_to_load_says_why():
@@ -64,7 +64,7 @@ def test_a_crashed_model_process_ends_open_streams_and_refuses_new_ones():
     engine = ProcessEngine(child_engines.dies_when_asked, lambda stage, fraction: None)
     stream = engine.submit([1], SamplingParams(max_new_tokens=10), [2])
     read_all(stream)
-    assert (stream.finish_reason, stream.error) == (Finish.ERROR, DIED)
+    assert (stream.finish_reason, stream.error) == (StopReason.ERROR, DIED)
     with pytest.raises(GenerationError, match="stopped unexpectedly"):
         engine.submit([1], SamplingParams(max_new_tokens=10), [2])
     engine.close()

@@ -8,6 +8,7 @@ import pytest
 
 from core.errors import LINK_GONE as GONE
 from core.records import MessageView, SharedConversation
+from core.trace import from_json
 from ui.shared_page import render_gone, render_shared
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -72,8 +73,8 @@ def test_shared_page_renders_markdown_and_keeps_html_as_text():
     assert "secret" not in render_shared(SharedConversation("T", "", False, [answer]), "x")
     assert GONE in render_gone()
     call = MessageView(id=2, position=2, role="assistant", content="", status="complete",
-                       trace=[{"kind": "preamble", "text": "Checking the weather."},
-                              {"kind": "tool_call", "recipient": "functions.get_weather",
-                               "arguments": '{"city": "<Paris>"}'}])
+                       trace=from_json([{"kind": "preamble", "text": "Checking the weather."},
+                                        {"kind": "tool_call", "recipient": "functions.get_weather",
+                                         "arguments": '{"city": "<Paris>"}'}]))
     page = render_shared(SharedConversation("T", "", False, [call]), "x")
     assert "Checking the weather." in page and "Called get_weather" in page and "&lt;Paris&gt;" in page

@@ -7,7 +7,7 @@ from backend.serving.saver import PartialSaver
 
 
 class FakeTurn:
-    """An answer being written, at the saver's seam (what a LiveTurn offers it)."""
+    """An answer being written, at the saver's seam (what a LiveAnswer offers it)."""
 
     def __init__(self, owner: str, message_id: int):
         self.owner, self._id, self.version, self.text = owner, message_id, 0, ""

@@ -2,6 +2,7 @@
 
 from core.records import MessageView
 from core.steps import display_steps, fenced, link_citations, pages_of, tool_title
+from core.trace import ToolCallStep, ToolResultStep, from_json
 
 TRACE = [
     {"kind": "reasoning", "start": 0, "end": 11, "seconds": 3.2, "tokens": 9},
@@ -19,7 +20,7 @@ TRACE = [
 
 def message(**kw):
     return MessageView(id=1, position=1, role="assistant", content="", reasoning="Look it up.\n\nFound.",
-                       trace=TRACE, **kw)
+                       trace=from_json(TRACE), **kw)
 
 
 def test_steps_come_in_the_order_they_happened_with_their_headings():
@@ -41,8 +42,10 @@ def test_an_answer_stored_before_steps_shows_one_thought_first():
 
 
 def test_failed_and_stopped_tools_say_so():
-    assert tool_title({"recipient": "python"}, {"status": "error", "seconds": 0.2}) == "Ran python · 0.2 s · failed"
-    assert tool_title({"recipient": "functions.calculate"}, {"status": "stopped"}) == "Called calculate · stopped"
+    assert tool_title(ToolCallStep("python"), ToolResultStep("python", status="error", seconds=0.2)) == \
+        "Ran python · 0.2 s · failed"
+    assert tool_title(ToolCallStep("functions.calculate"), ToolResultStep(status="stopped")) == \
+        "Called calculate · stopped"
 
 
 def test_citations_link_to_the_page_they_cite():
@@ -58,5 +61,5 @@ def test_fences_cannot_be_closed_by_the_text_inside():
 
 def test_a_call_paused_for_the_users_result_says_so():
     m = MessageView(id=1, position=1, role="assistant", content="", stop_reason="call",
-                    trace=[{"kind": "tool_call", "recipient": "functions.get_weather", "arguments": "{}"}])
+                    trace=[ToolCallStep("functions.get_weather", "{}")])
     assert display_steps(m)[-1].title == "Called get_weather · waiting for its result"

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from core.errors import NotFoundError
+from core.trace import PreambleStep, ToolCallStep, ToolResultStep, from_json
 from storage.db import downgrade, open_engine, upgrade
 from storage.repository import Repository
 from storage.schema import Base
@@ -18,13 +19,13 @@ def test_create_append_and_read_back(repo):
     repo.add_message("alice", cid, "user", "hello")
     mid = repo.add_message("alice", cid, "assistant", "", reasoning="", status="streaming", effort="high")
     repo.save_message("alice", mid, content="Hi!", reasoning="greet", status="complete", ttft=0.1,
-                      reasoning_tokens=3, answer_tokens=2, tokens_per_s=50.0, trace=[{"kind": "preamble"}],
+                      reasoning_tokens=3, answer_tokens=2, tokens_per_s=50.0, trace=[PreambleStep()],
                       harmony=[{"role": "assistant"}])
     conv = repo.get("alice", cid)
     assert [(m.position, m.role, m.content) for m in conv.messages] == [(0, "user", "hello"), (1, "assistant", "Hi!")]
     answer = conv.messages[1]
     assert (answer.reasoning, answer.effort, answer.status, answer.trace) == ("greet", "high", "complete",
-                                                                            [{"kind": "preamble"}])
+                                                                            [PreambleStep()])
 
 
 def test_list_newest_first(repo):
@@ -66,9 +67,9 @@ def test_last_message_reads_the_newest_only(repo):
     cid = repo.create_conversation("alice", "chat")
     assert repo.last_message("alice", cid) is None
     repo.add_message("alice", cid, "user", "first")
-    mid = repo.add_message("alice", cid, "assistant", "", stop_reason="call", trace=[{"kind": "tool_call"}])
+    mid = repo.add_message("alice", cid, "assistant", "", stop_reason="call", trace=[ToolCallStep()])
     last = repo.last_message("alice", cid)
-    assert (last.id, last.role, last.stop_reason, last.trace) == (mid, "assistant", "call", [{"kind": "tool_call"}])
+    assert (last.id, last.role, last.stop_reason, last.trace) == (mid, "assistant", "call", [ToolCallStep()])
 
 
 @pytest.mark.parametrize("bad", ["", "nope", "../etc/passwd", "0" * 31, "' OR 1=1 --", None, 42])
@@ -131,8 +132,9 @@ def test_exports_carry_the_steps_in_order(repo):
     trace = [{"kind": "reasoning", "start": 0, "end": 9, "seconds": 1.0},
              {"kind": "tool_call", "recipient": "python", "arguments": "print(6*7)"},
              {"kind": "tool_result", "recipient": "python", "output": "42", "status": "ok", "seconds": 0.2}]
-    repo.add_message("alice", cid, "assistant", "It is 42.", reasoning="Use code.", trace=trace)
-    assert repo.export_json("alice", cid)["messages"][0]["trace"] == trace
+    repo.add_message("alice", cid, "assistant", "It is 42.", reasoning="Use code.", trace=from_json(trace))
+    exported = repo.export_json("alice", cid)["messages"][0]["trace"]
+    assert [{k: e[k] for k in want} for e, want in zip(exported, trace)] == trace  # as JSON, every field named
     md = repo.export_markdown("alice", cid)
     assert md.index("Use code.") < md.index("Ran python · 0.2 s") < md.index("print(6*7)") < md.index("It is 42.")
     assert "Use code." not in repo.export_markdown("alice", cid, include_reasoning=False)
@@ -201,11 +203,11 @@ def test_partial_saves_are_one_batch_and_only_into_the_owners_messages(repo):
     b = repo.create_conversation("bob", "b")
     ma = repo.add_message("alice", a, "assistant", "", status="streaming")
     mb = repo.add_message("bob", b, "assistant", "", status="streaming")
-    repo.save_partials([("alice", ma, {"content": "Once", "reasoning": "think", "trace": [{"kind": "preamble"}]}),
+    repo.save_partials([("alice", ma, {"content": "Once", "reasoning": "think", "trace": [PreambleStep()]}),
                         ("alice", mb, {"content": "hijacked", "reasoning": "", "trace": []}),  # not alice's
                         ("bob", mb, {"content": "Hi", "reasoning": "", "trace": []})])
     saved = repo.get("alice", a).messages[0]
-    assert (saved.content, saved.reasoning, saved.trace, saved.status) == ("Once", "think", [{"kind": "preamble"}],
+    assert (saved.content, saved.reasoning, saved.trace, saved.status) == ("Once", "think", [PreambleStep()],
                                                                            "streaming")
     assert repo.get("bob", b).messages[0].content == "Hi"
 
@@ -245,7 +247,7 @@ def test_migration_to_steps_keeps_answers_and_makes_tool_calls_searchable(url):
                      {"trace": trace})
     repo = Repository.open(url)  # upgrades to head
     (m,) = repo.get("alice", "b" * 32).messages
-    assert (m.content, m.reasoning, m.trace) == ("Let me check.", "The user wants weather.", json.loads(trace))
+    assert (m.content, m.reasoning, m.trace) == ("Let me check.", "The user wants weather.", from_json(json.loads(trace)))
     assert [h.conversation_id for h in repo.search("alice", "Reykjavik")] == ["b" * 32]
     assert repo.search("alice", "wants") == [] and repo.search("alice", "wants", include_reasoning=True)
     downgrade(engine, "0002")
@@ -257,8 +259,8 @@ def test_migration_to_steps_keeps_answers_and_makes_tool_calls_searchable(url):
 def test_tool_results_are_searchable(repo):
     cid = repo.create_conversation("alice", "t")
     mid = repo.add_message("alice", cid, "assistant", "done")
-    repo.save_message("alice", mid, trace=[{"kind": "tool_call", "recipient": "python", "arguments": "print(6*7)"},
-                                           {"kind": "tool_result", "recipient": "python", "output": "forty-two"}])
+    repo.save_message("alice", mid, trace=[ToolCallStep("python", "print(6*7)"),
+                                           ToolResultStep("python", "forty-two")])
     assert [h.message_id for h in repo.search("alice", "forty-two")] == [mid]
     assert repo.search("bob", "forty-two") == []
 

@@ -1,11 +1,11 @@
-"""A LiveTurn runs on its own: subscribers come and go, the turn goes on, memory stays bounded."""
+"""A LiveAnswer runs on its own: subscribers come and go, the turn goes on, memory stays bounded."""
 
 import asyncio
 
 import pytest
 
-from backend.harmony.codec import PromptSettings, Turn
-from backend.serving.live import STREAM_INTERVAL_S, LiveTurn, Pace
+from backend.harmony.codec import PromptMessage, PromptSettings
+from backend.serving.live import STREAM_INTERVAL_S, LiveAnswer, Pace
 from backend.serving.saver import PartialSaver
 from backend.serving.worker import ChatRequest
 from core.records import MessageStatus, MessageView
@@ -16,10 +16,10 @@ def start_turn(make_host):
     host = make_host()
 
     def start(saves, finishes, ended, pace=None):
-        job = host.worker().submit(ChatRequest([Turn("user", "hi")], PromptSettings(), 1.0, 400))
+        job = host.worker().submit(ChatRequest([PromptMessage("user", "hi")], PromptSettings(), 1.0, 400))
         live = MessageView(id=1, position=1, role="assistant", content="", status=MessageStatus.STREAMING)
         saver = PartialSaver(saves.extend, 0.01)
-        return LiveTurn("alice", "c" * 32, [], live, job, save=lambda m, **kw: saves.append(kw),
+        return LiveAnswer("alice", "c" * 32, [], live, job, save=lambda m, **kw: saves.append(kw),
                         finish=lambda m, done: finishes.append(done.stop_reason), saver=saver,
                         on_end=ended.append, pace=pace).start()
     return start

@@ -7,11 +7,11 @@ import pytest
 
 from backend.engines.base import SamplingParams
 from backend.engines.transformers_engine import TransformersEngine
-from backend.harmony.codec import PromptSettings, Turn
+from backend.harmony.codec import PromptMessage, PromptSettings
 from backend.serving.worker import ChatRequest, Worker
 from core.errors import BusyError
 from core.events import Answer, Done, Reasoning
-from tests.support.forcing import ForceSequence
+from testkit.forcing import ForceSequence
 from tests.support.threads import in_parallel
 
 FORCED = ("<|channel|>analysis<|message|>The user greets. I greet back.<|end|>"
@@ -38,7 +38,7 @@ def greedy(codec, tiny_model):
 
 
 def request(text="hi", **kw):
-    return ChatRequest([Turn("user", text)], PromptSettings(date="2026-11-28"), **kw)
+    return ChatRequest([PromptMessage("user", text)], PromptSettings(date="2026-11-28"), **kw)
 
 
 def test_forced_stream_comes_out_typed_and_in_order(forced):
@@ -92,7 +92,7 @@ def test_closing_the_consumer_cancels_the_request(forced):
 
 
 def test_eight_concurrent_requests_each_get_their_own_tokens(codec, greedy):
-    prompts = [codec.render([Turn("user", f"question number {i} " * (i + 1))], PromptSettings(date="2026-11-28"))
+    prompts = [codec.render([PromptMessage("user", f"question number {i} " * (i + 1))], PromptSettings(date="2026-11-28"))
                for i in range(8)]
     params = SamplingParams(max_new_tokens=24)
 

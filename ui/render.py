@@ -13,6 +13,7 @@ import gradio as gr
 
 from core.records import MessageStatus, MessageView, status_note
 from core.steps import DisplayStep, display_steps, fenced, link_citations, pages_of
+from core.trace import ToolCallStep, ToolResultStep
 
 
 class History(NamedTuple):
@@ -54,9 +55,9 @@ def stats_line(m: MessageView) -> str:
         bits.append(f"{m.reasoning_tokens} reasoning + {m.answer_tokens or 0} answer tokens")
     if m.tokens_per_s:
         bits.append(f"{m.tokens_per_s:.1f} tokens/s")
-    runs = [e for e in m.trace or [] if e.get("kind") == "tool_result"]
+    runs = [e for e in m.trace or [] if isinstance(e, ToolResultStep)]
     if runs:  # tool time apart from the model's
-        seconds = sum(e.get("seconds") or 0 for e in runs)
+        seconds = sum(e.seconds or 0 for e in runs)
         bits.append(f"{len(runs)} tool call{'s' * (len(runs) != 1)} in {seconds:.1f} s")
     note = status_note(m.status, m.stop_reason)
     if note:
@@ -77,8 +78,8 @@ def _step_message(step: DisplayStep, pages: dict) -> gr.ChatMessage:
 
 def tool_body(step: DisplayStep, pages: dict) -> str:
     """What a tool step shows when opened: the call as the model wrote it, then what came back."""
-    call, result = step.call or {}, step.result
-    recipient, arguments = call.get("recipient", ""), call.get("arguments", "")
+    call, result = step.call or ToolCallStep(""), step.result
+    recipient, arguments = call.recipient, call.arguments
     if recipient == "python":
         parts = [fenced(arguments, "python")]
     elif recipient.startswith("browser."):
@@ -87,13 +88,13 @@ def tool_body(step: DisplayStep, pages: dict) -> str:
         parts = [fenced(_pretty_json(arguments), "json")]
     if result is None:
         return "\n\n".join(parts)
-    links = [p for p in result.get("pages", []) if "link" in p]
+    links = [p for p in result.pages if "link" in p]
     if links:
         parts.append("\n".join(f"{p['link']}. [{_link_text(p.get('title'))}]({p.get('url', '')})" for p in links))
-    elif recipient == "browser.open" and result.get("pages"):
-        page = result["pages"][0]
+    elif recipient == "browser.open" and result.pages:
+        page = result.pages[0]
         parts.append(f"[{_link_text(page.get('title'))}]({page.get('url', '')})")
-    parts.append(fenced(result.get("output", ""), "text"))
+    parts.append(fenced(result.output, "text"))
     return "\n\n".join(parts)
 
 

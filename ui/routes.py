@@ -1,21 +1,163 @@
-"""Plain HTTP routes served beside the Gradio app: /healthz and the share-link pages.
+"""Every HTTP route of the app besides the page itself, in one place.
 
-They are given to Gradio's own FastAPI app (launch's app_kwargs), so they sit outside
-Gradio's login: a health check needs no password, and a share link is meant for anyone
-holding it. Everything else stays behind the login.
+- Plain routes (/healthz, /s/<token>, /export/<id>/<kind>, /doc/<id>, POST /signout) and the page's
+  security headers. They are given to Gradio's own FastAPI app (launch's app_kwargs), so they sit
+  outside Gradio's login: a health check needs no password, and a share link is meant for anyone
+  holding it. Everything else stays behind the login.
+- The OpenAI-compatible API (/v1/models, /v1/chat/completions) and /metrics. The logic is
+  backend/api/service.py; here: status codes, OpenAI's error shape, server-sent events, and a thread
+  per answer (the worker's events are a blocking generator; a thread each keeps many streams from
+  queueing behind a small thread pool). A client that goes away stops its answer, as Stop does.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import threading
+
 from fastapi import Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 
 from backend.services.conversations import Sharing
 from backend.tools.browser import page_lines
-from core.errors import InputError, NotFoundError
+from core.errors import AuthError, BusyError, ChatError, GenerationError, InputError, LimitError, NotFoundError
 from ui.identity import session_cookies, session_token
 from ui.shared_page import HEADERS, render_document, render_gone, render_shared
+
+log = logging.getLogger(__name__)
+STATUS = [(AuthError, 401, "authentication_error"), (NotFoundError, 404, "not_found_error"),
+          (LimitError, 429, "rate_limit_error"), (BusyError, 429, "server_busy"),
+          (InputError, 400, "invalid_request_error"), (GenerationError, 503, "server_error")]
+BUSY_RETRY_AFTER_S = 2
+_END = object()
+
+
+def error_response(exc: ChatError) -> JSONResponse:
+    status, kind = next(((s, k) for cls, s, k in STATUS if isinstance(exc, cls)), (500, "server_error"))
+    headers = {}
+    if isinstance(exc, LimitError):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    elif isinstance(exc, BusyError):
+        headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
+    return JSONResponse({"error": {"message": exc.user_message, "type": kind, "code": kind}}, status_code=status,
+                        headers=headers)
+
+
+async def _in_thread(fn, *args, orphan=None):
+    """Run a blocking call on a thread of its own; its result or its exception, awaited. If the
+    request is cancelled meanwhile (the client left), `orphan` gets the result nobody will use."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def deliver(result=None, exc=None):
+        if future.cancelled():
+            if orphan is not None and exc is None:
+                orphan(result)
+        elif exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    def run():
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting request
+            loop.call_soon_threadsafe(deliver, None, exc)
+        else:
+            loop.call_soon_threadsafe(deliver, result)
+
+    threading.Thread(target=run, name="api-request", daemon=True).start()
+    return await future
+
+
+def _pump(run) -> asyncio.Queue:
+    """Start reading the answer's chunks at once, on a thread of its own, as server-sent events.
+    Started before the response is (not when the body is first read), so the worker slot is used
+    and freed even if the client leaves before the first byte."""
+    loop, queue = asyncio.get_running_loop(), asyncio.Queue()
+
+    def pump():
+        try:
+            for chunk in run.chunks():
+                loop.call_soon_threadsafe(queue.put_nowait, f"data: {json.dumps(chunk)}\n\n")
+        except Exception as exc:  # noqa: BLE001 - a bug: the client gets an error chunk, the server a log line
+            log.exception("an API answer failed")
+            error = {"error": {"message": f"The answer failed on the server ({type(exc).__name__}).",
+                               "type": "server_error"}}
+            loop.call_soon_threadsafe(queue.put_nowait, f"data: {json.dumps(error)}\n\n")
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, _END)
+
+    threading.Thread(target=pump, name="api-stream", daemon=True).start()
+    return queue
+
+
+async def _events(run, queue: asyncio.Queue):
+    try:
+        while (item := await queue.get()) is not _END:
+            yield item
+        yield "data: [DONE]\n\n"
+    finally:
+        run.cancel()  # the client went away (or the answer ended: then this does nothing)
+
+
+def api_routes(api, metrics=None, metrics_token: str = "") -> list[APIRoute]:
+    async def models(request: Request) -> Response:
+        try:
+            await _in_thread(api.owner, request.headers.get("authorization"))
+            return JSONResponse(api.models())
+        except ChatError as exc:
+            return error_response(exc)
+
+    async def completions(request: Request) -> Response:
+        authorization = request.headers.get("authorization")
+        try:
+            owner = await _in_thread(api.owner, authorization)
+            try:
+                body = await request.json()
+            except ValueError:
+                raise InputError("The request body is not valid JSON.") from None
+            run = await _in_thread(api.start, owner, body, api.shown_key(authorization),
+                                   orphan=lambda run: run.discard())
+        except ChatError as exc:
+            return error_response(exc)
+        if run.call.stream:
+            return StreamingResponse(_events(run, _pump(run)), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        try:
+            return JSONResponse(await _in_thread(run.response))
+        except ChatError as exc:
+            return error_response(exc)
+        except asyncio.CancelledError:
+            run.cancel()  # the client left before the answer was whole
+            raise
+
+    routes = [APIRoute("/v1/models", models, methods=["GET"], include_in_schema=False),
+              APIRoute("/v1/chat/completions", completions, methods=["POST"], include_in_schema=False)]
+    if metrics is not None and metrics_token:
+        routes.append(APIRoute("/metrics", metrics_route(metrics, metrics_token), methods=["GET"],
+                               include_in_schema=False))
+    return routes
+
+
+def metrics_route(metrics, token: str):
+    import hmac  # noqa: PLC0415
+
+    def serve(request: Request) -> Response:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # Only the Bearer scheme carries the token ("Basic <token>" is some other credential).
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            return Response("Send the metrics token: Authorization: Bearer <token>.", status_code=401)
+        from backend.observability.metrics import CONTENT_TYPE  # noqa: PLC0415
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+    return serve
+
+
+# -- plain routes ------------------------------------------------------------------------------------
 
 
 def http_routes(shares: Sharing, host, conversations=None, identity=None, password_login: bool = False,

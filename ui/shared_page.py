@@ -51,9 +51,9 @@ def _step(step: DisplayStep) -> str:
         return f'<details class="reasoning"><summary>{title}</summary>{_MD.render(step.text)}</details>'
     if step.kind == "preamble":
         return f'<div class="preamble"><div>{title}</div>{_MD.render(step.text)}</div>'
-    call, result = step.call or {}, step.result or {}
-    return (f'<details class="call"><summary>{title}</summary><pre>{html.escape(call.get("arguments", ""))}</pre>'
-            f'<pre>{html.escape(result.get("output", ""))}</pre></details>')
+    arguments, output = step.call.arguments if step.call else "", step.result.output if step.result else ""
+    return (f'<details class="call"><summary>{title}</summary><pre>{html.escape(arguments)}</pre>'
+            f'<pre>{html.escape(output)}</pre></details>')
 
 
 def _message(m, include_reasoning: bool) -> str:

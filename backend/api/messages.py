@@ -14,9 +14,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from backend.harmony.codec import Turn, assistant_message, tool_message
-from backend.services.options import ChatOptions, clean_text
-from core.config import EFFORTS
+from backend.harmony.codec import PromptMessage, assistant_message, tool_message
+from backend.services.options import ChatOptions, check_effort, clean_text
 from core.errors import InputError
 
 MAX_MESSAGES = 500
@@ -27,7 +26,7 @@ JSON_CALL = "<|constrain|>json"
 class ApiCall:
     """A checked request: what to run, and how to answer."""
 
-    turns: list[Turn]
+    turns: list[PromptMessage]
     options: ChatOptions
     stream: bool = False
     include_usage: bool = False
@@ -70,13 +69,13 @@ def _assistant(m: dict, text: str, names: dict[str, str]) -> list[dict]:
     return out
 
 
-def to_turns(messages, limit: int) -> tuple[list[Turn], str, list[str]]:
+def to_turns(messages, limit: int) -> tuple[list[PromptMessage], str, list[str]]:
     """The turns, the developer instructions and the user texts of a `messages` list."""
     if not isinstance(messages, list) or not messages:
         raise InputError("`messages` must be a non-empty list.")
     if len(messages) > MAX_MESSAGES:
         raise InputError(f"At most {MAX_MESSAGES} messages per request.")
-    turns: list[Turn] = []
+    turns: list[PromptMessage] = []
     instructions, users, names = [], [], {}
     for m in messages:
         if not isinstance(m, dict):
@@ -86,14 +85,14 @@ def to_turns(messages, limit: int) -> tuple[list[Turn], str, list[str]]:
         if role in ("system", "developer"):
             instructions.append(text)
         elif role == "user":
-            turns.append(Turn("user", text))
+            turns.append(PromptMessage("user", text))
             users.append(text)
         elif role == "assistant":
             harmony = _assistant(m, text, names)
             if turns and turns[-1].role == "assistant":  # the same turn goes on after a tool's result
                 turns[-1].harmony += harmony
             else:
-                turns.append(Turn("assistant", "", harmony=harmony))
+                turns.append(PromptMessage("assistant", "", harmony=harmony))
             turns[-1].content = text if not m.get("tool_calls") else turns[-1].content
         elif role == "tool":
             name = names.get(str(m.get("tool_call_id", "")))
@@ -110,10 +109,10 @@ def to_turns(messages, limit: int) -> tuple[list[Turn], str, list[str]]:
 
 
 def _effort(body: dict, default: str) -> str:
-    effort = body.get("reasoning_effort") or (body.get("reasoning") or {}).get("effort") or default
-    if effort not in EFFORTS:
-        raise InputError(f"reasoning_effort must be one of {', '.join(EFFORTS)}.")
-    return effort
+    reasoning = body.get("reasoning") or {}
+    if not isinstance(reasoning, dict):
+        raise InputError('`reasoning` must be an object such as {"effort": "high"}; or send reasoning_effort.')
+    return check_effort(body.get("reasoning_effort") or reasoning.get("effort") or default, "reasoning_effort")
 
 
 def _tools(body: dict):

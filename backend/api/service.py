@@ -1,6 +1,7 @@
-"""The OpenAI-compatible API's logic: who asks (API keys), what runs (the same worker, continuous
-batching and harmony parsing as the page), what comes back (chat-completion chunks). The HTTP side
-is ui/api_routes.py; this module returns plain dicts.
+"""The OpenAI-compatible API's logic: who asks (API keys), what runs (the same turn pipeline, worker,
+continuous batching and harmony parsing as the page: backend/services/pipeline.py), what comes back
+(chat-completion chunks). It only translates: a request into ChatOptions and harmony turns, the turn's
+events into chunks. The HTTP side is ui/routes.py; this module returns plain dicts.
 
 Reasoning goes out as `delta.reasoning_content` and, as vLLM names it, `delta.reasoning`; the
 answer as `delta.content`; a call to one of the client's functions as `delta.tool_calls` with
@@ -18,16 +19,13 @@ from typing import Iterator
 
 from backend.api.messages import ApiCall, parse_body
 from backend.engines.base import EngineInfo
-from backend.harmony.codec import PromptSettings
-from backend.services.options import check_options
-from backend.serving.worker import ChatRequest
-from backend.tools.user_functions import parse_user_functions
+from backend.services.pipeline import TurnPipeline
+from backend.serving.live import Steps
 from core.config import DEFAULT_EFFORT, DEFAULT_MAX_NEW_TOKENS
 from core.errors import AuthError, GenerationError, NotFoundError
 from core.events import Answer, Done, Preamble, Reasoning, StopReason, ToolCall
-from core.records import MessageStatus
+from core.records import MessageStatus, MessageView
 from storage.api_keys import KEY_PREFIX, SHOWN_CHARS
-from storage.repository import title_from
 
 FINISH = {StopReason.RETURN: "stop", StopReason.CALL: "tool_calls", StopReason.LENGTH: "length",
           StopReason.STOPPED: "stop", StopReason.ERROR: "stop"}
@@ -51,9 +49,9 @@ def bearer(authorization: str | None) -> str:
 
 
 class OpenAIApi:
-    def __init__(self, chat, keys, *, keyless_owner: str | None, store: bool = False,
+    def __init__(self, pipeline: TurnPipeline, keys, *, keyless_owner: str | None, store: bool = False,
                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS):
-        self.chat, self.keys = chat, keys
+        self.pipeline, self.keys = pipeline, keys
         self.keyless_owner = keyless_owner  # no users configured: the one local user, as on the page
         self.store, self.max_new_tokens = store, max_new_tokens
 
@@ -76,8 +74,7 @@ class OpenAIApi:
         raise AuthError(NO_KEY)
 
     def model(self) -> str:
-        self.chat.host.worker()  # a clear error while the model loads or after it failed
-        return served_name(self.chat.host.status().description)
+        return served_name(self.pipeline.ready_engine())  # a clear error while loading or after a failure
 
     def models(self) -> dict:
         return {"object": "list", "data": [{"id": self.model(), "object": "model", "created": 0,
@@ -86,45 +83,24 @@ class OpenAIApi:
     def start(self, owner: str, body, key: str | None = None) -> "ApiRun":
         """Check the request, submit it (busy or loading fail here, before any answer starts), and
         store the exchange first when asked."""
-        chat = self.chat
-        call = parse_body(body, limit=chat.max_message_chars, max_new_tokens=self.max_new_tokens, default_effort=DEFAULT_EFFORT,
-                          store=self.store)
+        pipeline = self.pipeline
+        call = parse_body(body, limit=pipeline.max_message_chars, max_new_tokens=self.max_new_tokens,
+                          default_effort=DEFAULT_EFFORT, store=self.store)
         model = self.model()
         if call.model and call.model not in (model, PurePath(model).name):
             raise NotFoundError(f"This server serves {model!r}, not {call.model!r} (see /v1/models).")
         # The client's own functions only (none of the deployment's tools): any name is the client's.
-        options = check_options(call.options)
-        options = replace(options, functions=parse_user_functions(options.functions, reserved=()))
-        call = replace(call, options=options)
-        chat.oversight.check(owner)
-        settings = PromptSettings(effort=options.effort, instructions=options.instructions, tools=options.functions)
-        job = chat.oversight.submit(chat.host.worker(), ChatRequest(call.turns, settings, options.temperature,
-                                                                    options.max_new_tokens))
+        call = replace(call, options=pipeline.admit(owner, call.options, client_functions=True))
+        job = pipeline.submit(call.turns, call.options, client_functions=True)
         try:
-            stored = self._store(owner, call) if call.store else None
+            stored = pipeline.store_exchange(owner, call.turns, call.options, call.texts[0] if call.texts else "",
+                                             via="api") if call.store else None
         except BaseException:
             job.discard()
             raise
-        chat.audit.record(owner, "api_request", text=call.texts[-1] if call.texts else None, effort=options.effort,
-                          conversation_id=stored[0] if stored else None, key=key)
+        pipeline.audit(owner, "api_request", text=call.texts[-1] if call.texts else None, effort=call.options.effort,
+                       conversation_id=stored[0] if stored else None, key=key)
         return ApiRun(self, owner, call, job, model, stored)
-
-    def _store(self, owner: str, call: ApiCall) -> tuple[str, int]:
-        """The request's messages as a new conversation, and the answer's placeholder (its id)."""
-        repo = self.chat.repo
-        settings = {**call.options.__dict__, "via": "api"}
-        cid = repo.create_conversation(owner, title_from(call.texts[0] if call.texts else "API chat"), settings)
-        for turn in call.turns[:-1]:
-            repo.add_message(owner, cid, turn.role, turn.content, reasoning=self.chat.policy.stored(turn.reasoning),
-                             harmony=self.chat.policy.stored_harmony(turn.harmony))
-        last = call.turns[-1]
-        if last.role == "user":
-            mid = repo.add_user_message(owner, cid, last.content, settings,
-                                        answer={"status": MessageStatus.STREAMING, "effort": call.options.effort})
-        else:  # a tool's result: the turn in progress goes on
-            mid = repo.add_message(owner, cid, "assistant", "", harmony=last.harmony, status=MessageStatus.STREAMING,
-                                   effort=call.options.effort)
-        return cid, mid
 
 
 class ApiRun:
@@ -133,10 +109,15 @@ class ApiRun:
     def __init__(self, api: OpenAIApi, owner: str, call: ApiCall, job, model: str, stored):
         self.api, self.owner, self.call, self.job, self.model, self.stored = api, owner, call, job, model, stored
         self.id, self.created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
-        self.reasoning, self.content, self.calls, self.summary = [], [], [], []
+        self.calls, self.content = [], []  # what the client gets: calls, and content (answer and preambles)
+        # The answer as the page keeps one: text, reasoning and the typed trace, folded by the one writer.
+        self.answer = MessageView(id=stored[1] if stored else 0, position=0, role="assistant", content="",
+                                  effort=call.options.effort, status=MessageStatus.STREAMING)
+        self.steps = Steps(self.answer)
         self.done: Done | None = None
-        self.policy = api.chat.policy  # what the client may see of the reasoning
-        self.summarizing = api.chat.summarizer.turn() if self.policy.summarize else None
+        self.pipeline = api.pipeline
+        self.policy = self.pipeline.policy  # what the client may see of the reasoning
+        self.summarizing = self.pipeline.summarizer.turn() if self.policy.summarize else None
 
     def cancel(self) -> None:
         self.job.cancel()
@@ -157,11 +138,11 @@ class ApiRun:
         return chunk
 
     def _delta(self, event) -> dict | None:
-        if isinstance(event, Reasoning):
-            self.reasoning.append(event.text)  # kept for the server; sent only where the policy is raw
+        self.steps.apply(event)
+        if isinstance(event, Reasoning):  # kept for the server; sent only where the policy is raw
             return {"reasoning_content": event.text, "reasoning": event.text} if self.policy.raw else None
-        if isinstance(event, (Answer, Preamble)):
-            self.content.append(event.text)
+        if isinstance(event, (Answer, Preamble)):  # the client reads words beside calls as content too
+            self.content.append(event.text)  # (stored, a preamble is a step of the trace, as on the page)
             return {"content": event.text}
         if isinstance(event, ToolCall) and event.recipient.startswith("functions."):
             call = {"index": len(self.calls), "id": "call_" + secrets.token_hex(8), "type": "function",
@@ -189,6 +170,7 @@ class ApiRun:
                 delta = self._delta(event)
                 if delta:
                     yield self._chunk(delta)
+            self.steps.close()
             for text in self._summary():
                 yield self._chunk({"reasoning_content": text, "reasoning": text})
         finally:
@@ -208,7 +190,7 @@ class ApiRun:
         if self.done is not None and self.done.stop_reason == StopReason.ERROR:
             raise GenerationError(self.done.error or "The answer failed.")
         message = {"role": "assistant", "content": "".join(self.content) or (None if self.calls else "")}
-        shown = "".join(self.reasoning) if self.policy.raw else "".join(self.summary)
+        shown = self.answer.reasoning if self.policy.raw else self.answer.reasoning_summary
         if shown:
             message["reasoning_content"] = message["reasoning"] = shown
         if self.calls:
@@ -221,8 +203,8 @@ class ApiRun:
         """--reasoning-display summary: the reasoning's summary, written after the answer."""
         if self.summarizing is None:
             return
-        for text in self.summarizing.stream("".join(self.reasoning), self.done):
-            self.summary.append(text)
+        for text in self.summarizing.stream(self.answer.reasoning, self.done):
+            self.answer.reasoning_summary += text
             yield text
 
     def _prior(self) -> list[dict]:
@@ -239,11 +221,6 @@ class ApiRun:
         """Save the stored exchange's answer (also when the client went away), and log the answer."""
         done = self.done or Done(StopReason.STOPPED)
         if self.stored:
-            self.api.chat.repo.save_message(
-                self.owner, self.stored[1], content="".join(self.content),
-                reasoning=self.policy.stored("".join(self.reasoning)), reasoning_summary="".join(self.summary),
-                harmony=self.policy.stored_harmony(self._prior() + list(done.harmony_messages)),
-                status=MessageStatus.after(done.stop_reason),
-                stop_reason=done.stop_reason, error=done.error, **done.stats.message_fields())
-        self.api.chat.oversight.answered(self.owner, self.stored[0] if self.stored else None, self.call.options.effort,
+            self.pipeline.finish(self.owner, self.answer, done, harmony=self._prior())
+        self.pipeline.answered(self.owner, self.stored[0] if self.stored else None, self.call.options.effort,
                                len(self.job.prompt), done, via="api")

@@ -12,19 +12,10 @@ import queue
 import threading
 from collections import deque
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import Callable, Protocol
 
 from core.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
-
-
-class Finish(StrEnum):
-    """Why an engine's token stream closed (the worker turns it into a core.events.StopReason)."""
-
-    STOP = "stop"  # a stop id was generated
-    LENGTH = "length"  # max_new_tokens reached
-    CANCELLED = "cancelled"
-    ERROR = "error"
+from core.events import StopReason
 
 
 @dataclass(frozen=True)
@@ -69,7 +60,7 @@ class TokenStream:
         self._cond = threading.Condition()
         self._on_cancel = on_cancel
         self.closed = False
-        self.finish_reason: Finish | None = None
+        self.finish_reason: StopReason | None = None
         self.error: str | None = None
         self.n_tokens = 0
         self.usage: dict | None = None  # the server's own figures, when an engine has them
@@ -82,8 +73,8 @@ class TokenStream:
                 self._pending.append(list(ids))
                 self._cond.notify()
 
-    def close(self, reason: Finish, error: str | None = None) -> bool:
-        """Finish the stream once; later calls (e.g. a cancel racing a stop) are ignored."""
+    def close(self, reason: StopReason, error: str | None = None) -> bool:
+        """Close the stream once; later calls (e.g. a cancel racing a stop) are ignored."""
         with self._cond:
             if self.closed:
                 return False
@@ -108,7 +99,7 @@ class TokenStream:
             return ids
 
     def cancel(self) -> None:
-        if self.close(Finish.CANCELLED) and self._on_cancel is not None:
+        if self.close(StopReason.STOPPED) and self._on_cancel is not None:
             self._on_cancel()
 
 

@@ -24,7 +24,7 @@ from typing import Callable
 
 import httpx
 
-from backend.engines.base import EngineInfo, Finish, SamplingParams, TokenStream
+from backend.engines.base import EngineInfo, SamplingParams, TokenStream
 from backend.engines.openai_stream import (
     ToolCalls,
     chat_piece,
@@ -35,6 +35,7 @@ from backend.engines.openai_stream import (
 )
 from core.config import SERVER_APIS as APIS
 from core.errors import GenerationError, ModelLoadError
+from core.events import StopReason
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,7 @@ class OpenAIEngine:
                     log.warning("retrying (%d/%d): %s", attempt + 1, RETRIES, error.user_message)
                     time.sleep(RETRY_BACKOFF_S * 2 ** attempt)
                     continue
-                stream.close(Finish.ERROR, error.user_message)
+                stream.close(StopReason.ERROR, error.user_message)
                 return
 
     def _stream_once(self, url: str, body: dict, request: _Request, reader) -> None:
@@ -279,7 +280,7 @@ class _Reader:
             self.finish = piece.finish_reason
 
     def _close(self) -> None:
-        self.stream.close(Finish.LENGTH if self.finish == "length" else Finish.STOP)
+        self.stream.close(StopReason.LENGTH if self.finish == "length" else StopReason.STOP_ID)
 
     def _check_finished(self) -> None:
         if self.finish is None:

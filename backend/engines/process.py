@@ -20,8 +20,9 @@ import threading
 import time
 from typing import Callable
 
-from backend.engines.base import Engine, EngineInfo, Finish, SamplingParams, TokenStream
+from backend.engines.base import Engine, EngineInfo, SamplingParams, TokenStream
 from core.errors import GenerationError, ModelLoadError
+from core.events import StopReason
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class ProcessEngine:
         if streams or self._proc.exitcode not in (0, None):
             log.error("the model process ended (exit code %s)", self._proc.exitcode)
         for stream in streams:
-            stream.close(Finish.ERROR, DIED)
+            stream.close(StopReason.ERROR, DIED)
 
 
 # -- the child -----------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ def _child_main(conn, factory) -> None:
                 stream = engine.submit(prompt_ids, params, stop_ids)
             except Exception as exc:  # one bad request never takes the others down
                 stream = TokenStream()
-                stream.close(Finish.ERROR, str(exc))
+                stream.close(StopReason.ERROR, str(exc))
             with lock:
                 streams[rid] = stream
         elif msg[0] == "cancel":

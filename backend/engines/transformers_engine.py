@@ -15,8 +15,9 @@ import threading
 import time
 from typing import Callable
 
-from backend.engines.base import EngineInfo, Finish, SamplingParams, TokenStream
+from backend.engines.base import EngineInfo, SamplingParams, TokenStream
 from core.errors import GenerationError
+from core.events import StopReason
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class TransformersEngine:
             streams = list(self._streams.values())
             self._streams.clear()
         for stream in streams:
-            stream.close(Finish.ERROR, "The server is shutting down.")
+            stream.close(StopReason.ERROR, "The server is shutting down.")
 
     # -- internals ------------------------------------------------------------------
 
@@ -199,8 +200,8 @@ class TransformersEngine:
             return
         self._forget(output.request_id)
         if output.error:
-            stream.close(Finish.ERROR, output.error)
+            stream.close(StopReason.ERROR, output.error)
         elif tokens and tokens[-1] in stops:
-            stream.close(Finish.STOP)
+            stream.close(StopReason.STOP_ID)
         else:
-            stream.close(Finish.LENGTH)
+            stream.close(StopReason.LENGTH)

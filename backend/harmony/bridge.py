@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from backend.harmony.codec import PromptSettings, Turn
+from backend.harmony.codec import PromptMessage, PromptSettings
 from core.config import DEFAULT_EFFORT
 
 ANALYSIS = "<|channel|>analysis<|message|>"
@@ -35,7 +35,7 @@ class ChatPrompt:
     tools: list[dict] = field(default_factory=list)  # OpenAI "tools" entries
 
 
-def chat_prompt(turns: list[Turn], settings: PromptSettings) -> ChatPrompt:
+def chat_prompt(turns: list[PromptMessage], settings: PromptSettings) -> ChatPrompt:
     """Instructions become a system message (servers map it to harmony's developer message);
     earlier reasoning is left out, as harmony's own rendering drops it."""
     messages = [{"role": "system", "content": settings.instructions}] if settings.instructions else []
@@ -50,7 +50,7 @@ def chat_prompt(turns: list[Turn], settings: PromptSettings) -> ChatPrompt:
     return ChatPrompt(messages, settings.effort, tools)
 
 
-def _assistant_chat(turn: Turn) -> list[dict]:
+def _assistant_chat(turn: PromptMessage) -> list[dict]:
     """An assistant turn with tool steps as OpenAI chat messages: each function call an assistant
     message with `tool_calls`, each result a `role: "tool"` message, then the answer. Reasoning is left
     out (harmony drops it too); built-in python/browser calls have no chat form and are not offered

@@ -28,7 +28,7 @@ from openai_harmony import (
     ToolNamespaceConfig,
 )
 
-from core.config import DEFAULT_EFFORT, EFFORTS
+from core.config import DEFAULT_EFFORT
 from core.events import Answer, Event, Preamble, Reasoning, ToolCall
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,8 @@ MAX_UTF8_PENDING = 4  # a UTF-8 character spans at most 4 bytes, so at most 4 to
 
 
 @dataclass
-class Turn:
-    """One turn of a conversation as the app stores it.
+class PromptMessage:
+    """One message of the conversation as the prompt renders it (a stored message is a MessageView).
 
     `harmony` holds the exact harmony messages of an assistant turn (dicts from
     Message.to_dict()) when we have them; they take precedence over the plain
@@ -64,9 +64,8 @@ class PromptSettings:
 
 
 def effort_of(name: str) -> ReasoningEffort:
-    """harmony's enum values are "Low"/"Medium"/"High"; look it up by name."""
-    if name not in EFFORTS:
-        raise ValueError(f"reasoning effort must be one of {EFFORTS}, not {name!r}")
+    """harmony's enum values are "Low"/"Medium"/"High"; look it up by name. The effort was checked where it
+    came in (backend/services/options.check_effort), once."""
     return ReasoningEffort[name.upper()]
 
 
@@ -116,7 +115,7 @@ def _developer_message(settings: PromptSettings) -> Message | None:
     return Message.from_role_and_content(Role.DEVELOPER, content)
 
 
-def _turn_messages(turn: Turn) -> list[Message]:
+def _turn_messages(turn: PromptMessage) -> list[Message]:
     if turn.role == "user":
         return [Message.from_role_and_content(Role.USER, turn.content)]
     if turn.harmony:
@@ -158,7 +157,7 @@ class HarmonyCodec:
         """Every special token of the vocabulary by id (structural ones and the reserved range)."""
         return {self.special_id(name): name for name in self.encoding.special_tokens_set}
 
-    def conversation(self, turns: list[Turn], settings: PromptSettings) -> Conversation:
+    def conversation(self, turns: list[PromptMessage], settings: PromptSettings) -> Conversation:
         messages = [_system_message(settings)]
         developer = _developer_message(settings)
         if developer is not None:
@@ -167,7 +166,7 @@ class HarmonyCodec:
             messages.extend(_turn_messages(turn))
         return Conversation.from_messages(messages)
 
-    def render(self, turns: list[Turn], settings: PromptSettings) -> list[int]:
+    def render(self, turns: list[PromptMessage], settings: PromptSettings) -> list[int]:
         """Token ids of the prompt, ending in `<|start|>assistant`.
 
         harmony itself drops the analysis of earlier turns that have a final

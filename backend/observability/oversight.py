@@ -11,6 +11,7 @@ from backend.observability.limits import Limits
 from backend.observability.metrics import Metrics
 from core.errors import BusyError, LimitError
 from core.events import Done, Stats, StopReason
+from core.trace import ToolResultStep
 
 
 class Oversight:
@@ -43,14 +44,13 @@ class Oversight:
         self.metrics.answered(effort, done, via)
 
     def account(self, turn) -> None:
-        """A page's turn (a LiveTurn) ended: its new tool calls and its answer."""
+        """A page's turn (a LiveAnswer) ended: its new tool calls and its answer."""
         live = turn.message()
         for step in live.trace[turn.first_step:]:
-            if step.get("kind") == "tool_result" and step.get("seconds") is not None:  # run here, not typed in
-                status = str(step.get("status", "ok"))
-                self.audit.record(turn.owner, "tool_call", outcome=status, conversation_id=turn.conversation_id,
-                                  tool=step.get("recipient"))
-                self.metrics.tool_call(str(step.get("recipient")), status)
+            if isinstance(step, ToolResultStep) and step.seconds is not None:  # run here, not typed in
+                self.audit.record(turn.owner, "tool_call", outcome=step.status, conversation_id=turn.conversation_id,
+                                  tool=step.recipient)
+                self.metrics.tool_call(step.recipient, step.status)
         done = turn.ended_with
         if done is None:  # stopped, interrupted or failed before the end: the tokens counted so far
             reason = StopReason(live.stop_reason) if live.stop_reason else StopReason.STOPPED

@@ -25,7 +25,7 @@ MAX_TOOL_CALLS = 8  # per turn, unless the deployment says otherwise
 BUSY_RETRY_S = 0.2  # a turn between two steps waits for a free slot, it is not refused
 
 
-class AgentTurn:
+class AgentLoop:
     """One turn over several jobs, with the same surface as a Job: events(), cancel(), discard()."""
 
     def __init__(self, job, resubmit: Callable[[list[dict], int, float], object], tools: ToolSession | None,

@@ -1,7 +1,7 @@
 """Chat logic between the page, the database and the worker: plain data in and out.
 
 Every turn follows the same path: clean the input, commit the user's message,
-commit an empty assistant message marked `streaming`, then hand it to a LiveTurn
+commit an empty assistant message marked `streaming`, then hand it to a LiveAnswer
 (backend/serving/live.py) that streams events into it on its own thread, saving every
 couple of seconds, and records how it ended. The answer belongs to the server:
 pages subscribe to the turn and closing one never stops it. A crash at any point
@@ -13,35 +13,29 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Iterator
 
-from backend.engines.base import EngineInfo
-from backend.harmony.codec import PromptSettings, Turn, tool_message
+from backend.harmony.codec import PromptMessage, tool_message
 from backend.observability.oversight import Oversight
-from backend.services.agent import MAX_TOOL_CALLS, AgentTurn
-from backend.services.options import ChatOptions, check_options, clean_text
+from backend.services.agent import MAX_TOOL_CALLS, AgentLoop
+from backend.services.options import ChatOptions, clean_text
+from backend.services.pipeline import TurnPipeline
 from backend.services.policy import ReasoningPolicy
-from backend.services.summary import Summarizer
-from backend.serving.live import LiveTurn, Pace, Snapshot
+from backend.serving.live import LiveAnswer, Pace, Snapshot
 from backend.serving.saver import PartialSaver
-from backend.serving.worker import ChatRequest
 from backend.tools.toolbox import Toolbox
-from backend.tools.user_functions import parse_user_functions
 from core.config import (
-    DEFAULT_TEMPERATURE,
-    DEMO_TEMPERATURE,
     MAX_MESSAGE_CHARS,
     SAVE_INTERVAL_S,
 )
 from core.errors import GenerationError, InputError
-from core.events import Done
 from core.records import MessageStatus, MessageView
+from core.trace import ToolCallStep, ToolResultStep
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
 
-BUILT_IN_NAMESPACES = ("python", "browser")  # harmony's own tools: the system message, not OpenAI `tools`
 _CLAIM = object()  # a conversation's answer is requested but its stream has not started yet
 def _placeholder(mid: int, position: int, options: ChatOptions) -> MessageView:
     """The answer about to be written, as stored before the model runs."""
@@ -49,39 +43,55 @@ def _placeholder(mid: int, position: int, options: ChatOptions) -> MessageView:
                        status=MessageStatus.STREAMING)
 
 
-def waiting_call(m: MessageView) -> dict | None:
+@dataclass(frozen=True)
+class WaitingCall:
+    """A call to the user's own function that an answer paused on."""
+
+    recipient: str  # functions.NAME
+    arguments: str
+    channel: str | None  # the harmony channel it was sent on (its result goes back on the same)
+
+    @property
+    def name(self) -> str:
+        return self.recipient.removeprefix("functions.")
+
+
+def waiting_call(m: MessageView) -> WaitingCall | None:
     """The call an answer paused on for the user's own function: a stored tool call with no result
-    after it, at the end of an answer that stopped at the call ({recipient, arguments, channel})."""
-    if m.role != "assistant" or m.stop_reason != "call" or not m.trace or m.trace[-1].get("kind") != "tool_call":
+    after it, at the end of an answer that stopped at the call."""
+    if m.role != "assistant" or m.stop_reason != "call" or not m.trace or not isinstance(m.trace[-1], ToolCallStep):
         return None
-    call = dict(m.trace[-1])
-    sent = next((h for h in reversed(m.harmony) if h.get("recipient") == call.get("recipient")), {})
-    call["channel"] = sent.get("channel")
-    return call if str(call.get("recipient", "")).startswith("functions.") else None
+    call = m.trace[-1]
+    sent = next((h for h in reversed(m.harmony) if h.get("recipient") == call.recipient), {})
+    return WaitingCall(call.recipient, call.arguments, sent.get("channel")) \
+        if call.recipient.startswith("functions.") else None
 
 
-def _turns(messages: list[MessageView]) -> list[Turn]:
+def _turns(messages: list[MessageView]) -> list[PromptMessage]:
     turns = []
     for m in messages:
         if m.role == "assistant" and not m.content and not m.harmony:
             continue  # an answer that never came (error, stopped in reasoning) is not sent back
-        turns.append(Turn(m.role, m.content, m.reasoning, m.harmony))
+        turns.append(PromptMessage(m.role, m.content, m.reasoning, m.harmony))
     return turns
 
 
 class ChatService:
+    """The page's entry point: conversations whose answers are written on the server (LiveAnswer), through
+    the one turn pipeline (backend/services/pipeline.py)."""
+
     def __init__(self, repo: Repository, host, max_message_chars: int = MAX_MESSAGE_CHARS,
                  save_interval_s: float = SAVE_INTERVAL_S, toolbox: Toolbox | None = None,
                  max_tool_calls: int = MAX_TOOL_CALLS, oversight: Oversight | None = None,
                  policy: ReasoningPolicy | None = None):
-        self.repo, self.host, self.max_message_chars = repo, host, max_message_chars
-        self.oversight = oversight or Oversight()  # limits, the audit log, metrics
-        self.audit = self.oversight.audit
-        self.policy = policy or ReasoningPolicy()  # what users see of the reasoning
-        self.summarizer = Summarizer(lambda request: self.oversight.submit(self.host.worker(), request))
-        self.toolbox, self.max_tool_calls = toolbox or Toolbox(), max_tool_calls
+        self.pipeline = TurnPipeline(repo, host, oversight=oversight, policy=policy, toolbox=toolbox,
+                                     max_tool_calls=max_tool_calls, max_message_chars=max_message_chars)
+        pl = self.pipeline  # the parts other services read (admin, sidebar, tests)
+        self.repo, self.host, self.max_message_chars, self.toolbox = pl.repo, pl.host, max_message_chars, pl.toolbox
+        self.oversight, self.audit, self.policy, self.summarizer = pl.oversight, pl.oversight.audit, pl.policy, \
+            pl.summarizer
         self.saver = PartialSaver(repo.save_partials, save_interval_s)
-        self._turns: dict[str, object] = {}  # conversation id -> its LiveTurn (or _CLAIM while starting)
+        self._turns: dict[str, object] = {}  # conversation id -> its LiveAnswer (or _CLAIM while starting)
         self._unseen: dict[str, set[str]] = {}  # owner -> conversations whose answer ended unwatched
         self._closing = False
         self._lock = threading.Lock()
@@ -104,13 +114,7 @@ class ChatService:
         text = clean_text(text, self.max_message_chars)
         if not text.strip():
             raise InputError(empty)
-        return text, self._checked(options)
-
-    def _checked(self, options: ChatOptions) -> ChatOptions:
-        """Options in range, and the tools resolved (stored with the chat: reopening it ticks the same)."""
-        options = check_options(options)
-        return replace(options, tools=self.enabled_tools(options.tools),
-                       functions=parse_user_functions(options.functions))
+        return text, self.pipeline.checked(options)
 
     def send(self, owner: str, conversation_id: str | None, text: str,
              options: ChatOptions) -> Iterator[Snapshot]:
@@ -127,12 +131,10 @@ class ChatService:
             try:  # the model only runs once the turn starts, after the message is stored below
                 job = self._submit(history + [user], options)
             except BaseException:
-                self.repo.add_user_message(owner, conversation_id, text, options.__dict__, new=new)
+                self.pipeline.store_user_message(owner, conversation_id, text, options, new=new, answer=False)
                 raise  # e.g. still loading, or busy: the message is kept, the user can try again
             try:  # one transaction: the message, the chat's settings, the answer's placeholder
-                mid = self.repo.add_user_message(owner, conversation_id, text, options.__dict__, new=new,
-                                                 answer={"status": MessageStatus.STREAMING,
-                                                         "effort": options.effort})
+                mid = self.pipeline.store_user_message(owner, conversation_id, text, options, new=new)
             except BaseException:
                 job.discard()  # its stream will never run: give the worker slot back now
                 raise
@@ -142,7 +144,7 @@ class ChatService:
 
     def regenerate(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
         """Drop the last answer (if any) and answer the last user message again."""
-        options = self._checked(options)
+        options = self.pipeline.checked(options)
         self.repo.get(owner, conversation_id)
         self.oversight.check(owner)
         with self._claimed(conversation_id):
@@ -193,12 +195,12 @@ class ChatService:
     def writing(self, owner: str) -> set[str]:
         """The owner's conversations with an answer being written now."""
         with self._lock:
-            return {cid for cid, t in self._turns.items() if isinstance(t, LiveTurn) and t.owner == owner}
+            return {cid for cid, t in self._turns.items() if isinstance(t, LiveAnswer) and t.owner == owner}
 
     def in_progress(self) -> list[dict]:
         """Every answer being written now, anyone's (the admin view): owner, conversation, so far."""
         with self._lock:
-            turns = [t for t in self._turns.values() if isinstance(t, LiveTurn)]
+            turns = [t for t in self._turns.values() if isinstance(t, LiveAnswer)]
         out = []
         for t in turns:
             m = t.message()
@@ -219,21 +221,21 @@ class ChatService:
         """A clean stop of the server: every turn in progress is ended and saved as interrupted."""
         with self._lock:
             self._closing = True
-            turns = [t for t in self._turns.values() if isinstance(t, LiveTurn)]
+            turns = [t for t in self._turns.values() if isinstance(t, LiveAnswer)]
         for turn in turns:
             turn.interrupt()
 
-    def _live_turn(self, conversation_id: str) -> "LiveTurn | None":
+    def _live_turn(self, conversation_id: str) -> "LiveAnswer | None":
         with self._lock:
             turn = self._turns.get(conversation_id)
-        return turn if isinstance(turn, LiveTurn) else None
+        return turn if isinstance(turn, LiveAnswer) else None
 
     # -- streaming -------------------------------------------------------------------------
 
     @contextmanager
     def _claimed(self, conversation_id: str):
         """Hold the conversation's one answer from the request on, so two tabs sending at the same
-        instant cannot both pass. The LiveTurn takes the claim over (and frees it when it ends); any
+        instant cannot both pass. The LiveAnswer takes the claim over (and frees it when it ends); any
         failure before that frees it here."""
         with self._lock:
             if self._closing:
@@ -252,67 +254,24 @@ class ChatService:
 
     # -- tools ---------------------------------------------------------------------------------
 
-    def _engine(self) -> EngineInfo:
-        status = self.host.status()
-        return status.description if status.state == "ready" else EngineInfo()
-
     def default_tools(self) -> list[str]:
-        """Tools ticked for a new conversation: every tool the deployment has; on the demo model only
-        the one it was trained to call (python); before a chat-only server no built-in one."""
-        engine = self._engine()
-        if engine.demo:  # the demo model was trained with python only
-            return [t for t in self.toolbox.defaults if t == "python"]
-        return [t for t in self.toolbox.defaults if not (engine.messages_only and t in BUILT_IN_NAMESPACES)]
+        return self.pipeline.default_tools()
 
     def default_temperature(self) -> float:
-        """The temperature a page starts with: gpt-oss's recommended 1.0, or the demo model's own."""
-        return DEMO_TEMPERATURE if self._engine().demo else DEFAULT_TEMPERATURE
+        return self.pipeline.default_temperature()
 
     def enabled_tools(self, tools: list[str] | None) -> list[str]:
-        if tools is None:
-            return self.default_tools()
-        unknown = [t for t in tools if t not in self.toolbox.names]
-        if unknown:
-            raise InputError(f"This server has no tool {', '.join(map(repr, unknown))}; it offers: "
-                             f"{', '.join(self.toolbox.names) or 'none'}.")
-        built_in = [t for t in tools if t in BUILT_IN_NAMESPACES]
-        if built_in and self._engine().messages_only:
-            raise InputError(f"{' and '.join(built_in)} need the prompt rendered by this app, but the inference "
-                             "server takes chat messages (chat mode). Untick them, or run the server in token "
-                             "mode (--server-api completions or llamacpp).")
-        return [t for t in self.toolbox.names if t in tools]
-
-    def settings_for(self, options: ChatOptions) -> PromptSettings:
-        namespaces, functions = self.toolbox.prompt(self.enabled_tools(options.tools))
-        return PromptSettings(effort=options.effort, instructions=options.instructions,
-                              tools=functions + parse_user_functions(options.functions), namespaces=namespaces)
+        return self.pipeline.enabled_tools(tools)
 
     def preview(self, options: ChatOptions) -> str:
         """The system and developer messages exactly as the model reads them."""
-        ids = self.host.codec.render([], self.settings_for(options))
+        ids = self.host.codec.render([], self.pipeline.prompt_settings(options))
         return self.host.codec.decode(ids[:-2])  # without the closing <|start|>assistant
 
-    def _submit(self, history: list[MessageView], options: ChatOptions, prior: list[dict] = ()) -> AgentTurn:
-        """Submit the turn's first generation now (busy or still loading fail here, before anything is
-        stored); later generations of the same turn, after each tool call, resubmit with its steps.
-        `prior`: the harmony messages of a turn that paused for a user function's result."""
-        worker = self.host.worker()  # raises a clear error while loading
-        enabled = self.enabled_tools(options.tools)
-        settings, turns = self.settings_for(options), _turns(history)
-
-        def request(steps: list[dict], tokens: int, seconds: float | None = None) -> ChatRequest:
-            so_far = [Turn("assistant", "", harmony=list(steps))] if steps else []
-            return ChatRequest(turns + so_far, settings, options.temperature, tokens, seconds)
-
-        job = self.oversight.submit(worker, request(list(prior), options.max_new_tokens))
-        client = [f["name"] for f in parse_user_functions(options.functions)]
-        session = self.toolbox.session(enabled, client) if enabled or client else None
-
-        def resubmit(steps: list[dict], tokens: int, seconds: float):
-            return self.oversight.submit(self.host.worker(), request(steps, tokens, seconds))
-
-        return AgentTurn(job, resubmit, session, max_tool_calls=self.max_tool_calls, time_limit_s=worker.time_limit_s,
-                         max_new_tokens=options.max_new_tokens, prior=prior)
+    def _submit(self, history: list[MessageView], options: ChatOptions, prior: list[dict] = ()) -> AgentLoop:
+        """The turn's first generation, submitted now (busy or still loading fail here, before anything
+        is stored). `prior`: the harmony messages of a turn that paused for a user function's result."""
+        return self.pipeline.submit(_turns(history), options, prior=prior)
 
     # -- the user's own functions -------------------------------------------------------------
 
@@ -327,7 +286,7 @@ class ChatService:
         """The result of the user's own function, typed on the page or sent through the API: the model
         reads it and the same answer goes on."""
         output = clean_text(output, self.max_message_chars, "result")
-        options = self._checked(options)
+        options = self.pipeline.checked(options)
         self.repo.get(owner, conversation_id)
         with self._claimed(conversation_id):
             messages = self.repo.get(owner, conversation_id).messages
@@ -335,9 +294,8 @@ class ChatService:
             call = waiting_call(last) if last is not None else None
             if call is None:
                 raise InputError("No function call is waiting for a result in this conversation.")
-            harmony = list(last.harmony) + [tool_message(call["recipient"], call.get("channel"), output)]
-            trace = list(last.trace) + [{"kind": "tool_result", "recipient": call["recipient"], "output": output,
-                                         "status": "ok", "seconds": None, "summary": "your result", "pages": []}]
+            harmony = list(last.harmony) + [tool_message(call.recipient, call.channel, output)]
+            trace = list(last.trace) + [ToolResultStep(call.recipient, output, summary="your result")]
             job = self._submit(messages[:-1], options, prior=harmony)
             try:
                 self.repo.save_message(owner, last.id, status=MessageStatus.STREAMING, trace=trace, harmony=harmony,
@@ -354,8 +312,7 @@ class ChatService:
         history = self.repo.get(owner, conversation_id).messages
         job = self._submit(history, options)
         try:
-            mid = self.repo.add_message(owner, conversation_id, "assistant", "", status=MessageStatus.STREAMING,
-                                        effort=options.effort)
+            mid = self.pipeline.store_placeholder(owner, conversation_id, options)
         except BaseException:
             job.discard()  # its stream will never run: give the worker slot back now
             raise
@@ -363,9 +320,9 @@ class ChatService:
 
     def _run_turn(self, owner: str, conversation_id: str, history: list[MessageView], job,
                   live: MessageView) -> Iterator[Snapshot]:
-        turn = LiveTurn(owner, conversation_id, history, live, job, saver=self.saver,
-                        save=lambda m, **extra: self._save_end(owner, m, **extra),
-                        finish=lambda m, done: self._finish(owner, m, done), on_end=self._ended,
+        turn = LiveAnswer(owner, conversation_id, history, live, job, saver=self.saver,
+                        save=lambda m, status: self.pipeline.finish(owner, m, None, status=status),
+                        finish=lambda m, done: self.pipeline.finish(owner, m, done), on_end=self._ended,
                         pace=self.pace, policy=self.policy, summarizer=self.summarizer)
         with self._lock:  # registered and started as one step: a shutdown sees no turn that is not running
             self._turns[conversation_id] = turn  # takes over the claim
@@ -375,27 +332,10 @@ class ChatService:
             turn.interrupt()
         return turn.snapshots()
 
-    def _ended(self, turn: LiveTurn) -> None:
+    def _ended(self, turn: LiveAnswer) -> None:
         self.oversight.account(turn)
         with self._lock:
             if self._turns.get(turn.conversation_id) is turn:
                 del self._turns[turn.conversation_id]
             if not turn.watchers:  # nobody saw it end: mark it in the sidebar until opened
                 self._unseen.setdefault(turn.owner, set()).add(turn.conversation_id)
-
-    def _save_end(self, owner: str, live: MessageView, **extra) -> None:
-        """A turn that ended without finishing (stopped, failed, interrupted): what it has, as it is."""
-        self.repo.save_message(owner, live.id, content=live.content, reasoning=self.policy.stored(live.reasoning),
-                               reasoning_summary=live.reasoning_summary, trace=live.trace, **extra)
-
-    def _finish(self, owner: str, live: MessageView, done: Done) -> None:
-        figures = done.stats.message_fields()
-        live.status = MessageStatus.after(done.stop_reason)
-        live.stop_reason, live.error = done.stop_reason, done.error
-        for name, value in figures.items():
-            setattr(live, name, value)
-        live.harmony = self.policy.stored_harmony(list(done.harmony_messages))
-        self.repo.save_message(owner, live.id, content=live.content, reasoning=self.policy.stored(live.reasoning),
-                               reasoning_summary=live.reasoning_summary, trace=live.trace,
-                               harmony=live.harmony, status=live.status, stop_reason=live.stop_reason,
-                               error=live.error, **figures)

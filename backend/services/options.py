@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from core.config import (
     DEFAULT_EFFORT,
@@ -34,6 +34,10 @@ class ChatOptions:
     tools: list[str] | None = None  # tools the model may use in this conversation; None: the defaults
     functions: list[dict] | str | None = None  # the user's own functions (JSON Schema); results come from them
 
+    def to_settings(self) -> dict:
+        """What a conversation stores of its settings (reopening it sets the page the same)."""
+        return asdict(self)
+
 
 def clean_text(text: str, limit: int = MAX_MESSAGE_CHARS, what: str = "message") -> str:
     """Drop NUL and other control characters, replace lone surrogates, enforce the limit."""
@@ -57,9 +61,15 @@ def _number(value, kind: type, what: str, low, high):
     return number
 
 
+def check_effort(value, what: str = "Reasoning effort") -> str:
+    """The one check of a reasoning effort, wherever it comes from (`what`: the name the sender used)."""
+    if value not in EFFORTS:
+        raise InputError(f"{what} must be one of {', '.join(EFFORTS)}.")
+    return value
+
+
 def check_options(options: ChatOptions) -> ChatOptions:
-    if options.effort not in EFFORTS:
-        raise InputError(f"Reasoning effort must be one of {', '.join(EFFORTS)}.")
+    check_effort(options.effort)
     temperature = _number(options.temperature, float, "Temperature", *TEMPERATURE_RANGE)
     max_new_tokens = _number(options.max_new_tokens, int, "Max new tokens", 1, MAX_NEW_TOKENS_LIMIT)
     instructions = clean_text(options.instructions, MAX_INSTRUCTIONS_CHARS, "instructions")

@@ -17,12 +17,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from core.records import MessageView
+from core.trace import ReasoningStep
 
 
-def _figures(entries: list[dict], m: MessageView) -> tuple[int | None, float | None]:
+def _figures(entries: list[ReasoningStep], m: MessageView) -> tuple[int | None, float | None]:
     """Tokens and seconds of a turn's reasoning: summed over its steps, or the message's own."""
-    tokens = [e.get("tokens") for e in entries if e.get("tokens")]
-    seconds = [e.get("seconds") for e in entries if e.get("seconds") is not None]
+    tokens = [e.tokens for e in entries if e.tokens]
+    seconds = [e.seconds for e in entries if e.seconds is not None]
     return (sum(tokens) if tokens else m.reasoning_tokens), (sum(seconds) if seconds else m.reasoning_time)
 
 
@@ -53,25 +54,23 @@ class ReasoningPolicy:
         """The message as users may see it. `writing`: its summary is still to come or being written."""
         if self.raw or m.role != "assistant":
             return m
-        thoughts = [e for e in m.trace if e.get("kind") == "reasoning"]
+        thoughts = [e for e in m.trace if isinstance(e, ReasoningStep)]
         if not thoughts and not m.reasoning and not m.reasoning_summary and not m.reasoning_tokens:
             return replace(m, reasoning="", reasoning_summary="", harmony=self.shown_harmony(m.harmony))
         tokens, seconds = _figures(thoughts, m)
         if self.display == "hidden":  # each reasoning step keeps its place and its own figures
-            text, markers = "", [{"kind": "reasoning", "start": 0, "end": 0, "hidden": True,
-                                  "tokens": e.get("tokens") if len(thoughts) > 1 else tokens,
-                                  "seconds": e.get("seconds") if len(thoughts) > 1 else seconds} for e in thoughts]
+            text, markers = "", [ReasoningStep(hidden=True, tokens=e.tokens if len(thoughts) > 1 else tokens,
+                                               seconds=e.seconds if len(thoughts) > 1 else seconds) for e in thoughts]
         else:  # one summary of the whole turn, where its reasoning began
             # a copy of a shared summary holds the summary as its reasoning, already marked as one
-            text = m.reasoning_summary or (m.reasoning if any(e.get("summary") for e in thoughts) else "")
-            markers = [{"kind": "reasoning", "start": 0, "end": len(text), "summary": True, "writing": writing,
-                        "tokens": tokens, "seconds": seconds}]
+            text = m.reasoning_summary or (m.reasoning if any(e.summary for e in thoughts) else "")
+            markers = [ReasoningStep(end=len(text), summary=True, writing=writing, tokens=tokens, seconds=seconds)]
         if not thoughts:  # stored before steps were: the reasoning comes first
             trace = markers[:1] + list(m.trace)
         else:
             trace, queue = [], list(markers)
             for e in m.trace:
-                if e.get("kind") != "reasoning":
+                if not isinstance(e, ReasoningStep):
                     trace.append(e)
                 elif queue:
                     trace.append(queue.pop(0))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterator
 
-from backend.harmony.codec import PromptSettings, Turn
+from backend.harmony.codec import PromptMessage, PromptSettings
 from backend.serving.worker import ChatRequest
 from core.errors import ChatError
 from core.events import Answer, Done, StopReason
@@ -22,7 +22,7 @@ def summary_request(reasoning: str) -> ChatRequest:
     if len(reasoning) > MAX_REASONING_CHARS:
         half = MAX_REASONING_CHARS // 2
         reasoning = reasoning[:half] + "\n[...]\n" + reasoning[-half:]
-    turn = Turn("user", "Summarize this reasoning:\n\n" + reasoning)
+    turn = PromptMessage("user", "Summarize this reasoning:\n\n" + reasoning)
     return ChatRequest([turn], PromptSettings(effort="low", instructions=INSTRUCTIONS), temperature=1.0,
                        max_new_tokens=SUMMARY_TOKENS)
 

@@ -1,6 +1,6 @@
 """An answer being written, owned by the server: it runs to its end whoever is watching.
 
-A `LiveTurn` runs on its own thread: it reads the worker's events and folds them into the live
+A `LiveAnswer` runs on its own thread: it reads the worker's events and folds them into the live
 message; a PartialSaver saves it every couple of seconds (with every other turn's) and the turn
 saves it at the end. Pages subscribe with `snapshots()`
 and only relay: a page that closes, reloads or loses its connection ends its own subscription,
@@ -24,6 +24,7 @@ from backend.services.summary import Summarizer
 from backend.serving.saver import PartialSaver
 from core.events import Answer, Done, Preamble, Reasoning, StepEnd, ToolCall, ToolResult
 from core.records import MessageStatus, MessageView
+from core.trace import PreambleStep, ReasoningStep, ToolCallStep, ToolResultStep, copy_step
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,10 @@ class Snapshot:
     done: bool = False
 
 
-class LiveTurn:
+class LiveAnswer:
     def __init__(self, owner: str, conversation_id: str, history: list[MessageView], live: MessageView, job,
-                 save: Callable[..., None], finish: Callable[[MessageView, Done], None],
-                 saver: PartialSaver, on_end: Callable[["LiveTurn"], None], pace: Pace | None = None,
+                 save: Callable[[MessageView, MessageStatus], None], finish: Callable[[MessageView, Done], None],
+                 saver: PartialSaver, on_end: Callable[["LiveAnswer"], None], pace: Pace | None = None,
                  policy: ReasoningPolicy | None = None, summarizer: Summarizer | None = None):
         self.owner, self.conversation_id, self.job = owner, conversation_id, job
         self.pace = pace or Pace()
@@ -99,9 +100,9 @@ class LiveTurn:
         with self._cond:
             live = self._live
             return {"content": live.content, "reasoning": self.policy.stored(live.reasoning),
-                    "trace": [dict(e) for e in live.trace]}
+                    "trace": [copy_step(e) for e in live.trace]}
 
-    def start(self) -> "LiveTurn":
+    def start(self) -> "LiveAnswer":
         self._saver.add(self)
         self._thread.start()
         return self
@@ -175,16 +176,18 @@ class LiveTurn:
                     live.status = MessageStatus.INTERRUPTED
                 elif live.status == MessageStatus.STREAMING:
                     live.status = MessageStatus.STOPPED
-                self._save(live, status=live.status, error=live.error)
+                self._save(live, live.status)
         except Exception:
             log.exception("saving the end of a turn failed")
         finally:
-            with self._cond:
-                self.done = True
-                self.version += 1
-                self._cond.notify_all()
-                self._wake()
-            self._on_end(self)
+            try:  # unregistered before any page sees the end: a message sent the moment it shows is accepted
+                self._on_end(self)
+            finally:
+                with self._cond:
+                    self.done = True
+                    self.version += 1
+                    self._cond.notify_all()
+                    self._wake()
 
     def _wake(self) -> None:
         """(With the lock held.) A change pages show at once — a phase starts, the turn ends: wake the
@@ -200,7 +203,7 @@ class LiveTurn:
     # -- subscribers ---------------------------------------------------------------------------
 
     def _copy(self) -> MessageView:
-        return replace(self._live, trace=[dict(e) for e in self._live.trace])
+        return replace(self._live, trace=[copy_step(e) for e in self._live.trace])
 
     def shown(self) -> MessageView:
         """The answer as pages may see it (the reasoning policy applied), a copy."""
@@ -219,10 +222,10 @@ class LiveTurn:
 
 
 class Watch:
-    """One subscriber's view of a LiveTurn. It holds no events, only where it has got to: memory per
+    """One subscriber's view of a LiveAnswer. It holds no events, only where it has got to: memory per
     turn stays one live message however many pages come and go."""
 
-    def __init__(self, turn: LiveTurn):
+    def __init__(self, turn: LiveAnswer):
         self.turn, self.pace = turn, turn.pace
         # _last starts at -inf, not 0.0: monotonic() counts from boot, so 0.0 is no "never" (audit.py had that bug)
         self._seen, self._urgent, self._last, self._finished = -1, -1, -math.inf, False
@@ -324,25 +327,25 @@ class Steps:
             live.content += event.text
             return first  # the first answer token closes the reasoning panel at once
         if isinstance(event, Preamble):
-            if live.trace and live.trace[-1].get("kind") == "preamble" and not live.trace[-1].get("closed"):
-                live.trace[-1]["text"] += event.text
+            last = live.trace[-1] if live.trace else None
+            if isinstance(last, PreambleStep) and not last.closed:
+                last.text += event.text
                 return False
-            live.trace.append({"kind": "preamble", "text": event.text})
+            live.trace.append(PreambleStep(event.text))
             return True
         if isinstance(event, ToolCall):
-            if live.trace and live.trace[-1].get("kind") == "preamble":
-                live.trace[-1]["closed"] = True
-            live.trace.append({"kind": "tool_call", "recipient": event.recipient, "arguments": event.arguments})
+            if live.trace and isinstance(live.trace[-1], PreambleStep):
+                live.trace[-1].closed = True
+            live.trace.append(ToolCallStep(event.recipient, event.arguments))
             return True
         if isinstance(event, ToolResult):
-            live.trace.append({"kind": "tool_result", "recipient": event.recipient, "output": event.output,
-                               "status": event.status, "seconds": round(event.seconds, 3),
-                               "summary": event.summary, "pages": [dict(p) for p in event.pages]})
+            live.trace.append(ToolResultStep(event.recipient, event.output, event.status, round(event.seconds, 3),
+                                             event.summary, [dict(p) for p in event.pages]))
             return True
         if isinstance(event, StepEnd):
-            thoughts = [e for e in live.trace[self._step_start:] if e.get("kind") == "reasoning"]
+            thoughts = [e for e in live.trace[self._step_start:] if isinstance(e, ReasoningStep)]
             if len(thoughts) == 1:
-                thoughts[0]["tokens"] = event.reasoning_tokens
+                thoughts[0].tokens = event.reasoning_tokens
             self._step_start = len(live.trace)
         return False
 
@@ -350,18 +353,18 @@ class Steps:
         live = self.live
         live.reasoning += text
         last = live.trace[-1] if live.trace else None
-        if last is not None and last.get("kind") == "reasoning" and self._opened is not None:
-            last["end"] = len(live.reasoning)
+        if isinstance(last, ReasoningStep) and self._opened is not None:
+            last.end = len(live.reasoning)
             return False
         self._opened = time.monotonic()
         if len(live.reasoning) > len(text):  # a later step's thoughts: apart from the earlier ones in the text
             live.reasoning = live.reasoning[: -len(text)] + "\n\n" + text
-        live.trace.append({"kind": "reasoning", "start": len(live.reasoning) - len(text), "end": len(live.reasoning)})
+        live.trace.append(ReasoningStep(start=len(live.reasoning) - len(text), end=len(live.reasoning)))
         return True
 
     def _close_reasoning(self) -> None:
         if self._opened is not None:
-            self.live.trace[-1]["seconds"] = round(time.monotonic() - self._opened, 2)
+            self.live.trace[-1].seconds = round(time.monotonic() - self._opened, 2)
             self._opened = None
 
     def close(self) -> None:

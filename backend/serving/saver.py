@@ -19,7 +19,7 @@ MIN_WAIT_S = 0.01  # an interval of 0 (tests) still yields the interpreter betwe
 
 
 class Saved(Protocol):
-    """What the saver needs of an answer being written (a backend.serving.live.LiveTurn)."""
+    """What the saver needs of an answer being written (a backend.serving.live.LiveAnswer)."""
 
     owner: str
     version: int  # bumped on every change

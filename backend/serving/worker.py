@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from backend.engines.base import Engine, Finish, SamplingParams
+from backend.engines.base import Engine, SamplingParams
 from backend.harmony.bridge import chat_prompt
-from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
+from backend.harmony.codec import HarmonyCodec, PromptMessage, PromptSettings
 from core.config import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE
 from core.errors import BusyError
 from core.events import Answer, Done, Event, Reasoning, Stats, StopReason
@@ -34,7 +34,7 @@ READ_TICK_S = 0.025
 
 @dataclass
 class ChatRequest:
-    turns: list[Turn]
+    turns: list[PromptMessage]
     settings: PromptSettings = field(default_factory=PromptSettings)
     temperature: float = DEFAULT_TEMPERATURE
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
@@ -218,11 +218,11 @@ class Job:
         finish, error = self._stream.finish_reason, self._stream.error
         if timed_out:
             return StopReason.ERROR, f"Stopped after the time limit of {self.worker.time_limit_s:.0f} s."
-        if finish == Finish.CANCELLED:
+        if finish == StopReason.STOPPED:
             return StopReason.STOPPED, None
-        if finish == Finish.ERROR:
+        if finish == StopReason.ERROR:
             return StopReason.ERROR, error or "The model failed while generating."
-        if finish == Finish.LENGTH:
+        if finish == StopReason.LENGTH:
             return StopReason.LENGTH, None
         return (StopReason.CALL if last == self.worker.codec.call_id else StopReason.RETURN), None
 

@@ -41,12 +41,12 @@ def chat_body(ask: dict) -> tuple[str, dict]:
 
 
 def llamacpp_body(ask: dict) -> tuple[str, dict]:
-    from backend.harmony.codec import HarmonyCodec, PromptSettings, Turn
+    from backend.harmony.codec import HarmonyCodec, PromptMessage, PromptSettings
     from backend.harmony.vocab import load_encoding
 
     codec = HarmonyCodec(load_encoding(Path(tempfile.gettempdir()) / "gpt-oss-chat-vocab"))
     tools = [t["function"] for t in ask.get("tools", [])]
-    ids = codec.render([Turn(m["role"], m["content"]) for m in ask["messages"]],
+    ids = codec.render([PromptMessage(m["role"], m["content"]) for m in ask["messages"]],
                        PromptSettings(effort=ask["reasoning_effort"], date="2026-11-28", tools=tools))
     return "/completion", {"prompt": ids, "n_predict": 300, "stream": True, "return_tokens": True,
                            "temperature": 0}

@@ -9,10 +9,10 @@ from backend.engines.base import EngineInfo
 
 
 def forced_tiny(folder: str, ids: list[int], progress):
-    """The tiny GptOss from `folder`, forced to write `ids` (tests.support.forcing)."""
+    """The tiny GptOss from `folder`, forced to write `ids` (testkit.forcing)."""
     from backend.engines.loader import load_model
     from backend.engines.transformers_engine import TransformersEngine
-    from tests.support.forcing import ForceSequence
+    from testkit.forcing import ForceSequence
 
     progress("Loading weights of tiny", None)
     model = load_model(folder, "auto", "auto").model

@@ -1,0 +1,194 @@
+"""The one turn pipeline. Every entry point — the page (backend/services/chat.py), the chat-completions
+API (backend/api/service.py), and the Responses API and effort comparisons to come — runs a turn through
+these steps and only translates its own request and events:
+
+1. admit   — the settings checked (the effort once, in options.check_options), the tools and functions
+             resolved, the user's limits;
+2. submit  — harmony messages and PromptSettings (built here, once) to the worker; busy or still
+             loading fail here, before anything is stored; the agent loop runs the server's tools and
+             pauses at a call to the user's (or the client's) own function;
+3. store   — the user's message and the answer's placeholder committed before the model runs;
+4. run     — a LiveAnswer for the page, or the events straight to an API client;
+5. finish  — the answer saved as it ended (this module's `finish`, the one place), the audit log and
+             the metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from backend.engines.base import EngineInfo
+from backend.harmony.codec import PromptMessage, PromptSettings
+from backend.observability.oversight import Oversight
+from backend.services.agent import MAX_TOOL_CALLS, AgentLoop
+from backend.services.options import ChatOptions, check_options
+from backend.services.policy import ReasoningPolicy
+from backend.services.summary import Summarizer
+from backend.serving.worker import ChatRequest
+from backend.tools.toolbox import Toolbox
+from backend.tools.user_functions import parse_user_functions
+from core.config import DEFAULT_TEMPERATURE, DEMO_TEMPERATURE, MAX_MESSAGE_CHARS
+from core.errors import InputError
+from core.events import Done
+from core.records import MessageStatus, MessageView
+from storage.repository import Repository, title_from
+
+BUILT_IN_NAMESPACES = ("python", "browser")  # harmony's own tools: the system message, not OpenAI `tools`
+
+
+class TurnPipeline:
+    def __init__(self, repo: Repository, host, *, oversight: Oversight | None = None,
+                 policy: ReasoningPolicy | None = None, toolbox: Toolbox | None = None,
+                 max_tool_calls: int = MAX_TOOL_CALLS, max_message_chars: int = MAX_MESSAGE_CHARS):
+        self.repo, self.host, self.max_message_chars = repo, host, max_message_chars
+        self.oversight = oversight or Oversight()  # limits, the audit log, metrics
+        self.policy = policy or ReasoningPolicy()  # what users see of the reasoning
+        self.toolbox, self.max_tool_calls = toolbox or Toolbox(), max_tool_calls
+        self.summarizer = Summarizer(lambda request: self.oversight.submit(self.host.worker(), request))
+
+    # -- what runs ----------------------------------------------------------------------------
+
+    def engine(self) -> EngineInfo:
+        """What runs (an empty record while the model loads or after it failed)."""
+        status = self.host.status()
+        return status.description if status.state == "ready" else EngineInfo()
+
+    def ready_engine(self) -> EngineInfo:
+        """What runs, or the clear error of a model still loading or failed."""
+        self.host.worker()
+        return self.host.status().description
+
+    def default_tools(self) -> list[str]:
+        """Tools ticked for a new conversation: every tool the deployment has; on the demo model only
+        the one it was trained to call (python); before a chat-only server no built-in one."""
+        engine = self.engine()
+        if engine.demo:  # the demo model was trained with python only
+            return [t for t in self.toolbox.defaults if t == "python"]
+        return [t for t in self.toolbox.defaults if not (engine.messages_only and t in BUILT_IN_NAMESPACES)]
+
+    def default_temperature(self) -> float:
+        """The temperature a page starts with: gpt-oss's recommended 1.0, or the demo model's own."""
+        return DEMO_TEMPERATURE if self.engine().demo else DEFAULT_TEMPERATURE
+
+    def enabled_tools(self, tools: list[str] | None) -> list[str]:
+        if tools is None:
+            return self.default_tools()
+        unknown = [t for t in tools if t not in self.toolbox.names]
+        if unknown:
+            raise InputError(f"This server has no tool {', '.join(map(repr, unknown))}; it offers: "
+                             f"{', '.join(self.toolbox.names) or 'none'}.")
+        built_in = [t for t in tools if t in BUILT_IN_NAMESPACES]
+        if built_in and self.engine().messages_only:
+            raise InputError(f"{' and '.join(built_in)} need the prompt rendered by this app, but the inference "
+                             "server takes chat messages (chat mode). Untick them, or run the server in token "
+                             "mode (--server-api completions or llamacpp).")
+        return [t for t in self.toolbox.names if t in tools]
+
+    # -- 1. admit ----------------------------------------------------------------------------
+
+    def checked(self, options: ChatOptions, *, client_functions: bool = False) -> ChatOptions:
+        """Options in range, the tools resolved (stored with the chat: reopening it ticks the same) and
+        the functions parsed. `client_functions`: an API client's own functions, which may take any name
+        and come with none of the server's tools."""
+        options = check_options(options)
+        if client_functions:
+            return replace(options, tools=[], functions=parse_user_functions(options.functions, reserved=()))
+        return replace(options, tools=self.enabled_tools(options.tools),
+                       functions=parse_user_functions(options.functions))
+
+    def admit(self, owner: str, options: ChatOptions, *, client_functions: bool = False) -> ChatOptions:
+        options = self.checked(options, client_functions=client_functions)
+        self.oversight.check(owner)
+        return options
+
+    # -- 2. submit -----------------------------------------------------------------------------
+
+    def prompt_settings(self, options: ChatOptions, *, client_functions: bool = False) -> PromptSettings:
+        """The system and developer messages' settings: the one place they are built from ChatOptions."""
+        namespaces, functions = self.toolbox.prompt(self.enabled_tools(options.tools))
+        own = parse_user_functions(options.functions, **({"reserved": ()} if client_functions else {}))
+        return PromptSettings(effort=options.effort, instructions=options.instructions, tools=functions + own,
+                              namespaces=namespaces)
+
+    def submit(self, turns: list[PromptMessage], options: ChatOptions, *, prior: list[dict] = (),
+               client_functions: bool = False):
+        """Submit the turn's first generation now (busy or still loading fail here, before anything is
+        stored). Later generations of the same turn, after each tool call, resubmit with its steps (the
+        agent loop). `client_functions`: an API client that runs its own functions (and no server tool):
+        its one generation is the turn. `prior`: the harmony messages of a turn that paused for a
+        function's result."""
+        worker = self.host.worker()  # raises a clear error while loading
+        settings = self.prompt_settings(options, client_functions=client_functions)
+
+        def request(steps: list[dict], tokens: int, seconds: float | None = None) -> ChatRequest:
+            so_far = [PromptMessage("assistant", "", harmony=list(steps))] if steps else []
+            return ChatRequest(turns + so_far, settings, options.temperature, tokens, seconds)
+
+        job = self.oversight.submit(worker, request(list(prior), options.max_new_tokens))
+        if client_functions:
+            return job
+        enabled = self.enabled_tools(options.tools)
+        client = [f["name"] for f in options.functions or []]
+        session = self.toolbox.session(enabled, client) if enabled or client else None
+
+        def resubmit(steps: list[dict], tokens: int, seconds: float):
+            return self.oversight.submit(self.host.worker(), request(steps, tokens, seconds))
+
+        return AgentLoop(job, resubmit, session, max_tool_calls=self.max_tool_calls, time_limit_s=worker.time_limit_s,
+                         max_new_tokens=options.max_new_tokens, prior=prior)
+
+    # -- 3. store -------------------------------------------------------------------------------
+
+    def store_user_message(self, owner: str, conversation_id: str, text: str, options: ChatOptions, *,
+                           new: bool, answer: bool = True) -> int | None:
+        """The user's message, the chat's settings and (with `answer`) the answer's placeholder, in one
+        transaction; returns the placeholder's id."""
+        placeholder = {"status": MessageStatus.STREAMING, "effort": options.effort} if answer else None
+        return self.repo.add_user_message(owner, conversation_id, text, options.to_settings(), new=new,
+                                          answer=placeholder)
+
+    def store_placeholder(self, owner: str, conversation_id: str, options: ChatOptions,
+                          harmony: list[dict] = ()) -> int:
+        """The answer about to be written (its message, before the model runs)."""
+        return self.repo.add_message(owner, conversation_id, "assistant", "", harmony=list(harmony),
+                                     status=MessageStatus.STREAMING, effort=options.effort)
+
+    def store_exchange(self, owner: str, turns: list[PromptMessage], options: ChatOptions, first_text: str,
+                       via: str) -> tuple[str, int]:
+        """A whole request (the API's messages) as a new conversation, and the answer's placeholder."""
+        settings = {**options.to_settings(), "via": via}
+        cid = self.repo.create_conversation(owner, title_from(first_text or f"{via.upper()} chat"), settings)
+        for turn in turns[:-1]:
+            self.repo.add_message(owner, cid, turn.role, turn.content, reasoning=self.policy.stored(turn.reasoning),
+                                  harmony=self.policy.stored_harmony(turn.harmony))
+        last = turns[-1]
+        if last.role == "user":
+            return cid, self.store_user_message(owner, cid, last.content, options, new=False)
+        return cid, self.store_placeholder(owner, cid, options, self.policy.stored_harmony(last.harmony))
+
+    def audit(self, owner: str, action: str, **detail) -> None:
+        self.oversight.audit.record(owner, action, **detail)
+
+    # -- 5. finish ------------------------------------------------------------------------------
+
+    def finish(self, owner: str, answer: MessageView, done: Done | None, *, status: MessageStatus | None = None,
+               harmony: list[dict] | None = None) -> None:
+        """Save an answer as it ended — the one place. With `done`, it ran to an end (its status, stop reason,
+        error, figures and harmony messages from there); without, it was stopped, failed or interrupted
+        (`status`) and keeps what it has."""
+        fields = dict(content=answer.content, reasoning=self.policy.stored(answer.reasoning),
+                      reasoning_summary=answer.reasoning_summary, trace=answer.trace)
+        if done is not None:
+            answer.status = MessageStatus.after(done.stop_reason)
+            answer.stop_reason, answer.error = done.stop_reason, done.error
+            for name, value in done.stats.message_fields().items():
+                setattr(answer, name, value)
+            answer.harmony = self.policy.stored_harmony(list(harmony or ()) + list(done.harmony_messages))
+            fields.update(done.stats.message_fields(), harmony=answer.harmony, stop_reason=answer.stop_reason)
+        else:
+            answer.status = status or answer.status
+        self.repo.save_message(owner, answer.id, status=answer.status, error=answer.error, **fields)
+
+    def answered(self, owner: str, conversation_id: str | None, effort: str | None, prompt_tokens: int,
+                 done: Done, via: str) -> None:
+        self.oversight.answered(owner, conversation_id, effort, prompt_tokens, done, via=via)
