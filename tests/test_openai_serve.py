@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit import page
 from testkit.net import free_port
-from tests.support import page
 
 gradio_client = pytest.importorskip("gradio_client")
 pytest.importorskip("openai")  # transformers serve needs it

@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from backend import signin
+from backend.identity import signin
 from backend.identity.signin import PasswordSignIn, Throttle, TooManyAttempts
 from backend.identity.users import ITERATIONS, add_user
 from backend.identity.users import main as users_cli
