@@ -69,7 +69,7 @@ class ToolResult:
     recipient: str
     output: str
     status: str = "ok"  # ok | error | timeout | stopped | killed
-    seconds: float = 0.0
+    seconds: float | None = 0.0  # None: not run here (the user typed the result of their own function)
     summary: str = ""  # a few words for the trace heading ("5 results")
     pages: tuple = ()  # browser pages shown: {cursor, title, url}, for citations
     kind: str = "tool_result"

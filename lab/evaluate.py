@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from core.config import DEMO_TEMPERATURE, EFFORTS
+from core.trace import ToolCallStep, ToolResultStep
 from lab.data import PYTHON_TASKS, TASKS, WEATHER_TOOL, make
 
 HELD_OUT_SEED = 987654  # the training corpus uses another seed
@@ -39,21 +40,20 @@ def held_out(per_cell: int, seed: int = HELD_OUT_SEED):
 
 def judge(sample, m) -> dict:
     """One stored answer (a MessageView) against what the sample expects."""
-    kinds = [e["kind"] for e in m.trace]
+    kinds = [e.kind for e in m.trace]
     thought_first = bool(kinds) and kinds[0] == "reasoning"
-    calls = [e for e in m.trace if e["kind"] == "tool_call"]
-    results = [e for e in m.trace if e["kind"] == "tool_result"]
+    calls = [e for e in m.trace if isinstance(e, ToolCallStep)]
+    results = [e for e in m.trace if isinstance(e, ToolResultStep)]
     tool_ok = None
-    called = any(c["recipient"] == "python" for c in calls)
+    called = any(c.recipient == "python" for c in calls)
     if sample.tool:
         parsed = thought_first and m.stop_reason == "call" and len(calls) == 1 and m.status == "complete"
-        right = parsed and calls[0]["recipient"] == "functions.get_weather" and sample.expected in calls[0]["arguments"]
+        right = parsed and calls[0].recipient == "functions.get_weather" and sample.expected in calls[0].arguments
     else:
         parsed = thought_first and m.stop_reason == "return" and bool(m.content) and m.status == "complete"
         right = parsed and sample.expected in m.content
         if sample.python:
-            tool_ok = called and any(
-                r["status"] == "ok" and sample.expected in r["output"] for r in results)
+            tool_ok = called and any(r.ok and sample.expected in r.output for r in results)
             right = right and tool_ok
         elif sample.task == NO_PYTHON:
             right = right and not calls

@@ -239,7 +239,7 @@ def test_a_failed_placeholder_save_gives_the_worker_slot_back(service, repo, mon
 def test_every_bad_option_gets_a_sentence(field, value, says):
     from dataclasses import replace
 
-    from backend.services.chat import check_options
+    from backend.services.options import check_options
 
     with pytest.raises(InputError, match=says):
         check_options(replace(OPTS, **{field: value}))

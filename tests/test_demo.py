@@ -176,7 +176,7 @@ def test_only_the_demo_model_has_its_own_default_temperature(demo_chat, monkeypa
     from core.config import DEFAULT_TEMPERATURE, DEMO_TEMPERATURE
 
     assert demo_chat.default_temperature() == DEFAULT_TEMPERATURE  # a model folder that is not the demo's
-    monkeypatch.setattr(demo_chat, "_engine", lambda: EngineInfo(demo=True))  # what the fallback to the demo marks
+    monkeypatch.setattr(demo_chat.pipeline, "engine", lambda: EngineInfo(demo=True))  # what the fallback marks
     assert demo_chat.default_temperature() == DEMO_TEMPERATURE
 
 

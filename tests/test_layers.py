@@ -24,6 +24,11 @@ def imports(path: Path) -> set[str]:
     return names
 
 
+def project_files() -> list[Path]:
+    """Our Python files: not a virtual environment or anything else hidden inside the checkout."""
+    return [p for p in ROOT.rglob("*.py") if not p.relative_to(ROOT).parts[0].startswith(".")]
+
+
 def modules(folder: str) -> list[Path]:
     return sorted((ROOT / folder).rglob("*.py"))
 
@@ -58,7 +63,7 @@ def test_harmony_knows_nothing_of_engines_or_gradio():
 
 
 def test_gradio_only_in_ui_and_app():
-    outside = [p for p in ROOT.rglob("*.py") if p.relative_to(ROOT).parts[0] not in ("ui", "tests")
+    outside = [p for p in project_files() if p.relative_to(ROOT).parts[0] not in ("ui", "tests")
                and p.name != "app.py"]
     assert [str(p.relative_to(ROOT)) for p in outside if any(n.split(".")[0] == "gradio" for n in imports(p))] == []
 
@@ -70,7 +75,7 @@ def module_name(path: Path) -> str:
 
 def our_graph() -> dict[str, set[str]]:
     """Module -> our modules it imports (at the top or inside a function: a circle is a circle)."""
-    files = [p for p in ROOT.rglob("*.py") if p.relative_to(ROOT).parts[0] in OURS + ("lab", "testkit")
+    files = [p for p in project_files() if p.relative_to(ROOT).parts[0] in OURS + ("lab", "testkit")
              or p.name == "app.py"]
     files = [p for p in files if "migrations" not in p.parts]
     known = {module_name(p) for p in files}

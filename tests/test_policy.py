@@ -12,6 +12,7 @@ from core.config import Config
 from core.records import MessageView
 from core.steps import display_steps
 from core.trace import from_json
+from storage.repository import message_data
 from testkit.net import free_port
 from tests.conftest import FORCED_CHAT
 
@@ -39,14 +40,14 @@ def test_hidden_keeps_each_steps_place_and_figures_but_no_text():
     titles = [s.title for s in display_steps(shown)]
     assert titles == ["Reasoning hidden by this deployment · 30 tokens · 1.5 s", "Ran python · 0.1 s",
                       "Reasoning hidden by this deployment · 10 tokens · 0.5 s"]
-    assert "think" not in json.dumps(shown.__dict__)
+    assert "think" not in json.dumps(message_data(shown))
 
 
 def test_summary_stands_where_the_reasoning_began():
     shown = ReasoningPolicy("summary").view(message(reasoning_summary="It ran python."))
     steps = display_steps(shown)
     assert [s.title for s in steps] == ["Summary of the reasoning · 40 tokens · 2.0 s", "Ran python · 0.1 s"]
-    assert steps[0].text == "It ran python." and "think" not in json.dumps(shown.__dict__)
+    assert steps[0].text == "It ran python." and "think" not in json.dumps(message_data(shown))
     writing = display_steps(ReasoningPolicy("summary").view(message(), writing=True), streaming=True)
     assert writing[0].title == "Thinking… · a summary follows the answer" and writing[0].pending
 

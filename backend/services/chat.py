@@ -22,7 +22,7 @@ from backend.services.agent import MAX_TOOL_CALLS, AgentLoop
 from backend.services.options import ChatOptions, clean_text
 from backend.services.pipeline import TurnPipeline
 from backend.services.policy import ReasoningPolicy
-from backend.serving.live import LiveAnswer, Pace, Snapshot
+from backend.serving.live import LiveAnswer, Pace, Snapshot, Steps
 from backend.serving.saver import PartialSaver
 from backend.tools.toolbox import Toolbox
 from core.config import (
@@ -30,8 +30,9 @@ from core.config import (
     SAVE_INTERVAL_S,
 )
 from core.errors import GenerationError, InputError
+from core.events import ToolResult
 from core.records import MessageStatus, MessageView
-from core.trace import ToolCallStep, ToolResultStep
+from core.trace import ToolCallStep
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class ChatService:
         self.pipeline = TurnPipeline(repo, host, oversight=oversight, policy=policy, toolbox=toolbox,
                                      max_tool_calls=max_tool_calls, max_message_chars=max_message_chars)
         pl = self.pipeline  # the parts other services read (admin, sidebar, tests)
-        self.repo, self.host, self.max_message_chars, self.toolbox = pl.repo, pl.host, max_message_chars, pl.toolbox
+        self.repo, self.host, self.max_message_chars = pl.repo, pl.host, max_message_chars
         self.oversight, self.audit, self.policy, self.summarizer = pl.oversight, pl.oversight.audit, pl.policy, \
             pl.summarizer
         self.saver = PartialSaver(repo.save_partials, save_interval_s)
@@ -97,6 +98,15 @@ class ChatService:
         self._lock = threading.Lock()
         self.pace = Pace()  # one for all pages: the more that watch, the fewer updates each
         self.pace.on_update = self.oversight.metrics.page_updates.inc
+
+    @property
+    def toolbox(self) -> Toolbox:
+        """The deployment's tools (the pipeline's: one toolbox for every entry point)."""
+        return self.pipeline.toolbox
+
+    @toolbox.setter
+    def toolbox(self, value: Toolbox) -> None:
+        self.pipeline.toolbox = value
 
     @property
     def save_interval_s(self) -> float:
@@ -295,7 +305,9 @@ class ChatService:
             if call is None:
                 raise InputError("No function call is waiting for a result in this conversation.")
             harmony = list(last.harmony) + [tool_message(call.recipient, call.channel, output)]
-            trace = list(last.trace) + [ToolResultStep(call.recipient, output, summary="your result")]
+            answer = replace(last, trace=list(last.trace))
+            Steps(answer).apply(ToolResult(call.recipient, output, seconds=None, summary="your result"))
+            trace = answer.trace
             job = self._submit(messages[:-1], options, prior=harmony)
             try:
                 self.repo.save_message(owner, last.id, status=MessageStatus.STREAMING, trace=trace, harmony=harmony,

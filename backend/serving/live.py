@@ -339,8 +339,9 @@ class Steps:
             live.trace.append(ToolCallStep(event.recipient, event.arguments))
             return True
         if isinstance(event, ToolResult):
-            live.trace.append(ToolResultStep(event.recipient, event.output, event.status, round(event.seconds, 3),
-                                             event.summary, [dict(p) for p in event.pages]))
+            seconds = None if event.seconds is None else round(event.seconds, 3)
+            live.trace.append(ToolResultStep(event.recipient, event.output, event.status, seconds, event.summary,
+                                             [dict(p) for p in event.pages]))
             return True
         if isinstance(event, StepEnd):
             thoughts = [e for e in live.trace[self._step_start:] if isinstance(e, ReasoningStep)]
