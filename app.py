@@ -38,7 +38,7 @@ from storage.repository import Repository
 from storage.shares import Shares
 from ui.identity import HF_PREFIX, LOCAL_OWNER, Identity
 from ui.layout import CSS, HEAD, build_layout
-from ui.routes import PageSecurityHeaders, api_routes, http_routes
+from ui.routes import ApiErrors, PageSecurityHeaders, api_routes, http_routes
 from ui.runtime import queue_events
 from ui.wiring import wire
 
@@ -157,7 +157,7 @@ def app_kwargs(parts: Parts) -> dict:
     kwargs = {"routes": http_routes(parts.sharing, parts.host, parts.conversations, parts.identity,
                                     parts.password_login, parts.documents) +
               api_routes(parts.api, parts.oversight.metrics, parts.config.metrics_token),
-              "middleware": [Middleware(ClientAddressMiddleware), Middleware(PageSecurityHeaders)]}
+              "middleware": [Middleware(ClientAddressMiddleware), Middleware(PageSecurityHeaders), Middleware(ApiErrors)]}
     if parts.identity.hf_login:  # HF sign-ins go to the audit log too (password ones are heard by the check)
         kwargs["middleware"].append(Middleware(HFSignInAudit, on_result=sign_in_result(parts.oversight),
                                                prefix=HF_PREFIX))

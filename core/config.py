@@ -29,7 +29,8 @@ DEFAULT_SHARE_EXPIRY = "7 days"
 
 # Limits (checked at the boundary)
 MAX_MESSAGE_CHARS = 32_000
-MAX_NEW_TOKENS_LIMIT = 32_768
+MAX_NEW_TOKENS_LIMIT = 32_768  # the page's slider
+MODEL_WINDOW = 131_072  # gpt-oss's context window (max_position_embeddings): an API request's budget at most
 DEFAULT_MAX_NEW_TOKENS = 4_096
 MAX_INSTRUCTIONS_CHARS = 16_000
 MAX_TITLE_CHARS = 200

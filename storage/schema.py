@@ -1,5 +1,5 @@
 """Tables: conversations, their messages (normalized, not a JSON blob per chat), share links,
-the browser tool's documents, API keys and the audit log.
+the browser tool's documents, API keys, stored Responses API answers and the audit log.
 
 The Alembic migrations under storage/migrations create exactly this schema;
 a test compares the two.
@@ -109,6 +109,22 @@ class Document(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)  # size and mtime: re-read when changed
 
     __table_args__ = (Index("ix_documents_source", "source", unique=True),)
+
+
+class ApiResponse(Base):
+    """A stored Responses API answer: the response object as the client got it, and where its exchange
+    lives (a conversation of the owner, the answer message), so previous_response_id goes on from it."""
+
+    __tablename__ = "api_responses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # resp_ + 48 random hex digits
+    owner: Mapped[str] = mapped_column(String(200), nullable=False)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), nullable=False)
+    created: Mapped[dt.datetime] = mapped_column(nullable=False, default=utcnow)
+    body: Mapped[str] = mapped_column(Text, nullable=False)  # JSON: the response object
+
+    __table_args__ = (Index("ix_api_responses_owner", "owner"),)
 
 
 class ApiKey(Base):

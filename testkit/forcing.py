@@ -1,6 +1,8 @@
 """A logits processor that makes the real tiny model emit chosen harmony sequences."""
 
-ASSISTANT_ID = 173781  # "assistant": the last prompt token, after <|start|>
+# The tokens a prompt ends with: "assistant" (after <|start|>), or the end of a call header the app
+# began for the model: `<|message|>` (a named function) or "functions" (tool_choice required).
+PROMPT_ENDS = {173781, 200008, 44580}
 
 
 class ForceSequence:
@@ -10,8 +12,9 @@ class ForceSequence:
 
     The batch hands processors one row per request that needs a token, with
     the last token as input. Tests drive one forced request at a time, so a
-    step counter says where we are; a prefill (input "assistant" that we did
-    not force ourselves) starts the next sequence.
+    step counter says where we are; a prompt's last token (PROMPT_ENDS) that we
+    did not force ourselves starts the next sequence. (The batch may also call
+    with a prompt token before that, whose result it drops: it starts nothing.)
     """
 
     def __init__(self, ids, *more):
@@ -21,7 +24,7 @@ class ForceSequence:
     def __call__(self, input_ids, scores):
         last = int(input_ids.reshape(-1)[-1])
         previous = self.ids[min(self.step, len(self.ids)) - 1] if self.step else None
-        if last == ASSISTANT_ID and previous != ASSISTANT_ID:
+        if last in PROMPT_ENDS and last != previous:
             if self.started:
                 self.index = min(self.index + 1, len(self.sequences) - 1)
             self.ids, self.step, self.started = self.sequences[self.index], 0, True

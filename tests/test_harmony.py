@@ -119,11 +119,22 @@ def test_parser_resyncs_at_next_start(codec):
     assert "garbage" in answer and answer.endswith("clean")
 
 
-def test_stop_mid_header_shows_the_partial_header(codec):
-    events, stream = parse(codec, "<|channel|>analysis<|message|>thinking<|end|><|start|>assistant<|channel|>fin")
+def test_a_stop_mid_header_shows_nothing_of_the_header(codec):
+    """The token budget ending inside `<|start|>assistant<|channel|>final` leaves no control token
+    and no header word in the answer (a client once got `<|start|>assistant<|channel|>final` as content)."""
+    events, stream = parse(codec, "<|channel|>analysis<|message|>thinking<|end|><|start|>assistant<|channel|>final")
     assert joined(events, Reasoning) == "thinking"
-    assert "fin" in joined(events, Answer)
-    assert stream.malformed
+    assert joined(events, Answer) == ""
+
+
+def test_control_tokens_of_malformed_output_never_become_text(codec):
+    """The demo model once wrote `<|start|>assistant to python answer is 84.<|return|>` mid-answer: the
+    words survive (flagged), the control tokens do not."""
+    events, stream = parse(codec, "<|channel|>final<|message|>ok<|end|><|message|>garbage<|call|> more"
+                                  "<|constrain|><|return|>")
+    answer = joined(events, Answer)
+    assert stream.malformed and "garbage" in answer and "more" in answer
+    assert not any(token in answer for token in CONTROL)
 
 
 def test_invalid_utf8_never_raises(codec):

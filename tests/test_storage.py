@@ -284,3 +284,29 @@ def test_migration_to_keys_and_audit_keeps_conversations(url):
     assert {"api_keys", "audit_log"}.isdisjoint(inspect(engine).get_table_names())
     upgrade(engine)
     assert repo.get("alice", "c" * 32).title == "Old" and ApiKeys(repo).owner_of(key) is None
+
+
+def test_migration_to_stored_responses_keeps_conversations(url):
+    """0005 -> 0006: the api_responses table arrives; what was stored stays; a stored response dies with its
+    conversation; down and up again."""
+    from storage.responses import ResponseStore, new_response_id
+
+    engine = open_engine(url)
+    upgrade(engine, "0005")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO conversations VALUES ('" + "d" * 32 + "', 'alice', 'Old', "
+                          "'2026-01-01 00:00:00', '2026-01-01 00:00:00', '{}')"))
+    repo = Repository.open(url)  # upgrades to head
+    assert repo.get("alice", "d" * 32).title == "Old"
+    mid = repo.add_message("alice", "d" * 32, "assistant", "an answer")
+    store, rid = ResponseStore(repo), new_response_id()
+    store.save(rid, "alice", "d" * 32, mid, {"id": rid, "output": []})
+    assert store.get("alice", rid).body["id"] == rid
+    with pytest.raises(NotFoundError):
+        store.get("bob", rid)
+    repo.delete("alice", "d" * 32)
+    with pytest.raises(NotFoundError):
+        store.get("alice", rid)
+    downgrade(engine, "0005")
+    assert "api_responses" not in inspect(engine).get_table_names()
+    upgrade(engine)

@@ -4,7 +4,8 @@
   security headers. They are given to Gradio's own FastAPI app (launch's app_kwargs), so they sit
   outside Gradio's login: a health check needs no password, and a share link is meant for anyone
   holding it. Everything else stays behind the login.
-- The OpenAI-compatible API (/v1/models, /v1/chat/completions) and /metrics. The logic is
+- The OpenAI-compatible API (/v1/models[/{id}], /v1/chat/completions, /v1/responses[/{id}]) and /metrics,
+  with OpenAI's error shape on every /v1 status (ApiErrors). The logic is
   backend/api/service.py; here: status codes, OpenAI's error shape, server-sent events, and a thread
   per answer (the worker's events are a blocking generator; a thread each keeps many streams from
   queueing behind a small thread pool). A client that goes away stops its answer, as Stop does.
@@ -73,7 +74,13 @@ async def _in_thread(fn, *args, orphan=None):
     return await future
 
 
-def _pump(run) -> asyncio.Queue:
+def _sse(data: dict) -> str:
+    """One server-sent event; a Responses event names its type on an `event:` line too, as OpenAI's do."""
+    kind = data.get("type") if isinstance(data.get("type"), str) else None
+    return (f"event: {kind}\n" if kind else "") + f"data: {json.dumps(data)}\n\n"
+
+
+def _pump(chunks) -> asyncio.Queue:
     """Start reading the answer's chunks at once, on a thread of its own, as server-sent events.
     Started before the response is (not when the body is first read), so the worker slot is used
     and freed even if the client leaves before the first byte."""
@@ -81,13 +88,13 @@ def _pump(run) -> asyncio.Queue:
 
     def pump():
         try:
-            for chunk in run.chunks():
-                loop.call_soon_threadsafe(queue.put_nowait, f"data: {json.dumps(chunk)}\n\n")
+            for chunk in chunks:
+                loop.call_soon_threadsafe(queue.put_nowait, _sse(chunk))
         except Exception as exc:  # noqa: BLE001 - a bug: the client gets an error chunk, the server a log line
             log.exception("an API answer failed")
             error = {"error": {"message": f"The answer failed on the server ({type(exc).__name__}).",
                                "type": "server_error"}}
-            loop.call_soon_threadsafe(queue.put_nowait, f"data: {json.dumps(error)}\n\n")
+            loop.call_soon_threadsafe(queue.put_nowait, _sse(error))
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, _END)
 
@@ -95,48 +102,135 @@ def _pump(run) -> asyncio.Queue:
     return queue
 
 
-async def _events(run, queue: asyncio.Queue):
+async def _events(run, queue: asyncio.Queue, done: str | None = "data: [DONE]\n\n"):
     try:
         while (item := await queue.get()) is not _END:
             yield item
-        yield "data: [DONE]\n\n"
+        if done:
+            yield done
     finally:
         run.cancel()  # the client went away (or the answer ended: then this does nothing)
 
 
+def _streaming(run, chunks, done: str | None = "data: [DONE]\n\n") -> StreamingResponse:
+    return StreamingResponse(_events(run, _pump(chunks), done), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def api_error(status: int, message: str, kind: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": kind, "param": None}},
+                        status_code=status)
+
+
+class ApiErrors:
+    """OpenAI's error shape on every /v1 status, also the ones no route of ours wrote: an unknown path
+    (404), a wrong method (405), a bug (500). A 404/405 is held until its (small) body shows whose it
+    is: ours already say {"error": ...}; the framework's {"detail": ...} is replaced."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            return await self.app(scope, receive, send)
+        started, held, body = False, None, b""
+
+        async def watch(message):
+            nonlocal started, held, body
+            if message["type"] == "http.response.start":
+                started = True
+                if message["status"] in (404, 405):
+                    held = message
+                    return
+            elif held is not None:
+                body += message.get("body", b"")
+                if message.get("more_body"):
+                    return
+                if _openai_shaped(body):
+                    await send(held)
+                    return await send({"type": "http.response.body", "body": body})
+                return await _send_error(send, held["status"], scope)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            log.exception("an API request failed")
+            if started:
+                raise
+            await _send_error(send, 500, scope)
+
+
+def _openai_shaped(body: bytes) -> bool:
+    try:
+        return isinstance(json.loads(body or b"null"), dict) and "error" in json.loads(body)
+    except ValueError:
+        return False
+
+
+async def _send_error(send, status: int, scope) -> None:
+    message = {404: f"There is no {scope['path']} here: see /v1/models, /v1/chat/completions and /v1/responses.",
+               405: f"{scope['method']} is not allowed on {scope['path']}.",
+               500: "The server failed on this request; the log says why."}[status]
+    kind = {404: "not_found_error", 405: "invalid_request_error", 500: "server_error"}[status]
+    await api_error(status, message, kind)({"type": "http"}, None, send)
+
+
+async def _whole(run) -> Response:
+    try:
+        return JSONResponse(await _in_thread(run.response))
+    except ChatError as exc:
+        return error_response(exc)
+    except asyncio.CancelledError:
+        run.cancel()  # the client left before the answer was whole
+        raise
+
+
+async def _body(request: Request):
+    try:
+        return await request.json()
+    except ValueError:
+        raise InputError("The request body is not valid JSON.") from None
+
+
 def api_routes(api, metrics=None, metrics_token: str = "") -> list[APIRoute]:
-    async def models(request: Request) -> Response:
-        try:
-            await _in_thread(api.owner, request.headers.get("authorization"))
-            return JSONResponse(api.models())
-        except ChatError as exc:
-            return error_response(exc)
-
-    async def completions(request: Request) -> Response:
-        authorization = request.headers.get("authorization")
-        try:
-            owner = await _in_thread(api.owner, authorization)
+    def owned(fn):
+        """A read of the key owner's data: the owner first (401), then `fn(owner, **path)`."""
+        async def route(request: Request) -> Response:
             try:
-                body = await request.json()
-            except ValueError:
-                raise InputError("The request body is not valid JSON.") from None
-            run = await _in_thread(api.start, owner, body, api.shown_key(authorization),
-                                   orphan=lambda run: run.discard())
-        except ChatError as exc:
-            return error_response(exc)
-        if run.call.stream:
-            return StreamingResponse(_events(run, _pump(run)), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-        try:
-            return JSONResponse(await _in_thread(run.response))
-        except ChatError as exc:
-            return error_response(exc)
-        except asyncio.CancelledError:
-            run.cancel()  # the client left before the answer was whole
-            raise
+                owner = await _in_thread(api.owner, request.headers.get("authorization"))
+                return JSONResponse(await _in_thread(lambda: fn(owner, **request.path_params)))
+            except ChatError as exc:
+                return error_response(exc)
+        return route
 
-    routes = [APIRoute("/v1/models", models, methods=["GET"], include_in_schema=False),
-              APIRoute("/v1/chat/completions", completions, methods=["POST"], include_in_schema=False)]
+    def answering(start, stream, whole, done):
+        """A request that starts an answer: checked and submitted, then streamed or returned whole."""
+        async def route(request: Request) -> Response:
+            authorization = request.headers.get("authorization")
+            try:
+                owner = await _in_thread(api.owner, authorization)
+                body = await _body(request)
+                run = await _in_thread(start, owner, body, api.shown_key(authorization),
+                                       orphan=lambda run: run.discard())
+            except ChatError as exc:
+                return error_response(exc)
+            if run.call.stream:
+                return _streaming(run, stream(run), done)
+            return await whole(run)
+        return route
+
+    routes = [
+        APIRoute("/v1/models", owned(lambda owner: api.models()), methods=["GET"], include_in_schema=False),
+        APIRoute("/v1/models/{model_id:path}", owned(lambda owner, model_id: api.model_info(model_id)),
+                 methods=["GET"], include_in_schema=False),
+        APIRoute("/v1/chat/completions", answering(api.start, lambda run: run.chunks(), _whole, "data: [DONE]\n\n"),
+                 methods=["POST"], include_in_schema=False),
+        APIRoute("/v1/responses", answering(api.start_response, lambda run: run.events(), _whole, None),
+                 methods=["POST"], include_in_schema=False),
+        APIRoute("/v1/responses/{response_id}", owned(api.retrieve), methods=["GET"], include_in_schema=False),
+        APIRoute("/v1/responses/{response_id}", owned(api.delete_response), methods=["DELETE"],
+                 include_in_schema=False)]
     if metrics is not None and metrics_token:
         routes.append(APIRoute("/metrics", metrics_route(metrics, metrics_token), methods=["GET"],
                                include_in_schema=False))

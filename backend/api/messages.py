@@ -5,8 +5,10 @@ page's chats, so a client's text with `<|start|>` in it stays text.
 - system and developer messages become the developer instructions;
 - an assistant message's `reasoning_content` (or `reasoning`) is its analysis, `tool_calls` are
   harmony calls to `functions.NAME`, and the `tool` messages after them the functions' results;
-- the client's `tools` are the developer functions; the deployment's built-in python and browser
-  are not offered here (a client would not expect the server to run code for it).
+- the client's `tools` are the developer functions (backend/api/functions.py, with tool_choice); the
+  deployment's built-in python and browser are not offered here (a client would not expect the server
+  to run code for it);
+- every other parameter is honoured or refused by name (backend/api/params.py).
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from backend.api.functions import client_tools
+from backend.api.params import CHAT_TABLE, boolean, check_params, token_budget
 from backend.harmony.codec import PromptMessage, assistant_message, tool_message
 from backend.services.options import ChatOptions, check_effort, clean_text
+from core.config import MODEL_WINDOW
 from core.errors import InputError
 
 MAX_MESSAGES = 500
+MAX_STOPS = 4
 JSON_CALL = "<|constrain|>json"
 
 
@@ -33,6 +39,10 @@ class ApiCall:
     store: bool = False
     model: str = ""
     texts: list[str] = field(default_factory=list)  # the user messages' text (for storing)
+    call: str | None = None  # tool_choice: None, the model chooses; "": it must call; a name: that function
+    stop: tuple[str, ...] = ()  # the answer ends before the first of these
+    metadata: dict[str, str] = field(default_factory=dict)
+    end_user: str | None = None  # safety_identifier / user: who the request is for (the audit log)
 
 
 def _text(content, limit: int, role: str) -> str:
@@ -108,38 +118,70 @@ def to_turns(messages, limit: int) -> tuple[list[PromptMessage], str, list[str]]
     return turns, "\n\n".join(t for t in instructions if t), users
 
 
-def _effort(body: dict, default: str) -> str:
+def effort_of(body: dict, default: str, *names: str) -> str:
+    """The reasoning effort: `reasoning_effort`, or `reasoning: {"effort": ...}` (both APIs)."""
     reasoning = body.get("reasoning") or {}
     if not isinstance(reasoning, dict):
-        raise InputError('`reasoning` must be an object such as {"effort": "high"}; or send reasoning_effort.')
-    return check_effort(body.get("reasoning_effort") or reasoning.get("effort") or default, "reasoning_effort")
+        raise InputError('`reasoning` must be an object such as {"effort": "high"}'
+                         + ("; or send reasoning_effort." if "reasoning_effort" in names else "."))
+    return check_effort(body.get("reasoning_effort") or reasoning.get("effort") or default,
+                        "reasoning_effort" if body.get("reasoning_effort") else "reasoning.effort")
 
 
-def _tools(body: dict):
-    tools, choice = body.get("tools") or [], body.get("tool_choice", "auto")
-    if choice == "none":
-        return []
-    if choice not in ("auto", None):
-        raise InputError("tool_choice must be \"auto\" or \"none\": gpt-oss decides itself whether to call.")
-    if not isinstance(tools, list) or any(not isinstance(t, dict) or t.get("type", "function") != "function"
-                                          for t in tools):
-        raise InputError("`tools` must be a list of {\"type\": \"function\", \"function\": {...}} entries.")
-    return tools
+def stop_strings(value) -> tuple[str, ...]:
+    """`stop`: a string or up to 4 strings; the answer ends before the first."""
+    stops = [value] if isinstance(value, str) else value if value is not None else []
+    if not isinstance(stops, list) or len(stops) > MAX_STOPS or not all(isinstance(x, str) and x for x in stops):
+        raise InputError(f"`stop` must be a string or a list of at most {MAX_STOPS} non-empty strings.")
+    return tuple(stops)
+
+
+def metadata_of(value) -> dict[str, str]:
+    if value is None:
+        return {}
+    if (not isinstance(value, dict) or len(value) > 16
+            or not all(isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512
+                       for k, v in value.items())):
+        raise InputError("`metadata` must be at most 16 pairs of strings (keys up to 64 characters, values up "
+                         "to 512).")
+    return dict(value)
+
+
+def end_user(body: dict) -> str | None:
+    """Who the request is for (`safety_identifier`, or the older `user`), for the audit log."""
+    value = body.get("safety_identifier") or body.get("user")
+    if value is not None and (not isinstance(value, str) or len(value) > 256):
+        raise InputError("`safety_identifier` / `user` must be a string of at most 256 characters.")
+    return value or None
+
+
+def stream_flags(body: dict) -> bool:
+    """`stream_options`: include_usage (returned); include_obfuscation must not be asked for."""
+    options = body.get("stream_options") or {}
+    if not isinstance(options, dict) or set(options) - {"include_usage", "include_obfuscation"}:
+        raise InputError("`stream_options` takes include_usage (and include_obfuscation: false).")
+    if options.get("include_obfuscation"):
+        raise InputError("`stream_options.include_obfuscation` is not supported here: events are not padded.")
+    return bool(options.get("include_usage"))
 
 
 def parse_body(body, *, limit: int, max_new_tokens: int, default_effort: str, store: bool) -> ApiCall:
     """The request, or an InputError that says what is wrong (never a traceback)."""
     if not isinstance(body, dict):
         raise InputError("The request body must be a JSON object.")
-    if body.get("n", 1) != 1:
-        raise InputError("n must be 1.")
+    check_params(body, CHAT_TABLE, "/v1/chat/completions")
+    if body.get("n") not in (None, 1):
+        raise InputError("`n` must be 1: one answer per request.")
     turns, instructions, users = to_turns(body.get("messages"), limit)
-    tokens = body.get("max_completion_tokens") or body.get("max_tokens") or max_new_tokens
-    temperature = body.get("temperature")
-    options = ChatOptions(effort=_effort(body, default_effort), instructions=instructions,
+    tokens = (token_budget(body.get("max_completion_tokens"), "max_completion_tokens", MODEL_WINDOW)
+              or token_budget(body.get("max_tokens"), "max_tokens", MODEL_WINDOW) or max_new_tokens)
+    temperature, top_p = body.get("temperature"), body.get("top_p")
+    tools = client_tools(body.get("tools"), body.get("tool_choice"))
+    options = ChatOptions(effort=effort_of(body, default_effort, "reasoning_effort"), instructions=instructions,
                           temperature=1.0 if temperature is None else temperature, max_new_tokens=tokens,
-                          tools=[], functions=_tools(body))
-    stream_options = body.get("stream_options") or {}
-    return ApiCall(turns, options, stream=bool(body.get("stream")),
-                   include_usage=bool(isinstance(stream_options, dict) and stream_options.get("include_usage")),
-                   store=bool(body.get("store", store)), model=str(body.get("model") or ""), texts=users)
+                          tools=[], functions=[f["function"] for f in tools.functions],
+                          top_p=1.0 if top_p is None else top_p)
+    return ApiCall(turns, options, stream=boolean(body, "stream"), include_usage=stream_flags(body),
+                   store=boolean(body, "store", store), model=str(body.get("model") or ""), texts=users,
+                   call=tools.call, stop=stop_strings(body.get("stop")), metadata=metadata_of(body.get("metadata")),
+                   end_user=end_user(body))

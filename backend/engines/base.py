@@ -31,6 +31,7 @@ class EngineInfo:
     process: str = ""  # "own process (pid N)" when the model runs in a child process
     demo: bool = False  # the bundled demo model: python is its one tool, it has its own temperature
     messages_only: bool = False  # a server that renders the prompt from chat messages: no built-in tools
+    top_p: bool = False  # nucleus sampling per request (a server does it; in-process batching does not)
 
     def with_(self, **changes) -> "EngineInfo":
         return replace(self, **changes)

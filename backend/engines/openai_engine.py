@@ -112,7 +112,7 @@ class OpenAIEngine:
         self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
                                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
         self.description = EngineInfo(model=model or "?", engine="OpenAI-compatible server",
-                                      quantization="set by the server", device="the server's")
+                                      quantization="set by the server", device="the server's", top_p=True)
 
     # -- setup --------------------------------------------------------------------------
 

@@ -178,8 +178,25 @@ class HarmonyCodec:
             )
         )
 
-    def parser(self) -> "HarmonyStream":
-        return HarmonyStream(self.encoding, self.start_id)
+    def call_header(self, name: str) -> list[int]:
+        """The ids that begin, for the model, an assistant message calling `functions.NAME` (a client's
+        tool_choice naming a function): harmony's own header, rendered by its encoder, up to and
+        including `<|message|>`, so the model writes only the arguments. With `name` "", only
+        ` to=functions`: the model names one of the functions itself (tool_choice "required")."""
+        if not name:
+            return list(self.encoding.encode(" to=functions", allowed_special=set()))
+        message = (Message.from_role_and_content(Role.ASSISTANT, "").with_channel("commentary")
+                   .with_recipient(f"functions.{name}").with_content_type("<|constrain|>json"))
+        ids = list(self.encoding.render(message))
+        begin = ids.index(self.start_id) + 2  # after `<|start|>assistant`, where every prompt ends
+        return ids[begin:ids.index(self.special_id("<|message|>")) + 1]
+
+    def parser(self, header: list[int] = ()) -> "HarmonyStream":
+        """A parser for one completion; `header`: ids the app wrote for the model (call_header)."""
+        stream = HarmonyStream(self.encoding, self.start_id)
+        for token in header:
+            stream.feed(token)
+        return stream
 
     def decode(self, ids: list[int]) -> str:
         return self.encoding.decode(ids)
@@ -232,8 +249,9 @@ class HarmonyStream:
             return self._go_raw(token)
         return self._after_token(token)
 
-    def finish(self, show_partial_header: bool = True) -> list[Event]:
-        """End of stream: flush what is pending (a stop mid-header counts as malformed)."""
+    def finish(self) -> list[Event]:
+        """End of stream: flush what is pending. A stream cut inside a message's header (the token
+        budget ran out there) shows nothing of it: a header is structure, never text."""
         events: list[Event] = self._flush_raw() if self.raw else []
         if not self.raw and self.in_content:
             try:
@@ -241,9 +259,6 @@ class HarmonyStream:
                 events += self._collect_messages()
             except HarmonyError:
                 pass  # a message cut short (length/stop): its deltas were already sent
-        elif not self.raw and self.header_tokens and show_partial_header:
-            self.malformed = True
-            events.append(Answer(self.encoding.decode(self.header_tokens), malformed=True))
         self.header_tokens = []
         return events
 
@@ -294,16 +309,22 @@ class HarmonyStream:
         self.raw = True
         self.in_content = False
         self.malformed = True
-        pending, self.header_tokens = self.header_tokens, []
+        pending, self.header_tokens = self._text_only(self.header_tokens), []
         events: list[Event] = []
-        if pending:
+        if pending:  # the words of a header that went wrong (its control tokens never become text)
             events.append(Answer(self.encoding.decode(pending), malformed=True))
         if token == self.start_id:
             return events + self._resync(token)
         return events + self._raw(token)
 
+    def _text_only(self, ids: list[int]) -> list[int]:
+        return [i for i in ids if not self.encoding.is_special_token(i)]
+
     def _raw(self, token: int) -> list[Event]:
-        """Decode unparseable tokens as text, emitting only whole UTF-8 characters."""
+        """Decode unparseable tokens as text, emitting only whole UTF-8 characters. Control tokens
+        (`<|end|>`, `<|call|>`, ...) are structure the model got wrong, never text for a reader."""
+        if self.encoding.is_special_token(token):
+            return []
         self.utf8_pending.append(token)
         try:
             text = self.encoding.decode_utf8(self.utf8_pending)

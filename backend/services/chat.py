@@ -16,11 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Iterator
 
-from backend.harmony.codec import PromptMessage, tool_message
+from backend.harmony.codec import tool_message
 from backend.observability.oversight import Oversight
 from backend.services.agent import MAX_TOOL_CALLS, AgentLoop
 from backend.services.options import ChatOptions, clean_text
-from backend.services.pipeline import TurnPipeline
+from backend.services.pipeline import TurnPipeline, prompt_turns
 from backend.services.policy import ReasoningPolicy
 from backend.serving.live import LiveAnswer, Pace, Snapshot, Steps
 from backend.serving.saver import PartialSaver
@@ -66,15 +66,6 @@ def waiting_call(m: MessageView) -> WaitingCall | None:
     sent = next((h for h in reversed(m.harmony) if h.get("recipient") == call.recipient), {})
     return WaitingCall(call.recipient, call.arguments, sent.get("channel")) \
         if call.recipient.startswith("functions.") else None
-
-
-def _turns(messages: list[MessageView]) -> list[PromptMessage]:
-    turns = []
-    for m in messages:
-        if m.role == "assistant" and not m.content and not m.harmony:
-            continue  # an answer that never came (error, stopped in reasoning) is not sent back
-        turns.append(PromptMessage(m.role, m.content, m.reasoning, m.harmony))
-    return turns
 
 
 class ChatService:
@@ -281,7 +272,7 @@ class ChatService:
     def _submit(self, history: list[MessageView], options: ChatOptions, prior: list[dict] = ()) -> AgentLoop:
         """The turn's first generation, submitted now (busy or still loading fail here, before anything
         is stored). `prior`: the harmony messages of a turn that paused for a user function's result."""
-        return self.pipeline.submit(_turns(history), options, prior=prior)
+        return self.pipeline.submit(prompt_turns(history), options, prior=prior)
 
     # -- the user's own functions -------------------------------------------------------------
 

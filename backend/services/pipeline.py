@@ -24,16 +24,27 @@ from backend.services.agent import MAX_TOOL_CALLS, AgentLoop
 from backend.services.options import ChatOptions, check_options
 from backend.services.policy import ReasoningPolicy
 from backend.services.summary import Summarizer
+from backend.serving.live import Steps
 from backend.serving.worker import ChatRequest
 from backend.tools.toolbox import Toolbox
-from backend.tools.user_functions import parse_user_functions
-from core.config import DEFAULT_TEMPERATURE, DEMO_TEMPERATURE, MAX_MESSAGE_CHARS
+from backend.tools.user_functions import CLIENT, parse_user_functions
+from core.config import DEFAULT_TEMPERATURE, DEMO_TEMPERATURE, MAX_MESSAGE_CHARS, MAX_NEW_TOKENS_LIMIT, MODEL_WINDOW
 from core.errors import InputError
-from core.events import Done
+from core.events import Done, ToolResult
 from core.records import MessageStatus, MessageView
 from storage.repository import Repository, title_from
 
 BUILT_IN_NAMESPACES = ("python", "browser")  # harmony's own tools: the system message, not OpenAI `tools`
+
+
+def prompt_turns(messages: list[MessageView]) -> list[PromptMessage]:
+    """Stored messages as the prompt's turns."""
+    turns = []
+    for m in messages:
+        if m.role == "assistant" and not m.content and not m.harmony:
+            continue  # an answer that never came (error, stopped in reasoning) is not sent back
+        turns.append(PromptMessage(m.role, m.content, m.reasoning, list(m.harmony)))  # a copy: requests add to it
+    return turns
 
 
 class TurnPipeline:
@@ -89,10 +100,14 @@ class TurnPipeline:
     def checked(self, options: ChatOptions, *, client_functions: bool = False) -> ChatOptions:
         """Options in range, the tools resolved (stored with the chat: reopening it ticks the same) and
         the functions parsed. `client_functions`: an API client's own functions, which may take any name
-        and come with none of the server's tools."""
-        options = check_options(options)
+        and come with none of the server's tools; its budget may reach the model's window."""
+        options = check_options(options, MODEL_WINDOW if client_functions else MAX_NEW_TOKENS_LIMIT)
+        if options.top_p < 1 and not self.engine().top_p:
+            raise InputError("top_p below 1 needs an inference server (--engine openai): the in-process model's "
+                             "continuous batching samples from every token. Leave top_p at 1, or lower the "
+                             "temperature.")
         if client_functions:
-            return replace(options, tools=[], functions=parse_user_functions(options.functions, reserved=()))
+            return replace(options, tools=[], functions=parse_user_functions(options.functions, **CLIENT))
         return replace(options, tools=self.enabled_tools(options.tools),
                        functions=parse_user_functions(options.functions))
 
@@ -106,23 +121,29 @@ class TurnPipeline:
     def prompt_settings(self, options: ChatOptions, *, client_functions: bool = False) -> PromptSettings:
         """The system and developer messages' settings: the one place they are built from ChatOptions."""
         namespaces, functions = self.toolbox.prompt(self.enabled_tools(options.tools))
-        own = parse_user_functions(options.functions, **({"reserved": ()} if client_functions else {}))
+        own = parse_user_functions(options.functions, **(CLIENT if client_functions else {}))
         return PromptSettings(effort=options.effort, instructions=options.instructions, tools=functions + own,
                               namespaces=namespaces)
 
     def submit(self, turns: list[PromptMessage], options: ChatOptions, *, prior: list[dict] = (),
-               client_functions: bool = False):
+               client_functions: bool = False, call: str | None = None):
         """Submit the turn's first generation now (busy or still loading fail here, before anything is
         stored). Later generations of the same turn, after each tool call, resubmit with its steps (the
         agent loop). `client_functions`: an API client that runs its own functions (and no server tool):
         its one generation is the turn. `prior`: the harmony messages of a turn that paused for a
-        function's result."""
+        function's result. `call`: the answer starts as a call to that function ("": to one of them), a
+        client's tool_choice."""
         worker = self.host.worker()  # raises a clear error while loading
+        if call is not None and self.engine().messages_only:
+            raise InputError("tool_choice \"required\" or a named function needs the prompt rendered by this app, "
+                             "but the inference server takes chat messages (chat mode); run it in token mode "
+                             "(--server-api completions or llamacpp), or send tool_choice \"auto\".")
         settings = self.prompt_settings(options, client_functions=client_functions)
 
         def request(steps: list[dict], tokens: int, seconds: float | None = None) -> ChatRequest:
             so_far = [PromptMessage("assistant", "", harmony=list(steps))] if steps else []
-            return ChatRequest(turns + so_far, settings, options.temperature, tokens, seconds)
+            return ChatRequest(turns + so_far, settings, options.temperature, tokens, seconds, options.top_p,
+                               call=call if not steps else None)
 
         job = self.oversight.submit(worker, request(list(prior), options.max_new_tokens))
         if client_functions:
@@ -154,9 +175,9 @@ class TurnPipeline:
                                      status=MessageStatus.STREAMING, effort=options.effort)
 
     def store_exchange(self, owner: str, turns: list[PromptMessage], options: ChatOptions, first_text: str,
-                       via: str) -> tuple[str, int]:
+                       via: str, metadata: dict | None = None) -> tuple[str, int]:
         """A whole request (the API's messages) as a new conversation, and the answer's placeholder."""
-        settings = {**options.to_settings(), "via": via}
+        settings = {**options.to_settings(), "via": via, **({"metadata": metadata} if metadata else {})}
         cid = self.repo.create_conversation(owner, title_from(first_text or f"{via.upper()} chat"), settings)
         for turn in turns[:-1]:
             self.repo.add_message(owner, cid, turn.role, turn.content, reasoning=self.policy.stored(turn.reasoning),
@@ -165,6 +186,52 @@ class TurnPipeline:
         if last.role == "user":
             return cid, self.store_user_message(owner, cid, last.content, options, new=False)
         return cid, self.store_placeholder(owner, cid, options, self.policy.stored_harmony(last.harmony))
+
+    def history(self, owner: str, conversation_id: str, message_id: int) -> tuple[str, list[MessageView]]:
+        """The stored exchange up to an answer (a Responses request going on from it): its conversation and
+        messages. An answer that is not its conversation's last is branched off into a copy, so going on
+        from it never rewrites what came after it."""
+        messages = self.repo.get(owner, conversation_id).messages
+        upto = next((i for i, m in enumerate(messages) if m.id == message_id), None)
+        if upto is None:
+            raise InputError("That response's answer is no longer stored (its conversation was changed).")
+        if upto == len(messages) - 1:
+            return conversation_id, messages
+        conv = self.repo.get(owner, conversation_id)
+        copy = self.repo.create_conversation(owner, conv.title, conv.settings)
+        kept = []
+        for m in messages[:upto + 1]:
+            fields = {f: getattr(m, f) for f in ("reasoning", "reasoning_summary", "trace", "harmony", "effort", "status",
+                                                 "error", "stop_reason", "reasoning_tokens", "answer_tokens")}
+            kept.append(replace(m, id=self.repo.add_message(owner, copy, m.role, m.content, **fields)))
+        return copy, kept
+
+    def continue_exchange(self, owner: str, conversation_id: str, history: list[MessageView],
+                          turns: list[PromptMessage], options: ChatOptions) -> tuple[str, int, MessageView | None]:
+        """Store what a request adds to a stored exchange: function results join the answer that called
+        (as on the page), new messages follow it. Returns the conversation, the answer's id, and the
+        answer itself when the request goes on in it (only results came)."""
+        kept = prompt_turns(history)
+        last, answer = history[-1], None
+        grown = turns[len(kept) - 1].harmony[len(last.harmony):] if last.role == "assistant" else []
+        if grown:
+            answer = replace(last, trace=list(last.trace), harmony=list(turns[len(kept) - 1].harmony))
+            for message in grown:
+                text = "".join(c.get("text", "") for c in message.get("content", []))
+                Steps(answer).apply(ToolResult(message["name"], text, seconds=None, summary="your result"))
+            self.repo.save_message(owner, last.id, trace=answer.trace, status=MessageStatus.STREAMING,
+                                   harmony=self.policy.stored_harmony(answer.harmony), error=None, stop_reason=None)
+        new = turns[len(kept):]
+        if not new:
+            return conversation_id, last.id, replace(answer, status=MessageStatus.STREAMING, effort=options.effort)
+        for turn in new[:-1]:
+            self.repo.add_message(owner, conversation_id, turn.role, turn.content,
+                                  harmony=self.policy.stored_harmony(turn.harmony))
+        if new[-1].role == "user":
+            return conversation_id, self.store_user_message(owner, conversation_id, new[-1].content, options,
+                                                            new=False), None
+        return conversation_id, self.store_placeholder(owner, conversation_id, options,
+                                                       self.policy.stored_harmony(new[-1].harmony)), None
 
     def audit(self, owner: str, action: str, **detail) -> None:
         self.oversight.audit.record(owner, action, **detail)

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 from backend.engines.base import Engine, SamplingParams
 from backend.harmony.bridge import chat_prompt
 from backend.harmony.codec import HarmonyCodec, PromptMessage, PromptSettings
-from core.config import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE
+from core.config import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from core.errors import BusyError
 from core.events import Answer, Done, Event, Reasoning, Stats, StopReason
 
@@ -39,6 +39,10 @@ class ChatRequest:
     temperature: float = DEFAULT_TEMPERATURE
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     time_limit_s: float | None = None  # what is left of the turn's time (the worker's limit if less)
+    top_p: float = DEFAULT_TOP_P
+    # tool_choice: None, the model chooses; a name, the answer starts as a call to functions.NAME; "",
+    # as a call to one of the functions (harmony's header begun for the model: codec.call_header)
+    call: str | None = None
 
 
 class Slots:
@@ -107,7 +111,8 @@ class Worker:
     def submit(self, request: ChatRequest) -> "Job":
         """Render and queue a request; raise BusyError at once if the queue is full."""
         prompt = self.codec.render(request.turns, request.settings)
-        return Job(self, prompt, request, admitted=self.slots.admit())
+        header = self.codec.call_header(request.call) if request.call is not None else []
+        return Job(self, prompt + header, request, admitted=self.slots.admit(), header=header)
 
     def chat_prompt(self, request: ChatRequest):
         return chat_prompt(request.turns, request.settings)
@@ -116,8 +121,10 @@ class Worker:
 class Job:
     """One request's life: wait for a slot, stream, parse, report."""
 
-    def __init__(self, worker: Worker, prompt: list[int], request: ChatRequest, admitted: bool):
+    def __init__(self, worker: Worker, prompt: list[int], request: ChatRequest, admitted: bool,
+                 header: list[int] = ()):
         self.worker, self.prompt, self.request = worker, prompt, request
+        self.header = list(header)  # the end of `prompt` that begins the answer's first message
         limit = min(worker.time_limit_s, request.time_limit_s or worker.time_limit_s)
         self.deadline = time.perf_counter() + limit
         self.cancelled = False
@@ -173,7 +180,7 @@ class Job:
 
     def _run(self) -> Iterator[Event]:
         params = SamplingParams(max_new_tokens=self.request.max_new_tokens,
-                                temperature=self.request.temperature)
+                                temperature=self.request.temperature, top_p=self.request.top_p)
         try:
             self._stream = self.worker.engine.submit(self.prompt, params, self.worker.codec.stop_ids,
                                                      chat=self.worker.chat_prompt(self.request))
@@ -183,7 +190,7 @@ class Job:
             return
         if self.cancelled:
             self._stream.cancel()
-        meter, parser = self.meter, self.worker.codec.parser()
+        meter, parser = self.meter, self.worker.codec.parser(self.header)
         last, timed_out = None, False
         while True:
             if not timed_out and time.perf_counter() > self.deadline:
@@ -206,7 +213,7 @@ class Job:
             if rest > 0 and not self._stream.closed:
                 time.sleep(rest)
         reason, error = self._stop_reason(last, timed_out)
-        for event in parser.finish(show_partial_header=reason != StopReason.STOPPED):
+        for event in parser.finish():
             meter.saw(event)
             yield event
         stats = meter.finish(reason, self._stream.usage)

@@ -15,19 +15,23 @@ from core.errors import InputError
 
 MAX_FUNCTIONS = 16
 MAX_FUNCTIONS_CHARS = 20_000
+# An API client (an agent framework, Codex) sends more and longer tools than a person types; still
+# bounded, as harmony's renderer is not made for megabytes (a 5 MB description overflowed its stack).
+CLIENT = {"reserved": (), "max_functions": 128, "max_chars": 200_000}
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
-def parse_user_functions(value, reserved=BUILT_IN_FUNCTIONS) -> list[dict]:
+def parse_user_functions(value, reserved=BUILT_IN_FUNCTIONS, max_functions: int = MAX_FUNCTIONS,
+                         max_chars: int = MAX_FUNCTIONS_CHARS) -> list[dict]:
     """The functions as a list of {name, description, parameters}, from JSON text or a list; an
     InputError that says what is wrong otherwise. Empty text: no functions. `reserved`: names the
     deployment's own functions take (an API client, offered none of them, may use any name)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return []
+    size = len(value) if isinstance(value, str) else len(json.dumps(value, default=str))
+    if size > max_chars:
+        raise InputError(f"Your functions are {size:,} characters long (as JSON); the limit is {max_chars:,}.")
     if isinstance(value, str):
-        if len(value) > MAX_FUNCTIONS_CHARS:
-            raise InputError(f"Your functions are {len(value):,} characters long; the limit is "
-                             f"{MAX_FUNCTIONS_CHARS:,}.")
         try:
             value = json.loads(value)
         except ValueError as exc:
@@ -35,8 +39,8 @@ def parse_user_functions(value, reserved=BUILT_IN_FUNCTIONS) -> list[dict]:
                              f"{exc.colno}.") from None
     if isinstance(value, dict):
         value = [value]
-    if not isinstance(value, list) or len(value) > MAX_FUNCTIONS:
-        raise InputError(f"Functions must be a JSON list of at most {MAX_FUNCTIONS} objects "
+    if not isinstance(value, list) or len(value) > max_functions:
+        raise InputError(f"Functions must be a JSON list of at most {max_functions} objects "
                          '({"name": ..., "description": ..., "parameters": {JSON Schema}}).')
     functions, names = [], set()
     for i, spec in enumerate(value, 1):

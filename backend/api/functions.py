@@ -1,0 +1,83 @@
+"""A client's functions and its tool_choice, for both APIs: which functions the model is offered, and
+whether its answer must start as a call.
+
+gpt-oss is offered functions in harmony's developer message. tool_choice is honoured exactly:
+- "auto": offered, the model decides;
+- "none": not offered (so the model cannot call one);
+- "required": the answer starts with harmony's call header ` to=functions` (codec.call_header), so
+  the model's first message is a call and it only chooses which;
+- a named function: the whole header is written for the model, which writes only the arguments;
+- allowed_tools (Chat Completions) / allowed_tools (Responses): only those are offered, in their mode.
+A call to a function the request did not offer is never passed on (backend/api/run.py ends the answer
+with an error instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.errors import InputError
+
+CHOICES = 'tool_choice must be "auto", "none", "required", or a function by name'
+
+
+@dataclass(frozen=True)
+class ClientTools:
+    functions: list[dict] = field(default_factory=list)  # offered, in the chat-completions `tools` form
+    call: str | None = None  # None: the model chooses; "": it must call one; a name: it calls that one
+
+    @property
+    def names(self) -> set[str]:
+        return {f["function"]["name"] for f in self.functions}
+
+
+def _function(tool, flat: bool) -> dict:
+    """One tool as {"type": "function", "function": {...}}; Responses sends it flat."""
+    if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+        kind = tool.get("type") if isinstance(tool, dict) else type(tool).__name__
+        raise InputError(f"Only function tools are taken here, not {kind!r}: send "
+                         + ('{"type": "function", "name": ..., "parameters": {...}}.' if flat else
+                            '{"type": "function", "function": {"name": ..., "parameters": {...}}}.'))
+    if flat:
+        return {"type": "function", "function": {k: v for k, v in tool.items() if k != "type"}}
+    if not isinstance(tool.get("function"), dict):
+        raise InputError('Each tool needs a "function" object with a name and parameters.')
+    return tool
+
+
+def _chosen_name(choice: dict, flat: bool) -> str | None:
+    function = choice if flat else choice.get("function")
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def client_tools(tools, choice, *, flat: bool = False) -> ClientTools:
+    """The request's `tools` and `tool_choice`, checked; `flat`: the Responses form."""
+    if tools is None:
+        tools = []
+    if not isinstance(tools, list):
+        raise InputError("`tools` must be a list of function tools.")
+    functions = [_function(t, flat) for t in tools]
+    call, mode = None, choice if choice is not None else "auto"
+    if isinstance(mode, dict) and mode.get("type") == "allowed_tools":
+        allowed = mode.get("tools") if flat else (mode.get("allowed_tools") or {}).get("tools")
+        mode_name = mode.get("mode") if flat else (mode.get("allowed_tools") or {}).get("mode")
+        if not isinstance(allowed, list) or mode_name not in ("auto", "required"):
+            raise InputError("allowed_tools needs a mode (auto or required) and a list of tools.")
+        wanted = {_chosen_name(t, flat) for t in allowed if isinstance(t, dict)}
+        functions, mode = [f for f in functions if f["function"].get("name") in wanted], mode_name
+    if mode == "none":
+        return ClientTools([], None)
+    if mode == "required":
+        call = ""
+    elif isinstance(mode, dict) and mode.get("type") == "function":
+        call = _chosen_name(mode, flat)
+        if call is None:
+            raise InputError(CHOICES + ".")
+        if call not in {f["function"].get("name") for f in functions}:
+            raise InputError(f"tool_choice names {call!r}, which is not one of the request's tools.")
+    elif mode != "auto":
+        raise InputError(CHOICES + f", not {mode!r}.")
+    if call is not None and not functions:
+        raise InputError("tool_choice asks for a function call, but the request offers no functions (`tools`).")
+    return ClientTools(functions, call)
