@@ -61,10 +61,12 @@ def url_conversation(pg) -> str | None:
 URL_CONVERSATION = "() => new URL(location.href).searchParams.get('c')"
 
 
-def wait_answers(pg, n: int) -> None:
+def wait_answers(pg, n: int, timeout_ms: float | None = None) -> None:
+    """Until `n` answers have ended (their stats line shows); `timeout_ms`: the ceiling when the wait
+    covers a whole long answer (the default is for short ones)."""
     pg.wait_for_function(
         f"n => [...document.querySelectorAll('#chat {THOUGHT_TITLE}')]"
-        ".filter(e => e.innerText.includes('effort')).length >= n", arg=n)
+        ".filter(e => e.innerText.includes('effort')).length >= n", arg=n, timeout=timeout_ms)
 
 
 def open_page(browser, url: str, height: int = 900):
