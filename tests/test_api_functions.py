@@ -39,3 +39,17 @@ def test_what_cannot_be_honoured_is_refused():
         client_tools([{"type": "web_search_preview"}], None, flat=True)
     with pytest.raises(InputError, match="tool_choice must be"):
         client_tools(CHAT_TOOLS, "sometimes")
+
+
+def test_namespace_tools_are_harmony_namespaces_and_server_side_tools_are_refused():
+    from backend.api.functions import offered_recipients
+
+    crm = {"type": "namespace", "name": "crm", "description": "The CRM.", "tools": FLAT_TOOLS}
+    chosen = client_tools([crm, FLAT_TOOLS[0]], None, flat=True)
+    assert [ns["name"] for ns in chosen.namespaces] == ["crm"] and chosen.names == {"weather"}
+    assert offered_recipients([f["function"] for f in chosen.functions], chosen.namespaces) == {
+        "functions.weather", "crm.weather", "crm.time"}
+    with pytest.raises(InputError, match="not one of functions"):
+        client_tools([{**crm, "name": "functions"}], None, flat=True)
+    with pytest.raises(InputError, match="web_search is OpenAI's own tool"):
+        client_tools([{"type": "web_search"}], None, flat=True)

@@ -155,3 +155,18 @@ def test_refused_and_unknown_parameters_name_themselves(launched, tmp_path):
         c.responses.create(model="tiny-test", input="hi", previous_response_id="resp_" + "0" * 48)
     r = httpx.post(base + "/v1/responses", json={"model": "tiny-test", "input": "hi", "stream": "false"}, timeout=30)
     assert r.status_code == 400 and "`stream` must be true or false" in r.json()["error"]["message"]
+
+
+def test_a_call_into_a_namespace_comes_back_with_its_namespace(launched, tmp_path):
+    lookup = ("<|channel|>analysis<|message|>Look them up.<|end|><|start|>assistant to=crm.lookup<|channel|>commentary "
+              "<|constrain|>json<|message|>{\"q\": \"Ada\"}<|call|>")
+    _, _, base = make_app(launched, tmp_path, lookup, then=(AFTER,))
+    c = client(base)
+    crm = {"type": "namespace", "name": "crm", "description": "The CRM.", "tools": [
+        {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}]}
+    first = c.responses.create(model="tiny-test", input="Who is Ada?", tools=[crm])
+    call = first.output[-1]
+    assert (call.type, call.namespace, call.name, call.arguments) == ("function_call", "crm", "lookup", '{"q": "Ada"}')
+    second = c.responses.create(model="tiny-test", previous_response_id=first.id, tools=[crm],
+                                input=[{"type": "function_call_output", "call_id": call.call_id, "output": "a customer"}])
+    assert second.output_text == "Sunny in Paris."

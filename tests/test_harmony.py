@@ -182,3 +182,15 @@ def test_content_tokens_do_not_reread_the_parser_state(codec):
     assert joined(events, Reasoning) == "stripes and zebras " * 50
     assert joined(events, Answer) == "zebras have stripes " * 50
     assert len(ids) > 200 and reads["state"] <= outside and reads["messages"] <= outside
+
+
+def test_a_clients_namespace_is_rendered_beside_functions(codec):
+    from backend.harmony.codec import PromptSettings
+
+    settings = PromptSettings(tools=[{"name": "get_weather", "parameters": {"type": "object", "properties": {}}}],
+                              client_namespaces=[{"name": "crm", "description": "The CRM.", "tools": [
+                                  {"name": "lookup", "description": "Find a customer.",
+                                   "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}]}])
+    text = codec.decode(codec.render([PromptMessage("user", "hi")], settings))
+    assert "namespace functions {" in text and "namespace crm {" in text and "type lookup = " in text
+    assert text.index("namespace crm") > text.index("<|start|>developer")

@@ -14,9 +14,16 @@ with an error instead).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+from backend.tools.user_functions import CLIENT, parse_user_functions
 from core.errors import InputError
+
+NAMESPACE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+RESERVED_NAMESPACES = ("functions", "python", "browser", "container", "assistant")
+SERVER_SIDE = ("web_search is OpenAI's own tool, run on its servers; this server does not run it over the API. Turn "
+               "it off in the client (Codex: web_search = \"disabled\").")
 
 CHOICES = 'tool_choice must be "auto", "none", "required", or a function by name'
 
@@ -25,10 +32,34 @@ CHOICES = 'tool_choice must be "auto", "none", "required", or a function by name
 class ClientTools:
     functions: list[dict] = field(default_factory=list)  # offered, in the chat-completions `tools` form
     call: str | None = None  # None: the model chooses; "": it must call one; a name: it calls that one
+    # Responses' `namespace` tools: harmony namespaces of their own ({name, description, tools}), called
+    # as `to=NAMESPACE.FUNCTION` and answered as function_call items with that namespace
+    namespaces: list[dict] = field(default_factory=list)
 
     @property
     def names(self) -> set[str]:
         return {f["function"]["name"] for f in self.functions}
+
+
+def offered_recipients(functions, namespaces) -> set[str]:
+    """The harmony recipients a request offers: `functions.NAME`, `NAMESPACE.NAME`."""
+    return ({f"functions.{f['name']}" for f in functions or []}
+            | {f"{ns['name']}.{t['name']}" for ns in namespaces or [] for t in ns["tools"]})
+
+
+def _namespace(tool: dict) -> dict:
+    name = tool.get("name")
+    if not isinstance(name, str) or not NAMESPACE.match(name) or name in RESERVED_NAMESPACES:
+        raise InputError(f"A namespace tool's name must be letters, digits and _ (not one of "
+                         f"{', '.join(RESERVED_NAMESPACES)}), not {name!r}.")
+    inner = tool.get("tools")
+    if not isinstance(inner, list) or not inner:
+        raise InputError(f"Namespace {name}: `tools` must be a non-empty list of function tools.")
+    functions = parse_user_functions([_function(t, True)["function"] for t in inner], **CLIENT)
+    description = tool.get("description") or ""
+    if not isinstance(description, str):
+        raise InputError(f"Namespace {name}: the description must be text.")
+    return {"name": name, "description": description, "tools": functions}
 
 
 def _function(tool, flat: bool) -> dict:
@@ -57,7 +88,12 @@ def client_tools(tools, choice, *, flat: bool = False) -> ClientTools:
         tools = []
     if not isinstance(tools, list):
         raise InputError("`tools` must be a list of function tools.")
-    functions = [_function(t, flat) for t in tools]
+    if flat and any(isinstance(t, dict) and t.get("type") in ("web_search", "web_search_preview") for t in tools):
+        raise InputError(SERVER_SIDE)
+    namespaces = [_namespace(t) for t in tools if flat and isinstance(t, dict) and t.get("type") == "namespace"]
+    if len({ns["name"] for ns in namespaces}) < len(namespaces):
+        raise InputError("Two namespace tools have the same name.")
+    functions = [_function(t, flat) for t in tools if not (flat and isinstance(t, dict) and t.get("type") == "namespace")]
     call, mode = None, choice if choice is not None else "auto"
     if isinstance(mode, dict) and mode.get("type") == "allowed_tools":
         allowed = mode.get("tools") if flat else (mode.get("allowed_tools") or {}).get("tools")
@@ -67,7 +103,7 @@ def client_tools(tools, choice, *, flat: bool = False) -> ClientTools:
         wanted = {_chosen_name(t, flat) for t in allowed if isinstance(t, dict)}
         functions, mode = [f for f in functions if f["function"].get("name") in wanted], mode_name
     if mode == "none":
-        return ClientTools([], None)
+        return ClientTools([], None)  # nothing offered, no namespace either
     if mode == "required":
         call = ""
     elif isinstance(mode, dict) and mode.get("type") == "function":
@@ -80,4 +116,4 @@ def client_tools(tools, choice, *, flat: bool = False) -> ClientTools:
         raise InputError(CHOICES + f", not {mode!r}.")
     if call is not None and not functions:
         raise InputError("tool_choice asks for a function call, but the request offers no functions (`tools`).")
-    return ClientTools(functions, call)
+    return ClientTools(functions, call, namespaces)

@@ -43,6 +43,7 @@ class ApiCall:
     stop: tuple[str, ...] = ()  # the answer ends before the first of these
     metadata: dict[str, str] = field(default_factory=dict)
     end_user: str | None = None  # safety_identifier / user: who the request is for (the audit log)
+    labels: dict[str, str] = field(default_factory=dict)  # client_metadata: the client's own labels (audit log)
 
 
 def _text(content, limit: int, role: str) -> str:

@@ -117,6 +117,8 @@ RESPONSES = COMMON + [
                          "encrypted) blob a stateless client sends back; other values are refused."),
     _honoured("truncation", '"disabled" (the default): a request that does not fit is refused.'),
     _honoured("max_tool_calls", "functions are the client's: each response holds at most one call."),
+    _honoured("client_metadata", "the client's own labels (Codex sends its session ids): kept, each cut to 200 "
+                                 "characters, in the request's audit log entry."),
     _refused("background", "answers stream or come whole; there is no background mode.", _falsy),
     _refused("background_options", "there is no background mode."),
     _refused("conversation", "use previous_response_id (conversations are the page's)."),

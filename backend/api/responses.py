@@ -164,7 +164,7 @@ class ResponsesRun:
     def _function_call(self, call: ClientCall) -> Iterator[dict]:
         index = len(self.output)
         item = {"id": _id("fc"), "type": "function_call", "call_id": call.call_id, "name": call.name,
-                "arguments": "", "status": "in_progress"}
+                "arguments": "", "status": "in_progress", **({"namespace": call.namespace} if call.namespace else {})}
         yield self._event("response.output_item.added", output_index=index, item=dict(item))
         yield self._event("response.function_call_arguments.delta", item_id=item["id"], output_index=index,
                           delta=call.arguments)

@@ -73,7 +73,7 @@ class Turns:
     """Input items applied onto a conversation's turns (empty, or a stored response's history)."""
 
     def __init__(self, turns: list[PromptMessage], calls: dict[str, str], limit: int):
-        self.turns, self.calls, self.limit = turns, calls, limit  # calls: call_id -> function name
+        self.turns, self.calls, self.limit = turns, calls, limit  # calls: call_id -> its recipient
         self.instructions: list[str] = []
         self.users: list[str] = []
 
@@ -120,9 +120,12 @@ class Turns:
             self._assistant().append(assistant_message(clean_text(text, 10 * self.limit, "reasoning"), "analysis"))
 
     def _call(self, item: dict) -> None:
-        name, call_id = item.get("name"), item.get("call_id")
+        name, call_id, namespace = item.get("name"), item.get("call_id"), item.get("namespace")
         if not isinstance(name, str) or not name or not isinstance(call_id, str) or not call_id:
             raise InputError("A function_call item needs a call_id and a name.")
+        if namespace is not None and (not isinstance(namespace, str) or not namespace.isidentifier()):
+            raise InputError("A function_call item's namespace must be a name.")
+        recipient = f"{namespace or 'functions'}.{name}"
         arguments = item.get("arguments") or "{}"
         arguments = arguments if isinstance(arguments, str) else json.dumps(arguments)
         harmony = self._assistant()
@@ -130,17 +133,17 @@ class Turns:
             if message.get("channel") == "final":
                 message["channel"] = "commentary"
         self.turns[-1].content = ""
-        harmony.append(assistant_message(arguments, "commentary", f"functions.{name}", JSON_CALL))
-        self.calls[call_id] = name
+        harmony.append(assistant_message(arguments, "commentary", recipient, JSON_CALL))
+        self.calls[call_id] = recipient
 
     def _output(self, item: dict) -> None:
-        name = self.calls.get(str(item.get("call_id", "")))
-        if name is None or not self.turns or self.turns[-1].role != "assistant":
+        recipient = self.calls.get(str(item.get("call_id", "")))
+        if recipient is None or not self.turns or self.turns[-1].role != "assistant":
             raise InputError("A function_call_output must answer a function_call (its call_id) of the input or "
                              "of the previous response.")
         output = item.get("output")
         text = output if isinstance(output, str) else _text(output, self.limit, "function_call_output")
-        self.turns[-1].harmony.append(tool_message(f"functions.{name}", "commentary",
+        self.turns[-1].harmony.append(tool_message(recipient, "commentary",
                                                    clean_text(text, self.limit, "function_call_output")))
 
     def checked(self) -> list[PromptMessage]:
@@ -163,6 +166,14 @@ def _text_format(body: dict) -> None:
     if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") != "text"):
         raise InputError("`text.format` (structured output) is not supported here: it needs constrained decoding, "
                          'which this server does not run yet. Send {"type": "text"} or leave it out.')
+
+
+def _labels(value) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > 16 or not all(isinstance(v, str) for v in value.values()):
+        raise InputError("`client_metadata` must be at most 16 pairs of strings.")
+    return {str(k)[:64]: v[:200] for k, v in value.items()}
 
 
 def _include(body: dict) -> bool:
@@ -212,13 +223,14 @@ def parse_responses(body, *, limit: int, max_new_tokens: int, default_effort: st
     options = ChatOptions(effort=effort_of(body, default_effort), instructions=instructions or "",
                           temperature=1.0 if temperature is None else temperature, max_new_tokens=tokens,
                           tools=[], functions=[f["function"] for f in tools.functions],
-                          top_p=1.0 if top_p is None else top_p)
+                          top_p=1.0 if top_p is None else top_p, namespaces=tools.namespaces)
     previous = body.get("previous_response_id")
     if previous is not None and not isinstance(previous, str):
         raise InputError("`previous_response_id` must be a response id (resp_...).")
     api = ApiCall([], options, stream=boolean(body, "stream"), include_usage=stream_flags(body),
                   store=boolean(body, "store", True), model=str(body.get("model") or ""), call=tools.call,
-                  metadata=metadata_of(body.get("metadata")), end_user=end_user(body))
+                  metadata=metadata_of(body.get("metadata")), end_user=end_user(body),
+                  labels=_labels(body.get("client_metadata")))
     echo = {"instructions": instructions, "max_output_tokens": body.get("max_output_tokens"),
             "tool_choice": body.get("tool_choice") or "auto", "tools": body.get("tools") or [],
             "parallel_tool_calls": body.get("parallel_tool_calls", True), "temperature": options.temperature,

@@ -28,6 +28,7 @@ class ClientCall:
     call_id: str
     name: str
     arguments: str
+    namespace: str | None = None  # a Responses namespace tool's; None: harmony's `functions`
 
 
 class StopText:
@@ -116,14 +117,16 @@ class ApiTurn:
             if self.stop.hit:
                 self.job.cancel()  # the rest is not wanted: its slot goes to someone else now
         elif isinstance(event, ToolCall):
-            name = event.recipient.removeprefix("functions.")
-            if event.recipient.startswith("functions.") and name in self.offered:
-                call = ClientCall("call_" + secrets.token_hex(12), name, event.arguments)
+            if event.recipient in self.offered:
+                namespace, _, name = event.recipient.partition(".")
+                call = ClientCall("call_" + secrets.token_hex(12), name, event.arguments,
+                                  None if namespace == "functions" else namespace)
                 self.calls.append(call)
                 yield call
             else:
+                offered = sorted(r.removeprefix("functions.") for r in self.offered)
                 self.error = (f"The model called {event.recipient!r}, which this request did not offer"
-                              + (f" (it offered {', '.join(sorted(self.offered))})." if self.offered else
+                              + (f" (it offered {', '.join(offered)})." if offered else
                                  " (it offered no functions).") + " Ask again, or offer that function.")
 
     def failed(self) -> str | None:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import PurePath
 
 from backend.api.chat import ChatRun
+from backend.api.functions import offered_recipients
 from backend.api.messages import ApiCall, parse_body
 from backend.api.responses import ResponsesRun
 from backend.api.responses_input import Turns, parse_responses
@@ -110,7 +111,8 @@ class OpenAIApi:
         if request.previous_response_id:
             previous = self.responses.get(owner, request.previous_response_id)
             base, history = self.pipeline.history(owner, previous.conversation_id, previous.message_id)
-            calls = {i["call_id"]: i["name"] for i in previous.body.get("output", []) if i["type"] == "function_call"}
+            calls = {i["call_id"]: f"{i.get('namespace') or 'functions'}.{i['name']}"
+                     for i in previous.body.get("output", []) if i["type"] == "function_call"}
         turns = Turns(prompt_turns(history), calls, self.pipeline.max_message_chars)
         for item in request.items:
             turns.add(item)
@@ -151,10 +153,11 @@ class OpenAIApi:
             job.discard()
             raise
         pipeline.audit(owner, "api_request", text=call.texts[-1] if call.texts else None, effort=call.options.effort,
-                       conversation_id=stored[0] if stored else None, key=key, end_user=call.end_user)
+                       conversation_id=stored[0] if stored else None, key=key, end_user=call.end_user,
+                       client=call.labels or None)
         last = call.turns[-1]  # a turn that goes on after a function's result keeps its earlier steps
         prior = list(last.harmony) if last.role == "assistant" else []
-        offered = {f["name"] for f in call.options.functions or []}
+        offered = offered_recipients(call.options.functions, call.options.namespaces)
         return ApiTurn(pipeline, owner, call, job, stored, offered=offered, prior=prior, answer=answer)
 
     def _store(self, owner: str, call: ApiCall):

@@ -61,6 +61,9 @@ class PromptSettings:
     tools: list[dict] = field(default_factory=list)  # functions: {name, description, parameters}
     # built-in tools (python, browser) in the system message: {name, description, tools: [functions]}
     namespaces: list[dict] = field(default_factory=list)
+    # a client's own namespaces of functions (the Responses API's `namespace` tools), in the developer
+    # message beside `functions`: called as `to=NAMESPACE.FUNCTION`
+    client_namespaces: list[dict] = field(default_factory=list)
 
 
 def effort_of(name: str) -> ReasoningEffort:
@@ -105,13 +108,16 @@ def assistant_message(text: str, channel: str, recipient: str | None = None, con
 
 
 def _developer_message(settings: PromptSettings) -> Message | None:
-    if not settings.instructions and not settings.tools:
+    if not settings.instructions and not settings.tools and not settings.client_namespaces:
         return None
     content = DeveloperContent.new()
     if settings.instructions:
         content = content.with_instructions(settings.instructions)
     if settings.tools:
         content = content.with_function_tools(_descriptions(settings.tools))
+    for space in settings.client_namespaces:
+        content = content.with_tools(ToolNamespaceConfig(
+            name=space["name"], description=space.get("description"), tools=_descriptions(space["tools"])))
     return Message.from_role_and_content(Role.DEVELOPER, content)
 
 

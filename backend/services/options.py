@@ -35,6 +35,8 @@ class ChatOptions:
     tools: list[str] | None = None  # tools the model may use in this conversation; None: the defaults
     functions: list[dict] | str | None = None  # the user's own functions (JSON Schema); results come from them
     top_p: float = DEFAULT_TOP_P  # nucleus sampling (the API's top_p; the page keeps gpt-oss's 1.0)
+    # an API client's namespaces of functions: {name, description, tools: [functions]} (Responses only)
+    namespaces: list[dict] | None = None
 
     def to_settings(self) -> dict:
         """What a conversation stores of its settings (reopening it sets the page the same)."""
@@ -70,14 +72,16 @@ def check_effort(value, what: str = "Reasoning effort") -> str:
     return value
 
 
-def check_options(options: ChatOptions, token_limit: int = MAX_NEW_TOKENS_LIMIT) -> ChatOptions:
-    """`token_limit`: the most new tokens a turn may ask for (the page's slider; the API: the model's window)."""
+def check_options(options: ChatOptions, token_limit: int = MAX_NEW_TOKENS_LIMIT,
+                  instructions_limit: int = MAX_INSTRUCTIONS_CHARS) -> ChatOptions:
+    """`token_limit`: the most new tokens a turn may ask for (the page's slider; the API: the model's window).
+    `instructions_limit`: a person types short instructions; an agent (Codex: ~20,000 characters) long ones."""
     check_effort(options.effort)
     temperature = _number(options.temperature, float, "Temperature", *TEMPERATURE_RANGE)
     top_p = _number(options.top_p, float, "top_p", 0.0, 1.0)
     if top_p == 0:
         raise InputError("top_p must be above 0 (1 keeps every token; use temperature 0 for greedy answers).")
     max_new_tokens = _number(options.max_new_tokens, int, "Max new tokens", 1, token_limit)
-    instructions = clean_text(options.instructions, MAX_INSTRUCTIONS_CHARS, "instructions")
+    instructions = clean_text(options.instructions, instructions_limit, "instructions")
     return replace(options, instructions=instructions, temperature=temperature, max_new_tokens=max_new_tokens,
                    top_p=top_p)

@@ -28,12 +28,13 @@ from backend.serving.live import Steps
 from backend.serving.worker import ChatRequest
 from backend.tools.toolbox import Toolbox
 from backend.tools.user_functions import CLIENT, parse_user_functions
-from core.config import DEFAULT_TEMPERATURE, DEMO_TEMPERATURE, MAX_MESSAGE_CHARS, MAX_NEW_TOKENS_LIMIT, MODEL_WINDOW
+from core.config import DEFAULT_TEMPERATURE, DEMO_TEMPERATURE, MAX_MESSAGE_CHARS, MODEL_WINDOW
 from core.errors import InputError
 from core.events import Done, ToolResult
 from core.records import MessageStatus, MessageView
 from storage.repository import Repository, title_from
 
+CLIENT_INSTRUCTIONS_CHARS = 200_000  # an API client's instructions (the model's window bounds the prompt anyway)
 BUILT_IN_NAMESPACES = ("python", "browser")  # harmony's own tools: the system message, not OpenAI `tools`
 
 
@@ -101,7 +102,7 @@ class TurnPipeline:
         """Options in range, the tools resolved (stored with the chat: reopening it ticks the same) and
         the functions parsed. `client_functions`: an API client's own functions, which may take any name
         and come with none of the server's tools; its budget may reach the model's window."""
-        options = check_options(options, MODEL_WINDOW if client_functions else MAX_NEW_TOKENS_LIMIT)
+        options = check_options(options, *((MODEL_WINDOW, CLIENT_INSTRUCTIONS_CHARS) if client_functions else ()))
         if options.top_p < 1 and not self.engine().top_p:
             raise InputError("top_p below 1 needs an inference server (--engine openai): the in-process model's "
                              "continuous batching samples from every token. Leave top_p at 1, or lower the "
@@ -123,7 +124,7 @@ class TurnPipeline:
         namespaces, functions = self.toolbox.prompt(self.enabled_tools(options.tools))
         own = parse_user_functions(options.functions, **(CLIENT if client_functions else {}))
         return PromptSettings(effort=options.effort, instructions=options.instructions, tools=functions + own,
-                              namespaces=namespaces)
+                              namespaces=namespaces, client_namespaces=list(options.namespaces or []))
 
     def submit(self, turns: list[PromptMessage], options: ChatOptions, *, prior: list[dict] = (),
                client_functions: bool = False, call: str | None = None):
