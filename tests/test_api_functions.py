@@ -36,7 +36,7 @@ def test_what_cannot_be_honoured_is_refused():
     with pytest.raises(InputError, match="offers no functions"):
         client_tools([], "required")
     with pytest.raises(InputError, match="Only function tools"):
-        client_tools([{"type": "web_search_preview"}], None, flat=True)
+        client_tools([{"type": "code_interpreter"}], None, flat=True)
     with pytest.raises(InputError, match="tool_choice must be"):
         client_tools(CHAT_TOOLS, "sometimes")
 

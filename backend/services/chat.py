@@ -261,9 +261,6 @@ class ChatService:
     def default_temperature(self) -> float:
         return self.pipeline.default_temperature()
 
-    def enabled_tools(self, tools: list[str] | None) -> list[str]:
-        return self.pipeline.enabled_tools(tools)
-
     def preview(self, options: ChatOptions) -> str:
         """The system and developer messages exactly as the model reads them."""
         ids = self.host.codec.render([], self.pipeline.prompt_settings(options))
