@@ -7,19 +7,12 @@ import json
 
 import pytest
 
-from core.config import Config
-from testkit.net import free_port
-
-CALL = ("<|channel|>analysis<|message|>Ask the function.<|end|><|start|>assistant to=functions.get_weather"
-        "<|channel|>commentary <|constrain|>json<|message|>{\"city\": \"Paris\"}<|call|>")
-AFTER = "<|channel|>analysis<|message|>It said sunny.<|end|><|start|>assistant<|channel|>final<|message|>Sunny in Paris.<|return|>"
+from tests.support.api import AFTER, CALL, api_app
 
 
 def make_app(launched, tmp_path, text=None, then=()):
-    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400, max_active=4, max_waiting=4)
-    parts = launched(config, *(() if text is None else (text,)), then=then)
-    return parts, f"http://127.0.0.1:{config.port}/v1"
-
+    parts, _, base = api_app(launched, tmp_path, text, then)
+    return parts, base + "/v1"
 
 def test_an_openai_agent_with_a_function_tool_completes_its_loop(launched, tmp_path):
     agents = pytest.importorskip("agents")

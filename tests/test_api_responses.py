@@ -6,28 +6,19 @@ import json
 import httpx
 import pytest
 
-from core.config import Config
-from testkit.net import free_port
+from tests.support.api import AFTER, CALL, api_app, api_client
 
 openai = pytest.importorskip("openai")
 
 WEATHER = [{"type": "function", "name": "get_weather", "description": "Weather now",
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
-CALL = ("<|channel|>analysis<|message|>Ask the function.<|end|><|start|>assistant to=functions.get_weather"
-        "<|channel|>commentary <|constrain|>json<|message|>{\"city\": \"Paris\"}<|call|>")
-AFTER = "<|channel|>analysis<|message|>It said sunny.<|end|><|start|>assistant<|channel|>final<|message|>Sunny in Paris.<|return|>"
 
 
 def make_app(launched, tmp_path, text=None, then=(), **settings):
-    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400, max_active=4, max_waiting=4,
-                    **settings)
-    parts = launched(config, *(() if text is None else (text,)), then=then)
-    return parts, config, f"http://127.0.0.1:{config.port}"
-
+    return api_app(launched, tmp_path, text, then, **settings)
 
 def client(base: str, key: str = "EMPTY"):
-    return openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0, timeout=60)
-
+    return api_client(base, key)
 
 def test_a_whole_response_with_reasoning_apart_and_usage(launched, tmp_path):
     parts, _, base = make_app(launched, tmp_path)

@@ -7,22 +7,17 @@ import httpx
 import pytest
 
 from backend.api.run import StopText
-from core.config import Config
-from testkit.net import free_port
+from tests.support.api import CALL, api_app, api_client
 
 openai = pytest.importorskip("openai")
 
 WEATHER = [{"type": "function", "function": {"name": "get_weather", "description": "Weather now", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}}}}]
-CALL = ("<|channel|>analysis<|message|>Ask the function.<|end|><|start|>assistant to=functions.get_weather"
-        "<|channel|>commentary <|constrain|>json<|message|>{\"city\": \"Paris\"}<|call|>")
 
 
 def make_app(launched, tmp_path, text=None):
-    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400, max_active=4, max_waiting=4)
-    parts = launched(config, *(() if text is None else (text,)))
-    base = f"http://127.0.0.1:{config.port}"
-    return parts, base, openai.OpenAI(base_url=base + "/v1", api_key="EMPTY", max_retries=0, timeout=60)
+    parts, _, base = api_app(launched, tmp_path, text)
+    return parts, base, api_client(base)
 
 
 def prompts_of(parts) -> list:
