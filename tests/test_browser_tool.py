@@ -130,3 +130,28 @@ def test_exa_search_open_a_hit_and_an_address():
 def test_the_browser_never_opens_the_servers_own_network(address):
     result = browser(SearxngSearch("http://127.0.0.1:9"))("open", id=address)
     assert result.status == "error" and ("private network" in result.text or "not a web address" in result.text)
+
+
+@pytest.mark.parametrize("address", ["http://100.100.100.200/latest/meta-data/", "http://[::ffff:127.0.0.1]/",
+                                     "http://0.0.0.0:7860/", "http://192.0.2.1/"])
+def test_only_globally_routable_addresses_are_opened(address):
+    result = browser(SearxngSearch("http://127.0.0.1:9"))("open", id=address)
+    assert result.status == "error" and "private network" in result.text
+
+
+def test_a_public_page_that_redirects_inward_is_refused():
+    """Each redirect is checked as the first address was (httpx followed them unchecked before)."""
+    import httpx
+
+    asked = []
+
+    def serve(request):
+        asked.append(str(request.url))
+        if request.url.host == "93.184.216.34":
+            return httpx.Response(302, headers={"location": "http://127.0.0.1:7860/config"})
+        return httpx.Response(200, text="<html><body>the app's own config</body></html>")
+
+    client = httpx.Client(transport=httpx.MockTransport(serve), follow_redirects=True)
+    result = browser(SearxngSearch("http://127.0.0.1:9", client=client))("open", id="http://93.184.216.34/go")
+    assert result.status == "error" and "private network" in result.text
+    assert asked == ["http://93.184.216.34/go"]  # the inward address was never requested
