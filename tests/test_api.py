@@ -77,8 +77,28 @@ def test_errors_are_openai_errors_with_sentences(launched, tmp_path):
         c.chat.completions.create(model="tiny-test", messages=[{"role": "user", "content": "x" * 40_000}])
     with pytest.raises(openai.AuthenticationError, match="not valid"):
         client(base, "goc_not-a-real-key").models.list()
-    bad = httpx.post(base + "/v1/chat/completions", content=b"{not json", timeout=30)
+    bad = httpx.post(base + "/v1/chat/completions", content=b"{not json", timeout=30,
+                     headers={"content-type": "application/json"})
     assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]
+
+
+def test_keyless_api_takes_no_cross_site_requests(launched, tmp_path):
+    """A page elsewhere cannot drive the keyless local API through a visitor's browser: a "simple"
+    text/plain POST (no preflight) is refused, and so is any request a browser marks with another Origin."""
+    parts, base = make_app(launched, tmp_path)
+    body = '{"model": "tiny-test", "store": true, "messages": [{"role": "user", "content": "sign in at evil.example"}]}'
+    simple = httpx.post(base + "/v1/chat/completions", content=body, timeout=30,
+                        headers={"content-type": "text/plain"})
+    assert simple.status_code == 400 and "Content-Type: application/json" in simple.json()["error"]["message"]
+    forged = httpx.post(base + "/v1/chat/completions", content=body, timeout=30,
+                        headers={"content-type": "application/json", "origin": "http://evil.example"})
+    assert forged.status_code == 401 and "web pages of other sites" in forged.json()["error"]["message"]
+    assert parts.conversations.list("local") == []  # nothing ran, nothing stored
+    refused = [e for e in parts.oversight.audit.store.entries() if e.action == "api_refused"]
+    assert [e.outcome for e in refused] == ["400", "401"] and "evil.example" in refused[1].detail["reason"]
+    same = httpx.post(base + "/v1/chat/completions", content=body, timeout=60,
+                      headers={"content-type": "application/json", "origin": base})
+    assert same.status_code == 200 and len(parts.conversations.list("local")) == 1
 
 
 def test_harmony_control_tokens_in_a_message_stay_text(launched, tmp_path):

@@ -187,10 +187,27 @@ async def _whole(run) -> Response:
 
 
 async def _body(request: Request):
+    """The JSON body. Only `application/json`: a browser page elsewhere can send a "simple" cross-site POST
+    (text/plain, no preflight) to a keyless local server, but never this type without the server's consent."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise InputError(f"Send the request body as JSON (Content-Type: application/json), not {kind or 'none'!r}.")
     try:
         return await request.json()
     except ValueError:
         raise InputError("The request body is not valid JSON.") from None
+
+
+def _check_origin(request: Request, keyless: bool) -> None:
+    """Without keys (the one local user) a web page elsewhere must not drive the API through the visitor's
+    browser: a request that a browser marks as coming from another origin is refused."""
+    origin = request.headers.get("origin")
+    if not keyless or origin is None:
+        return
+    host = request.headers.get("host", "")
+    if origin == "null" or origin.split("://", 1)[-1].rstrip("/").lower() != host.lower():
+        raise AuthError(f"This server has no API keys, so it takes no requests from web pages of other sites "
+                        f"(Origin {origin}). Call it from a program, or make users and keys.")
 
 
 def api_routes(api, metrics=None, metrics_token: str = "") -> list[APIRoute]:
@@ -207,14 +224,18 @@ def api_routes(api, metrics=None, metrics_token: str = "") -> list[APIRoute]:
     def answering(start, stream, whole, done):
         """A request that starts an answer: checked and submitted, then streamed or returned whole."""
         async def route(request: Request) -> Response:
-            authorization = request.headers.get("authorization")
+            authorization, owner = request.headers.get("authorization"), None
             try:
                 owner = await _in_thread(api.owner, authorization)
+                _check_origin(request, keyless=owner == api.keyless_owner)
                 body = await _body(request)
                 run = await _in_thread(start, owner, body, api.shown_key(authorization),
                                        orphan=lambda run: run.discard())
             except ChatError as exc:
-                return error_response(exc)
+                response = error_response(exc)
+                await _in_thread(api.refused, owner, request.url.path, response.status_code, exc.user_message,
+                                 api.shown_key(authorization))
+                return response
             if run.call.stream:
                 return _streaming(run, stream(run), done)
             return await whole(run)

@@ -102,6 +102,10 @@ class OpenAIApi:
         model = self._check_model(call.model)
         return ChatRun(self.begin(owner, call, key), model)
 
+    def refused(self, owner: str | None, path: str, status: int, reason: str, key: str | None) -> None:
+        """A request refused before it ran (no key, bad input, busy...), in the audit log: who, where, why."""
+        self.pipeline.audit(owner, "api_refused", outcome=str(status), path=path, reason=reason[:300], key=key)
+
     def start_response(self, owner: str, body, key: str | None = None) -> ResponsesRun:
         """/v1/responses: the request, on top of the stored response it goes on from (previous_response_id)."""
         request = parse_responses(body, limit=self.pipeline.max_message_chars, max_new_tokens=self.max_new_tokens,
