@@ -72,6 +72,9 @@ def test_unknown_parameters_and_wrong_types_get_sentences():
     with pytest.raises(InputError, match="reasoning"):
         chat({"reasoning": "high"})
     assert chat({"reasoning": {"effort": "high"}}).options.effort == "high"
+    assert chat({"chat_template_kwargs": {"reasoning_effort": "low"}}).options.effort == "low"  # vLLM's way
+    with pytest.raises(InputError, match="chat_template_kwargs"):
+        chat({"chat_template_kwargs": {"enable_thinking": False}})
     with pytest.raises(InputError, match="`stop`"):
         chat({"stop": ["a", "b", "c", "d", "e"]})
 

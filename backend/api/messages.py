@@ -120,13 +120,17 @@ def to_turns(messages, limit: int) -> tuple[list[PromptMessage], str, list[str]]
 
 
 def effort_of(body: dict, default: str, *names: str) -> str:
-    """The reasoning effort: `reasoning_effort`, or `reasoning: {"effort": ...}` (both APIs)."""
-    reasoning = body.get("reasoning") or {}
+    """The reasoning effort: `reasoning_effort`, `reasoning: {"effort": ...}` (both APIs), or vLLM's
+    `chat_template_kwargs: {"reasoning_effort": ...}`."""
+    reasoning, template = body.get("reasoning") or {}, body.get("chat_template_kwargs") or {}
     if not isinstance(reasoning, dict):
         raise InputError('`reasoning` must be an object such as {"effort": "high"}'
                          + ("; or send reasoning_effort." if "reasoning_effort" in names else "."))
-    return check_effort(body.get("reasoning_effort") or reasoning.get("effort") or default,
-                        "reasoning_effort" if body.get("reasoning_effort") else "reasoning.effort")
+    if not isinstance(template, dict) or set(template) - {"reasoning_effort"}:
+        raise InputError("`chat_template_kwargs` takes only reasoning_effort here (harmony renders the prompt; "
+                         "there is no chat template).")
+    return check_effort(body.get("reasoning_effort") or reasoning.get("effort") or template.get("reasoning_effort")
+                        or default, "reasoning_effort" if body.get("reasoning_effort") else "reasoning.effort")
 
 
 def stop_strings(value) -> tuple[str, ...]:

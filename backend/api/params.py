@@ -85,6 +85,8 @@ CHAT_COMPLETIONS = COMMON + [
     _honoured("max_completion_tokens", "as max_tokens."),
     _honoured("reasoning_effort", "low, medium or high: harmony's reasoning effort."),
     _honoured("reasoning", '{"effort": ...}, as reasoning_effort.'),
+    _honoured("chat_template_kwargs", "vLLM's extension: its reasoning_effort is read as reasoning_effort (there is "
+                                      "no chat template here: harmony renders the prompt); other keys are refused."),
     _honoured("stop", "up to 4 strings: the answer ends before the first one (finish_reason stop)."),
     _honoured("n", "1 (or null): one answer per request."),
     _refused("response_format", "structured output needs constrained decoding, which this server does not run "
