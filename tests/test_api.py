@@ -218,3 +218,18 @@ def test_this_app_driving_another_instance_of_itself(browser, launched, tmp_path
     finally:
         parts.demo.close()
         parts.host.close()
+
+
+def test_a_client_that_leaves_a_whole_answer_stops_it_too(launched, tmp_path):
+    """stream: false and the client hangs up: the answer stops and gives its slot back, as when streaming."""
+    long = "<|channel|>analysis<|message|>" + "thinking " * 3000 + "<|end|><|start|>assistant<|channel|>final<|message|>x<|return|>"
+    parts, base = make_app(launched, tmp_path, long)
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up while the model still reasons
+        httpx.post(base + "/v1/chat/completions", timeout=httpx.Timeout(60, read=3), json={
+            "model": "tiny-test", "max_tokens": 4000, "messages": [{"role": "user", "content": "go"}]})
+    deadline = time.time() + 60
+    while time.time() < deadline and not [e for e in parts.oversight.audit.store.entries() if e.action == "answer"]:
+        time.sleep(0.1)
+    [answer] = [e for e in parts.oversight.audit.store.entries() if e.action == "answer"]
+    assert answer.outcome == "stopped" and answer.completion_tokens < 3000
+    assert parts.host.worker().active == 0

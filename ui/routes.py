@@ -33,6 +33,7 @@ STATUS = [(AuthError, 401, "authentication_error"), (NotFoundError, 404, "not_fo
           (LimitError, 429, "rate_limit_error"), (BusyError, 429, "server_busy"),
           (InputError, 400, "invalid_request_error"), (GenerationError, 503, "server_error")]
 BUSY_RETRY_AFTER_S = 2
+DISCONNECT_POLL_S = 0.5  # how often a non-streaming answer asks whether its client is still there
 _END = object()
 
 
@@ -176,13 +177,20 @@ async def _send_error(send, status: int, scope) -> None:
     await api_error(status, message, kind)({"type": "http"}, None, send)
 
 
-async def _whole(run) -> Response:
+async def _whole(run, request: Request) -> Response:
+    """The whole answer at once. A client that hangs up meanwhile stops it, as with streaming: nothing
+    else tells a waiting handler, so the connection is asked now and then."""
+    answer = asyncio.ensure_future(_in_thread(run.response))
     try:
-        return JSONResponse(await _in_thread(run.response))
+        while not (await asyncio.wait({answer}, timeout=DISCONNECT_POLL_S))[0]:
+            if await request.is_disconnected():
+                run.cancel()  # its slot goes to someone else now; the answer is saved as stopped
+                break
+        return JSONResponse(await answer)
     except ChatError as exc:
         return error_response(exc)
     except asyncio.CancelledError:
-        run.cancel()  # the client left before the answer was whole
+        run.cancel()  # the server cancelled the request before the answer was whole
         raise
 
 
@@ -238,7 +246,7 @@ def api_routes(api, metrics=None, metrics_token: str = "") -> list[APIRoute]:
                 return response
             if run.call.stream:
                 return _streaming(run, stream(run), done)
-            return await whole(run)
+            return await whole(run, request)
         return route
 
     routes = [
