@@ -10,11 +10,11 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from core.errors import NotFoundError
 from storage.repository import Repository
-from storage.schema import ApiResponse, Message
+from storage.schema import ApiResponse
 
 ID = re.compile(r"^resp_[0-9a-f]{48}$")
 UNKNOWN = "There is no stored response {id!r} (never stored, deleted, or not yours)."
@@ -51,11 +51,6 @@ class ResponseStore:
             if row is None or row.owner != owner:
                 raise NotFoundError(UNKNOWN.format(id=response_id))
             return StoredResponse(row.id, row.owner, row.conversation_id, row.message_id, json.loads(row.body))
-
-    def position(self, stored: StoredResponse) -> int:
-        """Where the response's answer sits in its conversation."""
-        with self.repo.session() as s:
-            return s.scalar(select(Message.position).where(Message.id == stored.message_id))
 
     def delete(self, owner: str, response_id: str) -> None:
         self.get(owner, response_id)  # unknown or another's: a 404

@@ -164,9 +164,10 @@ class ApiErrors:
 
 def _openai_shaped(body: bytes) -> bool:
     try:
-        return isinstance(json.loads(body or b"null"), dict) and "error" in json.loads(body)
+        data = json.loads(body or b"null")
     except ValueError:
         return False
+    return isinstance(data, dict) and "error" in data
 
 
 async def _send_error(send, status: int, scope) -> None:

@@ -90,10 +90,11 @@ def client_tools(tools, choice, *, flat: bool = False) -> ClientTools:
         raise InputError("`tools` must be a list of function tools.")
     if flat and any(isinstance(t, dict) and t.get("type") in ("web_search", "web_search_preview") for t in tools):
         raise InputError(SERVER_SIDE)
-    namespaces = [_namespace(t) for t in tools if flat and isinstance(t, dict) and t.get("type") == "namespace"]
+    grouped = [t for t in tools if flat and isinstance(t, dict) and t.get("type") == "namespace"]
+    namespaces = [_namespace(t) for t in grouped]
     if len({ns["name"] for ns in namespaces}) < len(namespaces):
         raise InputError("Two namespace tools have the same name.")
-    functions = [_function(t, flat) for t in tools if not (flat and isinstance(t, dict) and t.get("type") == "namespace")]
+    functions = [_function(t, flat) for t in tools if t not in grouped]
     call, mode = None, choice if choice is not None else "auto"
     if isinstance(mode, dict) and mode.get("type") == "allowed_tools":
         allowed = mode.get("tools") if flat else (mode.get("allowed_tools") or {}).get("tools")
