@@ -19,6 +19,7 @@ from backend.engines.choose import build_engine_for
 from backend.harmony.codec import HarmonyCodec
 from backend.harmony.vocab import load_encoding
 from backend.identity.signin import ClientAddressMiddleware, HFSignInAudit, SessionGuard, password_sign_in
+from backend.identity.users import UserDirectory
 from backend.observability.audit import Audit
 from backend.observability.limits import Limits
 from backend.observability.metrics import Metrics
@@ -95,7 +96,8 @@ def create(config: Config, build_engine=None) -> Parts:
                           config.max_tool_calls, oversight=oversight, policy=policy)
     one_user = auth is None and not config.hf_login  # no users at all: the API needs no key either
     api = OpenAIApi(service.pipeline, ApiKeys(repo), keyless_owner=LOCAL_OWNER if one_user else None, store=config.api_store,
-                    max_new_tokens=config.max_new_tokens)
+                    max_new_tokens=config.max_new_tokens,
+                    is_user=UserDirectory(config.users_path, hf_login=config.hf_login, hf_prefix=HF_PREFIX).has)
     admin = Admin(admin_names(config.admins), service, oversight.audit.store)
     parts = Parts(demo=None, host=host, config=config, documents=documents, service=service, api=api, admin=admin,
                   oversight=oversight, conversations=Conversations(repo, oversight.audit, policy),

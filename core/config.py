@@ -108,10 +108,18 @@ class Config:
         return self.database_url or f"sqlite:///{self.data_path / 'chat.db'}"
 
 
-def add_database_flags(parser: argparse.ArgumentParser) -> None:
-    """The app's own two database flags, for the command lines that open its database (keys, audit)."""
+def add_database_flags(parser: argparse.ArgumentParser, users: bool = False) -> None:
+    """The app's own database flags, for the command lines that open its database (keys, audit);
+    with `users`, its --users-file too (whose users may own keys)."""
     parser.add_argument("--database-url", default="", help="as the app's --database-url (default: DATA_DIR/chat.db)")
     parser.add_argument("--data-dir", default="data")
+    if users:
+        parser.add_argument("--users-file", default="", help="as the app's --users-file (default: DATA_DIR/users.json)")
+
+
+def users_path(args) -> Path:
+    """The users file those flags name, by the app's own rule (Config.users_path)."""
+    return Config(data_dir=args.data_dir, users_file=args.users_file).users_path
 
 
 def database_url(args) -> str:

@@ -94,6 +94,12 @@ class ApiKeys:
             row.revoked = row.revoked or utcnow()
             return _info(row)
 
+    def revoke_owner(self, owner: str) -> int:
+        """Revoke every working key of `owner` (the user was removed); how many were."""
+        with self.repo.writing() as s:
+            return s.execute(update(ApiKey).where(ApiKey.owner == owner, ApiKey.revoked.is_(None))
+                             .values(revoked=utcnow())).rowcount
+
     def any(self) -> bool:
         with self.repo.session() as s:
             return s.scalars(select(ApiKey.id).where(ApiKey.revoked.is_(None)).limit(1)).first() is not None

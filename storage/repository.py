@@ -121,12 +121,14 @@ class Repository:
             yield s
 
     @classmethod
-    def open(cls, url: str) -> "Repository":
-        """Open (creating or upgrading the schema) and mark crashed answers as interrupted."""
+    def open(cls, url: str, recover: bool = True) -> "Repository":
+        """Open (creating or upgrading the schema) and mark crashed answers as interrupted. A command
+        line beside a running app opens it with recover=False: its answers are streaming, not crashed."""
         engine = open_engine(url)
         upgrade(engine)
         repo = cls(engine)
-        repo.recover_interrupted()
+        if recover:
+            repo.recover_interrupted()
         return repo
 
     def recover_interrupted(self) -> int:

@@ -155,7 +155,7 @@ def test_a_client_that_leaves_stops_its_answer(launched, tmp_path):
 
 
 def test_keys_name_the_owner_and_stored_requests_show_in_their_sidebar(launched, tmp_path):
-    from backend.identity.users import add_user
+    from backend.identity.users import add_user, save_users
     from storage.api_keys import ApiKeys
 
     add_user(tmp_path / "users.json", "alice", "alice-password", iterations=1000)
@@ -181,6 +181,12 @@ def test_keys_name_the_owner_and_stored_requests_show_in_their_sidebar(launched,
     keys.revoke(info.id)
     with pytest.raises(openai.AuthenticationError, match="not valid"):
         c.models.list()
+    second = client(base, keys.create("alice")[0])
+    second.models.list()
+    save_users(tmp_path / "users.json", {})  # alice removed from the file (by hand: her keys are not revoked)
+    with pytest.raises(openai.AuthenticationError, match="user was removed"):
+        second.chat.completions.create(model="tiny-test", messages=[{"role": "user", "content": "hi"}], store=True)
+    assert len(parts.conversations.list("alice")) == 1
 
 
 def test_this_app_driving_another_instance_of_itself(browser, launched, tmp_path):

