@@ -287,10 +287,12 @@ def metrics_route(metrics, token: str):
 def http_routes(shares: Sharing, host, conversations=None, identity=None, password_login: bool = False,
                 documents=None) -> list[APIRoute]:
     def healthz() -> JSONResponse:
-        """200 while the server runs (model loading or ready); 503 once the model failed to load."""
+        """200 while the server runs (model loading, restarting or ready); 503 once the model failed.
+        `model` is "restarting" while a model process that died is started again; `restarts` counts those."""
         s = host.status()
-        return JSONResponse({"status": "ok" if s.state != "failed" else "failed", "model": s.state},
-                            status_code=503 if s.state == "failed" else 200)
+        model = "restarting" if s.state == "loading" and s.restarts else s.state
+        return JSONResponse({"status": "ok" if s.state != "failed" else "failed", "model": model,
+                             "restarts": s.restarts}, status_code=503 if s.state == "failed" else 200)
 
     def shared(token: str) -> HTMLResponse:
         try:

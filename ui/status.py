@@ -22,7 +22,8 @@ def status_markdown(status, details: bool = False) -> str:
     if status.state == "failed":
         return f"**{status.error}**" + (f"\n\n{status.detail}" if details and status.detail else "")
     pct = f" — {status.fraction:.0%}" if status.fraction is not None else ""
-    return f"**Loading the model…** {status.stage}{pct}. The chat opens when it is ready."
+    what = "The model's process stopped unexpectedly; restarting it…" if status.restarts else "Loading the model…"
+    return f"**{what}** {status.stage}{pct}. The chat opens when it is ready."
 
 
 def wire_status(p: Page, host, identity: Identity, details: bool, default_tools, default_temperature,

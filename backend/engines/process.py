@@ -6,8 +6,9 @@ slows the model down. Here the model and its batching loop run in a child proces
 starts clean) and only token ids cross: the parent sends requests and cancels, one forwarding thread
 in the child collects every stream's new ids a few dozen times a second and sends them as one message.
 
-If the child dies, every open stream ends with an error and later requests are refused with a clear
-message; the page shows it, the app keeps running.
+If the child dies (the kernel's OOM killer, a crash in a kernel), every open stream ends with an error,
+later requests are refused with a clear message, and `died` is set: the model host reaps the child
+and starts a new one (backend/serving/host.py). The app keeps running.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 
 FORWARD_TICK_S = 0.01  # the child sends new ids at most this often (one message for all streams)
 STOP_TIMEOUT_S = 10.0
-DIED = "The model process stopped unexpectedly; restart the app (the log says why)."
+DIED = ("The model process stopped unexpectedly (the server's log says why); it is being restarted. "
+        "Your message is saved: press Regenerate once the model is ready.")
 
 
 class ProcessEngine:
@@ -44,6 +46,8 @@ class ProcessEngine:
         self._streams: dict[int, TokenStream] = {}
         self._lock = threading.Lock()  # guards _streams, _next, _dead and sending
         self._next, self._dead = 0, False
+        self.died = threading.Event()  # set when the child is gone without being closed
+        self._closing = False
         self.description = self._wait_ready(progress).with_(process=f"own process (pid {self._proc.pid})")
         threading.Thread(target=self._read, name="model-process-reader", daemon=True).start()
 
@@ -74,10 +78,12 @@ class ProcessEngine:
         return stream
 
     def close(self) -> None:
+        self._closing = True
         self._send(("close",))
-        self._proc.join(STOP_TIMEOUT_S)
+        self._proc.join(STOP_TIMEOUT_S)  # also reaps a child that died (no zombie left)
         if self._proc.is_alive():
             self._proc.terminate()
+            self._proc.join(STOP_TIMEOUT_S)
 
     # -- the parent's reader ------------------------------------------------------------------
 
@@ -111,6 +117,8 @@ class ProcessEngine:
             log.error("the model process ended (exit code %s)", self._proc.exitcode)
         for stream in streams:
             stream.close(StopReason.ERROR, DIED)
+        if not self._closing:
+            self.died.set()
 
 
 # -- the child -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ a port of their own with --metrics-port; off otherwise.
     gpt_oss_chat_tool_calls_total{tool,outcome}       tool calls run by the agent loop
     gpt_oss_chat_sign_in_failures_total               wrong passwords (and throttled tries)
     gpt_oss_chat_page_updates_total                   updates sent to pages (rate(): per second)
+    gpt_oss_chat_model_restarts_total                 the model's process died and was started again
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Metrics:
                              registry=r)
         self.sign_in_failures = Counter("gpt_oss_chat_sign_in_failures", "Failed or throttled sign-ins", registry=r)
         self.page_updates = Counter("gpt_oss_chat_page_updates", "Updates streamed to pages", registry=r)
+        self.model_restarts = Counter("gpt_oss_chat_model_restarts", "Model processes restarted after dying",
+                                      registry=r)
 
     def watch(self, host) -> None:
         """Queue depth and active requests are read from the worker when scraped."""
@@ -52,6 +55,7 @@ class Metrics:
 
         self.queue.set_function(lambda: read("waiting"))
         self.active.set_function(lambda: read("active"))
+        host.on_restart = self.model_restarts.inc
 
     def answered(self, effort: str, done, via: str) -> None:
         s = done.stats

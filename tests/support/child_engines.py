@@ -44,3 +44,27 @@ def dies_when_asked(progress):
             pass
 
     return Dies()
+
+
+def dies_on_word(progress):
+    """An engine that answers [7, 8, 9] and ends, except that a prompt holding id 666 kills its process."""
+    from backend.engines.base import TokenStream
+    from core.events import StopReason
+
+    progress("Loading weights of dies-on-word", None)
+
+    class DiesOnWord:
+        description = EngineInfo(model="dies-on-word")
+
+        def submit(self, prompt_ids, params, stop_ids, chat=None):
+            if 666 in prompt_ids:
+                os._exit(9)
+            stream = TokenStream()
+            stream.push([7, 8, 9])
+            stream.close(StopReason.STOP_ID)
+            return stream
+
+        def close(self):
+            pass
+
+    return DiesOnWord()
