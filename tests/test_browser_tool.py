@@ -45,6 +45,20 @@ def test_indexing_reads_each_kind_and_only_changed_files_again(docs):
     assert title == "Guide" and "low, medium or high" in text
 
 
+def test_links_out_of_the_folder_are_never_indexed(docs, tmp_path):
+    folder, documents = docs
+    secret = tmp_path / "users.json"
+    secret.write_text('{"alice": "pbkdf2_sha256$600000$salt$hash"}')
+    (tmp_path / "private").mkdir()
+    (tmp_path / "private" / "keys.md").write_text("# keys\n\nsk-secret")
+    (folder / "leak.txt").symlink_to(secret)
+    (folder / "inner").symlink_to(tmp_path / "private", target_is_directory=True)
+    (folder / "sub").mkdir()
+    (folder / "sub" / "real.md").write_text("# Real\n\nkept")
+    assert index_folder(folder, documents)["added"] == 4  # the three, and sub/real.md
+    assert not LocalDocs(documents).search("pbkdf2_sha256", 5) and not LocalDocs(documents).search("sk-secret", 5)
+
+
 def test_a_pdf_is_read(tmp_path):
     from pypdf import PdfWriter
 

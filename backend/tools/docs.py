@@ -57,7 +57,7 @@ def read_document(path: Path) -> tuple[str, str]:
 def index_folder(folder: Path, documents: Documents, progress=None) -> dict:
     """Bring the index up to date with the folder; returns counts (added, unchanged, removed, failed)."""
     known = documents.fingerprints()
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)[:MAX_FILES]
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and _inside(p, folder))[:MAX_FILES]
     counts = {"added": 0, "unchanged": 0, "removed": 0, "failed": 0}
     for i, path in enumerate(files):
         source = path.relative_to(folder).as_posix()
@@ -82,6 +82,15 @@ def index_folder(folder: Path, documents: Documents, progress=None) -> dict:
             progress(f"Indexing documents for the browser tool: {source}", (i + 1) / len(files))
     counts["removed"] = documents.remove_except({p.relative_to(folder).as_posix() for p in files})
     return counts
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """A regular file of the folder itself: no symbolic link (to a users file, a key, /etc) anywhere on
+    its way, so only what the deployment put there is indexed and served to every user."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    relative = path.relative_to(folder)
+    return not any((folder / Path(*relative.parts[:i])).is_symlink() for i in range(1, len(relative.parts)))
 
 
 class LocalDocs:
