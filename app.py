@@ -147,6 +147,8 @@ def launch(parts: Parts, **kwargs) -> None:
     # bench.app_ceiling (in-process, seven alternating pairs): the start of 16 chats at once, p95
     # 208-294 ms frozen against 190-527 ms (mostly ~500: a collection mid-burst) without.
     gc.freeze()
+    # Gradio builds uvicorn's Config without this setting; uvicorn reads it from the environment then.
+    os.environ["FORWARDED_ALLOW_IPS"] = config.forwarded_allow_ips
     parts.demo.launch(server_name=config.host, server_port=config.port, share=config.share, css=CSS, head=HEAD,
                       auth=parts.auth, max_threads=QUEUED_EVENTS_PER_CHAT * capacity,
                       app_kwargs=app_kwargs(parts), **kwargs)

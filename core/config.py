@@ -67,6 +67,9 @@ class Config:
     max_message_chars: int = MAX_MESSAGE_CHARS
     max_batch_tokens: int | None = None  # continuous batching; None = transformers decides
     num_blocks: int | None = None
+    # Proxies whose X-Forwarded-For names the client (comma-separated addresses or networks, * for any):
+    # sign-in throttling and the audit log see the real client behind them. uvicorn's own default.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     session_hours: float = 168.0  # a password sign-in lasts at most this long (7 days), then log in again
     hide_api: bool = False  # no /openapi.json or /docs listing of the server's routes
     share: bool = False  # Gradio's temporary public tunnel to the whole app (needs internet)
@@ -150,7 +153,9 @@ def _defaults(environ) -> Config:
     if not environ.get("SPACE_ID"):
         return Config()
     data = SPACE_STORAGE if os.path.isdir(SPACE_STORAGE) and os.access(SPACE_STORAGE, os.W_OK) else "data"
-    return Config(host="0.0.0.0", data_dir=data)
+    # A Space is reached only through Hugging Face's proxy: without trusting it, every visitor would
+    # share the proxy's address (one sign-in throttle for all).
+    return Config(host="0.0.0.0", data_dir=data, forwarded_allow_ips="*")
 
 
 def parse_config(argv: list[str] | None = None, environ: dict | None = None) -> Config:

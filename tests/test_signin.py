@@ -58,8 +58,26 @@ def test_failures_are_throttled_with_growing_delays_without_hashing(users, monke
     with pytest.raises(Exception) as refused:  # even the right password waits, refused at once
         asyncio.run(sign_in.check("alice", "alice-password"))
     assert refused.value.status_code == 429 and "Try again in" in refused.value.detail and not hashed
-    with pytest.raises(TooManyAttempts):
-        throttle.check("address:?")  # the address is held back too, whatever name it tries next
+    assert asyncio.run(sign_in.check("bob", "x")) is False  # checked (bob is no user), not refused: the address is free
+
+
+def test_a_shared_address_slows_guessers_but_lets_a_right_password_in(users):
+    """Behind one proxy or NAT: failures under many names never make alice's right password 429;
+    the address's wrong tries are answered one at a time, each after the address's delay."""
+    addresses = Throttle(free=3, base_delay_s=0.3, max_delay_s=0.3)
+    sign_in = PasswordSignIn(users, Throttle(free=3), addresses=addresses)
+
+    async def run():
+        for i in range(6):  # a guesser sprays names from the shared address
+            assert not await sign_in.check(f"user{i}", "guess")
+        t0 = time.perf_counter()
+        wrong = await asyncio.gather(*[sign_in.check(f"other{i}", "guess") for i in range(4)])
+        spread = time.perf_counter() - t0
+        return wrong, spread, await sign_in.check("alice", "alice-password")
+
+    wrong, spread, right = asyncio.run(run())
+    assert wrong == [False] * 4 and spread >= 4 * 0.3  # four parallel guesses took four delays
+    assert right  # and alice, at the same address, is let in
 
 
 def test_delays_double_and_a_success_clears_the_name():
@@ -104,6 +122,20 @@ def test_the_real_login_route_answers_429_after_repeated_failures(two_user_app):
     assert codes[:3] == [400, 400, 400] and codes[-1] == 429
     right = httpx.post(url + "login", data={"username": "alice", "password": "alice-password"})
     assert right.status_code == 429 and "Try again in" in right.json()["detail"]
+    # Another user behind the same (trusted, local) proxy is not held back by alice's guesser
+    bob = httpx.post(url + "login", data={"username": "bob", "password": "bob-password"})
+    assert bob.status_code == 200
+
+
+def test_the_address_behind_a_trusted_proxy_is_the_forwarded_one(two_user_app, caplog):
+    """The test client connects from 127.0.0.1, which uvicorn trusts by default (--forwarded-allow-ips):
+    its X-Forwarded-For is the address throttling and the audit log see."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="backend.identity.signin"):
+        httpx.post(two_user_app + "login", data={"username": "alice", "password": "bad"},
+                   headers={"X-Forwarded-For": "203.0.113.7"})
+    assert "from 203.0.113.7" in caplog.text
 
 
 def test_sessions_end_when_the_user_goes_the_password_changes_or_time_runs_out(tmp_path):

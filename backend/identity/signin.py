@@ -2,9 +2,18 @@
 
 - The PBKDF2 check runs on a worker thread, never on the event loop: wrong passwords cannot
   freeze streams or health checks for everyone else.
-- Failures are counted per user name and per client address. After `FREE_FAILURES`, each further
-  attempt must wait a growing delay (doubling, capped); while waiting it is refused at once,
-  without hashing, and says when to retry. A success clears the user name's count.
+- Failures are counted per user name and per client address. After `FREE_FAILURES` for a name, each
+  further attempt at that name must wait a growing delay (doubling, capped at 5 minutes); while
+  waiting it is refused at once, without hashing, and says when to retry. A success clears the
+  name's count. (The trade-off: whoever targets one name can hold its sign-in back; without it a
+  name could be guessed at the server's full speed.)
+- An address is never refused for failures under other names: behind a Space's proxy, a company's
+  NAT or a reverse proxy many people share one. Once an address has failed `FREE_FAILURES` times,
+  its attempts are checked one at a time and each wrong one is answered only after the address's
+  delay (doubling, capped at `MAX_ADDRESS_DELAY_S`): guessing from it slows to one try per delay
+  (however many it sends at once), while a right password is let in as soon as its turn comes.
+  Which address a request has comes from uvicorn: the socket's peer, or X-Forwarded-For where the
+  peer is a trusted proxy (--forwarded-allow-ips).
 - Unknown names are checked against a dummy hash, so a wrong name takes as long as a wrong password
   and names do not leak by timing.
 - Failures are logged with the name and address, never the password.
@@ -30,6 +39,8 @@ log = logging.getLogger(__name__)
 FREE_FAILURES = 3  # wrong passwords allowed before any delay
 BASE_DELAY_S = 1.0  # the first delay; it doubles with each further failure
 MAX_DELAY_S = 300.0
+MAX_ADDRESS_DELAY_S = 10.0  # an address's wrong tries are answered this late at most
+MAX_WAITING_PER_ADDRESS = 32  # attempts queued behind a throttled address's gate; more are refused
 SWEEP_INTERVAL_S = 1.0  # how soon a removed user's or changed password's sessions end
 CLIENT_ADDRESS: contextvars.ContextVar[str] = contextvars.ContextVar("client_address", default="?")
 
@@ -71,6 +82,12 @@ class Throttle:
                     delay = min(self.base_delay_s * 2 ** (f.count - self.free - 1), self.max_delay_s)
                     f.until = time.monotonic() + delay
 
+    def wait_s(self, key: str) -> float:
+        """How long `key` must still wait (0 when it need not)."""
+        with self._lock:
+            failures = self._by_key.get(key)
+            return max(failures.until - time.monotonic(), 0.0) if failures else 0.0
+
     def succeeded(self, key: str) -> None:
         with self._lock:
             self._by_key.pop(key, None)
@@ -81,10 +98,13 @@ class PasswordSignIn:
     Gradio awaits only what `inspect.iscoroutinefunction` says is one, and would take the coroutine
     object of any other callable for a yes)."""
 
-    def __init__(self, path: Path, throttle: Throttle | None = None, on_result=None):
-        self.path, self.throttle = path, throttle or Throttle()
+    def __init__(self, path: Path, throttle: Throttle | None = None, on_result=None,
+                 addresses: Throttle | None = None):
+        self.path, self.throttle = path, throttle or Throttle()  # per name: refuses while a delay runs
+        self.addresses = addresses or Throttle(max_delay_s=MAX_ADDRESS_DELAY_S)  # per address: slows, never refuses
         self.on_result = on_result or (lambda name, outcome, address: None)  # the audit log, the metrics
         self._dummy: str | None = None
+        self._gates: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # throttled address -> (lock, [waiting])
 
     def _dummy_hash(self, stored_example: str | None) -> str:
         """A hash with the users' own cost, for names that do not exist."""
@@ -103,22 +123,51 @@ class PasswordSignIn:
 
     async def check(self, name: str, password: str) -> bool:
         address = CLIENT_ADDRESS.get()
-        keys = (f"user:{name}", f"address:{address}")
+        name_key, address_key = f"user:{name}", f"address:{address}"
         try:
-            self.throttle.check(*keys)  # refused at once, no hashing, while a delay runs
+            self.throttle.check(name_key)  # refused at once, no hashing, while the name's delay runs
         except TooManyAttempts as exc:
-            log.warning("sign-in throttled for user %r from %s", name[:64], address)
-            self.on_result(name[:64], "throttled", address)
-            raise HTTPException(status_code=429, detail=str(exc),
-                                headers={"Retry-After": str(int(exc.retry_after_s) + 1)}) from exc
-        ok = await asyncio.to_thread(self._verify, name, password)
-        if ok:
-            self.throttle.succeeded(keys[0])
+            self._refuse(name, address, exc)
+        if self.addresses.wait_s(address_key) > 0 or address in self._gates:
+            ok = await self._one_at_a_time(address, name, password)
         else:
-            self.throttle.failed(*keys)
-            log.warning("sign-in failed for user %r from %s", name[:64], address)
+            ok = await self._try(address, name, password)
         await asyncio.to_thread(self.on_result, name[:64], "ok" if ok else "failed", address)
         return ok
+
+    async def _try(self, address: str, name: str, password: str) -> bool:
+        ok = await asyncio.to_thread(self._verify, name, password)
+        if ok:
+            self.throttle.succeeded(f"user:{name}")
+        else:
+            self.throttle.failed(f"user:{name}")
+            self.addresses.failed(f"address:{address}")
+            log.warning("sign-in failed for user %r from %s", name[:64], address)
+        return ok
+
+    async def _one_at_a_time(self, address: str, name: str, password: str) -> bool:
+        """A throttled address: its attempts pass one by one; a wrong one holds the gate until the
+        address's delay is over, so the address gets one guess per delay however many it sends."""
+        lock, waiting = self._gates.setdefault(address, (asyncio.Lock(), [0]))
+        if waiting[0] >= MAX_WAITING_PER_ADDRESS:
+            self._refuse(name, address, TooManyAttempts(MAX_ADDRESS_DELAY_S))
+        waiting[0] += 1
+        try:
+            async with lock:
+                ok = await self._try(address, name, password)
+                if not ok:
+                    await asyncio.sleep(self.addresses.wait_s(f"address:{address}"))
+                return ok
+        finally:
+            waiting[0] -= 1
+            if not waiting[0]:
+                self._gates.pop(address, None)
+
+    def _refuse(self, name: str, address: str, exc: TooManyAttempts):
+        log.warning("sign-in throttled for user %r from %s", name[:64], address)
+        self.on_result(name[:64], "throttled", address)
+        raise HTTPException(status_code=429, detail=str(exc),
+                            headers={"Retry-After": str(int(exc.retry_after_s) + 1)}) from exc
 
 
 class ClientAddressMiddleware:
