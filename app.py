@@ -37,6 +37,7 @@ from storage.audit import AuditStore
 from storage.documents import Documents
 from storage.repository import Repository
 from storage.shares import Shares
+from ui.guards import BodyLimit, HostCheck
 from ui.identity import HF_PREFIX, LOCAL_OWNER, Identity
 from ui.layout import CSS, HEAD, build_layout
 from ui.routes import ApiErrors, PageSecurityHeaders, api_routes, http_routes
@@ -151,6 +152,9 @@ def launch(parts: Parts, **kwargs) -> None:
     os.environ["FORWARDED_ALLOW_IPS"] = config.forwarded_allow_ips
     parts.demo.launch(server_name=config.host, server_port=config.port, share=config.share, css=CSS, head=HEAD,
                       auth=parts.auth, max_threads=QUEUED_EVENTS_PER_CHAT * capacity,
+                      # Our handlers turn every failure into a sentence (ui/errors.py); this shows Gradio's own
+                      # input checks too ("Expected a float, but ... 'lots'"), which were "error: null".
+                      show_error=True,
                       app_kwargs=app_kwargs(parts), **kwargs)
 
 
@@ -161,7 +165,10 @@ def app_kwargs(parts: Parts) -> dict:
     kwargs = {"routes": http_routes(parts.sharing, parts.host, parts.conversations, parts.identity,
                                     parts.password_login, parts.documents) +
               api_routes(parts.api, parts.oversight.metrics, parts.config.metrics_token),
-              "middleware": [Middleware(ClientAddressMiddleware), Middleware(PageSecurityHeaders), Middleware(ApiErrors)]}
+              "middleware": [Middleware(BodyLimit), Middleware(ClientAddressMiddleware), Middleware(PageSecurityHeaders),
+                             Middleware(ApiErrors)]}
+    if parts.api.keyless_owner:  # no users: answer only to names that cannot be rebound (ui/guards.py)
+        kwargs["middleware"].insert(0, Middleware(HostCheck, allowed=parts.config.allowed_hosts))
     if parts.identity.hf_login:  # HF sign-ins go to the audit log too (password ones are heard by the check)
         kwargs["middleware"].append(Middleware(HFSignInAudit, on_result=sign_in_result(parts.oversight),
                                                prefix=HF_PREFIX))

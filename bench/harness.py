@@ -43,7 +43,7 @@ class App:
         config = Config(data_dir=str(self.data), port=free_port(), max_new_tokens=2000, **config_kwargs)
         build = (lambda progress: make_engine(self.codec, self.data)) if make_engine else None  # None: as `main`
         parts = app_module.create(config, build_engine=build)
-        self.demo, self.host, self.service = parts.demo, parts.host, parts.service
+        self.parts, self.demo, self.host, self.service = parts, parts.demo, parts.host, parts.service
         app_module.launch(parts, prevent_thread_lock=True, quiet=True)
         while self.host.status().state == "loading":
             time.sleep(0.1)

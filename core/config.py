@@ -70,6 +70,9 @@ class Config:
     # Proxies whose X-Forwarded-For names the client (comma-separated addresses or networks, * for any):
     # sign-in throttling and the audit log see the real client behind them. uvicorn's own default.
     forwarded_allow_ips: str = "127.0.0.1,::1"
+    # With no users (no login, no keys): host names the app answers to besides localhost and IP
+    # addresses, against DNS rebinding (comma-separated; * for any)
+    allowed_hosts: str = ""
     session_hours: float = 168.0  # a password sign-in lasts at most this long (7 days), then log in again
     hide_api: bool = False  # no /openapi.json or /docs listing of the server's routes
     share: bool = False  # Gradio's temporary public tunnel to the whole app (needs internet)
@@ -155,7 +158,7 @@ def _defaults(environ) -> Config:
     data = SPACE_STORAGE if os.path.isdir(SPACE_STORAGE) and os.access(SPACE_STORAGE, os.W_OK) else "data"
     # A Space is reached only through Hugging Face's proxy: without trusting it, every visitor would
     # share the proxy's address (one sign-in throttle for all).
-    return Config(host="0.0.0.0", data_dir=data, forwarded_allow_ips="*")
+    return Config(host="0.0.0.0", data_dir=data, forwarded_allow_ips="*", allowed_hosts="*")
 
 
 def parse_config(argv: list[str] | None = None, environ: dict | None = None) -> Config:

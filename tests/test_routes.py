@@ -24,7 +24,7 @@ def get(url):
 
 def test_healthz(app_url):
     status, _, body = get(app_url[0] + "healthz")
-    assert status == 200 and json.loads(body) == {"status": "ok", "model": "ready"}
+    assert status == 200 and json.loads(body) == {"status": "ok", "model": "ready", "restarts": 0}
 
 
 def test_share_page_read_only_then_revoked(app_url):

@@ -22,6 +22,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 
+from backend.harmony.limits import unwritable
 from backend.services.conversations import Sharing
 from backend.tools.browser import page_lines
 from core.errors import AuthError, BusyError, ChatError, GenerationError, InputError, LimitError, NotFoundError
@@ -201,10 +202,23 @@ async def _body(request: Request):
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
         raise InputError(f"Send the request body as JSON (Content-Type: application/json), not {kind or 'none'!r}.")
+    body = await request.body()  # capped by ui/guards.BodyLimit
     try:
-        return await request.json()
+        return await _in_thread(_valid_json, body)  # parsing megabytes must not hold the event loop
+    except RecursionError:
+        raise InputError("The request body's JSON is nested too deeply.") from None
     except ValueError:
         raise InputError("The request body is not valid JSON.") from None
+
+
+def _valid_json(body: bytes):
+    """The parsed body, all of whose text is writable Unicode (harmony's renderer cannot take a lone surrogate)."""
+    data = json.loads(body)
+    bad = unwritable(data)
+    if bad is not None:
+        raise InputError(f"The request holds text that is not valid Unicode (a lone surrogate, in {bad!r}); "
+                         "send UTF-8 text.")
+    return data
 
 
 def _check_origin(request: Request, keyless: bool) -> None:

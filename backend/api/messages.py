@@ -20,6 +20,7 @@ from backend.api.functions import client_tools
 from backend.api.params import CHAT_TABLE, boolean, check_params, token_budget
 from backend.harmony.codec import PromptMessage, assistant_message, tool_message
 from backend.services.options import ChatOptions, check_effort, clean_text
+from backend.tools.user_functions import NAME as FUNCTION_NAME
 from core.config import MODEL_WINDOW
 from core.errors import InputError
 
@@ -62,21 +63,43 @@ def _text(content, limit: int, role: str) -> str:
     return clean_text(content, limit, f"{role} message")
 
 
-def _assistant(m: dict, text: str, names: dict[str, str]) -> list[dict]:
+def call_name(name, what: str = "A tool call's function") -> str:
+    """A function's name as a call carries it back: a name harmony's header can hold as a name (a name
+    with spaces or `to=` would become header text)."""
+    if not isinstance(name, str) or not FUNCTION_NAME.match(name):
+        raise InputError(f"{what} name must be 1-64 letters, digits or _, not starting with a digit.")
+    return name
+
+
+def call_arguments(arguments, limit: int) -> str:
+    """A call's arguments as the model wrote them: text (JSON), or an object the client parsed."""
+    if arguments is None or arguments == "":
+        return "{}"
+    if not isinstance(arguments, (str, dict, list)):
+        raise InputError("A tool call's arguments must be a JSON string.")
+    return clean_text(arguments if isinstance(arguments, str) else json.dumps(arguments), 10 * limit,
+                      "tool call's arguments")
+
+
+def _assistant(m: dict, text: str, names: dict[str, str], limit: int) -> list[dict]:
     """An assistant message as harmony messages: its reasoning, its words, its function calls."""
     reasoning = m.get("reasoning_content") or m.get("reasoning") or ""
     calls = m.get("tool_calls") or []
-    out = [assistant_message(str(reasoning), "analysis")] if reasoning else []
+    if not isinstance(reasoning, str):
+        raise InputError("An assistant message's reasoning_content must be text.")
+    if not isinstance(calls, list):
+        raise InputError("An assistant message's tool_calls must be a list.")
+    out = [assistant_message(clean_text(reasoning, 10 * limit, "reasoning"), "analysis")] if reasoning else []
     if text:  # words beside calls are a preamble (commentary); alone they are the answer
         out.append(assistant_message(text, "commentary" if calls else "final"))
     for call in calls:
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not function.get("name"):
             raise InputError("Each tool call needs a function with a name.")
-        arguments = function.get("arguments") or "{}"
-        arguments = arguments if isinstance(arguments, str) else json.dumps(arguments)
-        names[str(call.get("id", ""))] = function["name"]
-        out.append(assistant_message(arguments, "commentary", f"functions.{function['name']}", JSON_CALL))
+        name = call_name(function["name"])
+        names[str(call.get("id", ""))] = name
+        out.append(assistant_message(call_arguments(function.get("arguments"), limit), "commentary",
+                                     f"functions.{name}", JSON_CALL))
     return out
 
 
@@ -99,7 +122,7 @@ def to_turns(messages, limit: int) -> tuple[list[PromptMessage], str, list[str]]
             turns.append(PromptMessage("user", text))
             users.append(text)
         elif role == "assistant":
-            harmony = _assistant(m, text, names)
+            harmony = _assistant(m, text, names, limit)
             if turns and turns[-1].role == "assistant":  # the same turn goes on after a tool's result
                 turns[-1].harmony += harmony
             else:

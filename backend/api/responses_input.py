@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field
 
 from backend.api.functions import client_tools
-from backend.api.messages import ApiCall, effort_of, end_user, metadata_of, stream_flags
+from backend.api.messages import ApiCall, call_arguments, call_name, effort_of, end_user, metadata_of, stream_flags
 from backend.api.params import RESPONSES_TABLE, boolean, check_params, token_budget
 from backend.harmony.codec import PromptMessage, assistant_message, tool_message
 from backend.services.options import ChatOptions, clean_text
@@ -123,11 +122,11 @@ class Turns:
         name, call_id, namespace = item.get("name"), item.get("call_id"), item.get("namespace")
         if not isinstance(name, str) or not name or not isinstance(call_id, str) or not call_id:
             raise InputError("A function_call item needs a call_id and a name.")
-        if namespace is not None and (not isinstance(namespace, str) or not namespace.isidentifier()):
-            raise InputError("A function_call item's namespace must be a name.")
+        call_name(name, "A function_call item's")
+        if namespace is not None:
+            call_name(namespace, "A function_call item's namespace")
         recipient = f"{namespace or 'functions'}.{name}"
-        arguments = item.get("arguments") or "{}"
-        arguments = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        arguments = call_arguments(item.get("arguments"), self.limit)
         harmony = self._assistant()
         for message in harmony:  # words before a call were a preamble, not the answer
             if message.get("channel") == "final":

@@ -28,7 +28,9 @@ from openai_harmony import (
     ToolNamespaceConfig,
 )
 
+from backend.harmony.limits import check_renderable
 from core.config import DEFAULT_EFFORT
+from core.errors import ChatError, InputError
 from core.events import Answer, Event, Preamble, Reasoning, ToolCall
 
 log = logging.getLogger(__name__)
@@ -176,13 +178,20 @@ class HarmonyCodec:
         """Token ids of the prompt, ending in `<|start|>assistant`.
 
         harmony itself drops the analysis of earlier turns that have a final
-        answer (its default render config), as the format requires.
+        answer (its default render config), as the format requires. Text that would hold the
+        renderer too long is refused first (backend/harmony/limits.py); whatever else its Rust code
+        cannot take (it panics rather than raising) is an InputError too, never a crash.
         """
-        return list(
-            self.encoding.render_conversation_for_completion(
-                self.conversation(turns, settings), Role.ASSISTANT
-            )
-        )
+        check_renderable(turns, settings)
+        try:
+            return list(self.encoding.render_conversation_for_completion(
+                self.conversation(turns, settings), Role.ASSISTANT))
+        except (KeyboardInterrupt, SystemExit, ChatError):
+            raise
+        except BaseException as exc:  # pyo3's PanicException is a BaseException
+            log.warning("harmony could not render a prompt: %s: %s", type(exc).__name__, str(exc)[:200])
+            raise InputError("This conversation could not be put in the model's format "
+                             f"({type(exc).__name__}); check the text and tool definitions sent.") from None
 
     def call_header(self, name: str) -> list[int]:
         """The ids that begin, for the model, an assistant message calling `functions.NAME` (a client's

@@ -109,10 +109,16 @@ class Worker:
         return self.slots.waiting
 
     def submit(self, request: ChatRequest) -> "Job":
-        """Render and queue a request; raise BusyError at once if the queue is full."""
-        prompt = self.codec.render(request.turns, request.settings)
-        header = self.codec.call_header(request.call) if request.call is not None else []
-        return Job(self, prompt + header, request, admitted=self.slots.admit(), header=header)
+        """Queue and render a request; raise BusyError at once if the queue is full. Admission comes
+        first: a full server refuses before spending the render's time (which holds the interpreter)."""
+        admitted = self.slots.admit()
+        try:
+            prompt = self.codec.render(request.turns, request.settings)
+            header = self.codec.call_header(request.call) if request.call is not None else []
+        except BaseException:
+            self.slots.release() if admitted else self.slots.leave()
+            raise
+        return Job(self, prompt + header, request, admitted=admitted, header=header)
 
     def chat_prompt(self, request: ChatRequest):
         return chat_prompt(request.turns, request.settings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 
+from backend.harmony.limits import unwritable
 from backend.tools.toolbox import BUILT_IN_FUNCTIONS
 from core.errors import InputError
 
@@ -37,6 +38,11 @@ def parse_user_functions(value, reserved=BUILT_IN_FUNCTIONS, max_functions: int 
         except ValueError as exc:
             raise InputError(f"Your functions are not valid JSON: {exc.msg} at line {exc.lineno}, column "
                              f"{exc.colno}.") from None
+        except RecursionError:
+            raise InputError("Your functions are nested too deeply.") from None
+    bad = unwritable(value)
+    if bad is not None:
+        raise InputError(f"Your functions hold text that is not valid Unicode (a lone surrogate, in {bad!r}).")
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list) or len(value) > max_functions:
