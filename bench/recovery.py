@@ -6,7 +6,9 @@ hang up on a whole answer) and page chats through Gradio's API (/send; some stop
 left by their tab, as a reload does). While they run, the model's process is killed with SIGKILL
 (as the kernel's OOM killer would). Then a second wave of chats. Printed as JSON:
 
-- `sent` / `stored`: every chat of both waves has its user message stored (all stored with store: true);
+- `sent` / `stored` / `refused_and_told` / `lost`: every chat's user message is stored (API requests
+  with store: true), unless the request was refused before it ran and its client told so (HTTP 503
+  while the model restarts); `lost` must be empty;
 - `left_streaming`: answers still marked "streaming" once everything ended (must be 0);
 - `first_wave`: how the first wave's answers ended (complete, stopped, error, interrupted);
 - `second_wave_complete`: chats after the restart answered in full (must be all);
@@ -29,8 +31,13 @@ import httpx
 
 from bench.harness import App
 
+TAGS: list[str] = []  # "wave api|page kind i" of every chat sent
+OUTCOME: dict[str, str] = {}  # tag -> what its client saw
+
 
 def api_chat(base: str, tag: str, i: int, kind: str, results: list) -> None:
+    TAGS.append(f"{tag} api {kind} {i}")
+    results = _Recorder(results, TAGS[-1])
     body = {"model": "", "messages": [{"role": "user", "content": f"What is {i} + {i + 7}? ({tag} api {kind} {i})"}],
             "store": True, "max_tokens": 400, "stream": kind in ("stream", "drop")}
     try:
@@ -38,12 +45,18 @@ def api_chat(base: str, tag: str, i: int, kind: str, results: list) -> None:
         with httpx.Client(timeout=timeout) as http:
             if body["stream"]:
                 with http.stream("POST", base + "v1/chat/completions", json=body) as r:
-                    for n, _ in enumerate(r.iter_lines()):
+                    said = r.read().decode(errors="replace") if r.status_code != 200 else ""
+                    for n, _ in enumerate(r.iter_lines() if r.status_code == 200 else ()):
                         if kind == "drop" and n == 5:
                             break  # the client goes away mid-answer
             else:
-                http.post(base + "v1/chat/completions", json=body)
-        results.append((kind, "ok"))
+                r = http.post(base + "v1/chat/completions", json=body)
+                said = r.text
+        if r.status_code == 200:
+            results.append((kind, "ok"))
+        else:  # refused before it ran (never stored), or its answer ended with the model's process
+            refused = "The model is being restarted" in said
+            results.append((kind, f"refused {r.status_code}" if refused else f"failed {r.status_code}"))
     except httpx.TimeoutException:
         results.append((kind, "hung up"))
     except httpx.HTTPError as exc:
@@ -51,6 +64,8 @@ def api_chat(base: str, tag: str, i: int, kind: str, results: list) -> None:
 
 
 def page_chat(base: str, tag: str, i: int, kind: str, results: list) -> None:
+    TAGS.append(f"{tag} page {kind} {i}")
+    results = _Recorder(results, TAGS[-1])
     from gradio_client import Client
 
     client = Client(base, verbose=False)
@@ -74,6 +89,15 @@ def page_chat(base: str, tag: str, i: int, kind: str, results: list) -> None:
     results.append((kind, "ok"))
 
 
+class _Recorder:
+    def __init__(self, results: list, tag: str):
+        self.results, self.tag = results, tag
+
+    def append(self, outcome: tuple[str, str]) -> None:
+        self.results.append(outcome)
+        OUTCOME[self.tag] = outcome[1]
+
+
 def wave(base: str, tag: str, chats: int, results: list, kill=None) -> float:
     kinds = ["stream", "drop", "whole", "hangup"]
     threads = [threading.Thread(target=api_chat, args=(base, tag, i, kinds[i % 4], results))
@@ -90,14 +114,14 @@ def wave(base: str, tag: str, chats: int, results: list, kill=None) -> float:
     return time.perf_counter() - t0
 
 
-def final_statuses(conversations, wait_s: float = 600) -> dict[str, str]:
+def final_statuses(repo, wait_s: float = 600) -> dict[str, str]:
     """"wave kind i" -> how its answer ended, once none is streaming (answers whose clients left end on
     the server) or after `wait_s`."""
     deadline = time.monotonic() + wait_s
     while True:
         statuses = {}
-        for c in conversations.list("local"):
-            messages = conversations.open("local", c.id).messages
+        for c in repo.list_conversations("local", limit=100_000):
+            messages = repo.get("local", c.id).messages
             user = next(m.content for m in messages if m.role == "user")
             answer = next((m.status for m in messages if m.role == "assistant"), "no answer")
             statuses[user.split("(")[-1].rstrip(")")] = answer
@@ -116,13 +140,18 @@ def main() -> None:
     killed = {}
 
     def kill():
-        time.sleep(3)  # the chats are under way
-        pid = host.worker().engine._proc.pid
-        os.kill(pid, signal.SIGKILL)
+        worker, deadline = host.worker(), time.monotonic() + 60
+        while worker.active + worker.waiting < args.chats // 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # most chats are under way (the page's clients start a little later)
+        killed["in_flight"] = worker.active + worker.waiting
+        os.kill(worker.engine._proc.pid, signal.SIGKILL)
         killed["at"] = time.monotonic()
-        while httpx.get(base + "healthz").json()["model"] != "ready":
-            time.sleep(0.1)
+        seen = []
+        while not (seen and seen[-1]["restarts"] == 1 and seen[-1]["model"] == "ready"):
+            seen.append(httpx.get(base + "healthz").json())
+            time.sleep(0.05)
         killed["restart_s"] = round(time.monotonic() - killed["at"], 1)
+        killed["healthz_said"] = sorted({h["model"] for h in seen})
 
     first, second = [], []
     try:
@@ -130,17 +159,24 @@ def main() -> None:
         while host.status().state != "ready":
             time.sleep(0.1)
         wave(base, "second", args.after, second)
-        conversations = app.parts.conversations
-        statuses = final_statuses(conversations)
+        statuses = final_statuses(app.service.repo)
+        not_stored = sorted(set(TAGS) - set(statuses))
+        told = [t for t in not_stored if OUTCOME.get(t, "").startswith("refused")]
+        gone = [t for t in not_stored if t not in told and OUTCOME.get(t) == "hung up"]
         report = {
             "machine": f"{os.cpu_count()} cores",
             "sent": args.chats + args.after, "stored": len(statuses),
+            # a request refused before it ran (503 while the model restarts) is told so and not stored; a
+            # client that hangs up half a second in may be gone before the loaded server reads its request
+            "refused_and_told": len(told), "hung_up_before_read": len(gone),
+            "lost": [t for t in not_stored if t not in told and t not in gone],
             "left_streaming": sum(1 for s in statuses.values() if s == "streaming"),
             "first_wave_clients": dict(Counter(f"{k}: {r}" for k, r in first)),
             "first_wave_answers": dict(Counter(s for t, s in statuses.items() if t.startswith("first"))),
             "second_wave_clients": dict(Counter(f"{k}: {r}" for k, r in second)),
             "second_wave_answers": dict(Counter(s for t, s in statuses.items() if t.startswith("second"))),
-            "restarts": host.status().restarts, "restart_s": killed.get("restart_s"),
+            "in_flight_at_kill": killed.get("in_flight"), "restarts": host.status().restarts,
+            "restart_s": killed.get("restart_s"), "healthz_said": killed.get("healthz_said"),
         }
         print(json.dumps(report, indent=2))
     finally:
