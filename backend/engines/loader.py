@@ -116,9 +116,13 @@ def _quant_kwargs(quantization: str, mxfp4_ckpt: bool) -> tuple[dict, str | None
     return {"dtype": torch.bfloat16, "quantization_config": Mxfp4Config(dequantize=True)}, notice
 
 
-def _describe(model) -> str:
-    """What quantization actually ended up in memory (checked, not assumed)."""
+def _describe(model, mxfp4_checkpoint: bool = False, asked: str = "auto") -> str:
+    """What quantization actually ended up in memory (checked, not assumed); for an MXFP4 checkpoint
+    whose experts were dequantized, that and why ("no kernels": the page says so beside the notice)."""
     dtypes = {str(p.dtype).replace("torch.", "") for p in model.parameters()}
+    if mxfp4_checkpoint and "uint8" not in dtypes:
+        why = "--quantization bf16" if asked == "bf16" else "no MXFP4 kernels"
+        return f"MXFP4 checkpoint, dequantized to bf16 ({why})"
     if "uint8" in dtypes:
         qc = getattr(model.config, "quantization_config", None)
         method = getattr(qc, "quant_method", None) or (qc or {}).get("quant_method", "")
@@ -138,7 +142,8 @@ def load_model(model_id: str, quantization: str = "auto", device_map: str | None
         config = AutoConfig.from_pretrained(path)
     except Exception as exc:
         raise ModelLoadError(f"'{model_id}' is not a model folder transformers can read: {exc}") from exc
-    kwargs, notice = _quant_kwargs(quantization, _is_mxfp4_checkpoint(config))
+    mxfp4 = _is_mxfp4_checkpoint(config)
+    kwargs, notice = _quant_kwargs(quantization, mxfp4)
     progress(f"Loading weights of {model_id}", None)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, device_map=device_map, **kwargs)
@@ -148,7 +153,7 @@ def load_model(model_id: str, quantization: str = "auto", device_map: str | None
     if notice:
         log.warning("%s", notice)
     progress(f"Loaded {model_id}", 1.0)
-    return LoadedModel(model=model, path=str(path), quantization=_describe(model), notice=notice)
+    return LoadedModel(model=model, path=str(path), quantization=_describe(model, mxfp4, quantization), notice=notice)
 
 
 def _load_failure_message(model_id: str, exc: Exception) -> str:
