@@ -70,7 +70,8 @@ def build_app(config: Config, parts: Parts):
     hf_login = parts.identity.hf_login
     toolbox = parts.service.toolbox
     page = build_layout(config.max_new_tokens, config.share_link_expiry, config.share_link_reasoning, hf_login,
-                        parts.password_login, toolbox.names, toolbox.unavailable, config.reasoning_display)
+                        parts.password_login, toolbox.names, {**toolbox.unavailable, **toolbox.status()},
+                        config.reasoning_display)
     with page.demo:
         wire(page, chat=parts.service, conversations=parts.conversations, sharing=parts.sharing, host=parts.host,
              identity=parts.identity, admin=parts.admin,

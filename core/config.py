@@ -83,7 +83,8 @@ class Config:
     save_interval_s: float = SAVE_INTERVAL_S
     tools: str = "auto"  # tools that exist: python,browser,calculate,current_time | auto | none (see README)
     max_tool_calls: int = 8  # tool calls per turn before the turn ends
-    tool_timeout_s: float = 30.0  # wall time of one python run
+    tool_timeout_s: float = 30.0  # wall time of one python run (and of one MCP tool call)
+    mcp_config: str = ""  # a JSON file of MCP servers ({"mcpServers": {...}}) whose tools the model may use
     browser_docs: str = ""  # a folder of Markdown/text/HTML/PDF the browser tool searches (offline)
     searxng_url: str = ""  # a self-hosted SearXNG the browser tool searches instead (web)
     exa_api_key: str = ""  # or Exa's search API (web; a key)

@@ -49,8 +49,8 @@ def test_calls_are_resolved_by_harmony_recipient():
 
 def test_the_model_reads_functions_in_the_developer_message_and_built_ins_in_the_system_message():
     box = build_toolbox(Config(tools="calculate"))
-    namespaces, functions = box.prompt(["calculate"])
-    assert namespaces == [] and [f["name"] for f in functions] == ["calculate"]
+    told = box.prompt(["calculate"])
+    assert told.system == told.developer == [] and [f["name"] for f in told.functions] == ["calculate"]
 
 
 def test_a_huge_result_is_cut_for_the_model():

@@ -1,5 +1,5 @@
 """The admin view's data, for the users named in --admins only: usage per user over the last day,
-the answers being written now, the worker's queue, and the latest audit entries. Plain data; the
+the answers being written now, the worker's queue, the MCP servers' state and the latest audit entries. Plain data; the
 page lays it out (ui/admin.py). Anyone else gets nothing (the check is here, not in the page)."""
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Admin:
             "queue": queue,
             "usage": self.store.usage(utcnow() - USAGE_WINDOW) if self.store is not None else [],
             "in_progress": self.chat.in_progress(),
+            "tool_servers": self.chat.toolbox.servers(),
             "recent": [{"at": e.at, "user": e.owner, "action": e.action, "outcome": e.outcome,
                         "conversation": (e.conversation_id or "")[:8], "effort": e.effort or "",
                         "tokens": (e.prompt_tokens or 0) + (e.completion_tokens or 0) or "",

@@ -225,6 +225,7 @@ class ChatService:
             turns = [t for t in self._turns.values() if isinstance(t, LiveAnswer)]
         for turn in turns:
             turn.interrupt()
+        self.toolbox.close()  # MCP servers end with the app
 
     def _live_turn(self, conversation_id: str) -> "LiveAnswer | None":
         with self._lock:

@@ -121,10 +121,10 @@ class TurnPipeline:
 
     def prompt_settings(self, options: ChatOptions, *, client_functions: bool = False) -> PromptSettings:
         """The system and developer messages' settings: the one place they are built from ChatOptions."""
-        namespaces, functions = self.toolbox.prompt(self.enabled_tools(options.tools))
+        told = self.toolbox.prompt(self.enabled_tools(options.tools))
         own = parse_user_functions(options.functions, **(CLIENT if client_functions else {}))
-        return PromptSettings(effort=options.effort, instructions=options.instructions, tools=functions + own,
-                              namespaces=namespaces, client_namespaces=list(options.namespaces or []))
+        return PromptSettings(effort=options.effort, instructions=options.instructions, tools=told.functions + own,
+                              namespaces=told.system, client_namespaces=told.developer + list(options.namespaces or []))
 
     def submit(self, turns: list[PromptMessage], options: ChatOptions, *, prior: list[dict] = (),
                client_functions: bool = False, call: str | None = None):

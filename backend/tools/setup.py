@@ -2,7 +2,8 @@
 
 `--tools auto` (the default) offers calculate and current_time always; python where the sandbox
 works and the app has one user (several users: only when named in --tools); the browser when it
-has something to search (--browser-docs or --searxng-url).
+has something to search (--browser-docs or --searxng-url). MCP servers (--mcp-config) come after the
+built-in tools, each a tool of its own (backend/tools/mcp.py).
 """
 
 from __future__ import annotations
@@ -58,7 +59,14 @@ def build_toolbox(config: Config, documents=None, several_users: bool = False, p
                                      "or --exa-api-key KEY)")
             else:
                 tools[name] = BrowserTool(backend)
-    return Toolbox(tools, unavailable)
+    defaults = list(tools)
+    if config.mcp_config:  # each server a namespace of tools; those marked "default": "off" are not ticked
+        from backend.tools.mcp import start_servers
+
+        for server in start_servers(config.mcp_config, config.tool_timeout_s):
+            tools[server.name] = server
+            defaults += [server.name] if server.on_by_default else []
+    return Toolbox(tools, unavailable, defaults)
 
 
 def _browser_backend(config: Config, documents, progress):

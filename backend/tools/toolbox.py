@@ -86,6 +86,16 @@ class FunctionTool:
 BUILT_IN_FUNCTIONS = {"calculate": (CALCULATE, calculate), "current_time": (CURRENT_TIME, current_time)}
 
 
+@dataclass
+class PromptTools:
+    """The enabled tools as the prompt holds them: harmony's built-in namespaces in the system message,
+    functions (`functions.NAME`) and the developer's own namespaces (MCP servers) in the developer's."""
+
+    system: list[dict] = field(default_factory=list)
+    functions: list[dict] = field(default_factory=list)
+    developer: list[dict] = field(default_factory=list)
+
+
 class Toolbox:
     """The tools this deployment has (`available`), and why others are missing (`unavailable`)."""
 
@@ -97,20 +107,37 @@ class Toolbox:
 
     @property
     def names(self) -> list[str]:
-        return [n for n in TOOL_NAMES if n in self.tools]
+        """The built-in tools in their order, then the MCP servers in the config's."""
+        return [n for n in TOOL_NAMES if n in self.tools] + [n for n in self.tools if n not in TOOL_NAMES]
 
-    def prompt(self, enabled: list[str]) -> tuple[list[dict], list[dict]]:
-        """(namespaces for the system message, functions for the developer message) of the enabled tools."""
-        namespaces, functions = [], []
+    def prompt(self, enabled: list[str]) -> "PromptTools":
+        """How the model is told about the enabled tools."""
+        told = PromptTools()
         for name in self.names:
             if name not in enabled:
                 continue
             tool = self.tools[name]
             if isinstance(tool, FunctionTool):
-                functions.append(tool.spec)
+                told.functions.append(tool.spec)
+            elif getattr(tool, "developer", False):
+                told.developer.append(tool.namespace())
             else:
-                namespaces.append(tool.namespace())
-        return namespaces, functions
+                told.system.append(tool.namespace())
+        return told
+
+    def servers(self) -> list[dict]:
+        """The MCP servers' state, for the Admin view."""
+        return [t.server.status() for t in self.tools.values() if hasattr(t, "server")]
+
+    def close(self) -> None:
+        """Stop the tools that run beside the app (MCP servers)."""
+        for tool in self.tools.values():
+            if hasattr(tool, "server"):
+                tool.server.close()
+
+    def status(self) -> dict[str, str]:
+        """Why each tool that exists cannot be used now (an MCP server not connected), by name."""
+        return {n: why for n, t in self.tools.items() if (why := getattr(t, "unavailable", lambda: None)())}
 
     def session(self, enabled: list[str], client_functions: list[str] = ()) -> "ToolSession":
         return ToolSession({n: self.tools[n] for n in self.names if n in enabled}, client_functions)
