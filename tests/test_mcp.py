@@ -241,3 +241,74 @@ def test_the_page_shows_the_servers_call_in_the_trace(browser, tmp_path, launche
         pg.context.close()
     finally:
         parts.service.toolbox.close()
+
+
+@pytest.fixture
+def api_with_time(tmp_path, launched):
+    """The app with mcp-server-time configured, the forced model calling it once, then answering."""
+    from core.config import Config
+
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400, tool_timeout_s=10,
+                    mcp_config=write_config(tmp_path, {"time": TIME_SERVER}))
+    call = mcp_call("time.get_current_time", '{"timezone": "UTC"}')
+    parts = launched(config, text=call, then=(answer("It is late."), call, answer("It is late."), call,
+                                              answer("It is late.")))  # three requests, each a call and an answer
+    import openai
+
+    yield parts, openai.OpenAI(base_url=f"http://127.0.0.1:{config.port}/v1", api_key="EMPTY", max_retries=0,
+                               timeout=120)
+    parts.service.toolbox.close()
+
+
+TIME_TOOL = {"type": "mcp", "server_label": "time", "require_approval": "never"}
+
+
+def test_the_responses_api_runs_the_deployments_server_and_shows_the_call(api_with_time):
+    """OpenAI's own `mcp` tool shape, naming one of the deployment's servers: run here, between
+    generations; the response lists the server's tools and the call with its output."""
+    parts, client = api_with_time
+    r = client.responses.create(model="", input="What time is it?", tools=[TIME_TOOL])
+    kinds = [item.type for item in r.output]
+    assert kinds[0] == "mcp_list_tools" and "mcp_call" in kinds and r.output_text == "It is late."
+    listed = r.output[0]
+    assert listed.server_label == "time" and {t.name for t in listed.tools} == {"get_current_time", "convert_time"}
+    call = next(item for item in r.output if item.type == "mcp_call")
+    assert (call.server_label, call.name, json.loads(call.arguments)) == ("time", "get_current_time",
+                                                                          {"timezone": "UTC"})
+    assert '"timezone": "UTC"' in call.output and call.error is None
+    events = [e.type for e in client.responses.create(model="", input="And now?", tools=[TIME_TOOL], stream=True)]
+    for kind in ("response.mcp_list_tools.completed", "response.mcp_call_arguments.done",
+                 "response.mcp_call.completed", "response.completed"):
+        assert kind in events, (kind, events)
+    # a client that keeps its own history sends the call back; the model reads it as harmony had it
+    again = client.responses.create(model="", tools=[TIME_TOOL], store=False,
+                                    input=[{"role": "user", "content": "What time is it?"},
+                                           *[item.model_dump(exclude_none=True) for item in r.output],
+                                           {"role": "user", "content": "Thanks"}])
+    assert again.status == "completed"
+
+
+def test_chat_completions_runs_the_server_too(api_with_time):
+    parts, client = api_with_time
+    r = client.chat.completions.create(model="", messages=[{"role": "user", "content": "What time is it?"}],
+                                       tools=[TIME_TOOL], store=True)
+    assert r.choices[0].message.content == "It is late." and r.choices[0].finish_reason == "stop"
+    assert not r.choices[0].message.tool_calls  # run here, not handed to the client
+    [conv] = parts.conversations.list("local")
+    stored = parts.conversations.open("local", conv.id).messages[-1]
+    assert [s.kind for s in stored.trace][:3] == ["reasoning", "tool_call", "tool_result"]
+
+
+@pytest.mark.parametrize("tool, said", [
+    ({"type": "mcp", "server_label": "nope"}, "no MCP server 'nope'; its MCP servers: time"),
+    ({"type": "mcp", "server_label": "time", "server_url": "https://evil.example/mcp"}, "only the MCP servers"),
+    ({"type": "mcp", "server_label": "time", "require_approval": "always"}, "without approval requests"),
+    ({"type": "mcp", "server_label": "time", "allowed_tools": ["x"]}, "not allowed_tools"),
+    ({"type": "mcp", "server_label": "python"}, "no MCP server 'python'"),
+])
+def test_what_an_mcp_tool_may_ask_is_checked(api_with_time, tool, said):
+    import openai
+
+    _, client = api_with_time
+    with pytest.raises(openai.BadRequestError, match=said):
+        client.responses.create(model="", input="hi", tools=[tool])

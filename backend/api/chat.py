@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import Iterator
 
-from backend.api.run import ApiTurn, ClientCall
+from backend.api.run import ApiTurn, ClientCall, ServerCall, ServerResult
 from core.errors import GenerationError
 from core.events import Reasoning, StopReason
 
@@ -59,6 +59,8 @@ class ChatRun:
                 yield self._chunk({"reasoning_content": out.text, "reasoning": out.text})
             elif isinstance(out, ClientCall):
                 yield self._chunk({"tool_calls": [_call(out, len(self.turn.calls) - 1)]})
+            elif isinstance(out, (ServerCall, ServerResult)):
+                continue  # the deployment's MCP tools run here; chat completions has no place for them
             else:
                 yield self._chunk({"content": out.text})
         error = self.turn.failed()

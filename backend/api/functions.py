@@ -35,6 +35,8 @@ class ClientTools:
     # Responses' `namespace` tools: harmony namespaces of their own ({name, description, tools}), called
     # as `to=NAMESPACE.FUNCTION` and answered as function_call items with that namespace
     namespaces: list[dict] = field(default_factory=list)
+    # the deployment's MCP servers the request enables by `server_label` ({"type": "mcp"}): run here
+    servers: list[str] = field(default_factory=list)
 
     @property
     def names(self) -> set[str]:
@@ -60,6 +62,26 @@ def _namespace(tool: dict) -> dict:
     if not isinstance(description, str):
         raise InputError(f"Namespace {name}: the description must be text.")
     return {"name": name, "description": description, "tools": functions}
+
+
+MCP_KEYS = {"type", "server_label", "require_approval"}
+
+
+def _server(tool: dict) -> str:
+    """A `{"type": "mcp", "server_label": NAME}` tool: one of the deployment's MCP servers (--mcp-config),
+    run by this server, without approval requests. A server the client names by URL is not run here."""
+    label = tool.get("server_label")
+    if tool.get("server_url") or tool.get("connector_id") or tool.get("headers") or tool.get("authorization"):
+        raise InputError("This server runs only the MCP servers its deployment configured (--mcp-config); name one "
+                         'by server_label, without server_url, connector_id, headers or authorization.')
+    if tool.get("require_approval", "never") != "never":
+        raise InputError('This server runs MCP tools without approval requests: send require_approval "never".')
+    unknown = sorted(set(tool) - MCP_KEYS)
+    if unknown:
+        raise InputError(f"An mcp tool takes type, server_label and require_approval here, not {', '.join(unknown)}.")
+    if not isinstance(label, str) or not NAMESPACE.match(label):
+        raise InputError("An mcp tool needs the server_label of one of this server's MCP servers.")
+    return label
 
 
 def _function(tool, flat: bool) -> dict:
@@ -92,6 +114,9 @@ def client_tools(tools, choice, *, flat: bool = False) -> ClientTools:
         raise InputError(SERVER_SIDE)
     grouped = [t for t in tools if flat and isinstance(t, dict) and t.get("type") == "namespace"]
     namespaces = [_namespace(t) for t in grouped]
+    mcp = [t for t in tools if isinstance(t, dict) and t.get("type") == "mcp"]
+    servers = list(dict.fromkeys(_server(t) for t in mcp))
+    tools = [t for t in tools if t not in mcp]
     if len({ns["name"] for ns in namespaces}) < len(namespaces):
         raise InputError("Two namespace tools have the same name.")
     functions = [_function(t, flat) for t in tools if t not in grouped]
@@ -104,7 +129,7 @@ def client_tools(tools, choice, *, flat: bool = False) -> ClientTools:
         wanted = {_chosen_name(t, flat) for t in allowed if isinstance(t, dict)}
         functions, mode = [f for f in functions if f["function"].get("name") in wanted], mode_name
     if mode == "none":
-        return ClientTools([], None)  # nothing offered, no namespace either
+        return ClientTools([], None)  # nothing offered, no namespace or server either
     if mode == "required":
         call = ""
     elif isinstance(mode, dict) and mode.get("type") == "function":
@@ -117,4 +142,4 @@ def client_tools(tools, choice, *, flat: bool = False) -> ClientTools:
         raise InputError(CHOICES + f", not {mode!r}.")
     if call is not None and not functions:
         raise InputError("tool_choice asks for a function call, but the request offers no functions (`tools`).")
-    return ClientTools(functions, call, namespaces)
+    return ClientTools(functions, call, namespaces, servers)

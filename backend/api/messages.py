@@ -207,7 +207,7 @@ def parse_body(body, *, limit: int, max_new_tokens: int, default_effort: str, st
     tools = client_tools(body.get("tools"), body.get("tool_choice"))
     options = ChatOptions(effort=effort_of(body, default_effort, "reasoning_effort"), instructions=instructions,
                           temperature=1.0 if temperature is None else temperature, max_new_tokens=tokens,
-                          tools=[], functions=[f["function"] for f in tools.functions],
+                          tools=tools.servers, functions=[f["function"] for f in tools.functions],
                           top_p=1.0 if top_p is None else top_p)
     return ApiCall(turns, options, stream=boolean(body, "stream"), include_usage=stream_flags(body),
                    store=boolean(body, "store", store), model=str(body.get("model") or ""), texts=users,

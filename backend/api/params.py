@@ -60,7 +60,8 @@ COMMON = [
     _honoured("stream", "true streams server-sent events; must be a boolean."),
     _honoured("temperature", "0-2, per request."),
     _honoured("top_p", "with an inference server (--engine openai); refused below 1 by the in-process model."),
-    _honoured("tools", "functions (the client runs them); see tool_choice."),
+    _honoured("tools", "functions (the client runs them); see tool_choice. {\"type\": \"mcp\", \"server_label\": NAME} "
+                       "enables one of the deployment's MCP servers (run here; see Tools from MCP servers)."),
     _honoured("tool_choice", 'auto, none, required, or {"type": "function", "function"/"name": ...}: required and '
                              "a named function start the model's message as that call (harmony's own header)."),
     _honoured("parallel_tool_calls", "gpt-oss makes one call per message, which either value allows."),

@@ -7,7 +7,9 @@ Output items, in the order the model wrote them:
   include reasoning.encrypted_content, as an opaque blob a stateless client sends back); under the
   summary policy the summary as `summary` [summary_text]; nothing under hidden;
 - `message` — the answer (and preambles) as output_text;
-- `function_call` — a call to one of the request's functions (call_id, name, arguments).
+- `function_call` — a call to one of the request's functions (call_id, name, arguments);
+- `mcp_list_tools` (first, one per MCP server the request enabled) and `mcp_call` — a call to one of the
+  deployment's MCP servers, run here: server_label, name, arguments, then output or error.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from typing import Iterator
 
 from backend.api.responses_input import ResponsesCall, encode_reasoning
-from backend.api.run import ApiTurn, ClientCall
+from backend.api.run import ApiTurn, ClientCall, ServerCall, ServerResult
 from core.events import Reasoning, StopReason
 
 
@@ -34,6 +36,7 @@ class ResponsesRun:
         self.created = int(time.time())
         self.output: list[dict] = []  # items done
         self.item: dict | None = None  # the item being written
+        self.running: dict | None = None  # the mcp_call item whose result comes next
         self.seq = 0
         self.status = "in_progress"
         self.on_end = on_end  # (body) -> None: keeps the stored response
@@ -78,6 +81,8 @@ class ResponsesRun:
         try:
             yield self._event("response.created", response=self.body())
             yield self._event("response.in_progress", response=self.body())
+            for server in self.call.options.tools or []:
+                yield from self._list_tools(server)
             for out in self.turn.outputs():
                 yield from self._on(out)
             yield from self._close()
@@ -105,6 +110,13 @@ class ResponsesRun:
         if isinstance(out, ClientCall):
             yield from self._close()
             yield from self._function_call(out)
+            return
+        if isinstance(out, ServerCall):
+            yield from self._close()
+            yield from self._mcp_call(out)
+            return
+        if isinstance(out, ServerResult):
+            yield from self._mcp_result(out)
             return
         kind = "reasoning" if isinstance(out, Reasoning) else "message"
         if self.item is None or self.item["type"] != kind:
@@ -172,4 +184,39 @@ class ResponsesRun:
                           name=call.name, arguments=call.arguments)
         item.update(arguments=call.arguments, status="completed")
         self.output.append(item)
+        yield self._event("response.output_item.done", output_index=index, item=item)
+
+    def _list_tools(self, server: str) -> Iterator[dict]:
+        """What the model is offered of an MCP server (as OpenAI's API lists a server's tools first)."""
+        index = len(self.output)
+        tools = [{"name": t["name"], "description": t["description"], "input_schema": t["parameters"],
+                  "annotations": None} for t in self.turn.pipeline.toolbox.tools[server].namespace()["tools"]]
+        item = {"id": _id("mcpl"), "type": "mcp_list_tools", "server_label": server, "tools": []}
+        yield self._event("response.output_item.added", output_index=index, item=dict(item))
+        yield self._event("response.mcp_list_tools.in_progress", item_id=item["id"], output_index=index)
+        item["tools"] = tools
+        yield self._event("response.mcp_list_tools.completed", item_id=item["id"], output_index=index)
+        self.output.append(item)
+        yield self._event("response.output_item.done", output_index=index, item=item)
+
+    def _mcp_call(self, call: ServerCall) -> Iterator[dict]:
+        index = len(self.output)
+        self.running = {"id": call.item_id, "type": "mcp_call", "server_label": call.server, "name": call.name,
+                        "arguments": call.arguments, "output": None, "error": None, "status": "in_progress"}
+        yield self._event("response.output_item.added", output_index=index, item=dict(self.running, arguments=""))
+        yield self._event("response.mcp_call_arguments.delta", item_id=call.item_id, output_index=index,
+                          delta=call.arguments)
+        yield self._event("response.mcp_call_arguments.done", item_id=call.item_id, output_index=index,
+                          arguments=call.arguments)
+        yield self._event("response.mcp_call.in_progress", item_id=call.item_id, output_index=index)
+
+    def _mcp_result(self, result: ServerResult) -> Iterator[dict]:
+        index, item = len(self.output), self.running
+        ok = result.status == "ok"
+        item.update(output=result.output if ok else None, error=None if ok else result.output,
+                    status="completed" if ok else "failed")
+        yield self._event("response.mcp_call.completed" if ok else "response.mcp_call.failed", item_id=item["id"],
+                          output_index=index)
+        self.output.append(item)
+        self.running = None
         yield self._event("response.output_item.done", output_index=index, item=item)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass, field
 
 from backend.api.functions import client_tools
@@ -89,10 +90,13 @@ class Turns:
                              "function_call_output).")
         kind = item.get("type", "message")
         handler = {"message": self._message, "reasoning": self._reasoning, "function_call": self._call,
-                   "function_call_output": self._output}.get(kind)
+                   "function_call_output": self._output, "mcp_call": self._mcp_call,
+                   # a server's tool listing, sent back as this API returned it: what it lists is offered by
+                   # the request's own mcp tool, not by the item
+                   "mcp_list_tools": lambda item: None}.get(kind)
         if handler is None:
             raise InputError(f"Input items of type {kind!r} are not taken here: send messages, reasoning, "
-                             "function_call and function_call_output items.")
+                             "function_call, function_call_output, mcp_call and mcp_list_tools items.")
         handler(item)
 
     def _message(self, item: dict) -> None:
@@ -134,6 +138,19 @@ class Turns:
         self.turns[-1].content = ""
         harmony.append(assistant_message(arguments, "commentary", recipient, JSON_CALL))
         self.calls[call_id] = recipient
+
+    def _mcp_call(self, item: dict) -> None:
+        """An MCP call this server ran, sent back by a client that keeps its own history: the call and its
+        result, as harmony had them."""
+        server = call_name(item.get("server_label"), "An mcp_call item's server_label")
+        recipient = f"{server}.{call_name(item.get('name'), 'An mcp_call item')}"
+        result = item.get("output") if item.get("output") is not None else item.get("error")
+        if not isinstance(result, (str, type(None))):
+            result = json.dumps(result)
+        self._assistant().append(assistant_message(call_arguments(item.get("arguments"), self.limit), "commentary",
+                                                   recipient, JSON_CALL))
+        self.turns[-1].harmony.append(tool_message(recipient, "commentary",
+                                                   clean_text(result or "", self.limit, "mcp_call output")))
 
     def _output(self, item: dict) -> None:
         recipient = self.calls.get(str(item.get("call_id", "")))
@@ -221,7 +238,7 @@ def parse_responses(body, *, limit: int, max_new_tokens: int, default_effort: st
     temperature, top_p = body.get("temperature"), body.get("top_p")
     options = ChatOptions(effort=effort_of(body, default_effort), instructions=instructions or "",
                           temperature=1.0 if temperature is None else temperature, max_new_tokens=tokens,
-                          tools=[], functions=[f["function"] for f in tools.functions],
+                          tools=tools.servers, functions=[f["function"] for f in tools.functions],
                           top_p=1.0 if top_p is None else top_p, namespaces=tools.namespaces)
     previous = body.get("previous_response_id")
     if previous is not None and not isinstance(previous, str):

@@ -5,7 +5,9 @@ backend/api/responses.py) as typed records:
 - `Reasoning` — only where the reasoning-display policy shows raw reasoning (a summary comes after the
   answer, as more `Reasoning`, where the policy says summary);
 - `Answer` — the client reads preambles and the final answer as text; `stop` strings end it here;
-- `ClientCall` — a call to one of the request's own functions.
+- `ClientCall` — a call to one of the request's own functions;
+- `ServerCall`, then its `ServerResult` — a call to one of the deployment's MCP servers the request
+  enabled (`{"type": "mcp", "server_label": ...}`), run here by the agent loop between generations.
 
 A call to anything the request did not offer (a function it never sent, a built-in tool) is never
 passed on as a call: the answer ends with an error that says so.
@@ -19,7 +21,7 @@ from typing import Iterator
 
 from backend.api.messages import ApiCall
 from backend.serving.live import Steps
-from core.events import Answer, Done, Preamble, Reasoning, StopReason, ToolCall
+from core.events import Answer, Done, Preamble, Reasoning, StopReason, ToolCall, ToolResult
 from core.records import MessageStatus, MessageView
 
 
@@ -29,6 +31,21 @@ class ClientCall:
     name: str
     arguments: str
     namespace: str | None = None  # a Responses namespace tool's; None: harmony's `functions`
+
+
+@dataclass(frozen=True)
+class ServerCall:
+    item_id: str
+    server: str  # the MCP server's name (the request's server_label)
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ServerResult:
+    call: ServerCall
+    output: str
+    status: str  # ok | error | timeout | stopped
 
 
 class StopText:
@@ -75,6 +92,8 @@ class ApiTurn:
         self.calls: list[ClientCall] = []
         self.text: list[str] = []  # what the client got as text
         self.error: str | None = None  # why the answer failed, in a sentence
+        self.servers = set(call.options.tools or [])  # the deployment's MCP servers this request enabled
+        self.running: ServerCall | None = None  # the server call whose result comes next
 
     def cancel(self) -> None:
         self.job.cancel()
@@ -116,6 +135,13 @@ class ApiTurn:
                 yield self._text(shown)
             if self.stop.hit:
                 self.job.cancel()  # the rest is not wanted: its slot goes to someone else now
+        elif isinstance(event, ToolCall) and event.recipient.partition(".")[0] in self.servers:
+            server, _, name = event.recipient.partition(".")
+            self.running = ServerCall("mcp_" + secrets.token_hex(12), server, name, event.arguments)
+            yield self.running
+        elif isinstance(event, ToolResult) and self.running is not None:
+            yield ServerResult(self.running, event.output, event.status)
+            self.running = None
         elif isinstance(event, ToolCall):
             if event.recipient in self.offered:
                 namespace, _, name = event.recipient.partition(".")
@@ -128,6 +154,7 @@ class ApiTurn:
                 self.error = (f"The model called {event.recipient!r}, which this request did not offer"
                               + (f" (it offered {', '.join(offered)})." if offered else
                                  " (it offered no functions).") + " Ask again, or offer that function.")
+                self.job.cancel()  # nothing it writes after this is answered
 
     def failed(self) -> str | None:
         """Why the answer failed (the model's error, or a call to something not offered), or None."""
@@ -145,7 +172,12 @@ class ApiTurn:
     def usage(self) -> tuple[int, int, int]:
         """Prompt tokens, completion tokens and the reasoning tokens among them."""
         s = self.done.stats if self.done else None
-        return len(self.job.prompt), (s.total_tokens if s else 0), (s.reasoning_tokens if s else 0)
+        return self.prompt_tokens(), (s.total_tokens if s else 0), (s.reasoning_tokens if s else 0)
+
+    def prompt_tokens(self) -> int:
+        """The prompt read: one generation's, or (MCP tools ran between generations) every step's."""
+        loop_total = getattr(self.job, "prompt_tokens", None)  # an AgentLoop counts them itself
+        return loop_total if loop_total is not None else len(self.job.prompt)
 
     def shown_reasoning(self) -> str:
         return self.answer.reasoning if self.policy.raw else self.answer.reasoning_summary
@@ -167,4 +199,4 @@ class ApiTurn:
         if self.stored:
             self.pipeline.finish(self.owner, self.answer, done, harmony=self.prior)
         self.pipeline.answered(self.owner, self.stored[0] if self.stored else None, self.call.options.effort,
-                               len(self.job.prompt), done, via="api")
+                               self.prompt_tokens(), done, via="api")

@@ -96,6 +96,15 @@ class TurnPipeline:
                              "mode (--server-api completions or llamacpp).")
         return [t for t in self.toolbox.names if t in tools]
 
+    def api_servers(self, servers: list[str] | None) -> list[str]:
+        """The deployment's MCP servers an API request enables (its `{"type": "mcp"}` tools); the built-in
+        python and browser are not run for API clients."""
+        unknown = [s for s in servers or [] if s not in self.toolbox.servers_names]
+        if unknown:
+            raise InputError(f"This server has no MCP server {', '.join(map(repr, unknown))}; its MCP servers: "
+                             f"{', '.join(self.toolbox.servers_names) or 'none'} (the deployment's --mcp-config).")
+        return list(servers or [])
+
     # -- 1. admit ----------------------------------------------------------------------------
 
     def checked(self, options: ChatOptions, *, client_functions: bool = False) -> ChatOptions:
@@ -108,7 +117,8 @@ class TurnPipeline:
                              "continuous batching samples from every token. Leave top_p at 1, or lower the "
                              "temperature.")
         if client_functions:
-            return replace(options, tools=[], functions=parse_user_functions(options.functions, **CLIENT))
+            return replace(options, tools=self.api_servers(options.tools),
+                           functions=parse_user_functions(options.functions, **CLIENT))
         return replace(options, tools=self.enabled_tools(options.tools),
                        functions=parse_user_functions(options.functions))
 
@@ -147,10 +157,11 @@ class TurnPipeline:
                                call=call if not steps else None)
 
         job = self.oversight.submit(worker, request(list(prior), options.max_new_tokens))
-        if client_functions:
-            return job
-        enabled = self.enabled_tools(options.tools)
-        client = [f["name"] for f in options.functions or []]
+        if client_functions and not options.tools:
+            return job  # the client runs every function: its one generation is the turn
+        enabled = options.tools if client_functions else self.enabled_tools(options.tools)
+        client = [f"functions.{f['name']}" for f in options.functions or []] + \
+            [f"{ns['name']}.{t['name']}" for ns in options.namespaces or [] for t in ns["tools"]]
         session = self.toolbox.session(enabled, client) if enabled or client else None
 
         def resubmit(steps: list[dict], tokens: int, seconds: float):

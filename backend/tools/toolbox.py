@@ -139,20 +139,26 @@ class Toolbox:
         """Why each tool that exists cannot be used now (an MCP server not connected), by name."""
         return {n: why for n, t in self.tools.items() if (why := getattr(t, "unavailable", lambda: None)())}
 
-    def session(self, enabled: list[str], client_functions: list[str] = ()) -> "ToolSession":
-        return ToolSession({n: self.tools[n] for n in self.names if n in enabled}, client_functions)
+    @property
+    def servers_names(self) -> list[str]:
+        """The MCP servers' names (the tools an API request may enable)."""
+        return [n for n in self.names if hasattr(self.tools[n], "server")]
+
+    def session(self, enabled: list[str], client: list[str] = ()) -> "ToolSession":
+        return ToolSession({n: self.tools[n] for n in self.names if n in enabled}, client)
 
 
 class ToolSession:
-    """The tools of one turn (the browser keeps its pages for the turn). `client` names the user's
-    own functions: the app does not run them, the person or the API client sends their results."""
+    """The tools of one turn (the browser keeps its pages for the turn). `client` holds the recipients of
+    the user's own functions (`functions.NAME`, an API client's `NAMESPACE.NAME`): the app does not run
+    them, the person or the API client sends their results."""
 
     def __init__(self, tools: dict[str, object], client: list[str] = ()):
         self.tools, self.client = tools, set(client)
         self.state: dict = {}
 
     def is_client(self, recipient: str) -> bool:
-        return recipient.startswith("functions.") and recipient.removeprefix("functions.") in self.client
+        return recipient in self.client
 
     def resolve(self, recipient: str):
         """(tool, method) for a harmony recipient, or (None, None)."""
@@ -181,4 +187,4 @@ class ToolSession:
 
     def offered(self) -> list[str]:
         return [("functions." + n) if isinstance(t, FunctionTool) else n for n, t in self.tools.items()] + \
-            [f"functions.{n}" for n in sorted(self.client)]
+            sorted(self.client)
