@@ -297,6 +297,8 @@ def test_chat_completions_runs_the_server_too(api_with_time):
     [conv] = parts.conversations.list("local")
     stored = parts.conversations.open("local", conv.id).messages[-1]
     assert [s.kind for s in stored.trace][:3] == ["reasoning", "tool_call", "tool_result"]
+    ran = [e for e in parts.oversight.audit.store.entries() if e.action == "tool_call"]
+    assert [(e.outcome, e.detail["tool"]) for e in ran] == [("ok", "time.get_current_time")]
 
 
 @pytest.mark.parametrize("tool, said", [

@@ -198,5 +198,6 @@ class ApiTurn:
                            error=self.error or done.error)
         if self.stored:
             self.pipeline.finish(self.owner, self.answer, done, harmony=self.prior)
+        self.pipeline.oversight.tools_ran(self.owner, self.stored[0] if self.stored else None, self.answer.trace)
         self.pipeline.answered(self.owner, self.stored[0] if self.stored else None, self.call.options.effort,
                                self.prompt_tokens(), done, via="api")

@@ -43,14 +43,18 @@ class Oversight:
                           via=via)
         self.metrics.answered(effort, done, via)
 
+    def tools_ran(self, owner: str, conversation_id: str | None, steps) -> None:
+        """The tool calls a turn ran here (not the results a person or a client typed in)."""
+        for step in steps:
+            if isinstance(step, ToolResultStep) and step.seconds is not None:
+                self.audit.record(owner, "tool_call", outcome=step.status, conversation_id=conversation_id,
+                                  tool=step.recipient)
+                self.metrics.tool_call(step.recipient, step.status)
+
     def account(self, turn) -> None:
         """A page's turn (a LiveAnswer) ended: its new tool calls and its answer."""
         live = turn.message()
-        for step in live.trace[turn.first_step:]:
-            if isinstance(step, ToolResultStep) and step.seconds is not None:  # run here, not typed in
-                self.audit.record(turn.owner, "tool_call", outcome=step.status, conversation_id=turn.conversation_id,
-                                  tool=step.recipient)
-                self.metrics.tool_call(step.recipient, step.status)
+        self.tools_ran(turn.owner, turn.conversation_id, live.trace[turn.first_step:])
         done = turn.ended_with
         if done is None:  # stopped, interrupted or failed before the end: the tokens counted so far
             reason = StopReason(live.stop_reason) if live.stop_reason else StopReason.STOPPED
