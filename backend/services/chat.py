@@ -22,7 +22,7 @@ from backend.services.agent import MAX_TOOL_CALLS, AgentLoop
 from backend.services.options import ChatOptions, clean_text
 from backend.services.pipeline import TurnPipeline, prompt_turns
 from backend.services.policy import ReasoningPolicy
-from backend.serving.live import LiveAnswer, Pace, Snapshot, Steps
+from backend.serving.live import LiveAnswer, Pace, Snapshot
 from backend.serving.saver import PartialSaver
 from backend.tools.toolbox import Toolbox
 from core.config import (
@@ -30,7 +30,6 @@ from core.config import (
     SAVE_INTERVAL_S,
 )
 from core.errors import GenerationError, InputError
-from core.events import ToolResult
 from core.records import MessageStatus, MessageView
 from core.trace import ToolCallStep
 from storage.repository import Repository
@@ -294,18 +293,13 @@ class ChatService:
             if call is None:
                 raise InputError("No function call is waiting for a result in this conversation.")
             harmony = list(last.harmony) + [tool_message(call.recipient, call.channel, output)]
-            answer = replace(last, trace=list(last.trace))
-            Steps(answer).apply(ToolResult(call.recipient, output, seconds=None, summary="your result"))
-            trace = answer.trace
-            job = self._submit(messages[:-1], options, prior=harmony)
+            job = self._submit(messages[:-1], options, prior=harmony)  # busy or loading: nothing changed yet
             try:
-                self.repo.save_message(owner, last.id, status=MessageStatus.STREAMING, trace=trace, harmony=harmony,
-                                       error=None, stop_reason=None)
+                live = self.pipeline.add_results(owner, last, harmony, [(call.recipient, output)])
             except BaseException:
                 job.discard()
                 raise
-            live = replace(last, trace=trace, harmony=harmony, status=MessageStatus.STREAMING, error=None,
-                           stop_reason=None, effort=options.effort)
+            live = replace(live, effort=options.effort)
             return self._run_turn(owner, conversation_id, messages[:-1], job, live)
 
     def _answer(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:

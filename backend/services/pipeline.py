@@ -227,15 +227,12 @@ class TurnPipeline:
         last, answer = history[-1], None
         grown = turns[len(kept) - 1].harmony[len(last.harmony):] if last.role == "assistant" else []
         if grown:
-            answer = replace(last, trace=list(last.trace), harmony=list(turns[len(kept) - 1].harmony))
-            for message in grown:
-                text = "".join(c.get("text", "") for c in message.get("content", []))
-                Steps(answer).apply(ToolResult(message["name"], text, seconds=None, summary="your result"))
-            self.repo.save_message(owner, last.id, trace=answer.trace, status=MessageStatus.STREAMING,
-                                   harmony=self.policy.stored_harmony(answer.harmony), error=None, stop_reason=None)
+            answer = self.add_results(owner, last, turns[len(kept) - 1].harmony,
+                                      [(m["name"], "".join(c.get("text", "") for c in m.get("content", [])))
+                                       for m in grown])
         new = turns[len(kept):]
         if not new:
-            return conversation_id, last.id, replace(answer, status=MessageStatus.STREAMING, effort=options.effort)
+            return conversation_id, last.id, replace(answer, effort=options.effort)
         for turn in new[:-1]:
             self.repo.add_message(owner, conversation_id, turn.role, turn.content,
                                   harmony=self.policy.stored_harmony(turn.harmony))
@@ -244,6 +241,18 @@ class TurnPipeline:
                                                             new=False), None
         return conversation_id, self.store_placeholder(owner, conversation_id, options,
                                                        self.policy.stored_harmony(new[-1].harmony)), None
+
+    def add_results(self, owner: str, answer: MessageView, harmony: list[dict],
+                    results: list[tuple[str, str]]) -> MessageView:
+        """Results of the user's own functions (typed on the page, or sent by an API client) join the answer
+        that called them: its harmony goes on with them, its trace shows each as "your result", and it is
+        being written again. The one place for both entry points."""
+        answer = replace(answer, trace=list(answer.trace), harmony=list(harmony))
+        for recipient, text in results:
+            Steps(answer).apply(ToolResult(recipient, text, seconds=None, summary="your result"))
+        self.repo.save_message(owner, answer.id, trace=answer.trace, status=MessageStatus.STREAMING,
+                               harmony=self.policy.stored_harmony(answer.harmony), error=None, stop_reason=None)
+        return replace(answer, status=MessageStatus.STREAMING, error=None, stop_reason=None)
 
     def audit(self, owner: str, action: str, **detail) -> None:
         self.oversight.audit.record(owner, action, **detail)
