@@ -22,6 +22,17 @@ class InputError(ChatError):
     """The user's input was refused (empty, too long, bad characters)."""
 
 
+class ContextLengthError(InputError):
+    """The prompt does not fit what the model (or its engine) can read at once."""
+
+    code = "context_length_exceeded"  # OpenAI's code for it
+
+    def __init__(self, prompt_tokens: int, window: int):
+        super().__init__(f"This conversation is {prompt_tokens:,} tokens long, and the model can read at most "
+                         f"{window:,} at once (prompt and answer together). Start a new conversation, or send less.")
+        self.prompt_tokens, self.window = prompt_tokens, window
+
+
 class BusyError(ChatError):
     """The worker's queue is full; the request was not accepted."""
 

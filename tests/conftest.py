@@ -78,13 +78,15 @@ def forced_engine(codec, tiny_model):
     from backend.engines.transformers_engine import TransformersEngine
     from testkit.forcing import ForceSequence
 
-    def factory(text=FORCED_CHAT, *then):
-        """`then`: what later generations of a turn say (after each tool call), in order."""
+    def factory(text=FORCED_CHAT, *then, num_blocks=None):
+        """`then`: what later generations of a turn say (after each tool call), in order. `num_blocks`:
+        the continuous-batching cache's size (blocks of 256 tokens), where a test needs a small one."""
         ids = [codec.encoding.encode(t, allowed_special="all") for t in (text, *then)]
 
         def build(progress):
             progress("Loading weights of tiny", None)
             return TransformersEngine(tiny_model, do_sample=False, logits_processors=[ForceSequence(*ids)],
+                                      num_blocks=num_blocks,
                                       description=EngineInfo(model="tiny-test", quantization="float32",
                                                              engine="transformers (continuous batching)"))
         return build

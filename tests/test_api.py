@@ -239,3 +239,38 @@ def test_a_client_that_leaves_a_whole_answer_stops_it_too(launched, tmp_path):
     [answer] = [e for e in parts.oversight.audit.store.entries() if e.action == "answer"]
     assert answer.outcome == "stopped" and answer.completion_tokens < 3000
     assert parts.host.worker().active == 0
+
+
+def test_a_prompt_over_the_window_is_refused_at_once_while_another_chat_completes(forced_engine, tmp_path):
+    """The engine's cache holds 4 blocks of 256 tokens here: a request that cannot fit is a 400 in OpenAI's
+    shape (context_length_exceeded, both numbers) before it is admitted; a short chat beside it answers."""
+    import threading
+
+    import app as app_module
+
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400)
+    parts = app_module.create(config, build_engine=forced_engine(num_blocks=4))
+    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
+    try:
+        while parts.host.status().state == "loading":
+            time.sleep(0.1)
+        assert parts.host.status().description.context == 1024
+        c = client(f"http://127.0.0.1:{config.port}")
+        answers = []
+        beside = threading.Thread(target=lambda: answers.append(c.chat.completions.create(
+            model="tiny-test", messages=[{"role": "user", "content": "hi"}], max_tokens=400)))
+        beside.start()
+        long = " ".join(f"word{i}" for i in range(1500))
+        with pytest.raises(openai.BadRequestError) as refused:
+            c.chat.completions.create(model="tiny-test", messages=[{"role": "user", "content": long}])
+        error = refused.value.body
+        assert error["code"] == "context_length_exceeded" and "1,024" in error["message"]
+        beside.join()
+        assert answers[0].choices[0].message.content == "Hello! <b>How</b> can I help?"
+        # a budget larger than what is left is cut to it, not refused (gpt-oss's evals ask 131,072)
+        r = c.chat.completions.create(model="tiny-test", messages=[{"role": "user", "content": "hi"}],
+                                      max_tokens=131_072)
+        assert r.choices[0].finish_reason == "stop"
+    finally:
+        parts.demo.close()
+        parts.host.close()

@@ -45,7 +45,8 @@ def error_response(exc: ChatError) -> JSONResponse:
         headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
     elif isinstance(exc, BusyError):
         headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
-    return JSONResponse({"error": {"message": exc.user_message, "type": kind, "code": kind}}, status_code=status,
+    code = getattr(exc, "code", kind)  # a finer code where OpenAI has one (context_length_exceeded)
+    return JSONResponse({"error": {"message": exc.user_message, "type": kind, "code": code}}, status_code=status,
                         headers=headers)
 
 

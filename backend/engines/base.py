@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
-from core.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from core.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_WINDOW
 from core.events import StopReason
 
 
@@ -32,6 +32,9 @@ class EngineInfo:
     demo: bool = False  # the bundled demo model: python is its one tool, it has its own temperature
     messages_only: bool = False  # a server that renders the prompt from chat messages: no built-in tools
     top_p: bool = False  # nucleus sampling per request (a server does it; in-process batching does not)
+    # tokens one request may hold, prompt and answer: the model's window, or less where the engine's
+    # cache is smaller (the in-process model's continuous-batching blocks x block size)
+    context: int = MODEL_WINDOW
 
     def with_(self, **changes) -> "EngineInfo":
         return replace(self, **changes)

@@ -35,6 +35,7 @@ _PLACEHOLDER_TEMPERATURE = 0.5
 # size the cache but keep batches small enough for eager paged attention's
 # masks (the transformers default ran out of memory on an H100 with gpt-oss-20b).
 CPU_NUM_BLOCKS = 128  # x 256 tokens per block
+PAGE_SIZE = 256  # tokens per cache block (ContinuousBatchingConfig's page_size default, left as it is)
 DEFAULT_MAX_BATCH_TOKENS = 512
 
 
@@ -55,6 +56,11 @@ class TransformersEngine:
             num_blocks = CPU_NUM_BLOCKS
         self._cb_args = dict(max_batch_tokens=max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS,
                              num_blocks=num_blocks, seed=seed, use_cuda_graph=use_cuda_graph)
+        # What one request may hold: the model's window, or the cache where it is smaller (a request the
+        # cache cannot hold would wait forever, then fail with transformers' "cannot be scheduled").
+        window = getattr(model.config, "max_position_embeddings", None) or self.description.context
+        self.description = self.description.with_(
+            context=min(window, num_blocks * PAGE_SIZE) if num_blocks else window)
         self._streams: dict[str, TokenStream] = {}
         self._stop_ids: dict[str, set[int]] = {}
         self._lock = threading.Lock()

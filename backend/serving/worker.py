@@ -13,14 +13,14 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 from backend.engines.base import Engine, SamplingParams
 from backend.harmony.bridge import chat_prompt
 from backend.harmony.codec import HarmonyCodec, PromptMessage, PromptSettings
-from core.config import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P
-from core.errors import BusyError
+from core.config import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_WINDOW
+from core.errors import BusyError, ContextLengthError
 from core.events import Answer, Done, Event, Reasoning, Stats, StopReason
 
 log = logging.getLogger(__name__)
@@ -115,10 +115,19 @@ class Worker:
         try:
             prompt = self.codec.render(request.turns, request.settings)
             header = self.codec.call_header(request.call) if request.call is not None else []
+            request = self.fitted(request, len(prompt) + len(header))
         except BaseException:
             self.slots.release() if admitted else self.slots.leave()
             raise
         return Job(self, prompt + header, request, admitted=admitted, header=header)
+
+    def fitted(self, request: ChatRequest, prompt_tokens: int) -> ChatRequest:
+        """The request within what the engine can hold for it: a prompt that does not fit is refused
+        (never admitted to wait for room that cannot come); the answer's budget is at most what is left."""
+        window = getattr(self.engine.description, "context", None) or MODEL_WINDOW
+        if prompt_tokens >= window:
+            raise ContextLengthError(prompt_tokens, window)
+        return replace(request, max_new_tokens=min(request.max_new_tokens, window - prompt_tokens))
 
     def chat_prompt(self, request: ChatRequest):
         return chat_prompt(request.turns, request.settings)
