@@ -24,6 +24,7 @@ model's failed step. Images and resources in a result are named, not inlined.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -175,6 +176,7 @@ class McpServer:
         self._stop = threading.Event()
         self._broken: asyncio.Event | None = None  # set by a call that found the connection gone
         self._first = threading.Event()  # set after the first try to connect, whatever its outcome
+        self._stderr = _ServerLog(spec.name) if not spec.url else None  # one pipe for every start of it
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -212,7 +214,9 @@ class McpServer:
     async def _session(self) -> None:
         from mcp import Client
 
-        async with Client(self._transport(), read_timeout_seconds=self.timeout_s) as client:
+        async with contextlib.AsyncExitStack() as stack:
+            transport = await self._transport(stack)
+            client = await stack.enter_async_context(Client(transport, read_timeout_seconds=self.timeout_s))
             listing = await client.list_tools()
             self.tools, self.left_out = checked_tools(listing.tools)
             self.instructions = (client.instructions or "")[:MAX_DESCRIPTION]
@@ -231,14 +235,15 @@ class McpServer:
                 self.tools, self.left_out = checked_tools(listing.tools)
         self.problem = None
 
-    def _transport(self):
+    async def _transport(self, stack: contextlib.AsyncExitStack):
+        """The SDK's transport for the server; what it opens closes with `stack` (each connection its own)."""
         spec = self.spec
         if spec.url:
             import httpx2
             from mcp.client.streamable_http import streamable_http_client
 
-            return streamable_http_client(spec.url, http_client=httpx2.AsyncClient(headers=spec.headers,
-                                                                                  timeout=self.timeout_s))
+            http = await stack.enter_async_context(httpx2.AsyncClient(headers=spec.headers, timeout=self.timeout_s))
+            return streamable_http_client(spec.url, http_client=http)
         from mcp import StdioServerParameters
         from mcp.client.stdio import stdio_client
 
@@ -247,7 +252,7 @@ class McpServer:
             raise FileNotFoundError(f"the command {spec.command!r} is not found")
         return stdio_client(StdioServerParameters(
             command=sys.executable, args=["-c", LAUNCHER, str(os.getpid()), spec.command, *spec.args],
-            env=spec.env, cwd=spec.cwd), errlog=_ServerLog(spec.name))
+            env=spec.env, cwd=spec.cwd), errlog=self._stderr)
 
     # -- calls --------------------------------------------------------------------------------
 
