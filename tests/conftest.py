@@ -128,6 +128,7 @@ def launched(forced_engine):
     for parts in apps:
         parts.demo.close()
         parts.host.close()
+        parts.service.toolbox.close()  # MCP servers of the app's --mcp-config
 
 
 @pytest.fixture

@@ -246,14 +246,10 @@ def test_a_prompt_over_the_window_is_refused_at_once_while_another_chat_complete
     shape (context_length_exceeded, both numbers) before it is admitted; a short chat beside it answers."""
     import threading
 
-    import app as app_module
+    from tests.support.apps import running_app
 
     config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400)
-    parts = app_module.create(config, build_engine=forced_engine(num_blocks=4))
-    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
-    try:
-        while parts.host.status().state == "loading":
-            time.sleep(0.1)
+    with running_app(config, forced_engine(num_blocks=4)) as parts:
         assert parts.host.status().description.context == 1024
         c = client(f"http://127.0.0.1:{config.port}")
         answers = []
@@ -271,6 +267,3 @@ def test_a_prompt_over_the_window_is_refused_at_once_while_another_chat_complete
         r = c.chat.completions.create(model="tiny-test", messages=[{"role": "user", "content": "hi"}],
                                       max_tokens=131_072)
         assert r.choices[0].finish_reason == "stop"
-    finally:
-        parts.demo.close()
-        parts.host.close()

@@ -52,12 +52,12 @@ BAD_RESPONSES = {
 @pytest.fixture(scope="module")
 def app(codec, tiny_model, tmp_path_factory):
     """One app for the module (the cases only read): the real create + launch on the forced tiny model."""
-    import app as app_module
     from backend.engines.base import EngineInfo
     from backend.engines.transformers_engine import TransformersEngine
     from core.config import Config
     from testkit.forcing import ForceSequence
     from tests.conftest import FORCED_CHAT, free_port
+    from tests.support.apps import running_app
 
     def build(progress):
         ids = codec.encoding.encode(FORCED_CHAT, allowed_special="all")
@@ -65,11 +65,8 @@ def app(codec, tiny_model, tmp_path_factory):
                                   description=EngineInfo(model="tiny-test"))
 
     config = Config(data_dir=str(tmp_path_factory.mktemp("guards")), port=free_port(), max_new_tokens=400)
-    parts = app_module.create(config, build_engine=build)
-    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{config.port}"
-    parts.demo.close()
-    parts.host.close()
+    with running_app(config, build):
+        yield f"http://127.0.0.1:{config.port}"
 
 
 def post(base, path, body: str, **headers):

@@ -118,11 +118,11 @@ def test_the_app_recovers_from_a_killed_model_process_without_losing_the_answer(
     import httpx
     import openai
 
-    import app as app_module
     from backend.engines.process import ProcessEngine
     from core.config import Config
     from tests.conftest import free_port
     from tests.support import child_engines
+    from tests.support.apps import running_app
 
     long = ("<|channel|>analysis<|message|>" + "Thinking it through. " * 600 + "<|end|><|start|>assistant"
             "<|channel|>final<|message|>Done.<|return|>")
@@ -134,11 +134,9 @@ def test_the_app_recovers_from_a_killed_model_process_without_losing_the_answer(
         return engines[-1]
 
     config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=4000, metrics_token="m" * 32)
-    parts = app_module.create(config, build_engine=build)
-    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
     base = f"http://127.0.0.1:{config.port}"
-    try:
-        wait_for(lambda: parts.host.status().state == "ready", timeout=300)
+    with running_app(config, build) as parts:
+        assert parts.host.status().state == "ready"
         client = openai.OpenAI(base_url=base + "/v1", api_key="EMPTY", max_retries=0, timeout=300)
         stream = client.chat.completions.create(model="", stream=True, store=True,
                                                 messages=[{"role": "user", "content": "think long"}])
@@ -159,6 +157,3 @@ def test_the_app_recovers_from_a_killed_model_process_without_losing_the_answer(
         assert "gpt_oss_chat_model_restarts_total 1.0" in metrics
         again = client.chat.completions.create(model="", messages=[{"role": "user", "content": "again"}])
         assert again.choices[0].message.content == "Done."
-    finally:
-        parts.demo.close()
-        parts.host.close()

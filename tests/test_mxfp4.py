@@ -124,30 +124,20 @@ def test_the_app_answers_with_an_mxfp4_checkpoint_and_says_what_ran(demo_mxfp4, 
     """`python app.py --model <folder>` on a machine without kernels: the model's own process loads
     it, the banner says what ran, and a chat goes through the worker, continuous batching, harmony
     and the python tool to the right answer."""
-    import time
-
     from gradio_client import Client
 
-    import app as app_module
     from core.config import Config
     from tests.conftest import free_port
+    from tests.support.apps import running_app
 
     if mxfp4_kernels_available()[0]:
         pytest.skip("MXFP4 kernels are available here")
     config = Config(data_dir=str(tmp_path), port=free_port(), model=str(demo_mxfp4), model_explicit=True,
                     max_new_tokens=400)
-    parts = app_module.create(config)
-    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
-    try:
-        deadline = time.monotonic() + 300
-        while parts.host.status().state == "loading" and time.monotonic() < deadline:
-            time.sleep(0.2)
+    with running_app(config):
         client = Client(f"http://127.0.0.1:{config.port}/", verbose=False)
         banner = client.predict(api_name="/status")[0]
         assert "MXFP4 checkpoint, dequantized to bf16 (no MXFP4 kernels)" in banner and "no CUDA GPU" in banner
         chat = client.predict("What is 17 + 25?", None, "medium", "", 0.3, 400, ["python"], "", api_name="/send")[0]
         said = " ".join(str(m["content"]) for m in chat if m["role"] == "assistant")
         assert "The answer is 42." in said and "print(17 + 25)" in said, said[-500:]
-    finally:
-        parts.demo.close()
-        parts.host.close()
