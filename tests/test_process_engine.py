@@ -68,3 +68,12 @@ def test_a_crashed_model_process_ends_open_streams_and_refuses_new_ones():
     with pytest.raises(GenerationError, match="stopped unexpectedly"):
         engine.submit([1], SamplingParams(max_new_tokens=10), [2])
     engine.close()
+
+
+def test_the_childs_batching_restarts_reach_the_parent():
+    engine = ProcessEngine(child_engines.restarted_twice, lambda stage, fraction: None)
+    try:
+        assert read_all(engine.submit([1], SamplingParams(max_new_tokens=4), [2])) == [7]
+        assert engine.manager_restarts == 2
+    finally:
+        engine.close()

@@ -192,3 +192,47 @@ def test_closing_right_after_start_leaves_no_warning_in_the_log(codec, tiny_mode
     finally:
         cb_logger.removeHandler(handler)
     assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
+
+
+class Flaky:
+    """An engine at the worker's seam that refuses requests while `failing`, else answers at once."""
+
+    def __init__(self, codec):
+        from backend.engines.base import EngineInfo
+
+        self.description, self.failing, self.codec = EngineInfo(model="flaky"), True, codec
+
+    def submit(self, prompt_ids, params, stop_ids, chat=None):
+        from backend.engines.base import TokenStream
+        from core.errors import GenerationError
+        from core.events import StopReason
+
+        if self.failing:
+            raise GenerationError("No requests can be scheduled and no requests can be offloaded.")
+        stream = TokenStream()
+        stream.push([self.codec.return_id])
+        stream.close(StopReason.STOP_ID)
+        return stream
+
+    def close(self):
+        pass
+
+
+def test_an_engine_that_fails_requests_marks_the_worker_degraded_until_one_is_served(codec):
+    """What /healthz says while the engine fails (#38): degraded, counted in /metrics, then ready again."""
+    from backend.observability.metrics import Metrics
+    from backend.serving.host import ModelHost
+
+    engine = Flaky(codec)
+    host = ModelHost(lambda progress: engine, codec, {})
+    host.start(background=False)
+    metrics = Metrics()
+    metrics.watch(host)
+    assert not host.status().degraded
+    done = list(host.worker().submit(request()).events())[-1]
+    assert done.stop_reason == "error" and host.status().degraded and host.status().state == "ready"
+    assert b"gpt_oss_chat_engine_failures 1.0" in metrics.exposition()
+    engine.failing = False
+    done = list(host.worker().submit(request()).events())[-1]
+    assert done.stop_reason == "return" and not host.status().degraded
+    assert b"gpt_oss_chat_batching_restarts 0.0" in metrics.exposition()

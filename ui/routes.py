@@ -302,10 +302,11 @@ def metrics_route(metrics, token: str):
 def http_routes(shares: Sharing, host, conversations=None, identity=None, password_login: bool = False,
                 documents=None) -> list[APIRoute]:
     def healthz() -> JSONResponse:
-        """200 while the server runs (model loading, restarting or ready); 503 once the model failed.
-        `model` is "restarting" while a model process that died is started again; `restarts` counts those."""
+        """200 while the server runs (model loading, restarting, degraded or ready); 503 once the model failed.
+        `model` is "restarting" while a model process that died is started again (`restarts` counts those),
+        "degraded" while the engine fails requests (one failed lately, none served since)."""
         s = host.status()
-        model = "restarting" if s.state == "loading" and s.restarts else s.state
+        model = "restarting" if s.state == "loading" and s.restarts else "degraded" if s.degraded else s.state
         return JSONResponse({"status": "ok" if s.state != "failed" else "failed", "model": model,
                              "restarts": s.restarts}, status_code=503 if s.state == "failed" else 200)
 

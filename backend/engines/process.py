@@ -47,6 +47,7 @@ class ProcessEngine:
         self._lock = threading.Lock()  # guards _streams, _next, _dead and sending
         self._next, self._dead = 0, False
         self.died = threading.Event()  # set when the child is gone without being closed
+        self.manager_restarts = 0  # the child's batching manager started again after a fatal error (/metrics)
         self._closing = False
         self.description = self._wait_ready(progress).with_(process=f"own process (pid {self._proc.pid})")
         threading.Thread(target=self._read, name="model-process-reader", daemon=True).start()
@@ -98,7 +99,7 @@ class ProcessEngine:
     def _read(self) -> None:
         while True:
             try:
-                kind, new_ids, ended = self._conn.recv()
+                kind, new_ids, ended, self.manager_restarts = self._conn.recv()
             except (EOFError, OSError):
                 break
             for rid, ids in new_ids.items():
@@ -145,7 +146,7 @@ def _child_main(conn, factory) -> None:
     streams: dict[int, TokenStream] = {}
     lock = threading.Lock()
     stop = threading.Event()
-    forwarder = threading.Thread(target=_forward, args=(streams, lock, send, stop), daemon=True)
+    forwarder = threading.Thread(target=_forward, args=(streams, lock, send, stop, engine), daemon=True)
     forwarder.start()
     while True:
         try:
@@ -173,7 +174,7 @@ def _child_main(conn, factory) -> None:
     engine.close()
 
 
-def _forward(streams: dict, lock: threading.Lock, send, stop: threading.Event) -> None:
+def _forward(streams: dict, lock: threading.Lock, send, stop: threading.Event, engine) -> None:
     """Every tick: the new ids of every stream, and the streams that ended, in one message."""
     while not stop.is_set():
         time.sleep(FORWARD_TICK_S)
@@ -195,4 +196,4 @@ def _forward(streams: dict, lock: threading.Lock, send, stop: threading.Event) -
                 with lock:
                     streams.pop(rid, None)
         if new_ids or ended:
-            send(("ids", new_ids, ended))
+            send(("ids", new_ids, ended, getattr(engine, "manager_restarts", 0)))

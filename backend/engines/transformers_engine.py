@@ -66,6 +66,7 @@ class TransformersEngine:
         self._lock = threading.Lock()
         self._closing = False
         self._counter = 0
+        self.manager_restarts = 0  # started again after a fatal error stopped it (/metrics)
         self._extra_processors = list(logits_processors or [])
         self.manager = self._new_manager()
         self._router = threading.Thread(target=self._route, name="cb-router", daemon=True)
@@ -154,7 +155,8 @@ class TransformersEngine:
         """Restart the manager if a fatal error stopped it (its requests were already failed)."""
         if self.manager.is_running() or self._closing:
             return
-        log.error("continuous batching manager stopped; starting a new one")
+        self.manager_restarts += 1
+        log.error("continuous batching manager stopped; starting a new one (restart %d)", self.manager_restarts)
         try:
             self.manager.stop(block=True, timeout=5)  # frees its cache before the new one is made
         except Exception:  # the old one is dead anyway

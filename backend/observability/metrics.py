@@ -11,6 +11,8 @@ a port of their own with --metrics-port; off otherwise.
     gpt_oss_chat_sign_in_failures_total               wrong passwords (and throttled tries)
     gpt_oss_chat_page_updates_total                   updates sent to pages (rate(): per second)
     gpt_oss_chat_model_restarts_total                 the model's process died and was started again
+    gpt_oss_chat_engine_failures                      requests the engine failed (refused, or ended with an error)
+    gpt_oss_chat_batching_restarts                    the continuous-batching manager started again after a fatal error
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ class Metrics:
         self.page_updates = Counter("gpt_oss_chat_page_updates", "Updates streamed to pages", registry=r)
         self.model_restarts = Counter("gpt_oss_chat_model_restarts", "Model processes restarted after dying",
                                       registry=r)
+        # Read from the worker when scraped (counts kept where they happen; the model's process says its own)
+        self.engine_failures = Gauge("gpt_oss_chat_engine_failures", "Requests the engine failed since the start",
+                                     registry=r)
+        self.batching_restarts = Gauge("gpt_oss_chat_batching_restarts",
+                                       "Continuous-batching manager restarts after a fatal error", registry=r)
 
     def watch(self, host) -> None:
         """Queue depth and active requests are read from the worker when scraped."""
@@ -55,6 +62,10 @@ class Metrics:
 
         self.queue.set_function(lambda: read("waiting"))
         self.active.set_function(lambda: read("active"))
+        worker = lambda: getattr(host, "_worker", None)  # noqa: E731
+        self.engine_failures.set_function(lambda: float(worker().health.failures if worker() else 0))
+        self.batching_restarts.set_function(
+            lambda: float(getattr(worker().engine, "manager_restarts", 0) if worker() else 0))
         host.on_restart = self.model_restarts.inc
 
     def answered(self, effort: str, done, via: str) -> None:

@@ -35,6 +35,7 @@ class HostStatus:
     description: EngineInfo = field(default_factory=EngineInfo)  # what runs (set once ready)
     detail: str | None = None  # what failed and what to do, for the operator (log, local single user)
     restarts: int = 0  # how often the model's process died and was started again since the app started
+    degraded: bool = False  # ready, but the engine failed a request lately and has served none since
 
 
 class ModelHost:
@@ -107,8 +108,9 @@ class ModelHost:
 
     def status(self) -> HostStatus:
         with self._lock:
-            s = self._status
-            return HostStatus(s.state, s.stage, s.fraction, s.error, s.description, s.detail, s.restarts)
+            s, worker = self._status, self._worker
+            return HostStatus(s.state, s.stage, s.fraction, s.error, s.description, s.detail, s.restarts,
+                              degraded=s.state == "ready" and worker is not None and worker.health.degraded)
 
     def worker(self) -> Worker:
         status = self.status()

@@ -30,6 +30,7 @@ READ_POLL_S = 0.1  # how often a waiting job re-checks cancel and its deadline
 # 40 times a second, not once per token (each wake-up costs the whole server interpreter time; pages
 # update at most 20 times a second anyway).
 READ_TICK_S = 0.025
+DEGRADED_S = 60.0  # how long one engine failure marks the worker degraded, unless a request is served first
 
 
 @dataclass
@@ -92,6 +93,29 @@ class Slots:
             self._cond.notify()
 
 
+class Health:
+    """Whether the engine is failing requests now: degraded from a failure (the engine refused a request or
+    ended one with an error) until a request is served again, or DEGRADED_S passed without one."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._failed_at: float | None = None
+        self.failures = 0  # requests the engine failed since the start (/metrics)
+
+    def failed(self) -> None:
+        with self._lock:
+            self._failed_at, self.failures = time.monotonic(), self.failures + 1
+
+    def served(self) -> None:
+        with self._lock:
+            self._failed_at = None
+
+    @property
+    def degraded(self) -> bool:
+        with self._lock:
+            return self._failed_at is not None and time.monotonic() - self._failed_at < DEGRADED_S
+
+
 class Worker:
     """Admission control, time limit and parsing in front of one engine."""
 
@@ -99,6 +123,7 @@ class Worker:
                  max_waiting: int = 64, time_limit_s: float = 600.0):
         self.engine, self.codec, self.time_limit_s = engine, codec, time_limit_s
         self.slots = Slots(max_active, max_waiting)
+        self.health = Health()
 
     @property
     def active(self) -> int:
@@ -201,6 +226,7 @@ class Job:
                                                      chat=self.worker.chat_prompt(self.request))
         except Exception as exc:  # one bad request must not take the worker down
             log.exception("engine refused a request")
+            self.worker.health.failed()
             yield Done(StopReason.ERROR, Stats(stop_reason=StopReason.ERROR), error=str(exc))
             return
         if self.cancelled:
@@ -228,6 +254,10 @@ class Job:
             if rest > 0 and not self._stream.closed:
                 time.sleep(rest)
         reason, error = self._stop_reason(last, timed_out)
+        if self._stream.finish_reason == StopReason.ERROR and not timed_out:
+            self.worker.health.failed()
+        elif reason in (StopReason.RETURN, StopReason.CALL, StopReason.LENGTH):
+            self.worker.health.served()
         for event in parser.finish():
             meter.saw(event)
             yield event

@@ -68,3 +68,24 @@ def dies_on_word(progress):
             pass
 
     return DiesOnWord()
+
+
+def restarted_twice(progress):
+    """An engine whose batching manager was started again twice (what /metrics reports), answering [7]."""
+    from backend.engines.base import TokenStream
+    from core.events import StopReason
+
+    class Restarted:
+        description = EngineInfo(model="restarted")
+        manager_restarts = 2
+
+        def submit(self, prompt_ids, params, stop_ids, chat=None):
+            stream = TokenStream()
+            stream.push([7])
+            stream.close(StopReason.STOP_ID)
+            return stream
+
+        def close(self):
+            pass
+
+    return Restarted()
