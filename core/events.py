@@ -97,11 +97,14 @@ class Stats:
     stop_reason: str = ""
     tool_calls: int = 0
     tool_time: float = 0.0  # seconds spent running tools, apart from the model's time
+    context_tokens: int | None = None  # the (last) generation's prompt and output: the context it used
+    context_window: int | None = None  # what the engine could hold for it
 
     def message_fields(self) -> dict:
         """The figures a stored answer keeps (its message's columns)."""
         return {"reasoning_tokens": self.reasoning_tokens, "answer_tokens": self.answer_tokens, "ttft": self.ttft,
-                "reasoning_time": self.reasoning_time, "tokens_per_s": self.tokens_per_s}
+                "reasoning_time": self.reasoning_time, "tokens_per_s": self.tokens_per_s,
+                "context_tokens": self.context_tokens, "context_window": self.context_window}
 
 
 @dataclass(frozen=True)

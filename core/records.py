@@ -63,6 +63,9 @@ class MessageView:
     ttft: float | None = None
     reasoning_time: float | None = None
     tokens_per_s: float | None = None
+    context_tokens: int | None = None  # what the last generation held: its prompt and its output
+    context_window: int | None = None  # what the engine could hold for it
+    left_out: int | None = None  # the earliest messages not in the prompt (the conversation outgrew the window)
     created: str = ""
 
 

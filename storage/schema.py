@@ -67,6 +67,11 @@ class Message(Base):
     ttft: Mapped[float | None] = mapped_column(Float)
     reasoning_time: Mapped[float | None] = mapped_column(Float)
     tokens_per_s: Mapped[float | None] = mapped_column(Float)
+    # the context the answer's last generation used (prompt and output) of what the engine holds, and how
+    # many of the earliest messages were left out of its prompt to fit (migration 0007)
+    context_tokens: Mapped[int | None] = mapped_column(Integer)
+    context_window: Mapped[int | None] = mapped_column(Integer)
+    left_out: Mapped[int | None] = mapped_column(Integer)
     created: Mapped[dt.datetime] = mapped_column(nullable=False, default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")

@@ -310,3 +310,24 @@ def test_migration_to_stored_responses_keeps_conversations(url):
     downgrade(engine, "0005")
     assert "api_responses" not in inspect(engine).get_table_names()
     upgrade(engine)
+
+
+def test_migration_to_context_figures_keeps_answers(url):
+    """0006 -> 0007: answers gain what context they used and how many messages were left out of it; an
+    answer stored before has neither (shown without them); down and up again."""
+    engine = open_engine(url)
+    upgrade(engine, "0006")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO conversations VALUES ('" + "e" * 32 + "', 'alice', 'Old', "
+                          "'2026-01-01 00:00:00', '2026-01-01 00:00:00', '{}')"))
+    old = Repository.open(url)  # upgrades to head
+    mid = old.add_message("alice", "e" * 32, "assistant", "an answer")
+    [before] = old.get("alice", "e" * 32).messages
+    assert (before.context_tokens, before.context_window, before.left_out) == (None, None, None)
+    old.save_message("alice", mid, context_tokens=1200, context_window=32768, left_out=3)
+    [after] = old.get("alice", "e" * 32).messages
+    assert (after.context_tokens, after.context_window, after.left_out) == (1200, 32768, 3)
+    downgrade(engine, "0006")
+    assert "left_out" not in {c["name"] for c in inspect(engine).get_columns("messages")}
+    upgrade(engine)
+    assert old.get("alice", "e" * 32).messages[0].content == "an answer"

@@ -59,10 +59,18 @@ def stats_line(m: MessageView) -> str:
     if runs:  # tool time apart from the model's
         seconds = sum(e.seconds or 0 for e in runs)
         bits.append(f"{len(runs)} tool call{'s' * (len(runs) != 1)} in {seconds:.1f} s")
+    if m.context_tokens and m.context_window:
+        bits.append(f"context {_thousands(m.context_tokens)} / {_thousands(m.context_window)} tokens")
+    if m.left_out:
+        bits.append(f"the {m.left_out} earliest message{'s' * (m.left_out != 1)} not in the model's context")
     note = status_note(m.status, m.stop_reason)
     if note:
         bits.append(note)
     return " · ".join(bits)
+
+
+def _thousands(tokens: int) -> str:
+    return f"{tokens / 1000:.1f}k" if tokens >= 1000 else str(tokens)
 
 
 def _step_message(step: DisplayStep, pages: dict) -> gr.ChatMessage:

@@ -82,7 +82,9 @@ COMMON = [
 CHAT_COMPLETIONS = COMMON + [
     _honoured("messages", "system/developer (instructions), user, assistant (with reasoning_content and "
                           "tool_calls), tool."),
-    _honoured("max_tokens", "the answer's token budget, reasoning included (1 to the model's window)."),
+    _honoured("max_tokens", "the answer's token budget, reasoning included (1 to the model's window); cut to "
+                            "what the window leaves after the prompt. A prompt that does not fit: 400 "
+                            "context_length_exceeded."),
     _honoured("max_completion_tokens", "as max_tokens."),
     _honoured("reasoning_effort", "low, medium or high: harmony's reasoning effort."),
     _honoured("reasoning", '{"effort": ...}, as reasoning_effort.'),
@@ -113,7 +115,8 @@ RESPONSES = COMMON + [
     _honoured("instructions", "the developer instructions (not carried over by previous_response_id)."),
     _honoured("reasoning", '{"effort": low|medium|high, "summary": ...}: the reasoning comes back in full as '
                            "reasoning_text where the display policy allows, as a summary where it says summary."),
-    _honoured("max_output_tokens", "the answer's token budget, reasoning included."),
+    _honoured("max_output_tokens", "the answer's token budget, reasoning included; cut to what the window "
+                                   "leaves after the prompt."),
     _honoured("previous_response_id", "a stored response of the same owner: its conversation goes on."),
     _honoured("text", '{"format": {"type": "text"}} only (structured output is refused, as response_format).'),
     _honoured("include", "reasoning.encrypted_content returns the reasoning as an opaque (encoded, not "

@@ -34,6 +34,7 @@ class AgentLoop:
         self.job, self._resubmit, self.tools = job, resubmit, tools
         self.prompt_tokens = len(getattr(job, "prompt", ()))  # every step reads its whole prompt again
         self.prior = list(prior)  # the turn's steps before a pause (a user function's result came in)
+        self.left_out = 0  # the oldest turns its prompts leave out (a conversation longer than the window)
         self.max_tool_calls, self.max_new_tokens = max_tool_calls, max_new_tokens
         self.deadline = time.monotonic() + time_limit_s
         self.time_limit_s = time_limit_s
@@ -160,4 +161,5 @@ def merge_stats(steps: list[Stats], reason, calls: int, tool_time: float) -> Sta
                  reasoning_tokens=sum(s.reasoning_tokens for s in steps),
                  answer_tokens=sum(s.answer_tokens for s in steps), total_tokens=sum(s.total_tokens for s in steps),
                  tokens_per_s=sum(s.total_tokens - 1 for s in timed) / seconds if seconds > 0 else first.tokens_per_s,
-                 stop_reason=reason, tool_calls=calls, tool_time=tool_time)
+                 stop_reason=reason, tool_calls=calls, tool_time=tool_time,
+                 context_tokens=steps[-1].context_tokens, context_window=steps[-1].context_window)

@@ -315,6 +315,7 @@ class ChatService:
 
     def _run_turn(self, owner: str, conversation_id: str, history: list[MessageView], job,
                   live: MessageView) -> Iterator[Snapshot]:
+        live.left_out = getattr(job, "left_out", 0) or None  # said on the answer: what the model did not see
         turn = LiveAnswer(owner, conversation_id, history, live, job, saver=self.saver,
                         save=lambda m, status: self.pipeline.finish(owner, m, None, status=status),
                         finish=lambda m, done: self.pipeline.finish(owner, m, done), on_end=self._ended,

@@ -29,11 +29,12 @@ from backend.serving.worker import ChatRequest
 from backend.tools.toolbox import Toolbox
 from backend.tools.user_functions import CLIENT, parse_user_functions
 from core.config import DEFAULT_TEMPERATURE, DEMO_TEMPERATURE, MAX_MESSAGE_CHARS, MODEL_WINDOW
-from core.errors import InputError
+from core.errors import ContextLengthError, InputError
 from core.events import Done, ToolResult
 from core.records import MessageStatus, MessageView
 from storage.repository import Repository, title_from
 
+ANSWER_ROOM = 2_048  # tokens a page's answer gets at least: older messages are left out to make room
 CLIENT_INSTRUCTIONS_CHARS = 200_000  # an API client's instructions (the model's window bounds the prompt anyway)
 BUILT_IN_NAMESPACES = ("python", "browser")  # harmony's own tools: the system message, not OpenAI `tools`
 
@@ -151,12 +152,21 @@ class TurnPipeline:
                              "(--server-api completions or llamacpp), or send tool_choice \"auto\".")
         settings = self.prompt_settings(options, client_functions=client_functions)
 
+        left = {"out": 0}  # how many of the oldest turns this turn's prompts leave out (set once, by _fitted)
+
         def request(steps: list[dict], tokens: int, seconds: float | None = None) -> ChatRequest:
             so_far = [PromptMessage("assistant", "", harmony=list(steps))] if steps else []
-            return ChatRequest(turns + so_far, settings, options.temperature, tokens, seconds, options.top_p,
-                               call=call if not steps else None)
+            return ChatRequest(turns[left["out"]:] + so_far, settings, options.temperature, tokens, seconds,
+                               options.top_p, call=call if not steps else None,
+                               min_answer=1 if client_functions else min(ANSWER_ROOM, options.max_new_tokens))
 
-        job = self.oversight.submit(worker, request(list(prior), options.max_new_tokens))
+        def first(out: int) -> ChatRequest:
+            left["out"] = out
+            return request(list(prior), options.max_new_tokens)
+
+        # An API client sends what it wants read (too long is its 400, nothing is dropped); a page's long
+        # conversation keeps working without its oldest messages, and the answer says so.
+        job = self.oversight.submit(worker, first(0)) if client_functions else self._fitted(worker, len(turns), first)
         if client_functions and not options.tools:
             return job  # the client runs every function: its one generation is the turn
         enabled = options.tools if client_functions else self.enabled_tools(options.tools)
@@ -167,8 +177,35 @@ class TurnPipeline:
         def resubmit(steps: list[dict], tokens: int, seconds: float):
             return self.oversight.submit(self.host.worker(), request(steps, tokens, seconds))
 
-        return AgentLoop(job, resubmit, session, max_tool_calls=self.max_tool_calls, time_limit_s=worker.time_limit_s,
+        loop = AgentLoop(job, resubmit, session, max_tool_calls=self.max_tool_calls, time_limit_s=worker.time_limit_s,
                          max_new_tokens=options.max_new_tokens, prior=prior)
+        loop.left_out = left["out"]
+        return loop
+
+    def _fitted(self, worker, count: int, first):
+        """The turn's first job, with as few of its `count` oldest turns left out as make it fit (never the
+        newest turn, nor the system and developer messages); `first(n)` is the request leaving out n. Each
+        try renders the prompt; the tries halve the range (a few renders for hundreds of messages)."""
+        try:
+            return self.oversight.submit(worker, first(0))
+        except ContextLengthError:
+            if count < 2:
+                raise
+        low, high, found = 1, count - 1, None
+        while low <= high:
+            middle = (low + high) // 2
+            try:
+                job = self.oversight.submit(worker, first(middle))
+            except ContextLengthError:
+                low = middle + 1
+                continue
+            if found is not None:
+                found[0].discard()  # a longer prompt that fits: give its slot back
+            found, high = (job, middle), middle - 1
+        if found is None:  # even the newest message alone does not fit: its error says so
+            return self.oversight.submit(worker, first(count - 1))
+        first(found[1])  # the agent loop's later steps leave out the same turns
+        return found[0]
 
     # -- 3. store -------------------------------------------------------------------------------
 
@@ -265,7 +302,7 @@ class TurnPipeline:
         error, figures and harmony messages from there); without, it was stopped, failed or interrupted
         (`status`) and keeps what it has."""
         fields = dict(content=answer.content, reasoning=self.policy.stored(answer.reasoning),
-                      reasoning_summary=answer.reasoning_summary, trace=answer.trace)
+                      reasoning_summary=answer.reasoning_summary, trace=answer.trace, left_out=answer.left_out)
         if done is not None:
             answer.status = MessageStatus.after(done.stop_reason)
             answer.stop_reason, answer.error = done.stop_reason, done.error

@@ -44,6 +44,9 @@ class ChatRequest:
     # tool_choice: None, the model chooses; a name, the answer starts as a call to functions.NAME; "",
     # as a call to one of the functions (harmony's header begun for the model: codec.call_header)
     call: str | None = None
+    # the least answer budget worth running with: a page's turn makes room for it by leaving out its oldest
+    # messages (the pipeline); an API request's prompt is refused only when it fills the window
+    min_answer: int = 1
 
 
 class Slots:
@@ -150,7 +153,7 @@ class Worker:
         """The request within what the engine can hold for it: a prompt that does not fit is refused
         (never admitted to wait for room that cannot come); the answer's budget is at most what is left."""
         window = getattr(self.engine.description, "context", None) or MODEL_WINDOW
-        if prompt_tokens >= window:
+        if prompt_tokens + min(request.min_answer, request.max_new_tokens) > window:
             raise ContextLengthError(prompt_tokens, window)
         return replace(request, max_new_tokens=min(request.max_new_tokens, window - prompt_tokens))
 
@@ -262,6 +265,8 @@ class Job:
             meter.saw(event)
             yield event
         stats = meter.finish(reason, self._stream.usage)
+        stats.context_tokens = len(self.prompt) + stats.total_tokens
+        stats.context_window = getattr(self.worker.engine.description, "context", None) or MODEL_WINDOW
         yield Done(reason, stats, error=error, malformed=parser.malformed,
                    harmony_messages=tuple(parser.messages))
 
