@@ -255,18 +255,21 @@ def test_a_conversation_longer_than_the_window_leaves_out_its_oldest_messages_an
 
     host = ModelHost(forced_engine(num_blocks=4), codec, {})
     host.start(background=False)
-    service = ChatService(repo, host)
-    long = " ".join(f"fact{i}" for i in range(120))  # ~300 tokens
-    cid, answers = None, []
-    for turn in range(4):
-        snaps = list(service.send("alice", cid, f"Remember {turn}: {long}", ChatOptions(max_new_tokens=300)))
-        cid = snaps[0].conversation_id
-        answers.append(repo.get("alice", cid).messages[-1])
-    first, last = answers[0], answers[-1]
-    assert first.left_out is None and first.context_window == 1024 and 0 < first.context_tokens <= 1024
-    assert last.status == "complete" and last.left_out >= 2 and last.context_tokens <= 1024
-    assert f"the {last.left_out} earliest messages not in the model's context" in stats_line(last)
-    assert "context " in stats_line(last) and " / 1.0k tokens" in stats_line(last)
-    with pytest.raises(ContextLengthError, match="1,024"):
-        list(service.send("alice", cid, " ".join(f"w{i}" for i in range(1500)), ChatOptions(max_new_tokens=300)))
-    assert repo.get("alice", cid).messages[-1].content.startswith("w0 w1")  # the message was kept
+    try:  # closed at the end: its batching loop is a thread that would keep the test process alive
+        service = ChatService(repo, host)
+        long = " ".join(f"fact{i}" for i in range(120))  # ~300 tokens
+        cid, answers = None, []
+        for turn in range(4):
+            snaps = list(service.send("alice", cid, f"Remember {turn}: {long}", ChatOptions(max_new_tokens=300)))
+            cid = snaps[0].conversation_id
+            answers.append(repo.get("alice", cid).messages[-1])
+        first, last = answers[0], answers[-1]
+        assert first.left_out is None and first.context_window == 1024 and 0 < first.context_tokens <= 1024
+        assert last.status == "complete" and last.left_out >= 2 and last.context_tokens <= 1024
+        assert f"the {last.left_out} earliest messages not in the model's context" in stats_line(last)
+        assert "context " in stats_line(last) and " / 1.0k tokens" in stats_line(last)
+        with pytest.raises(ContextLengthError, match="1,024"):
+            list(service.send("alice", cid, " ".join(f"w{i}" for i in range(1500)), ChatOptions(max_new_tokens=300)))
+        assert repo.get("alice", cid).messages[-1].content.startswith("w0 w1")  # the message was kept
+    finally:
+        host.close()
