@@ -71,10 +71,11 @@ def forced_engine(text: str = LONG_ANSWER):
     return make
 
 
-def demo_engine(codec, data):
+def demo_engine(codec, data, scheduler: str | None = None):
     from backend.demo.model import ensure_built
     from backend.engines.loader import load_model
     from backend.engines.transformers_engine import TransformersEngine
 
     folder = ensure_built(data / "demo-model", codec, lambda s, f: None)
-    return TransformersEngine(load_model(str(folder)).model, seed=0, description=EngineInfo(model="demo"))
+    return TransformersEngine(load_model(str(folder)).model, seed=0, description=EngineInfo(model="demo"),
+                              scheduler=scheduler)

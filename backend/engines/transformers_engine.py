@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Callable
 
+from backend.engines import scheduling
 from backend.engines.base import EngineInfo, SamplingParams, TokenStream
 from core.errors import GenerationError
 from core.events import StopReason
@@ -48,8 +49,11 @@ class TransformersEngine:
     def __init__(self, model, *, description: EngineInfo | None = None, do_sample: bool = True,
                  max_batch_tokens: int | None = None, num_blocks: int | None = None,
                  logits_processors: list | None = None, seed: int | None = None,
-                 use_cuda_graph: bool | None = None):
+                 use_cuda_graph: bool | None = None, scheduler: str | None = None):
         self.model = model
+        # which requests share a step: ours (backend/engines/scheduling.py) unless a bench compares another
+        ours = scheduling.register()
+        self._scheduler = scheduler or ours
         self.description = description or EngineInfo(model=getattr(model, "name_or_path", "?"))
         self.do_sample = do_sample
         if num_blocks is None and model.device.type == "cpu":
@@ -141,7 +145,7 @@ class TransformersEngine:
         gen = GenerationConfig(do_sample=self.do_sample, max_new_tokens=1024, top_p=None, top_k=None,
                                temperature=_PLACEHOLDER_TEMPERATURE if self.do_sample else None,
                                eos_token_id=-1, pad_token_id=0)
-        cb = ContinuousBatchingConfig(per_request_processors=True, **self._cb_args)
+        cb = ContinuousBatchingConfig(per_request_processors=True, scheduler_type=self._scheduler, **self._cb_args)
         if self._extra_processors:
             self.model._get_logits_processor = self._with_extra_processors()  # instance attribute
         try:
