@@ -71,6 +71,7 @@ def main() -> None:
     app = App(forced_engine())
     service, url = app.service, app.url
     convs = {n: seed_conversation(service.repo, n) for n in (2, 200)}
+    seeded = {n: service.repo.get("local", cid).leaf_id for n, cid in convs.items()}
     per_token, page_per_token, page_per_update = {2: [], 200: []}, {2: [], 200: []}, {2: [], 200: []}
     for _ in range(4):
         for n, cid in convs.items():
@@ -83,7 +84,7 @@ def main() -> None:
             per_token[n].append(cpu / tokens)
             page_per_token[n].append(page / tokens)
             page_per_update[n].append(page / updates)
-            service.repo.truncate("local", cid, n)  # back to the same history for the next round
+            service.repo.show_branch("local", cid, seeded[n], descend=False)  # the same history next round
     app.close()
     med = {n: statistics.median(v[1:]) for n, v in per_token.items()}  # the first round warms up
     page = {n: statistics.median(v[1:]) for n, v in page_per_token.items()}

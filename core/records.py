@@ -67,6 +67,15 @@ class MessageView:
     context_window: int | None = None  # what the engine could hold for it
     left_out: int | None = None  # the earliest messages not in the prompt (the conversation outgrew the window)
     created: str = ""
+    parent_id: int | None = None  # the message this one follows in the conversation's tree (storage/tree.py)
+    # on a branch read from storage: this message and its siblings (other answers, other edits), oldest
+    # first; the page shows "‹ i / n ›" when there is more than one
+    siblings: list[int] = field(default_factory=list)
+
+    @property
+    def branch_index(self) -> int:
+        """Which of its siblings this message is, from 1 (0 when not known)."""
+        return self.siblings.index(self.id) + 1 if self.id in self.siblings else 0
 
 
 @dataclass
@@ -77,6 +86,7 @@ class ConversationView:
     updated: str
     settings: dict
     messages: list[MessageView] = field(default_factory=list)
+    leaf_id: int | None = None  # the last message of the branch shown
 
 
 @dataclass

@@ -20,10 +20,11 @@ from sqlalchemy.orm import sessionmaker
 
 from core.errors import NotFoundError
 from core.records import ConversationView, MessageStatus, MessageView, SearchHit
-from core.steps import display_steps, fenced
 from core.trace import Step, ToolCallStep, ToolResultStep, from_json, to_json
 from storage.db import open_engine, upgrade
+from storage.exports import conversation_json, conversation_markdown
 from storage.schema import Conversation, Message, Share, utcnow
+from storage.tree import Tree
 
 CONVERSATION_ID = re.compile(r"^[0-9a-f]{32}$")
 TITLE_CHARS = 60
@@ -41,7 +42,7 @@ _INSERT_CONVERSATION = insert(_CONVERSATIONS)
 _INSERT_MESSAGE = insert(_MESSAGES)
 _UPDATE_CONVERSATION = update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == bindparam("p_id"))  # SET: the other keys
 _UPDATE_MESSAGE = update(_MESSAGES).where(_MESSAGES.c.id == bindparam("p_mid"))
-_OWNER_OF = select(_CONVERSATIONS.c.owner).where(_CONVERSATIONS.c.id == bindparam("p_id"))
+_OWNER_OF = select(_CONVERSATIONS.c.owner, _CONVERSATIONS.c.leaf_id).where(_CONVERSATIONS.c.id == bindparam("p_id"))
 _NEXT_POSITION = (select(func.coalesce(func.max(_MESSAGES.c.position), -1) + 1)
                   .where(_MESSAGES.c.conversation_id == bindparam("p_id")))
 _OWNED_MESSAGE = (select(_MESSAGES.c.conversation_id)
@@ -49,8 +50,8 @@ _OWNED_MESSAGE = (select(_MESSAGES.c.conversation_id)
                   .where(_MESSAGES.c.id == bindparam("p_mid"), _CONVERSATIONS.c.owner == bindparam("p_owner")))
 _TITLES = (select(_CONVERSATIONS.c.id, _CONVERSATIONS.c.title).where(_CONVERSATIONS.c.owner == bindparam("p_owner"))
            .order_by(_CONVERSATIONS.c.updated.desc()).limit(bindparam("p_limit")))
-_LAST_MESSAGE = (select(Message).where(Message.conversation_id == bindparam("p_id"))
-                 .order_by(Message.position.desc()).limit(1))
+_LEAF_MESSAGE = select(Message).where(Message.id == bindparam("p_leaf"), Message.conversation_id == bindparam("p_id"))
+LEAF = object()  # a new message's parent by default: the last message of the branch shown
 
 
 def title_from(text_: str) -> str:
@@ -60,16 +61,18 @@ def title_from(text_: str) -> str:
     return (line[: TITLE_CHARS - 1] + "…") if len(line) > TITLE_CHARS else (line or "New chat")
 
 
-def _message_view(m: Message) -> MessageView:
+def _message_view(m: Message, tree: Tree | None = None) -> MessageView:
     values = {f: getattr(m, f) for f in MESSAGE_FIELDS}
     return MessageView(id=m.id, position=m.position, role=m.role, trace=from_json(json.loads(m.trace or "[]")),
-                       harmony=json.loads(m.harmony or "[]"), created=m.created.isoformat(), **values)
+                       harmony=json.loads(m.harmony or "[]"), created=m.created.isoformat(), parent_id=m.parent_id,
+                       siblings=tree.siblings(m.id) if tree else [], **values)
 
 
-def _conversation_view(c: Conversation, messages: list[Message] | None = None) -> ConversationView:
+def _conversation_view(c: Conversation, messages: list[Message] | None = None, tree: Tree | None = None,
+                       leaf_id: int | None = None) -> ConversationView:
     return ConversationView(id=c.id, title=c.title, created=c.created.isoformat(), updated=c.updated.isoformat(),
-                            settings=json.loads(c.settings or "{}"),
-                            messages=[_message_view(m) for m in (messages or [])])
+                            settings=json.loads(c.settings or "{}"), leaf_id=leaf_id,
+                            messages=[_message_view(m, tree) for m in (messages or [])])
 
 
 def tools_text(steps: list[Step]) -> str:
@@ -81,23 +84,6 @@ def tools_text(steps: list[Step]) -> str:
         elif isinstance(step, ToolResultStep):
             parts.append(step.output)
     return "\n".join(parts)
-
-
-def message_data(m: MessageView) -> dict:
-    """A message as plain JSON data (exports, share snapshots, the API's open_conversation)."""
-    return {**m.__dict__, "trace": to_json(m.trace)}
-
-
-def _markdown_steps(m: MessageView, include_reasoning: bool) -> list[str]:
-    """The turn's steps in order, each in a closed <details>: thoughts, preambles, tool runs."""
-    lines = []
-    for step in display_steps(m, include_reasoning=include_reasoning):
-        if step.kind == "tool":
-            body = fenced(step.call.arguments if step.call else "") + "\n\n" + fenced(step.result.output if step.result else "")
-        else:
-            body = step.text
-        lines += ["", f"<details><summary>{step.title}</summary>", "", body, "", "</details>"]
-    return lines
 
 
 def fts_query(query: str) -> str:
@@ -154,10 +140,13 @@ class Repository:
         self._not_found_unless(conv is not None and conv.owner == owner)
         return conv
 
-    def _check_owned(self, connection, owner: str, conversation_id: str) -> None:
-        """NotFoundError unless the conversation exists and is the owner's (one primary-key read)."""
+    def _check_owned(self, connection, owner: str, conversation_id: str) -> int | None:
+        """NotFoundError unless the conversation exists and is the owner's (one primary-key read); returns
+        the last message of its branch shown."""
         self._not_found_unless(isinstance(conversation_id, str) and CONVERSATION_ID.match(conversation_id))
-        self._not_found_unless(connection.execute(_OWNER_OF, {"p_id": conversation_id}).scalar() == owner)
+        row = connection.execute(_OWNER_OF, {"p_id": conversation_id}).first()
+        self._not_found_unless(row is not None and row.owner == owner)
+        return row.leaf_id
 
     def create_conversation(self, owner: str, title: str = "New chat", settings: dict | None = None) -> str:
         conv_id = self.new_conversation_id()
@@ -178,18 +167,45 @@ class Repository:
         with self.engine.connect() as c:
             return [(cid, title) for cid, title in c.execute(_TITLES, {"p_owner": owner, "p_limit": limit})]
 
-    def get(self, owner: str, conversation_id: str) -> ConversationView:
+    def _read(self, s, owner: str, conversation_id: str) -> tuple[Conversation, list[Message], Tree]:
+        conv = self._owned(s, owner, conversation_id)
+        messages = s.scalars(select(Message).where(Message.conversation_id == conv.id)
+                             .order_by(Message.position)).all()
+        return conv, list(messages), Tree.of(messages)
+
+    def get(self, owner: str, conversation_id: str, upto: int | None = None) -> ConversationView:
+        """The conversation with the branch shown (top to its leaf), or the branch that ends at message `upto`
+        (NotFoundError when not the conversation's). Each message lists its siblings."""
         with self.session() as s:
-            conv = self._owned(s, owner, conversation_id)
-            messages = s.scalars(select(Message).where(Message.conversation_id == conv.id)
-                                 .order_by(Message.position)).all()
-            return _conversation_view(conv, list(messages))
+            conv, messages, tree = self._read(s, owner, conversation_id)
+            if upto is not None and upto not in tree.nodes:
+                raise NotFoundError("This message does not exist.")
+            path = tree.path(upto if upto is not None else conv.leaf_id)
+            return _conversation_view(conv, [tree.nodes[i] for i in path], tree, path[-1] if path else None)
+
+    def tree(self, owner: str, conversation_id: str) -> ConversationView:
+        """The conversation with every message of every branch, in the order written (`leaf_id`: the
+        branch shown ends there)."""
+        with self.session() as s:
+            conv, messages, tree = self._read(s, owner, conversation_id)
+            path = tree.path(conv.leaf_id)
+            return _conversation_view(conv, messages, tree, path[-1] if path else None)
+
+    def show_branch(self, owner: str, conversation_id: str, message_id: int, descend: bool = True) -> int:
+        """Show the branch through a message (its newest answers below it, unless not `descend`) from now
+        on, on every page and for the next message; returns the branch's last message."""
+        with self.writing() as s:
+            conv, messages, tree = self._read(s, owner, conversation_id)
+            if message_id not in tree.nodes:
+                raise NotFoundError("This message does not exist.")
+            conv.leaf_id = tree.newest_leaf(message_id) if descend else message_id
+            return conv.leaf_id
 
     def last_message(self, owner: str, conversation_id: str) -> MessageView | None:
-        """The conversation's last message (None when it has none), without reading the others."""
+        """The last message of the branch shown (None when there is none), without reading the others."""
         with self.session() as s:
-            self._check_owned(s.connection(), owner, conversation_id)
-            m = s.scalars(_LAST_MESSAGE, {"p_id": conversation_id}).first()
+            leaf = self._check_owned(s.connection(), owner, conversation_id)
+            m = s.scalars(_LEAF_MESSAGE, {"p_id": conversation_id, "p_leaf": leaf}).first()
             return _message_view(m) if m is not None else None
 
     def rename(self, owner: str, conversation_id: str, title: str) -> None:
@@ -214,8 +230,9 @@ class Repository:
     def add_user_message(self, owner: str, conversation_id: str, text_: str, settings: dict, *,
                          new: bool = False, answer: dict | None = None) -> int | None:
         """A user's message with the chat's settings in one transaction, committed at once (the text is
-        safe before the model runs). `new`: the conversation is created too, titled by the message.
-        `answer`: the fields of the answer's placeholder, stored after it; returns its id.
+        safe before the model runs), after the last message of the branch shown. `new`: the conversation
+        is created too, titled by the message. `answer`: the fields of the answer's placeholder, stored
+        after it; returns its id.
 
         Plain SQL statements, not the ORM's unit of work: every chat's start passes through here, and
         the shorter the transaction, the sooner the next chat starts."""
@@ -228,15 +245,15 @@ class Repository:
             if new:
                 c.execute(_INSERT_CONVERSATION, {"id": conversation_id, "owner": owner, "title": title_from(text_),
                                                  "settings": encoded, "created": now, "updated": now})
-                position = 0
+                position, last = 0, None
             else:
-                self._check_owned(c, owner, conversation_id)
+                last = self._check_owned(c, owner, conversation_id)
                 position = self._next_position(c, conversation_id)
-                c.execute(_UPDATE_CONVERSATION, {"p_id": conversation_id, "settings": encoded, "updated": now})
-            last = None
             for i, row in enumerate(rows):
                 last = c.execute(_INSERT_MESSAGE, {"conversation_id": conversation_id, "position": position + i,
-                                                   "created": now, **row}).inserted_primary_key[0]
+                                                   "created": now, "parent_id": last, **row}).inserted_primary_key[0]
+            c.execute(_UPDATE_CONVERSATION, {"p_id": conversation_id, "settings": encoded, "updated": now,
+                                             "leaf_id": last})
             return last if answer is not None else None
 
     def delete(self, owner: str, conversation_id: str) -> None:
@@ -248,16 +265,20 @@ class Repository:
 
     # -- messages ------------------------------------------------------------------------
 
-    def add_message(self, owner: str, conversation_id: str, role: str, content: str, **fields) -> int:
-        """Append a message and commit at once (the user's text is safe before the model runs)."""
+    def add_message(self, owner: str, conversation_id: str, role: str, content: str, parent=LEAF, **fields) -> int:
+        """Add a message after `parent` (by default the last of the branch shown; None: a new first
+        message) and commit at once (the user's text is safe before the model runs). The branch shown
+        ends at it from now on."""
         with self.writing() as s:
             conv = self._owned(s, owner, conversation_id)
             position = self._next_position(s, conv.id)
+            parent = conv.leaf_id if parent is LEAF else parent
             message = Message(conversation_id=conv.id, position=position, role=role, content=content,
-                              **self._encode(fields))
+                              parent_id=parent, **self._encode(fields))
             s.add(message)
             conv.updated = utcnow()
             s.flush()
+            conv.leaf_id = message.id
             return message.id
 
     def save_message(self, owner: str, message_id: int, **fields) -> None:
@@ -289,13 +310,6 @@ class Repository:
                 for owner, mid, f in items]
         with self.writing() as s:
             s.connection().execute(stmt, rows)
-
-    def truncate(self, owner: str, conversation_id: str, from_position: int) -> None:
-        """Delete the messages at and after a position (regenerate, edit)."""
-        with self.writing() as s:
-            conv = self._owned(s, owner, conversation_id)
-            s.execute(delete(Message).where(Message.conversation_id == conv.id,
-                                            Message.position >= from_position))
 
     @staticmethod
     def _encode(fields: dict) -> dict:
@@ -348,21 +362,9 @@ class Repository:
         return [(cid, title, mid, role, content[:120]) for cid, title, mid, role, content in rows]
 
     def export_json(self, owner: str, conversation_id: str, view=None) -> dict:
-        """`view`: what the caller may show of the messages (a function of the list; the reasoning policy)."""
-        conv = self.get(owner, conversation_id)
-        messages = view(conv.messages) if view else conv.messages
-        return {"format": "gpt-oss-chat/1", "id": conv.id, "title": conv.title, "created": conv.created,
-                "updated": conv.updated, "settings": conv.settings,
-                "messages": [message_data(m) for m in messages]}
+        """Every branch (storage/exports.py). `view`: what the caller may show of the messages (the policy)."""
+        return conversation_json(self.tree(owner, conversation_id), view)
 
     def export_markdown(self, owner: str, conversation_id: str, include_reasoning: bool = True, view=None) -> str:
-        conv = self.get(owner, conversation_id)
-        lines = [f"# {conv.title}", ""]
-        for m in (view(conv.messages) if view else conv.messages):
-            lines.append(f"## {'You' if m.role == 'user' else 'Assistant'}")
-            if m.role == "assistant":
-                lines += _markdown_steps(m, include_reasoning)
-            lines += ["", m.content, ""]
-            if m.role == "assistant" and m.status != MessageStatus.COMPLETE:
-                lines += [f"*({m.status})*", ""]
-        return "\n".join(lines)
+        """The branch shown (storage/exports.py)."""
+        return conversation_markdown(self.get(owner, conversation_id), include_reasoning, view)

@@ -32,6 +32,8 @@ class Conversation(Base):
     created: Mapped[dt.datetime] = mapped_column(nullable=False, default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(nullable=False, default=utcnow)
     settings: Mapped[str] = mapped_column(Text, nullable=False, default="{}")  # JSON
+    # the last message of the branch shown (storage/tree.py); None: no message yet (migration 0008)
+    leaf_id: Mapped[int | None] = mapped_column(Integer)
 
     messages: Mapped[list["Message"]] = relationship(
         back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True,
@@ -48,7 +50,9 @@ class Message(Base):
     conversation_id: Mapped[str] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
     )
-    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    position: Mapped[int] = mapped_column(Integer, nullable=False)  # the order written in, unique per conversation
+    # the message this one follows (None: the first); siblings are the other answers or edits (migration 0008)
+    parent_id: Mapped[int | None] = mapped_column(Integer)
     role: Mapped[str] = mapped_column(String(16), nullable=False)  # user | assistant
     content: Mapped[str] = mapped_column(Text, nullable=False, default="")
     reasoning: Mapped[str] = mapped_column(Text, nullable=False, default="")

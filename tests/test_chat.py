@@ -135,23 +135,48 @@ def test_others_cannot_stop_or_continue_my_chat(service):
         service.send("mallory", cid, "hello?", OPTS)
 
 
-def test_regenerate_replaces_the_last_answer(service, repo):
+def test_regenerate_adds_an_answer_beside_the_others_and_each_keeps_its_own(service, repo):
     cid = list(service.send("alice", None, "hi", OPTS))[0].conversation_id
     list(service.regenerate("alice", cid, ChatOptions(effort="low", max_new_tokens=400)))
+    list(service.regenerate("alice", cid, ChatOptions(effort="high", max_new_tokens=400)))
     messages = repo.get("alice", cid).messages
     assert [m.role for m in messages] == ["user", "assistant"]
-    assert messages[1].effort == "low"
+    answer = messages[1]
+    assert (answer.effort, answer.branch_index, len(answer.siblings)) == ("high", 3, 3)
+    first = repo.tree("alice", cid).messages[1]
+    assert first.effort == OPTS.effort and first.reasoning and first.reasoning_tokens  # kept whole
+    service.show_branch("alice", cid, first.id)
+    list(service.send("alice", cid, "and then?", OPTS))  # a follow-up goes on from the branch shown
+    path = repo.get("alice", cid).messages
+    assert [m.id for m in path[:2]] == [messages[0].id, first.id] and path[2].content == "and then?"
+    with pytest.raises(NotFoundError):
+        service.show_branch("bob", cid, first.id)
 
 
-def test_edit_an_earlier_message_and_answer_from_there(service, repo):
+def test_edit_an_earlier_message_and_answer_from_there_keeping_the_old_branch(service, repo):
     cid = list(service.send("alice", None, "first question", OPTS))[0].conversation_id
     list(service.send("alice", cid, "second question", OPTS))
+    old = repo.get("alice", cid).messages
     list(service.edit("alice", cid, 0, "better first question", OPTS))
     messages = repo.get("alice", cid).messages
     assert [m.content for m in messages if m.role == "user"] == ["better first question"]
-    assert len(messages) == 2
+    assert len(messages) == 2 and messages[0].siblings == [old[0].id, messages[0].id]
     with pytest.raises(InputError):
-        service.edit("alice", cid, 1, "not mine", OPTS)  # position 1 is an answer
+        service.edit("alice", cid, messages[1].position, "not mine", OPTS)  # an answer
+    service.show_branch("alice", cid, old[0].id)
+    assert [m.id for m in repo.get("alice", cid).messages] == [m.id for m in old]  # all four still there
+
+
+def test_moving_between_answers_waits_for_the_answer_being_written(service, repo):
+    cid = list(service.send("alice", None, "hi", OPTS))[0].conversation_id
+    first = repo.get("alice", cid).messages[1].id
+    watch = service.regenerate("alice", cid, ChatOptions(max_new_tokens=4000))
+    with pytest.raises(InputError, match="still being written"):
+        service.show_branch("alice", cid, first)
+    service.stop("alice", cid)
+    list(watch)
+    service.show_branch("alice", cid, first)
+    assert repo.get("alice", cid).messages[1].id == first
 
 
 def test_bad_input_is_refused_or_cleaned():

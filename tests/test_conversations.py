@@ -40,7 +40,8 @@ def test_search_gives_one_entry_per_conversation(repo, services):
     cid = chat(repo, "alice", "penguins swim")
     repo.add_message("alice", cid, "user", "more penguins")
     found = conversations.search("alice", "penguins", include_reasoning=False)
-    assert [c for _, c in found] == [cid] and "penguins" in found[0][0]
+    newest = repo.get("alice", cid).messages[-1].id
+    assert [c for _, c in found] == [f"{cid}:{newest}"] and "penguins" in found[0][0]
     assert conversations.search("bob", "penguins", include_reasoning=False) == []
 
 

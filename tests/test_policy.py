@@ -12,7 +12,7 @@ from core.config import Config
 from core.records import MessageView
 from core.steps import display_steps
 from core.trace import from_json
-from storage.repository import message_data
+from storage.exports import message_data
 from testkit.net import free_port
 from tests.conftest import FORCED_CHAT
 

@@ -40,8 +40,15 @@ from tests.test_storage import (  # noqa: F401 - collected again here, on Postgr
     test_migrations_down_and_up_again,
     test_owners_never_see_each_other,
     test_plain_search_fallback,
-    test_rename_delete_truncate,
+    test_rename_and_delete,
     test_tool_results_are_searchable,
+)
+from tests.test_tree import (  # noqa: F401 - collected again here, on PostgreSQL
+    test_edits_are_siblings_of_the_message_they_edit,
+    test_every_answer_is_kept_and_the_branch_shown_is_remembered,
+    test_exports_carry_the_tree_and_the_branch_shown,
+    test_migration_to_branches_makes_single_paths_and_back,
+    test_search_finds_every_branch,
 )
 
 SERVER = os.environ.get("GPT_OSS_CHAT_TEST_DATABASE_URL", "")

@@ -54,7 +54,8 @@ def test_owners_never_see_each_other(repo):
     for action in (lambda: repo.get("bob", cid), lambda: repo.rename("bob", cid, "x"),
                    lambda: repo.last_message("bob", cid), lambda: repo.save_message("bob", mid, content="x"),
                    lambda: repo.delete("bob", cid), lambda: repo.add_message("bob", cid, "user", "x"),
-                   lambda: repo.export_json("bob", cid), lambda: repo.truncate("bob", cid, 0)):
+                   lambda: repo.export_json("bob", cid), lambda: repo.show_branch("bob", cid, mid),
+                   lambda: repo.tree("bob", cid)):
         with pytest.raises(NotFoundError):
             action()
     assert repo.list_conversations("bob") == []
@@ -78,14 +79,13 @@ def test_malformed_ids_are_not_found(repo, bad):
         repo.get("alice", bad)
 
 
-def test_rename_delete_truncate(repo):
+def test_rename_and_delete(repo):
     cid = repo.create_conversation("alice", "old")
     for i in range(4):
         repo.add_message("alice", cid, "user" if i % 2 == 0 else "assistant", f"m{i}")
     repo.rename("alice", cid, "new title")
-    repo.truncate("alice", cid, 2)
     conv = repo.get("alice", cid)
-    assert conv.title == "new title" and [m.content for m in conv.messages] == ["m0", "m1"]
+    assert conv.title == "new title" and [m.content for m in conv.messages] == ["m0", "m1", "m2", "m3"]
     repo.delete("alice", cid)
     with pytest.raises(NotFoundError):
         repo.get("alice", cid)

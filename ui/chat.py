@@ -13,7 +13,7 @@ from typing import Callable
 import anyio
 import gradio as gr
 
-from core.errors import NotFoundError
+from core.errors import InputError, NotFoundError
 from ui.errors import user_errors
 from ui.layout import Page
 from ui.relay import START, STREAM, Relay, chat_options
@@ -56,6 +56,19 @@ class Chat:
         position = positions[index] if 0 <= index < len(positions) else None
         return self.started(self.chat.edit(owner, conversation_id, position, edit.value, opts), request,
                             self.p.message)
+
+    def show_branch(self, target, conversation_id, request: gr.Request):
+        """An arrow of "‹ 2 / 3 ›" was clicked: `target` is "<message id>:<click time>" (the page's script);
+        the chat shows the branch through that message from now on."""
+        if not conversation_id:
+            raise NotFoundError("Open or start a conversation first.")
+        try:
+            message_id = int(str(target).split(":")[0])
+        except ValueError:
+            raise InputError("Pick one of the answers to show.") from None
+        owner = self.owner(request)
+        self.chat.show_branch(owner, conversation_id, message_id)
+        return render_history(self.conversations.open(owner, conversation_id).messages).rows
 
     async def whole(self, start, *args, conversation_id=None):
         """A script's turn: started off the event loop (database work and the claim), then streamed."""
@@ -134,6 +147,9 @@ def wire_chat(p: Page, c: Chat, concurrency: int) -> tuple[list, Callable]:
     # The edit arrives as the chatbot's event data, which an API call cannot carry: page only.
     then_follow(p.chatbot.edit(user_errors(c.edit), [p.conversation_id, *opts], started, **start))
     p.stop.click(user_errors(c.stop), [p.conversation_id], None, api_name="stop", queue=False)
+    # "‹ i / n ›": the branch through another answer (or another version of an edited message)
+    p.branch_target.change(user_errors(c.show_branch), [p.branch_target, p.conversation_id], [p.chatbot],
+                           api_name="show_branch", show_progress="hidden")
     preview = dict(fn=c.preview, inputs=[p.effort, p.instructions, p.tools, p.functions], outputs=p.prompt_preview,
                    api_visibility="private", show_progress="hidden", queue=False)
     for changed in (p.effort.change, p.instructions.blur, p.tools.change, p.functions.blur):

@@ -24,6 +24,9 @@ FUNCTIONS_EXAMPLE = ('[{"name": "get_weather", "description": "Current weather i
 # Chromium gives it keyCode 229 and no keypress, so Gradio's Textbox already ignores it there
 # (tests/test_browser_turns.py checks); browsers that report it otherwise (Safari sends the
 # confirming keydown after compositionend, keyCode 229) are stopped here, before Gradio sees it.
+WRITING, NEW_ANSWER = " · writing…", " · new answer"  # the sidebar's marks (ui/sidebar.py)
+NOTIFY_JS = "() => { if (window.Notification) { Notification.requestPermission(); } }"
+
 HEAD = """<script>
 for (const kind of ['keydown', 'keypress']) {
   document.addEventListener(kind, (e) => {
@@ -32,7 +35,54 @@ for (const kind of ['keydown', 'keypress']) {
     }
   }, true);
 }
-</script>"""
+// "‹ 2 / 3 ›" under a message with siblings: its arrows are links to #branch-<message id> (ui/render.py).
+// A click shows that branch: the id goes into the hidden #branch-target box, whose change the server
+// answers (ui/chat.py); the time makes a second click on the same arrow a change too.
+document.addEventListener('click', (e) => {
+  const link = e.target.closest?.('#chat a[href*="#branch-"]');
+  if (!link) return;
+  e.preventDefault();
+  e.stopImmediatePropagation();
+  const box = document.querySelector('#branch-target textarea, #branch-target input');
+  if (!box) return;
+  box.value = link.getAttribute('href').split('#branch-')[1] + ':' + Date.now();
+  box.dispatchEvent(new Event('input', {bubbles: true}));
+}, true);
+// A finished answer is noticed (ui/sidebar.py marks a conversation NEW_ANSWER when its answer ended with no
+// page watching): the tab title counts those, plus answers that ended on screen while the tab was in the
+// background (the live panel emptied); with the user's permission (#notify) a notification names each.
+(() => {
+  const NEW = 'NEW_ANSWER_MARK';
+  let announced = new Set(), away = 0, writing = false, pending = false;
+  const notify = (title) => {
+    if (window.Notification && Notification.permission === 'granted') {
+      new Notification('gpt-oss chat: an answer finished', {body: title || 'New chat', tag: title});
+    }
+  };
+  const shownTitle = () => ((document.querySelector('#conversations label:has(input:checked)') || {}).innerText || '')
+    .trim().replace(NEW, '').replace('WRITING_MARK', '');
+  function check() {
+    pending = false;
+    const nowWriting = !!document.querySelector('#live [data-testid="bot"]');
+    if (writing && !nowWriting && document.hidden) { away += 1; notify(shownTitle()); }
+    writing = nowWriting;
+    const marked = [...document.querySelectorAll('#conversations label')].map((l) => l.innerText.trim())
+      .filter((t) => t.endsWith(NEW)).map((t) => t.slice(0, -NEW.length));
+    for (const t of marked) { if (!announced.has(t)) notify(t); }
+    announced = new Set(marked);
+    const count = marked.length + away, base = document.title.replace(/^\(\d+\) /, '');
+    const title = (count ? '(' + count + ') ' : '') + base;
+    if (document.title !== title) document.title = title;
+    const ask = document.querySelector('#notify');
+    if (ask) ask.style.display = (window.Notification && Notification.permission === 'default') ? '' : 'none';
+  }
+  const later = () => { if (!pending) { pending = true; setTimeout(check, 200); } };
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) { away = 0; later(); } });
+  const watch = () => new MutationObserver(later).observe(document.body,
+    {subtree: true, childList: true, characterData: true});
+  if (document.body) { watch(); } else { document.addEventListener('DOMContentLoaded', watch); }
+})();
+</script>""".replace("NEW_ANSWER_MARK", NEW_ANSWER).replace("WRITING_MARK", WRITING)
 
 CSS = """
 #status-banner { padding: 6px 12px; border-radius: 8px; }
@@ -40,6 +90,10 @@ CSS = """
 /* The live panel shows only while an answer is being written: hidden by its emptiness, so that no
    streaming update has to change a component's visibility (a costly update in Gradio). */
 #live:not(:has([data-testid="bot"])) { display: none; }
+/* "‹ 2 / 3 ›" (ui/render.py branch_nav): a quiet line with arrows big enough to hit, no copy button */
+#chat a[href*="#branch-"] { font-size: 1.3em; padding: 0 0.4em; text-decoration: none; }
+#chat .message-row:has(a[href*="#branch-"]) .message { font-size: 0.85em; opacity: 0.85; }
+#chat .message-row:has(a[href*="#branch-"]) + .message-buttons button[title="Copy message"] { display: none; }
 """
 
 
@@ -47,6 +101,7 @@ CSS = """
 class Page:
     demo: gr.Blocks
     conversation_id: gr.Textbox
+    branch_target: gr.Textbox
     status: gr.Markdown
     timer: gr.Timer
     chatbot: gr.Chatbot
@@ -91,6 +146,7 @@ class Page:
     api_regenerate: gr.Button
     api_tool_result: gr.Button
     logout: gr.Button
+    notify: gr.Button
     copy_row: gr.Row
     copy_note: gr.Markdown
     copy_confirm: gr.Button
@@ -112,6 +168,7 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         if hf_login:
             gr.LoginButton(elem_id="hf-login")  # Spaces with hf_oauth: conversations belong to the HF account
         conversation_id = gr.Textbox(visible="hidden", elem_id="conversation-id")
+        branch_target = gr.Textbox(visible="hidden", elem_id="branch-target")  # set by HEAD's script
         attach = gr.Button(visible=False)  # /attach: follow a conversation's answer in progress
         api_send = gr.Button(visible=False)  # /send and /regenerate for scripts: the whole answer streamed
         api_regenerate = gr.Button(visible=False)
@@ -122,6 +179,8 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
             new_chat = gr.Button("New chat", variant="primary", elem_id="new-chat")
             # POST /signout ends this browser's session only (Gradio's GET /logout ends them all)
             logout = gr.Button("Log out", size="sm", elem_id="logout", visible=password_login)
+            # asks the browser's permission (a click is needed); hidden by HEAD's script once answered
+            notify = gr.Button("Notify me when an answer finishes", size="sm", elem_id="notify")
             search_query = gr.Textbox(label="Search conversations", placeholder="words to find",
                                       elem_id="search-query")
             # the reasoning can be searched only where users see it
@@ -201,7 +260,7 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
                                         max_lines=30, interactive=False, elem_id="prompt-preview")
         admin = build_admin()  # hidden unless the signed-in user is named in --admins
     return Page(
-        demo=demo, conversation_id=conversation_id, status=status, timer=timer, chatbot=chatbot, live=live,
+        demo=demo, conversation_id=conversation_id, branch_target=branch_target, status=status, timer=timer, chatbot=chatbot, live=live,
         message=message, send=send, stop=stop, regenerate=regenerate, effort=effort, instructions=instructions,
         temperature=temperature, max_new_tokens=max_new_tokens, tools=tools, functions=functions, prompt_preview=prompt_preview,
         function_row=function_row, function_note=function_note, function_result=function_result,
@@ -213,6 +272,6 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         share_expiry=share_expiry, share_reasoning=share_reasoning, share_create=share_create,
         share_link=share_link, share_links=share_links, share_revoke=share_revoke, attach=attach, admin=admin,
         api_send=api_send,
-        api_regenerate=api_regenerate, api_tool_result=api_tool_result, logout=logout,
+        api_regenerate=api_regenerate, api_tool_result=api_tool_result, logout=logout, notify=notify,
         copy_row=copy_row, copy_note=copy_note, copy_confirm=copy_confirm, copy_cancel=copy_cancel,
         copy_token=copy_token, sidebar_timer=sidebar_timer, sidebar_shown=sidebar_shown)

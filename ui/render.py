@@ -143,10 +143,27 @@ def page_value(chatbot: gr.Chatbot, rows: list[gr.ChatMessage]) -> list[dict]:
     return chatbot.postprocess(rows).model_dump()
 
 
+BRANCH_LINK = "#branch-"  # a link to a sibling: the page's script (ui/layout.py) shows its branch
+
+
+def branch_nav(m: MessageView) -> str | None:
+    """"‹ 2 / 3 ›" under a message with siblings (other answers, other versions of an edited message): each
+    arrow a link to the sibling before or after; None for a message without any."""
+    count, at = len(m.siblings), m.branch_index
+    if count < 2 or not at:
+        return None
+    back = f"[‹]({BRANCH_LINK}{m.siblings[at - 2]})" if at > 1 else "‹"
+    on = f"[›]({BRANCH_LINK}{m.siblings[at]})" if at < count else "›"
+    what = "answer" if m.role == "assistant" else "version of your message"
+    return f"{back} **{at} / {count}** {on} · {what}"
+
+
 def message_rows(m: MessageView) -> list[gr.ChatMessage]:
-    if m.role == "user":
-        return [gr.ChatMessage(role="user", content=escape_html(m.content))]
-    return assistant_messages(m)
+    rows = [gr.ChatMessage(role="user", content=escape_html(m.content))] if m.role == "user" else assistant_messages(m)
+    nav = branch_nav(m)
+    if nav:
+        rows.append(gr.ChatMessage(role="assistant", content=nav))
+    return rows
 
 
 def render_history(messages: list[MessageView]) -> History:
@@ -155,5 +172,5 @@ def render_history(messages: list[MessageView]) -> History:
     for m in messages:
         r = message_rows(m)
         rows += r
-        positions += [m.position if m.role == "user" else None] * len(r)
+        positions += [m.position if m.role == "user" else None] + [None] * (len(r) - 1)
     return History(rows, positions)

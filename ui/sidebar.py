@@ -8,16 +8,15 @@ import json
 import gradio as gr
 
 from core.config import DEFAULT_EFFORT
-from core.errors import NotFoundError
+from core.errors import InputError, NotFoundError
 from core.records import MessageStatus
 from ui.errors import user_errors
 from ui.identity import Identity
-from ui.layout import Page
+from ui.layout import NEW_ANSWER, NOTIFY_JS, WRITING, Page
 from ui.relay import STREAM, Relay
 from ui.render import escape_html, render_history
 from ui.sharing import ShareHandlers
 
-WRITING, NEW_ANSWER = " · writing…", " · new answer"  # sidebar marks
 SET_URL_JS = """(id) => { const u = new URL(window.location.href);
   if (id) { u.searchParams.set('c', id); } else { u.searchParams.delete('c'); }
   u.searchParams.delete('copy');  // a shared chat is copied once, not on every reload
@@ -68,6 +67,16 @@ class Sidebar:
         return {p.chatbot: render_history(messages).rows, p.live: [], p.conversation_id: conv.id, p.title: conv.title,
                 p.effort: s.get("effort", DEFAULT_EFFORT), p.instructions: s.get("instructions", ""), p.tools: tools,
                 p.functions: functions, p.conversations: gr.Radio(value=conv.id)}
+
+    def open_match(self, match, request: gr.Request) -> dict:
+        """A search match ("<conversation id>:<message id>"): its conversation, on the branch the match is on
+        (unless an answer is being written there: then as it is)."""
+        conversation_id, _, message_id = str(match or "").partition(":")
+        try:
+            self.chat.show_branch(self.owner(request), conversation_id, int(message_id))
+        except (InputError, ValueError):
+            pass  # opened on the branch shown
+        return self.open(conversation_id, request)
 
     def load(self, request: gr.Request) -> dict:
         """Page load: the sidebar, and the conversation named by ?c= if it is the user's.
@@ -159,13 +168,14 @@ def wire_sidebar(p: Page, s: Sidebar, relay: Relay, relays: list):
     p.conversation_id.change(None, [p.conversation_id], None, js=SET_URL_JS, api_visibility="private")
     opened = [p.chatbot, p.live, p.conversation_id, p.title, p.effort, p.instructions, p.tools, p.functions,
               p.conversations]
-    for picker in (p.conversations, p.search_results):
-        relays.append(picker.input(user_errors(s.open), [picker], opened, api_visibility="private").then(**follow))
+    for picker, opener in ((p.conversations, s.open), (p.search_results, s.open_match)):
+        relays.append(picker.input(user_errors(opener), [picker], opened, api_visibility="private").then(**follow))
     copying = [p.copy_row, p.copy_note, p.copy_token]
     loaded = p.demo.load(user_errors(s.load), None, opened + copying, api_name="load")
     relays.append(loaded.then(**follow))
     p.copy_confirm.click(user_errors(s.copy_confirmed), [p.copy_token], opened + [p.copy_row, p.copy_token],
                          api_visibility="private")
+    p.notify.click(None, js=NOTIFY_JS, api_visibility="private")
     p.logout.click(None, js="() => fetch('signout', {method: 'POST'}).then(() => window.location.reload())")
     p.copy_cancel.click(s.copy_cancelled, None, [p.copy_row, p.copy_token], api_visibility="private")
     for leave in (p.conversations.input, p.search_results.input, p.new_chat.click, p.confirm_delete.click):

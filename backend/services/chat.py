@@ -143,34 +143,48 @@ class ChatService:
                                                                                               options))
 
     def regenerate(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
-        """Drop the last answer (if any) and answer the last user message again."""
+        """Answer the last user message of the branch shown again: a new answer beside the ones it had
+        (each keeps its reasoning, trace and stats; the page moves between them)."""
         options = self.pipeline.checked(options)
-        self.repo.get(owner, conversation_id)
+        self.repo.check_owner(owner, conversation_id)
         self.oversight.check(owner)
         with self._claimed(conversation_id):
-            users = [m for m in self.repo.get(owner, conversation_id).messages if m.role == "user"]
+            path = self.repo.get(owner, conversation_id).messages
+            users = [i for i, m in enumerate(path) if m.role == "user"]
             if not users:
                 raise InputError("There is no message to answer yet.")
-            self.repo.truncate(owner, conversation_id, users[-1].position + 1)
-            answer = self._answer(owner, conversation_id, options)
+            answer = self._answer(owner, conversation_id, options, path[:users[-1] + 1])
             self.audit.record(owner, "regenerate", conversation_id=conversation_id, effort=options.effort)
             return answer
 
     def edit(self, owner: str, conversation_id: str, position: int, text: str,
              options: ChatOptions) -> Iterator[Snapshot]:
-        """Replace an earlier user message and answer again from there."""
+        """A new version of an earlier user message, answered from there: a sibling of the message it
+        edits, so the branch it replaces stays one click away."""
         text, options = self._message_and_options(text, options, "An edited message cannot be empty.")
-        self.repo.get(owner, conversation_id)
+        self.repo.check_owner(owner, conversation_id)
         self.oversight.check(owner)
         with self._claimed(conversation_id):
-            conv = self.repo.get(owner, conversation_id)
-            target = next((m for m in conv.messages if m.position == position and m.role == "user"), None)
-            if target is None:
+            path = self.repo.get(owner, conversation_id).messages
+            at = next((i for i, m in enumerate(path) if m.position == position and m.role == "user"), None)
+            if at is None:
                 raise InputError("Only your own messages can be edited.")
-            self.repo.truncate(owner, conversation_id, position)
-            self.repo.add_message(owner, conversation_id, "user", text)
+            parent = path[at].parent_id
+            mid = self.repo.add_message(owner, conversation_id, "user", text, parent=parent)
+            edited = MessageView(id=mid, position=position, role="user", content=text, parent_id=parent)
             self.audit.record(owner, "edit", text=text, conversation_id=conversation_id, effort=options.effort)
-            return self._answer(owner, conversation_id, options)
+            return self._answer(owner, conversation_id, options, path[:at] + [edited])
+
+    def show_branch(self, owner: str, conversation_id: str, message_id: int) -> None:
+        """Show the branch through a message (one of several answers or edits) from now on: on every page,
+        after a reload, and for the next message sent."""
+        if not isinstance(message_id, int) or isinstance(message_id, bool):
+            raise InputError("Pick a message to show.")
+        self.repo.check_owner(owner, conversation_id)
+        if self._live_turn(conversation_id) is not None or self._turns.get(conversation_id) is _CLAIM:
+            raise InputError("An answer is still being written in this conversation: stop it or wait, then "
+                             "move between answers.")
+        self.repo.show_branch(owner, conversation_id, message_id)
 
     def stop(self, owner: str, conversation_id: str | None) -> bool:
         """Stop the answer being written in this conversation (only the owner's; from any tab)."""
@@ -302,16 +316,20 @@ class ChatService:
             live = replace(live, effort=options.effort)
             return self._run_turn(owner, conversation_id, messages[:-1], job, live)
 
-    def _answer(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
-        """Answer the conversation as stored (regenerate, edit: the user message is already saved)."""
-        history = self.repo.get(owner, conversation_id).messages
+    def _answer(self, owner: str, conversation_id: str, options: ChatOptions,
+                history: list[MessageView]) -> Iterator[Snapshot]:
+        """Answer a branch as stored (regenerate, edit: its last user message is already saved); the answer
+        follows that message."""
         job = self._submit(history, options)
         try:
-            mid = self.pipeline.store_placeholder(owner, conversation_id, options)
+            mid = self.pipeline.store_placeholder(owner, conversation_id, options, parent=history[-1].id)
+            # read back, so that the page shows "‹ i / n ›" on the new answer (and an edit) from the start
+            branch = self.repo.get(owner, conversation_id, upto=mid).messages
         except BaseException:
             job.discard()  # its stream will never run: give the worker slot back now
             raise
-        return self._run_turn(owner, conversation_id, history, job, _placeholder(mid, len(history), options))
+        live = replace(_placeholder(mid, branch[-1].position, options), siblings=branch[-1].siblings)
+        return self._run_turn(owner, conversation_id, branch[:-1], job, live)
 
     def _run_turn(self, owner: str, conversation_id: str, history: list[MessageView], job,
                   live: MessageView) -> Iterator[Snapshot]:

@@ -48,12 +48,13 @@ class Conversations:
         self.audit.record(owner, "delete", conversation_id=conversation_id)
 
     def search(self, owner: str, query: str, include_reasoning: bool) -> list[tuple[str, str]]:
-        """(label, conversation id) for each conversation with a match, its newest match first."""
-        best: dict[str, str] = {}
+        """(label, "<conversation id>:<message id>") for each conversation with a match, its newest match
+        first: every branch is searched, and opening a match shows the branch it is on."""
+        best: dict[str, tuple[str, int]] = {}
         include_reasoning = include_reasoning and self.policy.raw  # never find words users may not see
         for hit in self.repo.search(owner, clean_text(query, MAX_SEARCH_CHARS, "search"), include_reasoning):
-            best.setdefault(hit.conversation_id, f"{hit.title} — {hit.snippet}")
-        return [(label, cid) for cid, label in best.items()]
+            best.setdefault(hit.conversation_id, (f"{hit.title} — {hit.snippet}", hit.message_id))
+        return [(label, f"{cid}:{mid}") for cid, (label, mid) in best.items()]
 
     def export(self, owner: str, conversation_id: str, kind: str) -> tuple[str, str]:
         """(file name, body) of a conversation as JSON or Markdown. Built from the database on each

@@ -29,10 +29,10 @@ from backend.serving.worker import ChatRequest
 from backend.tools.toolbox import Toolbox
 from backend.tools.user_functions import CLIENT, parse_user_functions
 from core.config import DEFAULT_TEMPERATURE, DEMO_TEMPERATURE, MAX_MESSAGE_CHARS, MODEL_WINDOW
-from core.errors import ContextLengthError, InputError
+from core.errors import ContextLengthError, InputError, NotFoundError
 from core.events import Done, ToolResult
 from core.records import MessageStatus, MessageView
-from storage.repository import Repository, title_from
+from storage.repository import LEAF, Repository, title_from
 
 ANSWER_ROOM = 2_048  # tokens a page's answer gets at least: older messages are left out to make room
 CLIENT_INSTRUCTIONS_CHARS = 200_000  # an API client's instructions (the model's window bounds the prompt anyway)
@@ -218,9 +218,10 @@ class TurnPipeline:
                                           answer=placeholder)
 
     def store_placeholder(self, owner: str, conversation_id: str, options: ChatOptions,
-                          harmony: list[dict] = ()) -> int:
-        """The answer about to be written (its message, before the model runs)."""
-        return self.repo.add_message(owner, conversation_id, "assistant", "", harmony=list(harmony),
+                          harmony: list[dict] = (), parent=LEAF) -> int:
+        """The answer about to be written (its message, before the model runs), after `parent` (by default
+        the last message of the branch shown)."""
+        return self.repo.add_message(owner, conversation_id, "assistant", "", parent=parent, harmony=list(harmony),
                                      status=MessageStatus.STREAMING, effort=options.effort)
 
     def store_exchange(self, owner: str, turns: list[PromptMessage], options: ChatOptions, first_text: str,
@@ -238,18 +239,17 @@ class TurnPipeline:
 
     def history(self, owner: str, conversation_id: str, message_id: int) -> tuple[str, list[MessageView]]:
         """The stored exchange up to an answer (a Responses request going on from it): its conversation and
-        messages. An answer that is not its conversation's last is branched off into a copy, so going on
-        from it never rewrites what came after it."""
-        messages = self.repo.get(owner, conversation_id).messages
-        upto = next((i for i, m in enumerate(messages) if m.id == message_id), None)
-        if upto is None:
-            raise InputError("That response's answer is no longer stored (its conversation was changed).")
-        if upto == len(messages) - 1:
-            return conversation_id, messages
-        conv = self.repo.get(owner, conversation_id)
+        messages. An answer that is not the last of its conversation's branch shown is branched off into a
+        copy, so going on from it never rewrites what came after it."""
+        try:
+            conv = self.repo.get(owner, conversation_id, upto=message_id)
+        except NotFoundError:
+            raise InputError("That response's answer is no longer stored (its conversation was changed).") from None
+        if self.repo.last_message(owner, conversation_id).id == message_id:
+            return conversation_id, conv.messages  # the branch shown ends at it: go on in place
         copy = self.repo.create_conversation(owner, conv.title, conv.settings)
         kept = []
-        for m in messages[:upto + 1]:
+        for m in conv.messages:
             fields = {f: getattr(m, f) for f in ("reasoning", "reasoning_summary", "trace", "harmony", "effort", "status",
                                                  "error", "stop_reason", "reasoning_tokens", "answer_tokens")}
             kept.append(replace(m, id=self.repo.add_message(owner, copy, m.role, m.content, **fields)))
