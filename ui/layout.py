@@ -206,7 +206,8 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
                     info="Off by default: raw chain of thought is not meant for end users (gpt-oss model card).",
                     visible=reasoning_display != "hidden")  # hidden: a link never holds reasoning
                 share_create = gr.Button("Create read-only link", elem_id="share-create")
-                share_link = gr.Textbox(label="Link (anyone with it can read this conversation as it is now)",
+                share_link = gr.Textbox(label="Link (anyone with it can read this conversation as it is now: the "
+                                              "branch shown)",
                                         interactive=False, buttons=["copy"], elem_id="share-link",
                                         placeholder="Create a link to see it here")
                 share_links = gr.Radio(label="Your active links", choices=[], elem_id="share-links")
