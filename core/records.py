@@ -44,6 +44,20 @@ def status_note(status: str | None, stop_reason: str | None = None) -> str:
     return note
 
 
+def no_answer_note(m: "MessageView") -> str | None:
+    """What the page and the share page say where an answer ended with no final text (only reasoning, or
+    nothing): never an empty bubble. None while it is being written, when it has text, or when it stopped
+    for another reason that is already said (a tool call waiting, Stop, an error)."""
+    if m.role != "assistant" or m.content or m.error or m.status != MessageStatus.COMPLETE:
+        return None
+    if m.stop_reason == StopReason.LENGTH:
+        return ("The model reached the token limit before it answered: raise Max new tokens (Settings) or use a "
+                "lower effort, then Regenerate.")
+    if m.stop_reason == StopReason.CALL:
+        return None  # paused on a call to one of your functions: its result is asked for
+    return "The model ended without an answer (it wrote only its reasoning). Regenerate to try again."
+
+
 @dataclass
 class MessageView:
     id: int

@@ -25,3 +25,17 @@ def test_one_wording_for_the_page_and_the_share_page():
     assert status_note("interrupted").startswith("interrupted")
     assert status_note("something-else") == ""  # an unknown stored value shows nothing rather than failing
 
+
+
+def test_an_answer_without_final_text_is_said_never_shown_as_nothing():
+    from core.records import MessageView, no_answer_note
+
+    def answer(**kw):
+        return MessageView(id=1, position=1, role="assistant", content="", reasoning="hmm", **kw)
+
+    assert "ended without an answer" in no_answer_note(answer(stop_reason="return"))
+    assert "token limit" in no_answer_note(answer(stop_reason="length"))
+    assert no_answer_note(answer(stop_reason="call")) is None  # waits for your function's result
+    assert no_answer_note(answer(status="streaming")) is None and no_answer_note(answer(status="stopped")) is None
+    assert no_answer_note(answer(error="The model failed.", status="error")) is None
+    assert no_answer_note(MessageView(id=2, position=2, role="assistant", content="42")) is None

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import gradio as gr
 
-from core.records import MessageStatus, MessageView, status_note
+from core.records import MessageStatus, MessageView, no_answer_note, status_note
 from core.steps import DisplayStep, display_steps, fenced, link_citations, pages_of
 from core.trace import ToolCallStep, ToolResultStep
 
@@ -127,6 +127,9 @@ def assistant_messages(m: MessageView, live: bool = False) -> list[gr.ChatMessag
     if m.error:
         out.append(gr.ChatMessage(role="assistant", content=escape_html(m.error),
                                   metadata={"title": "The answer failed"}))
+    missing = None if streaming else no_answer_note(m)
+    if missing:
+        out.append(gr.ChatMessage(role="assistant", content=f"*{missing}*"))
     if not streaming:
         out.append(gr.ChatMessage(role="assistant", content=_stats_detail(m),
                                   metadata={"title": stats_line(m), "status": "done"}))

@@ -13,7 +13,7 @@ import html
 from markdown_it import MarkdownIt
 
 from core.errors import LINK_GONE
-from core.records import SharedConversation, status_note
+from core.records import SharedConversation, no_answer_note, status_note
 from core.steps import DisplayStep, display_steps, link_citations, pages_of
 
 _MD = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
@@ -62,11 +62,13 @@ def _message(m, include_reasoning: bool) -> str:
     parts = ['<article class="msg assistant"><div class="role">Assistant</div>']
     steps = display_steps(m, include_reasoning=include_reasoning)
     parts += [_step(step) for step in steps]
-    if m.content or not steps:
+    if m.content or not steps or no_answer_note(m):
         # citations link to their sources (relative to the app, one level up from /s/<token>)
         pages = {c: {**p, "url": "../" + p["url"] if p.get("url", "").startswith("doc/") else p.get("url")}
                  for c, p in pages_of(m).items()}
-        parts.append(_MD.render(link_citations(m.content, pages)) if m.content else "<p><em>(no answer)</em></p>")
+        missing = no_answer_note(m) or "(no answer)"
+        parts.append(_MD.render(link_citations(m.content, pages)) if m.content else
+                     f"<p><em>{html.escape(missing)}</em></p>")
     bits = [f"{m.effort} effort" if m.effort else "", status_note(m.status, m.stop_reason)]
     if any(bits):
         parts.append(f'<div class="stats">{html.escape(" · ".join(b for b in bits if b))}</div>')
