@@ -40,11 +40,14 @@ def long_text(codec: HarmonyCodec, tokens: int) -> str:
     return text
 
 
+def request(text: str, max_new_tokens: int) -> ChatRequest:
+    return ChatRequest([PromptMessage("user", text)], PromptSettings(effort="low"), max_new_tokens=max_new_tokens,
+                       temperature=0.3)
+
+
 def first_token_s(worker: Worker, text: str, max_new_tokens: int) -> float:
     """Seconds from submit to the first generated token (the worker's own figure)."""
-    job = worker.submit(ChatRequest([PromptMessage("user", text)], PromptSettings(effort="low"),
-                                    max_new_tokens=max_new_tokens, temperature=0.3))
-    done = list(job.events())[-1]
+    done = list(worker.submit(request(text, max_new_tokens)).events())[-1]
     assert done.error is None, done.error
     return done.stats.ttft
 
@@ -58,8 +61,7 @@ def measure(worker: Worker, text: str, rounds: int) -> dict:
         started, result = threading.Event(), {}
 
         def run_long():
-            job = worker.submit(ChatRequest([PromptMessage("user", text)], PromptSettings(effort="low"),
-                                            max_new_tokens=4, temperature=0.3))
+            job = worker.submit(request(text, 4))
             started.set()
             result["ttft"] = list(job.events())[-1].stats.ttft
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from core.records import ConversationView, MessageStatus, MessageView
 from core.steps import display_steps, fenced
 from core.trace import to_json
+from storage.tree import Tree
 
 FORMAT = "gpt-oss-chat/2"  # /2: messages form a tree (parent_id), `shown` is the branch on screen
 
@@ -16,20 +17,10 @@ def message_data(m: MessageView) -> dict:
     return {**m.__dict__, "trace": to_json(m.trace)}
 
 
-def shown_branch(conv: ConversationView) -> list[int]:
-    """The ids of the branch shown, top down, in a conversation read with every branch."""
-    by_id = {m.id: m for m in conv.messages}
-    out, at = [], conv.leaf_id
-    while at in by_id:
-        out.append(at)
-        at = by_id[at].parent_id
-    return out[::-1]
-
-
 def conversation_json(conv: ConversationView, view=None) -> dict:
     messages = view(conv.messages) if view else conv.messages
     return {"format": FORMAT, "id": conv.id, "title": conv.title, "created": conv.created,
-            "updated": conv.updated, "settings": conv.settings, "shown": shown_branch(conv),
+            "updated": conv.updated, "settings": conv.settings, "shown": Tree.of(conv.messages).path(conv.leaf_id),
             "messages": [message_data(m) for m in messages]}
 
 

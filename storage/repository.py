@@ -175,13 +175,15 @@ class Repository:
 
     def get(self, owner: str, conversation_id: str, upto: int | None = None) -> ConversationView:
         """The conversation with the branch shown (top to its leaf), or the branch that ends at message `upto`
-        (NotFoundError when not the conversation's). Each message lists its siblings."""
+        (NotFoundError when not the conversation's). Each message lists its siblings; `leaf_id` is always
+        where the branch shown ends."""
         with self.session() as s:
             conv, messages, tree = self._read(s, owner, conversation_id)
             if upto is not None and upto not in tree.nodes:
                 raise NotFoundError("This message does not exist.")
-            path = tree.path(upto if upto is not None else conv.leaf_id)
-            return _conversation_view(conv, [tree.nodes[i] for i in path], tree, path[-1] if path else None)
+            shown = tree.path(conv.leaf_id)
+            path = shown if upto is None else tree.path(upto)
+            return _conversation_view(conv, [tree.nodes[i] for i in path], tree, shown[-1] if shown else None)
 
     def tree(self, owner: str, conversation_id: str) -> ConversationView:
         """The conversation with every message of every branch, in the order written (`leaf_id`: the

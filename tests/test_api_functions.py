@@ -42,7 +42,7 @@ def test_what_cannot_be_honoured_is_refused():
 
 
 def test_namespace_tools_are_harmony_namespaces_and_server_side_tools_are_refused():
-    from backend.api.functions import offered_recipients
+    from backend.tools.user_functions import offered_recipients
 
     crm = {"type": "namespace", "name": "crm", "description": "The CRM.", "tools": FLAT_TOOLS}
     chosen = client_tools([crm, FLAT_TOOLS[0]], None, flat=True)

@@ -10,6 +10,7 @@ from core.errors import InputError, NotFoundError
 from storage.db import downgrade, open_engine, upgrade
 from storage.repository import Repository
 from storage.shares import Shares
+from tests.support.old_schema import old_conversation
 
 
 @pytest.fixture
@@ -114,8 +115,7 @@ def test_migration_from_the_previous_schema_keeps_data(url):
     upgrade(engine, "0001")
     assert "shares" not in inspect(engine).get_table_names()
     with engine.begin() as conn:  # a database written by the first release
-        conn.execute(text("INSERT INTO conversations VALUES ('" + "a" * 32 + "', 'alice', 'Old chat', "
-                          "'2026-01-01 00:00:00', '2026-01-01 00:00:00', '{}')"))
+        old_conversation(conn, "a" * 32, "Old chat")
         conn.execute(text("INSERT INTO messages (conversation_id, position, role, content, reasoning, trace, "
                           "harmony, status, created) VALUES ('" + "a" * 32 + "', 0, 'user', 'old words', '', "
                           "'[]', '[]', 'complete', '2026-01-01 00:00:00')"))

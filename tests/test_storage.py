@@ -10,6 +10,7 @@ from core.trace import PreambleStep, ToolCallStep, ToolResultStep, from_json
 from storage.db import downgrade, open_engine, upgrade
 from storage.repository import Repository
 from storage.schema import Base
+from tests.support.old_schema import old_conversation
 from tests.support.threads import in_parallel
 
 
@@ -239,8 +240,7 @@ def test_migration_to_steps_keeps_answers_and_makes_tool_calls_searchable(url):
     trace = json.dumps([{"kind": "tool_call", "recipient": "functions.get_weather",
                          "arguments": '{"city": "Reykjavik"}'}])
     with engine.begin() as conn:  # a database written before tools ran
-        conn.execute(text("INSERT INTO conversations VALUES ('" + "b" * 32 + "', 'alice', 'Weather', "
-                          "'2026-01-01 00:00:00', '2026-01-01 00:00:00', '{}')"))
+        old_conversation(conn, "b" * 32, "Weather")
         conn.execute(text("INSERT INTO messages (conversation_id, position, role, content, reasoning, trace, "
                           "harmony, status, created) VALUES ('" + "b" * 32 + "', 0, 'assistant', 'Let me check.', "
                           "'The user wants weather.', :trace, '[]', 'complete', '2026-01-01 00:00:00')"),
@@ -273,8 +273,7 @@ def test_migration_to_keys_and_audit_keeps_conversations(url):
     engine = open_engine(url)
     upgrade(engine, "0003")
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO conversations VALUES ('" + "c" * 32 + "', 'alice', 'Old', "
-                          "'2026-01-01 00:00:00', '2026-01-01 00:00:00', '{}')"))
+        old_conversation(conn, "c" * 32)
     repo = Repository.open(url)  # upgrades to head
     assert repo.get("alice", "c" * 32).title == "Old"
     key, _ = ApiKeys(repo).create("alice")
@@ -294,8 +293,7 @@ def test_migration_to_stored_responses_keeps_conversations(url):
     engine = open_engine(url)
     upgrade(engine, "0005")
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO conversations VALUES ('" + "d" * 32 + "', 'alice', 'Old', "
-                          "'2026-01-01 00:00:00', '2026-01-01 00:00:00', '{}')"))
+        old_conversation(conn, "d" * 32)
     repo = Repository.open(url)  # upgrades to head
     assert repo.get("alice", "d" * 32).title == "Old"
     mid = repo.add_message("alice", "d" * 32, "assistant", "an answer")
@@ -318,8 +316,7 @@ def test_migration_to_context_figures_keeps_answers(url):
     engine = open_engine(url)
     upgrade(engine, "0006")
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO conversations VALUES ('" + "e" * 32 + "', 'alice', 'Old', "
-                          "'2026-01-01 00:00:00', '2026-01-01 00:00:00', '{}')"))
+        old_conversation(conn, "e" * 32)
     old = Repository.open(url)  # upgrades to head
     mid = old.add_message("alice", "e" * 32, "assistant", "an answer")
     [before] = old.get("alice", "e" * 32).messages

@@ -12,6 +12,7 @@ from core.errors import NotFoundError
 from storage.db import downgrade, open_engine, upgrade
 from storage.repository import Repository
 from storage.tree import Tree
+from tests.support.old_schema import old_conversation
 
 
 def test_paths_siblings_and_newest_leaves():
@@ -106,8 +107,7 @@ def test_migration_to_branches_makes_single_paths_and_back(url):
     upgrade(engine, "0007")
     cid = "f" * 32
     with engine.begin() as conn:
-        conn.execute(text(f"INSERT INTO conversations VALUES ('{cid}', 'alice', 'Old', '2026-01-01 00:00:00', "
-                          "'2026-01-01 00:00:00', '{}')"))
+        old_conversation(conn, cid)
         for i, (role, content) in enumerate([("user", "hi"), ("assistant", "hello"), ("user", "2+2?"),
                                              ("assistant", "4")]):
             conn.execute(text("INSERT INTO messages (conversation_id, position, role, content, reasoning, "

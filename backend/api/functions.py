@@ -43,12 +43,6 @@ class ClientTools:
         return {f["function"]["name"] for f in self.functions}
 
 
-def offered_recipients(functions, namespaces) -> set[str]:
-    """The harmony recipients a request offers: `functions.NAME`, `NAMESPACE.NAME`."""
-    return ({f"functions.{f['name']}" for f in functions or []}
-            | {f"{ns['name']}.{t['name']}" for ns in namespaces or [] for t in ns["tools"]})
-
-
 def _namespace(tool: dict) -> dict:
     name = tool.get("name")
     if not isinstance(name, str) or not NAMESPACE.match(name) or name in RESERVED_NAMESPACES:

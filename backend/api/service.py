@@ -14,13 +14,13 @@ from dataclasses import replace
 from pathlib import PurePath
 
 from backend.api.chat import ChatRun
-from backend.api.functions import offered_recipients
 from backend.api.messages import ApiCall, parse_body
 from backend.api.responses import ResponsesRun
 from backend.api.responses_input import Turns, parse_responses
 from backend.api.run import ApiTurn
 from backend.engines.base import EngineInfo
 from backend.services.pipeline import TurnPipeline, prompt_turns
+from backend.tools.user_functions import offered_recipients
 from core.config import DEFAULT_EFFORT, DEFAULT_MAX_NEW_TOKENS
 from core.errors import AuthError, InputError, NotFoundError
 from storage.api_keys import KEY_PREFIX, SHOWN_CHARS

@@ -178,13 +178,9 @@ class ChatService:
     def show_branch(self, owner: str, conversation_id: str, message_id: int) -> None:
         """Show the branch through a message (one of several answers or edits) from now on: on every page,
         after a reload, and for the next message sent."""
-        if not isinstance(message_id, int) or isinstance(message_id, bool):
-            raise InputError("Pick a message to show.")
-        self.repo.check_owner(owner, conversation_id)
-        if self._live_turn(conversation_id) is not None or self._turns.get(conversation_id) is _CLAIM:
-            raise InputError("An answer is still being written in this conversation: stop it or wait, then "
-                             "move between answers.")
-        self.repo.show_branch(owner, conversation_id, message_id)
+        self.repo.check_owner(owner, conversation_id)  # not found for anyone else's, before any claim
+        with self._claimed(conversation_id, hand_over=False):  # not while an answer is written, nor a send
+            self.repo.show_branch(owner, conversation_id, message_id)
 
     def stop(self, owner: str, conversation_id: str | None) -> bool:
         """Stop the answer being written in this conversation (only the owner's; from any tab)."""
@@ -248,10 +244,11 @@ class ChatService:
     # -- streaming -------------------------------------------------------------------------
 
     @contextmanager
-    def _claimed(self, conversation_id: str):
+    def _claimed(self, conversation_id: str, hand_over: bool = True):
         """Hold the conversation's one answer from the request on, so two tabs sending at the same
         instant cannot both pass. The LiveAnswer takes the claim over (and frees it when it ends); any
-        failure before that frees it here."""
+        failure before that frees it here. Not `hand_over`: a change that starts no answer (moving
+        between branches) holds it only for the block."""
         with self._lock:
             if self._closing:
                 raise GenerationError("The server is shutting down; your message was not sent. Try again "
@@ -259,13 +256,15 @@ class ChatService:
             if conversation_id in self._turns:
                 raise InputError("An answer is still being written in this conversation: stop it or wait.")
             self._turns[conversation_id] = _CLAIM
+        handed = False
         try:
             yield
-        except BaseException:
-            with self._lock:
-                if self._turns.get(conversation_id) is _CLAIM:
-                    del self._turns[conversation_id]
-            raise
+            handed = hand_over
+        finally:
+            if not handed:
+                with self._lock:
+                    if self._turns.get(conversation_id) is _CLAIM:
+                        del self._turns[conversation_id]
 
     # -- tools ---------------------------------------------------------------------------------
 

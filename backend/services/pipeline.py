@@ -27,7 +27,7 @@ from backend.services.summary import Summarizer
 from backend.serving.live import Steps
 from backend.serving.worker import ChatRequest
 from backend.tools.toolbox import Toolbox
-from backend.tools.user_functions import CLIENT, parse_user_functions
+from backend.tools.user_functions import CLIENT, offered_recipients, parse_user_functions
 from core.config import DEFAULT_TEMPERATURE, DEMO_TEMPERATURE, MAX_MESSAGE_CHARS, MODEL_WINDOW
 from core.errors import ContextLengthError, InputError, NotFoundError
 from core.events import Done, ToolResult
@@ -170,8 +170,7 @@ class TurnPipeline:
         if client_functions and not options.tools:
             return job  # the client runs every function: its one generation is the turn
         enabled = options.tools if client_functions else self.enabled_tools(options.tools)
-        client = [f"functions.{f['name']}" for f in options.functions or []] + \
-            [f"{ns['name']}.{t['name']}" for ns in options.namespaces or [] for t in ns["tools"]]
+        client = offered_recipients(options.functions, options.namespaces)
         session = self.toolbox.session(enabled, client) if enabled or client else None
 
         def resubmit(steps: list[dict], tokens: int, seconds: float):
@@ -196,14 +195,14 @@ class TurnPipeline:
             middle = (low + high) // 2
             try:
                 job = self.oversight.submit(worker, first(middle))
-            except ContextLengthError:
-                low = middle + 1
+            except ContextLengthError as exc:
+                low, refused = middle + 1, exc
                 continue
             if found is not None:
                 found[0].discard()  # a longer prompt that fits: give its slot back
             found, high = (job, middle), middle - 1
-        if found is None:  # even the newest message alone does not fit: its error says so
-            return self.oversight.submit(worker, first(count - 1))
+        if found is None:  # the last try was the newest message alone: its error says it does not fit
+            raise refused
         first(found[1])  # the agent loop's later steps leave out the same turns
         return found[0]
 
@@ -245,7 +244,7 @@ class TurnPipeline:
             conv = self.repo.get(owner, conversation_id, upto=message_id)
         except NotFoundError:
             raise InputError("That response's answer is no longer stored (its conversation was changed).") from None
-        if self.repo.last_message(owner, conversation_id).id == message_id:
+        if conv.leaf_id == message_id:
             return conversation_id, conv.messages  # the branch shown ends at it: go on in place
         copy = self.repo.create_conversation(owner, conv.title, conv.settings)
         kept = []

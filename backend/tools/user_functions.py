@@ -22,6 +22,13 @@ CLIENT = {"reserved": (), "max_functions": 128, "max_chars": 200_000}
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
+def offered_recipients(functions, namespaces) -> set[str]:
+    """The harmony recipients of the functions a person or an API client runs: `functions.NAME`, an API
+    client's `NAMESPACE.NAME`."""
+    return ({f"functions.{f['name']}" for f in functions or []}
+            | {f"{ns['name']}.{t['name']}" for ns in namespaces or [] for t in ns["tools"]})
+
+
 def parse_user_functions(value, reserved=BUILT_IN_FUNCTIONS, max_functions: int = MAX_FUNCTIONS,
                          max_chars: int = MAX_FUNCTIONS_CHARS) -> list[dict]:
     """The functions as a list of {name, description, parameters}, from JSON text or a list; an
