@@ -21,8 +21,12 @@ API_BODY_BYTES = 8 * 2**20
 PAGE_BODY_BYTES = 1 * 2**20
 
 
+def is_api(path: str) -> bool:
+    return path.startswith("/v1/")
+
+
 def body_cap(path: str) -> int:
-    return API_BODY_BYTES if path.startswith("/v1/") else PAGE_BODY_BYTES
+    return API_BODY_BYTES if is_api(path) else PAGE_BODY_BYTES
 
 
 async def _refuse(send, status: int, message: str, api: bool) -> None:
@@ -44,11 +48,12 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope.get("type") != "http":
             return await self.app(scope, receive, send)
-        cap, path = body_cap(scope.get("path", "")), scope.get("path", "")
+        path = scope.get("path", "")
+        cap, api = body_cap(path), is_api(path)
         message = f"The request body is larger than this server takes ({cap // 2**20} MiB)."
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > cap:
-            return await _refuse(send, 413, message, path.startswith("/v1/"))
+            return await _refuse(send, 413, message, api)
         seen, state = 0, {"started": False, "refused": False}
 
         async def counted():
@@ -61,7 +66,7 @@ class BodyLimit:
                 if seen > cap and not state["started"]:
                     # Answered here; the route reads a hang-up (no framework's error page in between).
                     state["refused"] = True
-                    await _refuse(send, 413, message, path.startswith("/v1/"))
+                    await _refuse(send, 413, message, api)
                     return {"type": "http.disconnect"}
             return event
 
@@ -82,14 +87,18 @@ class HostCheck:
         self.any = allowed.strip() == "*"
         self.allowed = {name.strip().lower() for name in allowed.split(",") if name.strip()} | {"localhost"}
 
+    @staticmethod
+    def name(host_header: str) -> str:
+        """The host a Host header names, without its port ([::1]:7860 -> ::1)."""
+        host = host_header.strip().lower()
+        if host.startswith("["):
+            return host[1:].split("]")[0]
+        return host.split(":")[0] if host.count(":") == 1 else host
+
     def permits(self, host_header: str) -> bool:
         if self.any:
             return True
-        host = host_header.strip().lower()
-        if host.startswith("["):  # [::1]:7860
-            host = host[1:].split("]")[0]
-        elif host.count(":") == 1:
-            host = host.split(":")[0]
+        host = self.name(host_header)
         try:
             ipaddress.ip_address(host)
             return True  # an address literal: no DNS name to rebind
@@ -104,7 +113,7 @@ class HostCheck:
             return await self.app(scope, receive, send)
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})
-        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        name = self.name(host)
         await _refuse(send, 421, f"This server has no users, so it answers only to localhost and IP addresses "
                                  f"(a DNS name could be a rebinding attack). If {name} is yours, start it with "
-                                 f"--allowed-hosts {name}.", scope.get("path", "").startswith("/v1/"))
+                                 f"--allowed-hosts {name}.", is_api(scope.get("path", "")))

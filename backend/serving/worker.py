@@ -149,10 +149,15 @@ class Worker:
             raise
         return Job(self, prompt + header, request, admitted=admitted, header=header)
 
+    @property
+    def window(self) -> int:
+        """What one request may hold, prompt and answer (the engine says; an engine that does not, the model's)."""
+        return getattr(self.engine.description, "context", None) or MODEL_WINDOW
+
     def fitted(self, request: ChatRequest, prompt_tokens: int) -> ChatRequest:
         """The request within what the engine can hold for it: a prompt that does not fit is refused
         (never admitted to wait for room that cannot come); the answer's budget is at most what is left."""
-        window = getattr(self.engine.description, "context", None) or MODEL_WINDOW
+        window = self.window
         if prompt_tokens + min(request.min_answer, request.max_new_tokens) > window:
             raise ContextLengthError(prompt_tokens, window)
         return replace(request, max_new_tokens=min(request.max_new_tokens, window - prompt_tokens))
@@ -266,7 +271,7 @@ class Job:
             yield event
         stats = meter.finish(reason, self._stream.usage)
         stats.context_tokens = len(self.prompt) + stats.total_tokens
-        stats.context_window = getattr(self.worker.engine.description, "context", None) or MODEL_WINDOW
+        stats.context_window = self.worker.window
         yield Done(reason, stats, error=error, malformed=parser.malformed,
                    harmony_messages=tuple(parser.messages))
 

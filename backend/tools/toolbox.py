@@ -125,15 +125,18 @@ class Toolbox:
                 told.system.append(tool.namespace())
         return told
 
+    def _mcp(self) -> dict[str, object]:
+        """The tools that are MCP servers (they run beside the app), by name, in `names` order."""
+        return {n: self.tools[n] for n in self.names if hasattr(self.tools[n], "server")}
+
     def servers(self) -> list[dict]:
         """The MCP servers' state, for the Admin view."""
-        return [t.server.status() for t in self.tools.values() if hasattr(t, "server")]
+        return [t.server.status() for t in self._mcp().values()]
 
     def close(self) -> None:
         """Stop the tools that run beside the app (MCP servers)."""
-        for tool in self.tools.values():
-            if hasattr(tool, "server"):
-                tool.server.close()
+        for tool in self._mcp().values():
+            tool.server.close()
 
     def status(self) -> dict[str, str]:
         """Why each tool that exists cannot be used now (an MCP server not connected), by name."""
@@ -142,7 +145,7 @@ class Toolbox:
     @property
     def servers_names(self) -> list[str]:
         """The MCP servers' names (the tools an API request may enable)."""
-        return [n for n in self.names if hasattr(self.tools[n], "server")]
+        return list(self._mcp())
 
     def session(self, enabled: list[str], client: list[str] = ()) -> "ToolSession":
         return ToolSession({n: self.tools[n] for n in self.names if n in enabled}, client)
