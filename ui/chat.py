@@ -73,7 +73,7 @@ class Chat:
     async def whole(self, start, *args, conversation_id=None):
         """A script's turn: started off the event loop (database work and the claim), then streamed."""
         watch = await anyio.to_thread.run_sync(start, *args)
-        async for out in self.relay.stream(watch):
+        async for out in self.relay.stream(watch, with_history=True):
             yield {**out, self.p.conversation_id: conversation_id or watch.turn.conversation_id}
 
     async def api_send(self, text, conversation_id, effort, instructions, temperature, max_new_tokens,
@@ -127,7 +127,7 @@ def wire_chat(p: Page, c: Chat, concurrency: int) -> tuple[list, Callable]:
     start = START
 
     def then_follow(event):
-        relays.append(event.success(user_errors(c.relay.follow), [p.conversation_id], shown, postprocess=False,
+        relays.append(event.success(user_errors(c.relay.follow), [p.conversation_id], [p.live], postprocess=False,
                                     api_visibility="private", **STREAM, **limit))
 
     send_inputs = [p.message, p.conversation_id, *opts]
@@ -138,7 +138,7 @@ def wire_chat(p: Page, c: Chat, concurrency: int) -> tuple[list, Callable]:
                      **STREAM, **limit)
     p.api_regenerate.click(user_errors(c.api_regenerate), [p.conversation_id, *opts], api_out,
                            api_name="regenerate", postprocess=False, **STREAM, **limit)
-    relays.append(p.attach.click(user_errors(c.relay.follow), [p.conversation_id], shown, api_name="attach",
+    relays.append(p.attach.click(user_errors(c.relay.attach), [p.conversation_id], shown, api_name="attach",
                                  postprocess=False, **STREAM, **limit))
     then_follow(p.send.click(user_errors(c.send), send_inputs, started, **start))
     then_follow(p.message.submit(user_errors(c.send), send_inputs, started, **start))

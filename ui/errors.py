@@ -46,6 +46,17 @@ def user_errors(fn):
                 raise _to_gr(exc) from exc
         return gen_wrapper
 
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def async_wrapper(*args, **kwargs):
+            try:
+                return await fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:
+                raise _to_gr(exc) from exc
+        return async_wrapper
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:

@@ -9,7 +9,7 @@ from core.errors import NotFoundError
 from ui.chat import Chat, settings_inputs, started_outputs
 from ui.errors import user_errors
 from ui.layout import Page
-from ui.relay import START, STREAM, chat_options
+from ui.relay import START, STREAM, Relay, chat_options
 from ui.render import escape_html
 
 
@@ -60,8 +60,15 @@ def wire_functions(p: Page, c: Chat, then_follow) -> FunctionResults:
     return f
 
 
-def show_waiting_calls(p: Page, f: FunctionResults, relays: list) -> None:
-    """After every relay (a turn ended, a conversation opened): the box, if the answer waits on a call."""
+def settle_after_relays(p: Page, f: FunctionResults, relay: Relay, relays: list) -> None:
+    """After every relay (a turn ended, a conversation opened, a relay cancelled), one quick call: the chat
+    as stored with the live panel emptied (the relays stream the live panel alone: ui/relay.py), and the
+    function box, shown if the answer waits on a call. One call, not two: each costs the app ~1 ms."""
+    async def settle(conversation_id, request: gr.Request) -> dict:
+        shown = await relay.settle(conversation_id, request)
+        return {**shown, **f.waiting(conversation_id, request)}
+
+    outputs = [p.chatbot, p.live, p.function_row, p.function_note, p.function_result]
     for event in relays:
-        event.then(user_errors(f.waiting), [p.conversation_id], [p.function_row, p.function_note, p.function_result],
-                   api_visibility="private", queue=False, show_progress="hidden")
+        event.then(user_errors(settle), [p.conversation_id], outputs, api_visibility="private", queue=False,
+                   show_progress="hidden")

@@ -8,6 +8,9 @@ by the page's components — never tuples whose order must match a list in anoth
 
 from __future__ import annotations
 
+import functools
+from collections import OrderedDict
+
 import anyio
 import gradio as gr
 
@@ -19,6 +22,7 @@ from ui.render import assistant_messages, page_value, render_history
 
 REPAINT_GUARD_S = 0.75  # after opening an idle conversation, show it again once, this much later
 RELAY_END_WAIT_S, RELAY_END_POLL_S = 10.0, 0.05  # ...after the page's relay left behind has ended
+ENDED_KEPT = 1024  # turns ended whose page has not settled yet (a closed tab never does)
 STREAM = dict(show_progress="hidden", concurrency_id="turns")  # the events that relay an answer
 # Starting a turn is quick (store the message, claim, submit): a direct call, outside the queue, with the
 # inputs as the page sent them and the outputs already in the page's form: Gradio's own processing (a
@@ -39,6 +43,9 @@ class Relay:
     def __init__(self, p: Page, chat, conversations, identity: Identity):
         self.p, self.chat, self.conversations, self.identity = p, chat, conversations, identity
         self._relaying: dict[str | None, int] = {}  # page session -> its relays of a turn still running
+        # (page session, conversation) -> the chat as a relay saw its turn end, for `settle` to show without
+        # reading it back; bounded, since a tab closed in between never settles
+        self._ended: OrderedDict[tuple, list] = OrderedDict()
 
     def page(self, rows) -> list[dict]:
         """Messages in the page's own form (the relay's events run with postprocess=False)."""
@@ -47,28 +54,63 @@ class Relay:
     def shown(self, history, live) -> dict:
         return {self.p.chatbot: history, self.p.live: live}
 
-    async def stream(self, watch):
-        """The chat and the live panel per update of a turn's Watch.
+    async def stream(self, watch, with_history: bool = False, ended=None):
+        """The live panel (and, `with_history`, the chat) per update of a turn's Watch.
 
-        The history is rendered at the start and the end of a turn; in between the same object is sent
-        again and only the live exchange changes. The relay's events run with postprocess=False and
-        yield values already in the page's form: Gradio then sends each update as a diff without
-        processing anything again (a gr.skip() or a component update in a streaming yield makes it
-        rebuild that component and its schema: ~5 ms each, on every token). (Gradio still walks every
-        output of every update looking for files, so a long conversation costs more per update:
-        measured, 2.4x at 200 messages.)
+        The page's relays send the live panel alone: the chat is painted when a turn starts and, after
+        the relay, by `settle`. Gradio walks, copies and diffs every output of every streamed update
+        (its file search, its config copy, its diff), so an update that carried the chat cost more the
+        longer the conversation (measured: 2.4x at 200 messages); the live panel costs the same at any
+        length. The relays run with postprocess=False and yield values already in the page's form (a
+        gr.skip() or a component update in a streaming yield makes Gradio rebuild that component and its
+        schema: ~5 ms each, on every token). Scripts (/send, /attach...) get the chat too, in one event:
+        `with_history`, where the history is rendered at the start and the end of a turn and the same
+        object is sent again in between. `ended(rows)` gets the chat as the turn ended.
         """
         history = None
         try:
             async for snap in watch:
-                if snap.done:
-                    yield self.shown(self.page(render_history(snap.history + [snap.live]).rows), [])
+                if snap.done:  # the answer as it ended: `settle` then moves it into the chat
+                    rows = render_history(snap.history + [snap.live]).rows
+                    if ended is not None:
+                        ended(rows)
+                    if with_history:
+                        yield self.shown(self.page(rows), [])
+                    else:
+                        yield {self.p.live: self.page(assistant_messages(snap.live))}
                     return
+                live = self.page(assistant_messages(snap.live, live=True) if snap.live else [])
+                if not with_history:
+                    yield {self.p.live: live}
+                    continue
                 if history is None:
                     history = self.page(render_history(snap.history).rows)
-                yield self.shown(history, self.page(assistant_messages(snap.live, live=True) if snap.live else []))
+                yield self.shown(history, live)
         finally:
             watch.close()
+
+    async def settle(self, conversation_id, request: gr.Request) -> dict:
+        """After a page's relay (ended or cancelled): the conversation shown as stored, the live panel
+        emptied. Left as they are while an answer is being written in it (a relay shows that one). Its id
+        is the one shown now, which after a cancel is the one opened since."""
+        owner = self.identity.owner_or_none(request)
+        if not (owner and conversation_id):
+            return self.shown([], [])
+        unchanged = {self.p.chatbot: gr.skip(), self.p.live: gr.skip()}
+        rows = self._ended.pop((getattr(request, "session_hash", None), conversation_id), None)
+        if conversation_id in self.chat.writing(owner):
+            return unchanged
+        if rows is None:  # the relay was cancelled, or followed nothing: the chat as stored
+            rows = render_history((await anyio.to_thread.run_sync(self.conversations.open, owner,
+                                                                  conversation_id)).messages).rows
+            if conversation_id in self.chat.writing(owner):  # a turn started meanwhile: its start painted it
+                return unchanged
+        return self.shown(rows, [])
+
+    def _hand_over(self, session, conversation_id, rows) -> None:
+        self._ended[(session, conversation_id)] = rows
+        while len(self._ended) > ENDED_KEPT:
+            self._ended.popitem(last=False)
 
     def first(self, watch) -> dict:
         """The chat and live panel right after a turn started (`follow` takes over from there)."""
@@ -80,8 +122,9 @@ class Relay:
         rows = render_history(snap.history + ([snap.live] if snap.done else [])).rows
         return {**self.shown(self.page(rows), self.page(live)), self.p.conversation_id: snap.conversation_id}
 
-    async def _follow(self, conversation_id, request: gr.Request, stored_if_idle: bool):
-        """What is written so far of the conversation's answer in progress, then the live stream."""
+    async def _follow(self, conversation_id, request: gr.Request, with_history: bool):
+        """The conversation's answer in progress, streamed; when none is (it has ended, or none was
+        started) the live panel emptied, and `with_history` the chat as stored."""
         owner = self.identity.owner_or_none(request)
         watch = None
         if owner and conversation_id:
@@ -90,37 +133,46 @@ class Relay:
             session = getattr(request, "session_hash", None)
             self._relaying[session] = self._relaying.get(session, 0) + 1
             try:
-                async for out in self.stream(watch):
+                ended = functools.partial(self._hand_over, session, conversation_id)
+                async for out in self.stream(watch, with_history, ended):
                     yield out
             finally:
                 if (left := self._relaying.pop(session) - 1) > 0:
                     self._relaying[session] = left
-        elif owner and conversation_id and stored_if_idle:
+        elif not with_history:
+            yield {self.p.live: []}
+        elif owner and conversation_id:
             conv = await anyio.to_thread.run_sync(self.conversations.open, owner, conversation_id)
             yield self.shown(self.page(render_history(conv.messages).rows), [])
-        else:  # nothing in progress: the chat stays as opened (a generator that yields nothing would
-            # empty it), the live panel empty, even if a relay cancelled on the way out repainted it
+        else:  # nothing in progress: the chat stays as it is (a generator that yields nothing would
+            # empty it), the live panel empty
             yield self.shown(gr.skip(), [])
 
     async def follow(self, conversation_id, request: gr.Request):
-        """The page, right after a turn started: its answer streamed to the end (or, if it has already
-        ended, the conversation as stored). Also /attach for scripts."""
-        async for out in self._follow(conversation_id, request, stored_if_idle=True):
+        """The page, right after a turn started: its answer streamed in the live panel to the end
+        (`settle`, chained after it, then shows the chat as stored)."""
+        async for out in self._follow(conversation_id, request, with_history=False):
+            yield out
+
+    async def attach(self, conversation_id, request: gr.Request):
+        """/attach for scripts: the answer in progress as (chat, live panel) updates to its end, or the
+        conversation as stored at once."""
+        async for out in self._follow(conversation_id, request, with_history=True):
             yield out
 
     async def follow_opened(self, conversation_id, request: gr.Request):
         """The page, right after opening a conversation (click, reload, a second tab, another device):
-        the live stream if an answer is in progress; otherwise the conversation as stored once more,
-        because the relay of the conversation left behind, cancelled, may have repainted its own last
-        values over the one just opened (Gradio sends a cancelled stream's last values)."""
+        the live stream if an answer is in progress; otherwise the live panel emptied once more, because
+        the relay of the conversation left behind, cancelled, may have repainted its own last values
+        over it (Gradio sends a cancelled stream's last values)."""
         last = None
-        async for last in self._follow(conversation_id, request, stored_if_idle=True):
+        async for last in self._follow(conversation_id, request, with_history=False):
             yield last
         owner = self.identity.owner_or_none(request)
-        if owner and last is not None and isinstance(last[self.p.chatbot], list) and last[self.p.live] == []:
-            # A cancelled relay's last values can reach the page after this: show it once more, and
-            # again once the page's relay left behind has really ended if it had not yet (on a loaded
-            # server its cancel can come later than any fixed delay).
+        if owner and last is not None and last[self.p.live] == []:
+            # A cancelled relay's last values can reach the page after this: empty the panel once more,
+            # and again once the page's relay left behind has really ended if it had not yet (on a
+            # loaded server its cancel can come later than any fixed delay).
             session = getattr(request, "session_hash", None)
             await anyio.sleep(REPAINT_GUARD_S)
             if conversation_id not in self.chat.writing(owner):
@@ -132,3 +184,4 @@ class Relay:
                 await anyio.sleep(REPAINT_GUARD_S)
                 if conversation_id not in self.chat.writing(owner):
                     yield last
+

@@ -163,9 +163,9 @@ class Sidebar:
 def wire_sidebar(p: Page, s: Sidebar, relay: Relay, relays: list):
     """Opening another conversation (or a new chat) drops the live panel of the one shown before.
     Returns the page-load event, which sets which conversation is open (none, or ?c=)."""
-    follow = dict(fn=user_errors(relay.follow_opened), inputs=[p.conversation_id], outputs=[p.chatbot, p.live],
-                  postprocess=False, api_visibility="private", **STREAM)
     p.conversation_id.change(None, [p.conversation_id], None, js=SET_URL_JS, api_visibility="private")
+    follow = dict(fn=user_errors(relay.follow_opened), inputs=[p.conversation_id], outputs=[p.live],
+                  postprocess=False, api_visibility="private", **STREAM)
     opened = [p.chatbot, p.live, p.conversation_id, p.title, p.effort, p.instructions, p.tools, p.functions,
               p.conversations]
     for picker, opener in ((p.conversations, s.open), (p.search_results, s.open_match)):

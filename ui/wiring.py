@@ -9,7 +9,7 @@ from backend.services.chat import ChatService
 from backend.services.conversations import Conversations
 from ui.admin import wire_admin
 from ui.chat import Chat, wire_chat
-from ui.functions import show_waiting_calls, wire_functions
+from ui.functions import settle_after_relays, wire_functions
 from ui.identity import Identity
 from ui.layout import Page
 from ui.relay import Relay
@@ -27,7 +27,7 @@ def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, h
     relays, then_follow = wire_chat(p, turns, concurrency)
     functions = wire_functions(p, turns, then_follow)
     loaded = wire_sidebar(p, sidebar, relay, relays)
-    show_waiting_calls(p, functions, relays)
+    settle_after_relays(p, functions, relay, relays)
     wire_sharing(p, shares)
     wire_status(p, host, identity, details, chat.default_tools, chat.default_temperature, loaded)
     if admin is not None:
