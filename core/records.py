@@ -58,6 +58,14 @@ def no_answer_note(m: "MessageView") -> str | None:
     return "The model ended without an answer (it wrote only its reasoning). Regenerate to try again."
 
 
+def malformed_note(m: "MessageView") -> str | None:
+    """What the page and the share page say under an answer whose model output was partly not valid harmony
+    (its control tokens never show as text: what could be read is shown, and this says the rest was lost)."""
+    if m.role != "assistant" or not m.malformed:
+        return None
+    return "Part of the model's output was malformed (not valid harmony): this shows what could be read of it."
+
+
 @dataclass
 class MessageView:
     id: int
@@ -80,6 +88,7 @@ class MessageView:
     context_tokens: int | None = None  # what the last generation held: its prompt and its output
     context_window: int | None = None  # what the engine could hold for it
     left_out: int | None = None  # the earliest messages not in the prompt (the conversation outgrew the window)
+    malformed: bool | None = None  # part of the model's output was not valid harmony (shown as far as it was read)
     created: str = ""
     parent_id: int | None = None  # the message this one follows in the conversation's tree (storage/tree.py)
     # on a branch read from storage: this message and its siblings (other answers, other edits), oldest

@@ -87,6 +87,28 @@ def policy_step(entry: ReasoningStep, summary: str, pending: bool) -> DisplaySte
                        seconds=entry.seconds, pending=pending)
 
 
+def fold_title(steps: list[DisplayStep]) -> str:
+    """The one line a turn's steps fold under, on the page, the share page and in exports: "Thought for
+    3.1 s · ran python once", "Thinking…" (the step running now) while it is written."""
+    running = [s.title for s in steps if s.pending]
+    if running:
+        return running[-1]
+    thoughts = [s for s in steps if s.kind == "thought"]
+    seconds = [s.seconds for s in thoughts if s.seconds is not None]
+    bits = [f"Thought for {_took(sum(seconds))}" if seconds else "Thought"] if thoughts else []
+    counts: dict[str, int] = {}
+    for step in steps:
+        if step.kind == "tool":
+            done = _verbs(step.call.recipient if step.call else "", {})[0].split(" '")[0]
+            counts[done] = counts.get(done, 0) + 1
+    bits += [f"{verb.lower() if bits else verb} {_times(n)}" for verb, n in counts.items()]
+    return " · ".join(bits) or "Steps"
+
+
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
+
+
 def thought_title(seconds: float | None, tokens: int | None = None) -> str:
     if seconds is None:
         return "Thought"

@@ -4,8 +4,8 @@ returns; `view` is what the caller may show of the messages (the reasoning-displ
 
 from __future__ import annotations
 
-from core.records import ConversationView, MessageStatus, MessageView
-from core.steps import display_steps, fenced
+from core.records import ConversationView, MessageStatus, MessageView, malformed_note
+from core.steps import display_steps, fenced, fold_title
 from core.trace import to_json
 from storage.tree import Tree
 
@@ -25,15 +25,19 @@ def conversation_json(conv: ConversationView, view=None) -> dict:
 
 
 def _markdown_steps(m: MessageView, include_reasoning: bool) -> list[str]:
-    """The turn's steps in order, each in a closed <details>: thoughts, preambles, tool runs."""
-    lines = []
-    for step in display_steps(m, include_reasoning=include_reasoning):
+    """The turn's steps in order, each in a closed <details> (thoughts, preambles, tool runs), all in one
+    fold, as in the chat ("Thought for 3.1 s · ran python once")."""
+    steps = display_steps(m, include_reasoning=include_reasoning)
+    if not steps:
+        return []
+    lines = ["", f"<details><summary>{fold_title(steps)}</summary>"]
+    for step in steps:
         if step.kind == "tool":
             body = fenced(step.call.arguments if step.call else "") + "\n\n" + fenced(step.result.output if step.result else "")
         else:
             body = step.text
         lines += ["", f"<details><summary>{step.title}</summary>", "", body, "", "</details>"]
-    return lines
+    return lines + ["", "</details>"]
 
 
 def conversation_markdown(conv: ConversationView, include_reasoning: bool = True, view=None) -> str:
@@ -49,4 +53,6 @@ def conversation_markdown(conv: ConversationView, include_reasoning: bool = True
         lines += ["", m.content, ""]
         if m.role == "assistant" and m.status != MessageStatus.COMPLETE:
             lines += [f"*({m.status})*", ""]
+        if malformed_note(m):
+            lines += [f"*({malformed_note(m)})*", ""]
     return "\n".join(lines)

@@ -31,7 +31,7 @@ TITLE_CHARS = 60
 PAGE_SIZE = 50
 MESSAGE_FIELDS = ("content", "reasoning", "reasoning_summary", "effort", "status", "error", "stop_reason",
                   "reasoning_tokens", "answer_tokens", "ttft", "reasoning_time", "tokens_per_s", "context_tokens",
-                  "context_window", "left_out")
+                  "context_window", "left_out", "malformed")
 
 # The statements every chat's start and end runs, built once and executed with their values as
 # parameters: SQLAlchemy then compiles each once and reuses it. Built per call with .values(...),

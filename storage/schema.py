@@ -76,6 +76,7 @@ class Message(Base):
     context_tokens: Mapped[int | None] = mapped_column(Integer)
     context_window: Mapped[int | None] = mapped_column(Integer)
     left_out: Mapped[int | None] = mapped_column(Integer)
+    malformed: Mapped[bool | None] = mapped_column(Boolean)  # part of the model's output was not harmony
     created: Mapped[dt.datetime] = mapped_column(nullable=False, default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")

@@ -16,8 +16,13 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 TIMEOUT_MS = 60_000
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 
-THOUGHT = ".thought-group"  # a Gradio thought message (reasoning, trace entries, the stats line)
+THOUGHT = ".thought-group"  # a Gradio thought message (an answer's fold, its steps)
 THOUGHT_TITLE = ".thought-group .title"
+STEP_TITLE = ".children .thought-group > .title"  # a step's, inside its answer's fold
+STATS = "[data-testid=bot] .message-content p > sub"  # an answer's stats line (ui/render.py)
+# An answer's steps fold under one thought (ui/render.py); Gradio renders a fold's children only once opened.
+OPEN_FOLDS = """where => document.querySelectorAll(where + ' .thought-group > .title:not(.expanded)')
+  .forEach(t => { if (!t.closest('.children')) t.click(); })"""
 BOT = '[data-testid="bot"]'
 USER = '[data-testid="user"]'
 
@@ -45,12 +50,25 @@ def send(pg, text: str) -> None:
     pg.locator("#send").click()
 
 
+def open_folds(pg, where: str = "#chat") -> None:
+    """Open every answer's fold in `where`, so that its steps show."""
+    pg.evaluate(OPEN_FOLDS, where)
+
+
 def thought_titles(pg, where: str = "#chat") -> list[str]:
+    """Every fold's and step's title in `where` (the folds opened first)."""
+    open_folds(pg, where)
     return pg.locator(f"{where} {THOUGHT_TITLE}").all_inner_texts()
 
 
+def step_titles(pg, where: str = "#chat") -> list[str]:
+    """The steps' titles in `where` (thoughts, tool runs), without their folds' (opened first)."""
+    open_folds(pg, where)
+    return pg.locator(f"{where} {STEP_TITLE}").all_inner_texts()
+
+
 def stats_lines(pg) -> list[str]:
-    return [t for t in thought_titles(pg) if "effort" in t]
+    return [t for t in pg.locator(f"#chat {STATS}").all_inner_texts() if "effort" in t]
 
 
 def url_conversation(pg) -> str | None:
@@ -65,7 +83,7 @@ def wait_answers(pg, n: int, timeout_ms: float | None = None) -> None:
     """Until `n` answers have ended (their stats line shows); `timeout_ms`: the ceiling when the wait
     covers a whole long answer (the default is for short ones)."""
     pg.wait_for_function(
-        f"n => [...document.querySelectorAll('#chat {THOUGHT_TITLE}')]"
+        f"n => [...document.querySelectorAll('#chat {STATS}')]"
         ".filter(e => e.innerText.includes('effort')).length >= n", arg=n, timeout=timeout_ms)
 
 

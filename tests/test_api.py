@@ -11,7 +11,7 @@ from backend.harmony.codec import PromptMessage
 from backend.services.options import ChatOptions
 from core.config import Config
 from testkit.net import free_port
-from testkit.page import open_page, send, thought_titles, wait_answers
+from testkit.page import STEP_TITLE, open_folds, open_page, send, thought_titles, wait_answers
 from tests.support.api import AFTER, CALL, api_app, api_client
 
 openai = pytest.importorskip("openai")
@@ -209,7 +209,7 @@ def test_this_app_driving_another_instance_of_itself(browser, launched, tmp_path
         assert status.state == "ready" and "chat API" in status.description.engine
         chat, _, cid = Client(f"http://127.0.0.1:{config.port}/", verbose=False).submit(
             "hi", "", "high", "", 1.0, 400, api_name="/send").result()
-        thought, answer = chat[1], chat[2]
+        thought, answer = chat[2], chat[3]  # chat[1]: the answer's fold, its steps next
         assert thought["metadata"]["title"].startswith("Thought for") and "Let me think" in str(thought["content"])
         assert "Hello!" in str(answer["content"]) and "Let me think" not in str(answer["content"])
         stored = parts.service.repo.get("local", cid).messages[1]
@@ -217,7 +217,8 @@ def test_this_app_driving_another_instance_of_itself(browser, launched, tmp_path
         pg = open_page(browser, f"http://127.0.0.1:{config.port}/")  # and on the second app's page itself
         send(pg, "hi again")
         wait_answers(pg, 1)
-        pg.locator("#chat .thought-group .title").first.click()
+        open_folds(pg)
+        pg.locator(f"#chat {STEP_TITLE}").first.click()
         pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('Let me think')")
         assert thought_titles(pg)[0].startswith("Thought for") and "<b>How</b>" in pg.locator("#chat").inner_text()
         pg.context.close()

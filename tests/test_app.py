@@ -31,12 +31,13 @@ def test_send_streams_reasoning_and_answer_as_separate_messages(app_url):
     assert outputs[0][2] == conversation_id and len(conversation_id) == 32
     assert chat[0]["role"] == "user" and chat[0]["content"][0]["text"] == "hi there" if isinstance(
         chat[0]["content"], list) else chat[0]["content"] == "hi there"
-    thought, answer, stats = chat[1], chat[2], chat[3]
-    assert thought["metadata"]["title"].startswith("Thought for") and thought["metadata"]["status"] == "done"
+    fold, thought, answer, stats = chat[1], chat[2], chat[3], chat[4]  # one answer: its fold, step, text, stats
+    assert fold["metadata"]["title"].startswith("Thought for") and fold["metadata"]["status"] == "done"
+    assert thought["metadata"]["parent_id"] == fold["metadata"]["id"] and thought["metadata"]["status"] == "done"
     assert "Let me think" in str(thought["content"])
     assert "Hello!" in str(answer["content"]) and not answer.get("metadata", {}).get("title")
     assert "&lt;b&gt;How&lt;/b&gt;" in str(answer["content"])  # HTML from the model is shown as text
-    assert "high effort" in stats["metadata"]["title"] and "tokens/s" in stats["metadata"]["title"]
+    assert "high effort" in str(stats["content"]) and "tokens/s" in str(stats["content"])
     pending = [o for o in outputs if live_value(o) and (live_value(o)[-1].get("metadata") or {}).get("status") == "pending"]
     assert pending, "the reasoning panel streamed open (pending) before the answer"
 
@@ -54,7 +55,7 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_reopens(app_url):
         time.sleep(0.05)
     c.predict(conversation_id, api_name="/stop")
     chat = job.result()[0]
-    assert "stopped" in titles(chat)[-1]
+    assert "stopped" in str(chat[-1]["content"])  # the answer's stats line
     reopened = client(url).predict(conversation_id, api_name="/open_conversation")
     assert [m["role"] for m in reopened["messages"]] == ["user", "assistant"]
     assert reopened["messages"][1]["status"] == "stopped" and reopened["messages"][1]["reasoning"]
@@ -245,11 +246,11 @@ def test_tools_through_the_api_and_a_function_result_sent_by_a_script(tmp_path, 
     c = client(f"http://127.0.0.1:{config.port}/")
     chat, _, cid = c.submit("Weather?", "", "low", "", 1.0, 200, ["calculate"], json.dumps(WEATHER),
                             api_name="/send").result()
-    assert titles(chat)[2] == "Called get_weather · waiting for its result"
+    assert titles(chat)[3] == "Called get_weather · waiting for its result"  # after the fold and a thought
     assert service.repo.get("local", cid).settings["tools"] == ["calculate"]
     chat, _, same = c.submit(cid, '{"sky": "clear"}', "low", "", 1.0, 200, ["calculate"], json.dumps(WEATHER),
                              api_name="/tool_result").result()
-    assert same == cid and titles(chat)[2] == "Called get_weather · your result"
+    assert same == cid and titles(chat)[3] == "Called get_weather · your result"
     assert "Sunny." in json.dumps(chat)
     with pytest.raises(Exception, match="not in the list of choices"):  # Gradio checks the choices itself
         c.submit("x", "", "low", "", 1.0, 50, ["python"], "", api_name="/send").result()

@@ -6,12 +6,16 @@ import pytest
 
 from testkit.net import free_port
 from testkit.page import (
+    STEP_TITLE,
+    THOUGHT_TITLE,
     field,
     open_page,
     ready,
     send,
     set_temperature,
     shot,
+    stats_lines,
+    step_titles,
     thought_titles,
     url_conversation,
     wait_answers,
@@ -22,7 +26,8 @@ CALL = ("<|channel|>analysis<|message|>I should compute this with python.<|end|>
         "import time\ntime.sleep(4)\nprint(17 + 25)<|call|>")
 ANSWER = ("<|channel|>analysis<|message|>python printed 42.<|end|>"
           "<|start|>assistant<|channel|>final<|message|>17 + 25 = **42**.<|return|>")
-LIVE_TITLES = "() => [...document.querySelectorAll('#live .thought-group .title')].map(e => e.innerText)"
+LIVE_TITLES = ("() => [...document.querySelectorAll('#live .children .thought-group > .title')]"
+               ".map(e => e.innerText)")  # the steps, in the fold that is open while the answer is written
 
 
 @pytest.fixture
@@ -51,12 +56,15 @@ def test_a_multi_step_trace_streams_in_order_and_survives_a_reload(browser, agen
     assert titles[0].startswith("Thought") and titles[1].startswith("Running python")
     wait_answers(pg, 1)
     shot(pg, "agent-done")
-    titles = thought_titles(pg)
+    fold = pg.locator(f"#chat {THOUGHT_TITLE}").first.inner_text()
+    assert fold.startswith("Thought for") and fold.endswith("· ran python once")  # one line for the steps
+    titles = step_titles(pg)
     assert titles[0].startswith("Thought for") and titles[1].startswith("Ran python ·")
-    assert titles[2].startswith("Thought for") and "effort" in titles[3] and "1 tool call in" in titles[3]
+    assert titles[2].startswith("Thought for") and len(titles) == 3
+    assert "effort" in stats_lines(pg)[0] and "1 tool call in" in stats_lines(pg)[0]
     chat = pg.locator("#chat")
     assert chat.inner_text().strip().endswith("17 + 25 = 42.") or "17 + 25 = 42." in chat.inner_text()
-    pg.locator("#chat .thought-group .title", has_text="Ran python").click()  # open the step
+    pg.locator(f"#chat {STEP_TITLE}", has_text="Ran python").click()  # open the step
     pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('print(17 + 25)')")
     assert "42" in chat.inner_text()
     cid = url_conversation(pg)
@@ -97,9 +105,9 @@ def test_a_users_function_is_answered_by_typing_its_result(browser, weather_app)
     pg.locator("#function-send").click()
     pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('It is sunny in Oslo.')")
     pg.locator("#function-row").wait_for(state="hidden")
-    titles = thought_titles(pg)
+    titles = step_titles(pg)
     assert titles[0].startswith("Thought for") and titles[1] == "Called get_weather · your result"
-    assert titles[2].startswith("Thought for") and "effort" in titles[3]
+    assert titles[2].startswith("Thought for") and "effort" in stats_lines(pg)[0]
     shot(pg, "agent-user-function")
     pg.context.close()
 

@@ -7,7 +7,19 @@ from pathlib import Path
 import pytest
 
 from testkit.net import free_port
-from testkit.page import BOT, CHROMIUM, THOUGHT, field, open_page, ready, send, shot, stats_lines, wait_answers
+from testkit.page import (
+    BOT,
+    CHROMIUM,
+    THOUGHT_TITLE,
+    field,
+    open_folds,
+    open_page,
+    ready,
+    send,
+    shot,
+    stats_lines,
+    wait_answers,
+)
 
 pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
@@ -66,7 +78,8 @@ def test_regenerate_twice_then_move_back_and_follow_up_from_the_first(browser, a
     arrow(pg, "‹")
     wait_text(pg, "Answer number 1.")
     assert "1 / 3" in navs(pg)[0]
-    pg.locator(f"#chat {THOUGHT}").first.click()  # its reasoning, kept whole
+    open_folds(pg)
+    pg.locator(f"#chat .children {THOUGHT_TITLE}").first.click()  # its reasoning, kept whole
     wait_text(pg, "Reasoning number 1.")
     assert "medium effort" in stats_lines(pg)[0]  # the first answer's own stats (the others were low)
     shot(pg, "branches-02-back-to-the-first")

@@ -298,3 +298,21 @@ def test_a_conversation_longer_than_the_window_leaves_out_its_oldest_messages_an
         assert repo.get("alice", cid).messages[-1].content.startswith("w0 w1")  # the message was kept
     finally:
         host.close()
+
+
+def test_a_malformed_completion_is_stored_as_such_and_the_page_says_so(repo, make_host):
+    """The model writing no harmony header (`<|message|>` straight away): what could be read is the answer,
+    no control token shows, and the answer says its output was malformed (#35)."""
+    from ui.render import assistant_messages
+
+    service = ChatService(repo, make_host("<|message|>Just an answer<|return|>"))
+    cid = list(service.send("alice", None, "hi", OPTS))[0].conversation_id
+    answer = repo.get("alice", cid).messages[-1]
+    assert answer.content == "Just an answer" and answer.malformed is True and answer.status == "complete"
+    shown = " ".join(str(row.content) for row in assistant_messages(answer))
+    assert "malformed" in shown and "<|" not in shown
+
+
+def test_a_well_formed_answer_says_nothing_of_it(service, repo):
+    cid = list(service.send("alice", None, "hi there", OPTS))[0].conversation_id
+    assert repo.get("alice", cid).messages[-1].malformed is False

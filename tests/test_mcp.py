@@ -222,7 +222,7 @@ def test_the_page_shows_the_servers_call_in_the_trace(browser, tmp_path, launche
     """Chromium: the server's tools are offered under "Tools the model may use" and the call shows as
     "Called time.get_current_time · …" with its result."""
     from core.config import Config
-    from testkit.page import open_page, send, shot, thought_titles, wait_answers
+    from testkit.page import STEP_TITLE, open_page, send, shot, thought_titles, wait_answers
 
     config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400, tools="calculate",
                     mcp_config=write_config(tmp_path, {"time": TIME_SERVER}), tool_timeout_s=10)
@@ -235,7 +235,7 @@ def test_the_page_shows_the_servers_call_in_the_trace(browser, tmp_path, launche
         wait_answers(pg, 1)
         titles = thought_titles(pg)
         assert any(t.startswith("Called time.get_current_time ·") for t in titles), titles
-        pg.locator("#chat .thought-group .title", has_text="Called time.get_current_time").click()
+        pg.locator(f"#chat {STEP_TITLE}", has_text="Called time.get_current_time").click()
         pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('day_of_week')")
         shot(pg, "mcp-trace")
         pg.context.close()

@@ -88,8 +88,9 @@ def test_hidden_end_to_end(launched, tmp_path):
     parts, url = start(launched, tmp_path, "hidden")
     (chat, _, cid), streamed = page_turn(url)
     assert RAW not in streamed  # not in one streamed update
-    assert chat[1]["metadata"]["title"].startswith("Reasoning hidden by this deployment · ")
-    assert " tokens · " in chat[1]["metadata"]["title"] and "Hello!" in str(chat[2]["content"])
+    assert chat[1]["metadata"]["title"].startswith("Thought for ")  # the answer's fold; its steps follow
+    assert chat[2]["metadata"]["title"].startswith("Reasoning hidden by this deployment · ")
+    assert " tokens · " in chat[2]["metadata"]["title"] and "Hello!" in str(chat[3]["content"])
     assert RAW not in leaks(parts, url, cid)
     assert RAW in parts.service.repo.get("local", cid).messages[1].reasoning  # kept on the server (keep)
     api = openai.OpenAI(base_url=url + "/v1", api_key="EMPTY")
@@ -106,15 +107,15 @@ def test_hidden_and_dropped_is_never_stored(launched, tmp_path):
     stored = parts.service.repo.get("local", cid).messages[1]
     assert stored.reasoning == "" and stored.reasoning_tokens > 50
     assert all(h.get("channel") != "analysis" for h in stored.harmony)
-    assert chat[1]["metadata"]["title"].startswith("Reasoning hidden by this deployment")
+    assert chat[2]["metadata"]["title"].startswith("Reasoning hidden by this deployment")
 
 
 def test_summary_end_to_end(launched, tmp_path):
     parts, url = start(launched, tmp_path, "summary", then=(SUMMARY, FORCED_CHAT, SUMMARY))  # page, then API
     (chat, _, cid), streamed = page_turn(url)
     assert RAW not in streamed and "Thinking… · a summary follows the answer" in streamed
-    assert chat[1]["metadata"]["title"].startswith("Summary of the reasoning · ")
-    assert "It weighed how to greet the user." in str(chat[1]["content"]) and "Hello!" in str(chat[2]["content"])
+    assert chat[2]["metadata"]["title"].startswith("Summary of the reasoning · ")
+    assert "It weighed how to greet the user." in str(chat[2]["content"]) and "Hello!" in str(chat[3]["content"])
     stored = parts.service.repo.get("local", cid).messages[1]
     assert RAW in stored.reasoning and stored.reasoning_summary == "It weighed how to greet the user."
     everything = leaks(parts, url, cid)
@@ -126,7 +127,7 @@ def test_summary_end_to_end(launched, tmp_path):
 
 
 def test_policies_in_chromium(browser, launched, tmp_path):
-    from testkit.page import open_page, send, shot, thought_titles, wait_answers
+    from testkit.page import STEP_TITLE, open_page, send, shot, step_titles, wait_answers
 
     for display in ("hidden", "summary"):
         _, url = start(launched, tmp_path / display, display, then=(SUMMARY,))
@@ -135,8 +136,8 @@ def test_policies_in_chromium(browser, launched, tmp_path):
         wait_answers(pg, 1)
         pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('How')")
         shot(pg, f"reasoning-{display}")
-        title = thought_titles(pg)[0]
-        pg.locator("#chat .thought-group .title").first.click()  # open the panel
+        title = step_titles(pg)[0]
+        pg.locator(f"#chat {STEP_TITLE}").first.click()  # open the panel
         body = pg.locator("#chat").inner_text()
         assert RAW not in body and RAW not in pg.content()
         if display == "hidden":

@@ -39,3 +39,11 @@ def test_an_answer_without_final_text_is_said_never_shown_as_nothing():
     assert no_answer_note(answer(status="streaming")) is None and no_answer_note(answer(status="stopped")) is None
     assert no_answer_note(answer(error="The model failed.", status="error")) is None
     assert no_answer_note(MessageView(id=2, position=2, role="assistant", content="42")) is None
+
+
+def test_a_malformed_answer_is_said_in_words():
+    from core.records import MessageView, malformed_note
+
+    assert "malformed" in malformed_note(MessageView(id=1, position=1, role="assistant", content="x", malformed=True))
+    assert malformed_note(MessageView(id=1, position=1, role="assistant", content="x", malformed=None)) is None
+    assert malformed_note(MessageView(id=1, position=1, role="assistant", content="x", malformed=False)) is None

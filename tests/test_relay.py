@@ -94,7 +94,7 @@ def test_the_page_relay_streams_the_live_panel_alone_and_hands_the_end_over():
     outs = collect(relay.stream(watch, ended=handed.append))
     assert [set(out) for out in outs] == [{p.live}, {p.live}]  # never the chat: its size would cost every update
     assert "43" in str(outs[-1][p.live]) and watch.closed
-    assert [m.content for m in handed[0] if m.role == "assistant" and not m.metadata][-1] == "43"
+    assert "43" in [m.content for m in handed[0]]  # the chat as the turn ended, answer included
 
 
 def test_a_script_relay_carries_the_chat_too():

@@ -63,3 +63,18 @@ def test_a_call_paused_for_the_users_result_says_so():
     m = MessageView(id=1, position=1, role="assistant", content="", stop_reason="call",
                     trace=[ToolCallStep("functions.get_weather", "{}")])
     assert display_steps(m)[-1].title == "Called get_weather · waiting for its result"
+
+
+def test_a_turns_steps_fold_under_one_line():
+    from core.steps import fold_title
+
+    done = message()
+    done.trace = from_json(TRACE[:6] + [TRACE[6], {"kind": "tool_result", "recipient": "python", "output": "1",
+                                                    "status": "ok", "seconds": 0.2}])
+    assert fold_title(display_steps(done)) == "Thought for 4.2 s · searched once · opened a page once · ran python once"
+    assert fold_title(display_steps(message(), streaming=True)) == "Running python…"  # the step running now
+    python_only = message()
+    python_only.reasoning = ""
+    python_only.trace = from_json([TRACE[6], {"kind": "tool_result", "recipient": "python", "output": "1",
+                                              "status": "ok"}] * 2)
+    assert fold_title(display_steps(python_only)) == "Ran python twice"

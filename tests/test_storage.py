@@ -328,3 +328,21 @@ def test_migration_to_context_figures_keeps_answers(url):
     assert "left_out" not in {c["name"] for c in inspect(engine).get_columns("messages")}
     upgrade(engine)
     assert old.get("alice", "e" * 32).messages[0].content == "an answer"
+
+
+def test_migration_to_the_malformed_flag_keeps_answers(url):
+    """0008 -> 0009: answers gain whether their model output was partly not harmony; one stored before is
+    unknown (None: no note shown); down and up again."""
+    engine = open_engine(url)
+    upgrade(engine, "0008")
+    with engine.begin() as conn:
+        old_conversation(conn, "f" * 32)
+    repo = Repository.open(url)  # upgrades to head
+    mid = repo.add_message("alice", "f" * 32, "assistant", "an answer")
+    assert repo.get("alice", "f" * 32).messages[0].malformed is None
+    repo.save_message("alice", mid, malformed=True)
+    assert repo.get("alice", "f" * 32).messages[0].malformed is True
+    downgrade(engine, "0008")
+    assert "malformed" not in {c["name"] for c in inspect(engine).get_columns("messages")}
+    upgrade(engine)
+    assert repo.get("alice", "f" * 32).messages[0].content == "an answer"

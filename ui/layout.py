@@ -48,6 +48,44 @@ document.addEventListener('click', (e) => {
   box.value = link.getAttribute('href').split('#branch-')[1] + ':' + Date.now();
   box.dispatchEvent(new Event('input', {bubbles: true}));
 }, true);
+// A phone's screen is too narrow for the sidebar beside the chat (Gradio lays it over the chat): there it
+// starts closed (its arrow opens it).
+if (window.matchMedia('(max-width: 768px)').matches) {
+  let clicked = 0;  // the toggle works once the page has hydrated: click again until the sidebar has closed
+  const closeSidebar = new MutationObserver(() => {
+    const sidebar = document.querySelector('.sidebar');
+    if (!sidebar) return;
+    if (!sidebar.classList.contains('open')) { if (clicked) closeSidebar.disconnect(); return; }
+    if (Date.now() - clicked > 300) { clicked = Date.now(); sidebar.querySelector('.toggle-button')?.click(); }
+  });
+  closeSidebar.observe(document.documentElement, {subtree: true, childList: true, attributes: true});
+  setTimeout(() => closeSidebar.disconnect(), 30000);  // never fight a user who opened it again
+}
+// One answer, one bubble, one copy button (ui/render.py): Gradio's copy of a group would join the fold's
+// titles and the stats line to the answer; this copies the answer's text alone (what the user came for).
+document.addEventListener('click', (e) => {
+  const button = e.target.closest?.('.message-buttons-left button[title="Copy message"]');
+  if (!button || !button.closest('#chat, #live')) return;
+  const row = button.closest('.message-buttons')?.previousElementSibling;
+  const parts = [...(row?.querySelectorAll('.bot.message > .message') || [])]
+    .filter((m) => !m.querySelector('.thought-group, a[href*="#branch-"], .message-content p > sub'))
+    .map((m) => (m.querySelector('.message-content')?.innerText || '').trim()).filter(Boolean);
+  if (!parts.length) return;  // nothing but steps: Gradio's own copy
+  e.preventDefault();
+  e.stopImmediatePropagation();
+  const text = parts.join('\\n\\n');
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text);
+  } else {  // plain http on another host: the old way
+    const area = document.createElement('textarea');
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    document.execCommand('copy');
+    area.remove();
+  }
+  button.animate([{opacity: 0.3}, {opacity: 1}], 500);
+}, true);
 // A finished answer is noticed (ui/sidebar.py marks a conversation NEW_ANSWER when its answer ended with no
 // page watching): the tab title counts those, plus answers that ended on screen while the tab was in the
 // background (the live panel emptied); with the user's permission (#notify) a notification names each.
@@ -90,10 +128,11 @@ CSS = """
 /* The live panel shows only while an answer is being written: hidden by its emptiness, so that no
    streaming update has to change a component's visibility (a costly update in Gradio). */
 #live:not(:has([data-testid="bot"])) { display: none; }
-/* "‹ 2 / 3 ›" (ui/render.py branch_nav): a quiet line with arrows big enough to hit, no copy button */
+/* One answer, one bubble (ui/render.py): the stats a quiet line under it, and "‹ 2 / 3 ›" (branch_nav)
+   a quiet line with arrows big enough to hit */
+#chat sub, #live sub { font-size: 0.9em; opacity: 0.7; vertical-align: baseline; }
 #chat a[href*="#branch-"] { font-size: 1.3em; padding: 0 0.4em; text-decoration: none; }
-#chat .message-row:has(a[href*="#branch-"]) .message { font-size: 0.85em; opacity: 0.85; }
-#chat .message-row:has(a[href*="#branch-"]) + .message-buttons button[title="Copy message"] { display: none; }
+#chat .bot.message > .message:has(a[href*="#branch-"]) { font-size: 0.85em; opacity: 0.85; }
 """
 
 
@@ -222,12 +261,12 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         copy_token = gr.State("")
         timer = gr.Timer(1.0, active=False)  # started by the page load's status, while loading
         chatbot = gr.Chatbot(label="Chat", elem_id="chat", scale=1, height="70vh", editable="user",
-                             sanitize_html=True, allow_tags=False, group_consecutive_messages=False,
+                             sanitize_html=True, allow_tags=False, group_consecutive_messages=True,
                              feedback_options=None, buttons=["copy"])
         # The turn being written streams here, so each update carries one exchange, not the
         # whole history (Gradio re-processes a chatbot's full value on every update).
         live = gr.Chatbot(label="Writing…", elem_id="live", height="auto", max_height="50vh",
-                          sanitize_html=True, allow_tags=False, group_consecutive_messages=False,
+                          sanitize_html=True, allow_tags=False, group_consecutive_messages=True,
                           feedback_options=None, buttons=["copy"])
         # An answer paused on one of the user's own functions: its call is shown above; its result goes here.
         with gr.Row(visible=False, elem_id="function-row") as function_row:

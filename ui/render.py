@@ -1,7 +1,10 @@
-"""Stored messages -> Gradio chat messages (thoughts, trace entries, answer, stats line).
+"""Stored messages -> Gradio chat messages: one answer, one bubble.
 
-Reasoning stays data: it becomes a Gradio thought message (metadata title,
-status, duration), never a prefix in the answer text.
+An answer is its steps folded under one line ("Thought for 3.1 s · ran python once": a Gradio thought
+whose children are the steps, nested by metadata id / parent_id), the answer text, and the stats as a
+quiet line; the chat groups an answer's consecutive messages into one bubble with one copy button
+(ui/layout.py makes it copy the answer's text). Reasoning stays data: each thought is a Gradio
+thought message (metadata title and status), never a prefix in the answer text.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from typing import NamedTuple
 
 import gradio as gr
 
-from core.records import MessageStatus, MessageView, no_answer_note, status_note
-from core.steps import DisplayStep, display_steps, fenced, link_citations, pages_of
+from core.records import MessageStatus, MessageView, malformed_note, no_answer_note, status_note
+from core.steps import DisplayStep, display_steps, fenced, fold_title, link_citations, pages_of
 from core.trace import ToolCallStep, ToolResultStep
 
 
@@ -73,10 +76,10 @@ def _thousands(tokens: int) -> str:
     return f"{tokens / 1000:.1f}k" if tokens >= 1000 else str(tokens)
 
 
-def _step_message(step: DisplayStep, pages: dict) -> gr.ChatMessage:
-    meta = {"title": step.title, "status": "pending" if step.pending else "done"}
-    if step.seconds is not None and not step.pending:
-        meta["duration"] = round(step.seconds, 1)
+def _step_message(step: DisplayStep, pages: dict, fold: str, index: int) -> gr.ChatMessage:
+    # no "duration": the title already says how long (Gradio would add it again in brackets)
+    meta = {"title": step.title, "status": "pending" if step.pending else "done", "id": f"{fold}-{index}",
+            "parent_id": fold}
     if step.kind == "tool":
         content = tool_body(step, pages)
     else:
@@ -118,26 +121,28 @@ def _pretty_json(text: str) -> str:
 
 
 def assistant_messages(m: MessageView, live: bool = False) -> list[gr.ChatMessage]:
-    """A turn in the order it happened: thoughts, preambles and tool runs, then the answer."""
+    """A turn in one bubble: its steps in the order they happened under one fold (open while it is
+    written), then the answer, then the stats line."""
     streaming = live and m.status == MessageStatus.STREAMING
     pages = pages_of(m)
-    out = [_step_message(step, pages) for step in display_steps(m, streaming)]
+    steps = display_steps(m, streaming)
+    out = []
+    if steps:
+        fold, pending = f"turn-{m.id}", any(step.pending for step in steps)
+        out.append(gr.ChatMessage(role="assistant", content="", metadata={
+            "title": fold_title(steps), "id": fold, "status": "pending" if pending else "done"}))
+        out += [_step_message(step, pages, fold, i) for i, step in enumerate(steps)]
     if m.content:
         out.append(gr.ChatMessage(role="assistant", content=link_citations(escape_html(m.content), pages)))
     if m.error:
         out.append(gr.ChatMessage(role="assistant", content=escape_html(m.error),
                                   metadata={"title": "The answer failed"}))
-    missing = None if streaming else no_answer_note(m)
-    if missing:
-        out.append(gr.ChatMessage(role="assistant", content=f"*{missing}*"))
+    for note in [] if streaming else [no_answer_note(m), malformed_note(m)]:
+        if note:
+            out.append(gr.ChatMessage(role="assistant", content=f"*{note}*"))
     if not streaming:
-        out.append(gr.ChatMessage(role="assistant", content=_stats_detail(m),
-                                  metadata={"title": stats_line(m), "status": "done"}))
+        out.append(gr.ChatMessage(role="assistant", content=f"<sub>{escape_html(stats_line(m))}</sub>"))
     return out
-
-
-def _stats_detail(m: MessageView) -> str:
-    return f"Stop reason: {m.stop_reason or m.status}. Status: {m.status}."
 
 
 def page_value(chatbot: gr.Chatbot, rows: list[gr.ChatMessage]) -> list[dict]:

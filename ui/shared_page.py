@@ -13,8 +13,8 @@ import html
 from markdown_it import MarkdownIt
 
 from core.errors import LINK_GONE
-from core.records import SharedConversation, no_answer_note, status_note
-from core.steps import DisplayStep, display_steps, link_citations, pages_of
+from core.records import SharedConversation, malformed_note, no_answer_note, status_note
+from core.steps import DisplayStep, display_steps, fold_title, link_citations, pages_of
 
 _MD = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 HEADERS = {
@@ -31,6 +31,7 @@ main { max-width: 820px; margin: 0 auto; padding: 24px 16px 64px; }
 h1 { font-size: 1.4em; margin: 0 0 4px; } .meta { color: #57606a; margin: 0 0 20px; }
 .msg { background: #fff; border: 1px solid #d0d7de; border-radius: 10px; padding: 10px 16px; margin: 12px 0; }
 .msg.user { background: #eef4ff; } .role { font-weight: 600; font-size: .85em; color: #57606a; }
+details.steps { margin: 6px 0; color: #57606a; } details.steps > :not(summary) { margin-left: 14px; }
 details.reasoning { background: #f6f8fa; border-radius: 8px; padding: 4px 10px; margin: 6px 0; color: #57606a; }
 .stats { font-size: .8em; color: #57606a; } .call, .preamble { color: #57606a; font-size: .9em; } pre { overflow-x: auto; background: #f6f8fa; padding: 8px; }
 a.copy { display: inline-block; padding: 8px 14px; border-radius: 8px; background: #1f6feb; color: #fff;
@@ -61,7 +62,9 @@ def _message(m, include_reasoning: bool) -> str:
         return f'<article class="msg user"><div class="role">User</div>{_MD.render(m.content)}</article>'
     parts = ['<article class="msg assistant"><div class="role">Assistant</div>']
     steps = display_steps(m, include_reasoning=include_reasoning)
-    parts += [_step(step) for step in steps]
+    if steps:  # one fold for the steps, as in the chat
+        parts.append(f'<details class="steps"><summary>{html.escape(fold_title(steps))}</summary>'
+                     f'{"".join(_step(step) for step in steps)}</details>')
     if m.content or not steps or no_answer_note(m):
         # citations link to their sources (relative to the app, one level up from /s/<token>)
         pages = {c: {**p, "url": "../" + p["url"] if p.get("url", "").startswith("doc/") else p.get("url")}
@@ -69,6 +72,8 @@ def _message(m, include_reasoning: bool) -> str:
         missing = no_answer_note(m) or "(no answer)"
         parts.append(_MD.render(link_citations(m.content, pages)) if m.content else
                      f"<p><em>{html.escape(missing)}</em></p>")
+    if malformed_note(m):
+        parts.append(f"<p><em>{html.escape(malformed_note(m))}</em></p>")
     bits = [f"{m.effort} effort" if m.effort else "", status_note(m.status, m.stop_reason)]
     if any(bits):
         parts.append(f'<div class="stats">{html.escape(" · ".join(b for b in bits if b))}</div>')

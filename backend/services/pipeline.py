@@ -305,11 +305,12 @@ class TurnPipeline:
         if done is not None:
             answer.status = MessageStatus.after(done.stop_reason)
             answer.stop_reason, answer.error = done.stop_reason, done.error
+            answer.malformed = bool(done.malformed)
             figures = done.stats.message_fields()
             for name, value in figures.items():
                 setattr(answer, name, value)
             answer.harmony = self.policy.stored_harmony(list(harmony or ()) + list(done.harmony_messages))
-            fields.update(figures, harmony=answer.harmony, stop_reason=answer.stop_reason)
+            fields.update(figures, harmony=answer.harmony, stop_reason=answer.stop_reason, malformed=answer.malformed)
         else:
             answer.status = status or answer.status
         self.repo.save_message(owner, answer.id, status=answer.status, error=answer.error, **fields)
