@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -21,48 +22,44 @@ def _to_gr(exc: Exception) -> gr.Error:
     return gr.Error(UNEXPECTED.format(type(exc).__name__))
 
 
+@contextlib.contextmanager
+def _as_user_errors():
+    """The one translation every kind of handler shares: the app's errors (and any other) as gr.Error."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except Exception as exc:
+        raise _to_gr(exc) from exc
+
+
 def user_errors(fn):
-    """Wrap a handler (function or generator) so errors reach the user as gr.Error."""
+    """Wrap a handler (function, coroutine, generator or async generator) so errors reach the user as
+    gr.Error."""
     if inspect.isasyncgenfunction(fn):
         @functools.wraps(fn)
         async def agen_wrapper(*args, **kwargs):
-            try:
+            with _as_user_errors():
                 async for item in fn(*args, **kwargs):
                     yield item
-            except gr.Error:
-                raise
-            except Exception as exc:
-                raise _to_gr(exc) from exc
         return agen_wrapper
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):
-            try:
+            with _as_user_errors():
                 yield from fn(*args, **kwargs)
-            except gr.Error:
-                raise
-            except Exception as exc:
-                raise _to_gr(exc) from exc
         return gen_wrapper
 
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
         async def async_wrapper(*args, **kwargs):
-            try:
+            with _as_user_errors():
                 return await fn(*args, **kwargs)
-            except gr.Error:
-                raise
-            except Exception as exc:
-                raise _to_gr(exc) from exc
         return async_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
+        with _as_user_errors():
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Exception as exc:
-            raise _to_gr(exc) from exc
     return wrapper
