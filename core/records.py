@@ -110,6 +110,9 @@ class ConversationView:
     settings: dict
     messages: list[MessageView] = field(default_factory=list)
     leaf_id: int | None = None  # the last message of the branch shown
+    # a comparison still to choose from: the branch shown ends at a user message, and these are its
+    # answers (one per effort, oldest first); empty otherwise
+    compared: list[MessageView] = field(default_factory=list)
 
 
 @dataclass

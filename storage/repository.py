@@ -183,7 +183,12 @@ class Repository:
                 raise NotFoundError("This message does not exist.")
             shown = tree.path(conv.leaf_id)
             path = shown if upto is None else tree.path(upto)
-            return _conversation_view(conv, [tree.nodes[i] for i in path], tree, shown[-1] if shown else None)
+            view = _conversation_view(conv, [tree.nodes[i] for i in path], tree, shown[-1] if shown else None)
+            last = tree.nodes[path[-1]] if path and upto is None else None
+            if last is not None and last.role == "user":  # a comparison: the answers below the branch shown
+                view.compared = [_message_view(tree.nodes[i], tree) for i in tree.children.get(last.id, ())
+                                 if tree.nodes[i].role == "assistant"]
+            return view
 
     def tree(self, owner: str, conversation_id: str) -> ConversationView:
         """The conversation with every message of every branch, in the order written (`leaf_id`: the
@@ -234,7 +239,7 @@ class Repository:
         """A user's message with the chat's settings in one transaction, committed at once (the text is
         safe before the model runs), after the last message of the branch shown. `new`: the conversation
         is created too, titled by the message. `answer`: the fields of the answer's placeholder, stored
-        after it; returns its id.
+        after it. Returns the id of the last message stored (the placeholder's, or the user message's).
 
         Plain SQL statements, not the ORM's unit of work: every chat's start passes through here, and
         the shorter the transaction, the sooner the next chat starts."""
@@ -256,7 +261,7 @@ class Repository:
                                                    "created": now, "parent_id": last, **row}).inserted_primary_key[0]
             c.execute(_UPDATE_CONVERSATION, {"p_id": conversation_id, "settings": encoded, "updated": now,
                                              "leaf_id": last})
-            return last if answer is not None else None
+            return last
 
     def delete(self, owner: str, conversation_id: str) -> None:
         with self.writing() as s:
@@ -282,6 +287,20 @@ class Repository:
             s.flush()
             conv.leaf_id = message.id
             return message.id
+
+    def add_answers(self, owner: str, conversation_id: str, parent: int, answers: list[dict]) -> list[int]:
+        """Several answers to one message at once (a comparison: one per effort), in one transaction; the
+        branch shown ends at that message until one of them is kept (`show_branch`)."""
+        with self.writing() as s:
+            conv = self._owned(s, owner, conversation_id)
+            position, now = self._next_position(s, conv.id), utcnow()
+            c = s.connection()
+            ids = [c.execute(_INSERT_MESSAGE, {"conversation_id": conv.id, "position": position + i, "created": now,
+                                               "parent_id": parent, "role": "assistant", "content": "",
+                                               **self._encode(fields)}).inserted_primary_key[0]
+                   for i, fields in enumerate(answers)]
+            conv.updated, conv.leaf_id = now, parent
+            return ids
 
     def save_message(self, owner: str, message_id: int, **fields) -> None:
         """Update a message (the end of an answer) and its conversation's time, if the owner's."""

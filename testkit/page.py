@@ -67,8 +67,8 @@ def step_titles(pg, where: str = "#chat") -> list[str]:
     return pg.locator(f"{where} {STEP_TITLE}").all_inner_texts()
 
 
-def stats_lines(pg) -> list[str]:
-    return [t for t in pg.locator(f"#chat {STATS}").all_inner_texts() if "effort" in t]
+def stats_lines(pg, where: str = "#chat") -> list[str]:
+    return [t for t in pg.locator(f"{where} {STATS}").all_inner_texts() if "effort" in t]
 
 
 def url_conversation(pg) -> str | None:

@@ -11,6 +11,7 @@ from backend.tools.docs import LocalDocs, index_folder
 from backend.tools.sandbox import PythonSandbox
 from backend.tools.toolbox import BUILT_IN_FUNCTIONS, FunctionTool, PythonTool, Toolbox
 from storage.documents import Documents
+from tests.support.threads import wait_for
 
 THINK = "<|channel|>analysis<|message|>{}<|end|><|start|>assistant"
 
@@ -136,15 +137,6 @@ def test_the_step_limit_ends_the_turn(repo, make_host):
     assert m.status == "error" and "more than 2 tool calls" in m.error
 
 
-def wait_for(predicate, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 SLOW = "import time\nprint('started', flush=True)\ntime.sleep(15)\nprint('never')"
 
 
@@ -152,12 +144,12 @@ def test_stop_during_a_tool_run_kills_it_and_keeps_its_output(repo, make_host, p
     service = ChatService(repo, make_host(python_call(SLOW), ANSWER), toolbox=toolbox(python_tool))
     snaps = service.send("alice", None, "run it", ChatOptions(max_new_tokens=300, tools=["python"]))
     cid = next(iter(snaps)).conversation_id
-    turn = service._live_turn(cid)
+    (turn,) = service.turns.of(cid)
     wait_for(lambda: any(e.kind == "tool_call" for e in turn.partial_fields()["trace"]))
     time.sleep(1.0)  # the program is running now
     started = time.monotonic()
     assert service.stop("alice", cid)
-    wait_for(lambda: service._live_turn(cid) is None)
+    wait_for(lambda: not service.turns.of(cid))
     assert time.monotonic() - started < 5
     m = repo.get("alice", cid).messages[-1]
     result = m.trace[-1]
@@ -171,11 +163,11 @@ def test_a_turn_waiting_on_a_tool_holds_no_decoding_slot(repo, make_host, python
     service = ChatService(repo, host, toolbox=toolbox(python_tool))
     slow = service.send("alice", None, "slow", ChatOptions(max_new_tokens=300, tools=["python"]))
     cid = next(iter(slow)).conversation_id
-    turn = service._live_turn(cid)
+    (turn,) = service.turns.of(cid)
     wait_for(lambda: any(e.kind == "tool_call" for e in turn.partial_fields()["trace"]))
     other = run(service, [], text="meanwhile")  # the only slot is free while the tool runs
-    assert other.status == "complete" and service._live_turn(cid) is not None  # the slow one still runs
-    wait_for(lambda: service._live_turn(cid) is None)
+    assert other.status == "complete" and service.turns.of(cid)  # the slow one still runs
+    wait_for(lambda: not service.turns.of(cid))
     assert repo.get("alice", cid).messages[-1].status == "complete"
 
 

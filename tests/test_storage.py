@@ -215,8 +215,9 @@ def test_partial_saves_are_one_batch_and_only_into_the_owners_messages(repo):
 
 def test_a_user_message_starts_or_continues_a_conversation_in_one_step(repo):
     cid = repo.new_conversation_id()
-    assert repo.add_user_message("alice", cid, "Plan a\ntrip to Lyon", {"effort": "low"}, new=True) is None
+    first = repo.add_user_message("alice", cid, "Plan a\ntrip to Lyon", {"effort": "low"}, new=True)
     conv = repo.get("alice", cid)
+    assert conv.messages[0].id == first  # without an answer: the message's own id
     assert (conv.title, conv.settings) == ("Plan a trip to Lyon", {"effort": "low"})  # titled by its first words
     assert [m.content for m in conv.messages] == ["Plan a\ntrip to Lyon"]
     mid = repo.add_user_message("alice", cid, "By train?", {"effort": "high"},

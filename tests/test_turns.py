@@ -1,4 +1,5 @@
-"""A LiveAnswer runs on its own: subscribers come and go, the turn goes on, memory stays bounded."""
+"""A LiveAnswer runs on its own: subscribers come and go, the turn goes on, memory stays bounded; and the
+registry of turns (backend/serving/turns.py) holds one turn per conversation, of one answer or several."""
 
 import asyncio
 
@@ -7,7 +8,9 @@ import pytest
 from backend.harmony.codec import PromptMessage, PromptSettings
 from backend.serving.live import STREAM_INTERVAL_S, LiveAnswer, Pace
 from backend.serving.saver import PartialSaver
+from backend.serving.turns import Turns
 from backend.serving.worker import ChatRequest
+from core.errors import GenerationError, InputError
 from core.records import MessageStatus, MessageView
 
 
@@ -92,3 +95,47 @@ def test_watches_join_and_leave_the_pace(start_turn):
     watches[1].close()
     del watches[2]  # one is dropped
     assert pace.watching == 0
+
+
+# -- backend/serving/turns.py: which conversations have answers being written ---------------------------
+
+class Answer:
+    """A LiveAnswer's surface as the registry sees it."""
+
+    def __init__(self, owner="alice", cid="c1", watchers=0):
+        self.owner, self.conversation_id, self.watchers, self.started = owner, cid, watchers, False
+
+    def start(self):
+        self.started = True
+
+
+def test_a_conversation_holds_one_turn_of_one_or_several_answers():
+    turns = Turns()
+    with pytest.raises(RuntimeError):
+        with turns.claimed("c1"):
+            raise RuntimeError("the submit failed")
+    with turns.claimed("c1"):  # the failure above freed the claim
+        with pytest.raises(InputError, match="still being written"):
+            with turns.claimed("c1"):
+                pass
+        answers = [Answer(), Answer(watchers=1), Answer()]
+        assert turns.start("c1", answers) and all(a.started for a in answers)
+    assert turns.writing("alice") == {"c1"} and turns.writing("bob") == set() and len(turns.everyone()) == 3
+    assert [turns.ended(a) for a in answers] == [False, False, True]  # free once the last one ended
+    assert turns.of("c1") == [] and turns.unseen("alice") == set()  # one of them was watched
+    lone = Answer()
+    with turns.claimed("c1"):
+        turns.start("c1", [lone])
+    assert turns.ended(lone) and turns.unseen("alice") == {"c1"}  # ended with nobody watching
+    turns.seen("alice", "c1")
+    assert turns.unseen("alice") == set()
+
+
+def test_after_close_no_turn_starts():
+    turns = Turns()
+    with turns.claimed("c1"):
+        turns.start("c1", [Answer()])
+    assert len(turns.close()) == 1
+    with pytest.raises(GenerationError, match="shutting down"):
+        with turns.claimed("c2"):
+            pass

@@ -62,13 +62,14 @@ def wire_functions(p: Page, c: Chat, then_follow) -> FunctionResults:
 
 def settle_after_relays(p: Page, f: FunctionResults, relay: Relay, relays: list) -> None:
     """After every relay (a turn ended, a conversation opened, a relay cancelled), one quick call: the chat
-    as stored with the live panel emptied (the relays stream the live panel alone: ui/relay.py), and the
-    function box, shown if the answer waits on a call. One call, not two: each costs the app ~1 ms."""
+    as stored with the live panel emptied (the relays stream the live panel alone: ui/relay.py), the
+    comparison that waits to be decided (or the Compare panel emptied), and the function box, shown if the
+    answer waits on a call. One call, not two: each costs the app ~1 ms."""
     async def settle(conversation_id, request: gr.Request) -> dict:
         shown = await relay.settle(conversation_id, request)
         return {**shown, **f.waiting(conversation_id, request)}
 
-    outputs = [p.chatbot, p.live, p.function_row, p.function_note, p.function_result]
+    outputs = [p.chatbot, p.live, p.function_row, p.function_note, p.function_result, *p.compare.outputs]
     for event in relays:
         event.then(user_errors(settle), [p.conversation_id], outputs, api_visibility="private", queue=False,
                    show_progress="hidden")

@@ -15,6 +15,7 @@ from core.config import (
     TEMPERATURE_RANGE,
 )
 from ui.admin import AdminPanel, build_admin
+from ui.compare_panel import ComparePanel, build_compare
 
 SIDEBAR_REFRESH_S = 3.0
 FUNCTIONS_EXAMPLE = ('[{"name": "get_weather", "description": "Current weather in a city", "parameters": '
@@ -65,7 +66,7 @@ if (window.matchMedia('(max-width: 768px)').matches) {
 // titles and the stats line to the answer; this copies the answer's text alone (what the user came for).
 document.addEventListener('click', (e) => {
   const button = e.target.closest?.('.message-buttons-left button[title="Copy message"]');
-  if (!button || !button.closest('#chat, #live')) return;
+  if (!button || !button.closest('#chat, #live, [id^="compare-"]')) return;
   const row = button.closest('.message-buttons')?.previousElementSibling;
   const parts = [...(row?.querySelectorAll('.bot.message > .message') || [])]
     .filter((m) => !m.querySelector('.thought-group, a[href*="#branch-"], .message-content p > sub'))
@@ -133,6 +134,12 @@ CSS = """
 #chat sub, #live sub { font-size: 0.9em; opacity: 0.7; vertical-align: baseline; }
 #chat a[href*="#branch-"] { font-size: 1.3em; padding: 0 0.4em; text-decoration: none; }
 #chat .bot.message > .message:has(a[href*="#branch-"]) { font-size: 0.85em; opacity: 0.85; }
+/* Compare efforts (ui/compare_panel.py): shown while a comparison is (its chart drawn), and not while a
+   single answer is written in the live panel */
+#compare:not(:has(svg.effort-chart)), body:has(#live [data-testid="bot"]) #compare { display: none; }
+[id^="compare-"] sub { font-size: 0.9em; opacity: 0.7; vertical-align: baseline; }
+/* while a comparison is shown, the chat above it (which ends at the question) gives the columns room */
+body:has(#compare-chart svg.effort-chart) #chat { height: auto !important; max-height: 40vh; }
 """
 
 
@@ -149,6 +156,7 @@ class Page:
     send: gr.Button
     stop: gr.Button
     regenerate: gr.Button
+    compare: ComparePanel
     effort: gr.Radio
     instructions: gr.Textbox
     temperature: gr.Slider
@@ -268,6 +276,7 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         live = gr.Chatbot(label="Writing…", elem_id="live", height="auto", max_height="50vh",
                           sanitize_html=True, allow_tags=False, group_consecutive_messages=True,
                           feedback_options=None, buttons=["copy"])
+        compare = build_compare()  # "Compare efforts": low / medium / high side by side
         # An answer paused on one of the user's own functions: its call is shown above; its result goes here.
         with gr.Row(visible=False, elem_id="function-row") as function_row:
             function_note = gr.Markdown()
@@ -283,6 +292,8 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         with gr.Row():
             effort = gr.Radio(list(EFFORTS), value=DEFAULT_EFFORT, label="Reasoning effort", elem_id="effort")
             regenerate = gr.Button("Regenerate", elem_id="regenerate")
+            # the message typed (or, with none, the last one) answered at every effort at once
+            compare.button = gr.Button("Compare efforts", elem_id="compare-efforts")
         # Per conversation: which of the deployment's tools the model may call (stored with the chat).
         tools = gr.CheckboxGroup(list(tool_names), value=[], label="Tools the model may use", elem_id="tools",
                                  info=tools_note(unavailable_tools or {}) or None,
@@ -301,7 +312,7 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         admin = build_admin()  # hidden unless the signed-in user is named in --admins
     return Page(
         demo=demo, conversation_id=conversation_id, branch_target=branch_target, status=status, timer=timer, chatbot=chatbot, live=live,
-        message=message, send=send, stop=stop, regenerate=regenerate, effort=effort, instructions=instructions,
+        message=message, send=send, stop=stop, regenerate=regenerate, compare=compare, effort=effort, instructions=instructions,
         temperature=temperature, max_new_tokens=max_new_tokens, tools=tools, functions=functions, prompt_preview=prompt_preview,
         function_row=function_row, function_note=function_note, function_result=function_result,
         function_send=function_send,

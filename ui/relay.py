@@ -8,6 +8,7 @@ by the page's components — never tuples whose order must match a list in anoth
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections import OrderedDict
 
@@ -46,6 +47,7 @@ class Relay:
         # (page session, conversation) -> the chat as a relay saw its turn end, for `settle` to show without
         # reading it back; bounded, since a tab closed in between never settles
         self._ended: OrderedDict[tuple, list] = OrderedDict()
+        self.compare = None  # ui/compare.py's CompareView: `settle` shows a stored comparison (or none)
 
     def page(self, rows) -> list[dict]:
         """Messages in the page's own form (the relay's events run with postprocess=False)."""
@@ -94,18 +96,20 @@ class Relay:
         emptied. Left as they are while an answer is being written in it (a relay shows that one). Its id
         is the one shown now, which after a cancel is the one opened since."""
         owner = self.identity.owner_or_none(request)
+        compare = self.compare
         if not (owner and conversation_id):
-            return self.shown([], [])
-        unchanged = {self.p.chatbot: gr.skip(), self.p.live: gr.skip()}
+            return {**self.shown([], []), **(compare.stored(None) if compare else {})}
+        unchanged = {self.p.chatbot: gr.skip(), self.p.live: gr.skip(), **(compare.unchanged() if compare else {})}
         rows = self._ended.pop((getattr(request, "session_hash", None), conversation_id), None)
         if conversation_id in self.chat.writing(owner):
             return unchanged
+        conv = None  # handed-over rows end with an answer: no comparison waits below them
         if rows is None:  # the relay was cancelled, or followed nothing: the chat as stored
-            rows = render_history((await anyio.to_thread.run_sync(self.conversations.open, owner,
-                                                                  conversation_id)).messages).rows
+            conv = await anyio.to_thread.run_sync(self.conversations.open, owner, conversation_id)
+            rows = render_history(conv.messages).rows
             if conversation_id in self.chat.writing(owner):  # a turn started meanwhile: its start painted it
                 return unchanged
-        return self.shown(rows, [])
+        return {**self.shown(rows, []), **(compare.stored(conv) if compare else {})}
 
     def _hand_over(self, session, conversation_id, rows) -> None:
         self._ended[(session, conversation_id)] = rows
@@ -131,14 +135,10 @@ class Relay:
             watch = await anyio.to_thread.run_sync(self.chat.attach, owner, conversation_id)  # marks it seen
         if watch is not None:
             session = getattr(request, "session_hash", None)
-            self._relaying[session] = self._relaying.get(session, 0) + 1
-            try:
+            with self.relaying(session):
                 ended = functools.partial(self._hand_over, session, conversation_id)
                 async for out in self.stream(watch, with_history, ended):
                     yield out
-            finally:
-                if (left := self._relaying.pop(session) - 1) > 0:
-                    self._relaying[session] = left
         elif not with_history:
             yield {self.p.live: []}
         elif owner and conversation_id:
@@ -147,6 +147,16 @@ class Relay:
         else:  # nothing in progress: the chat stays as it is (a generator that yields nothing would
             # empty it), the live panel empty
             yield self.shown(gr.skip(), [])
+
+    @contextlib.contextmanager
+    def relaying(self, session):
+        """A page's relay of a turn runs (`follow_opened` waits for the one left behind to end)."""
+        self._relaying[session] = self._relaying.get(session, 0) + 1
+        try:
+            yield
+        finally:
+            if (left := self._relaying.pop(session) - 1) > 0:
+                self._relaying[session] = left
 
     async def follow(self, conversation_id, request: gr.Request):
         """The page, right after a turn started: its answer streamed in the live panel to the end

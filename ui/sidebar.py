@@ -160,19 +160,21 @@ class Sidebar:
         return self.conversations.export(self.owner(request), conversation_id, "markdown")[1]
 
 
-def wire_sidebar(p: Page, s: Sidebar, relay: Relay, relays: list):
+def wire_sidebar(p: Page, s: Sidebar, relay: Relay, relays: list, also: list[dict] = ()):
     """Opening another conversation (or a new chat) drops the live panel of the one shown before.
-    Returns the page-load event, which sets which conversation is open (none, or ?c=)."""
+    `also`: more relays to chain after opening one (a comparison in progress). Returns the page-load
+    event, which sets which conversation is open (none, or ?c=)."""
     p.conversation_id.change(None, [p.conversation_id], None, js=SET_URL_JS, api_visibility="private")
     follow = dict(fn=user_errors(relay.follow_opened), inputs=[p.conversation_id], outputs=[p.live],
                   postprocess=False, api_visibility="private", **STREAM)
     opened = [p.chatbot, p.live, p.conversation_id, p.title, p.effort, p.instructions, p.tools, p.functions,
               p.conversations]
     for picker, opener in ((p.conversations, s.open), (p.search_results, s.open_match)):
-        relays.append(picker.input(user_errors(opener), [picker], opened, api_visibility="private").then(**follow))
+        event = picker.input(user_errors(opener), [picker], opened, api_visibility="private")
+        relays += [event.then(**follow)] + [event.then(**more) for more in also]
     copying = [p.copy_row, p.copy_note, p.copy_token]
     loaded = p.demo.load(user_errors(s.load), None, opened + copying, api_name="load")
-    relays.append(loaded.then(**follow))
+    relays += [loaded.then(**follow)] + [loaded.then(**more) for more in also]
     p.copy_confirm.click(user_errors(s.copy_confirmed), [p.copy_token], opened + [p.copy_row, p.copy_token],
                          api_visibility="private")
     p.notify.click(None, js=NOTIFY_JS, api_visibility="private")

@@ -1,5 +1,5 @@
 """Connect the page's features to the services (call inside `with page.demo:`). Each feature owns its
-handlers and its events — ui/chat.py (turns), ui/sidebar.py, ui/functions.py, ui/sharing.py,
+handlers and its events — ui/chat.py (turns), ui/compare.py (Compare efforts), ui/sidebar.py, ui/functions.py, ui/sharing.py,
 ui/status.py, ui/admin.py — and this module only puts them together. The page reaches conversations
 through backend services (chat, conversations, sharing), never the repository."""
 
@@ -9,6 +9,7 @@ from backend.services.chat import ChatService
 from backend.services.conversations import Conversations
 from ui.admin import wire_admin
 from ui.chat import Chat, wire_chat
+from ui.compare import CompareView, wire_compare
 from ui.functions import settle_after_relays, wire_functions
 from ui.identity import Identity
 from ui.layout import Page
@@ -26,7 +27,9 @@ def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, h
     turns = Chat(p, chat, conversations, relay, sidebar)
     relays, then_follow = wire_chat(p, turns, concurrency)
     functions = wire_functions(p, turns, then_follow)
-    loaded = wire_sidebar(p, sidebar, relay, relays)
+    relay.compare = CompareView(p, chat, conversations, relay, sidebar)  # `settle` shows a stored comparison
+    compare_follow = wire_compare(p, relay.compare, relays, concurrency)
+    loaded = wire_sidebar(p, sidebar, relay, relays, also=[compare_follow])
     settle_after_relays(p, functions, relay, relays)
     wire_sharing(p, shares)
     wire_status(p, host, identity, details, chat.default_tools, chat.default_temperature, loaded)

@@ -11,7 +11,7 @@ from core.errors import LimitError
 from storage.schema import utcnow
 
 MINUTE, DAY = dt.timedelta(minutes=1), dt.timedelta(days=1)
-COUNTED = ("send", "regenerate", "edit", "api_request")  # each starts an answer
+COUNTED = ("send", "regenerate", "edit", "compare", "api_request")  # each starts an answer (a comparison, three)
 
 
 def _wait_text(seconds: float) -> str:

@@ -11,32 +11,30 @@ leaves what was said in the database.
 from __future__ import annotations
 
 import logging
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Iterator
 
 from backend.harmony.codec import tool_message
 from backend.observability.oversight import Oversight
 from backend.services.agent import MAX_TOOL_CALLS, AgentLoop
+from backend.services.compare import PICK_FIRST, Comparison
 from backend.services.options import ChatOptions, clean_text
 from backend.services.pipeline import TurnPipeline, prompt_turns
 from backend.services.policy import ReasoningPolicy
-from backend.serving.live import LiveAnswer, Pace, Snapshot
+from backend.serving.live import LiveAnswer, Pace, Snapshot, Watch
 from backend.serving.saver import PartialSaver
+from backend.serving.turns import Turns
 from backend.tools.toolbox import Toolbox
-from core.config import (
-    MAX_MESSAGE_CHARS,
-    SAVE_INTERVAL_S,
-)
-from core.errors import GenerationError, InputError
+from core.config import EFFORTS, MAX_MESSAGE_CHARS, SAVE_INTERVAL_S
+from core.errors import InputError
 from core.records import MessageStatus, MessageView
 from core.trace import ToolCallStep
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
 
-_CLAIM = object()  # a conversation's answer is requested but its stream has not started yet
+
+
 def _placeholder(mid: int, position: int, options: ChatOptions) -> MessageView:
     """The answer about to be written, as stored before the model runs."""
     return MessageView(id=mid, position=position, role="assistant", content="", effort=options.effort,
@@ -82,10 +80,8 @@ class ChatService:
         self.oversight, self.audit, self.policy, self.summarizer = pl.oversight, pl.oversight.audit, pl.policy, \
             pl.summarizer
         self.saver = PartialSaver(repo.save_partials, save_interval_s)
-        self._turns: dict[str, object] = {}  # conversation id -> its LiveAnswer (or _CLAIM while starting)
-        self._unseen: dict[str, set[str]] = {}  # owner -> conversations whose answer ended unwatched
-        self._closing = False
-        self._lock = threading.Lock()
+        self.turns = Turns()  # the answers being written, per conversation
+        self._claimed = self.turns.claimed
         self.pace = Pace()  # one for all pages: the more that watch, the fewer updates each
         self.pace.on_update = self.oversight.metrics.page_updates.inc
 
@@ -126,7 +122,7 @@ class ChatService:
         else:
             self.repo.check_owner(owner, conversation_id)  # not found for anyone else's, before any claim
         with self._claimed(conversation_id):
-            history = [] if new else self.repo.get(owner, conversation_id).messages
+            history = [] if new else self._continued(owner, conversation_id)
             user = MessageView(id=0, position=len(history), role="user", content=text)
             try:  # the model only runs once the turn starts, after the message is stored below
                 job = self._submit(history + [user], options)
@@ -141,6 +137,77 @@ class ChatService:
             self.audit.record(owner, "send", text=text, conversation_id=conversation_id, effort=options.effort)
             return self._run_turn(owner, conversation_id, history + [user], job, _placeholder(mid, len(history) + 1,
                                                                                               options))
+
+    def _continued(self, owner: str, conversation_id: str) -> list[MessageView]:
+        """The branch shown, which a new message follows: not while a comparison waits to be decided."""
+        conv = self.repo.get(owner, conversation_id)
+        if conv.compared:
+            raise InputError(PICK_FIRST)
+        return conv.messages
+
+    def compare(self, owner: str, conversation_id: str | None, text: str, options: ChatOptions,
+                efforts: tuple[str, ...] = EFFORTS) -> Comparison:
+        """Answer one message at each effort at once: `text` sent as a new message, or with no text the last
+        message of the branch shown. The answers are siblings, written together in the same worker (or
+        sent to a server together); the branch shown ends at the question until one is kept (`keep`)."""
+        text, options = clean_text(text or "", self.max_message_chars), self.pipeline.checked(options)
+        self.oversight.check(owner)
+        new = not conversation_id
+        if new and not text.strip():
+            raise InputError("Type a message to compare its answers at each effort.")
+        conversation_id = conversation_id or self.repo.new_conversation_id()
+        if not new:
+            self.repo.check_owner(owner, conversation_id)  # not found for anyone else's, before any claim
+        with self._claimed(conversation_id):
+            if text.strip():
+                path = [] if new else self._continued(owner, conversation_id)
+                history = path + [MessageView(id=0, position=len(path), role="user", content=text)]
+            else:
+                path = self.repo.get(owner, conversation_id).messages
+                users = [i for i, m in enumerate(path) if m.role == "user"]
+                if not users:
+                    raise InputError("There is no message to compare answers to yet: type one.")
+                history = path[:users[-1] + 1]
+            each = [replace(options, effort=effort) for effort in efforts]
+            jobs = []
+            try:  # all or none: busy or still loading fail here, before anything is stored
+                for opts in each:
+                    jobs.append(self._submit(history, opts))
+                if text.strip():
+                    history[-1].id = self.pipeline.store_user_message(owner, conversation_id, text, options, new=new,
+                                                                      answer=False)
+                mids = self.repo.add_answers(owner, conversation_id, history[-1].id, [
+                    {"status": MessageStatus.STREAMING, "effort": o.effort} for o in each])
+                conv = self.repo.get(owner, conversation_id)
+            except BaseException:
+                for job in jobs:
+                    job.discard()  # their streams will never run: give the worker slots back now
+                if text.strip() and not history[-1].id:
+                    self.pipeline.store_user_message(owner, conversation_id, text, options, new=new, answer=False)
+                raise  # e.g. busy: a new message is kept, the user can try again
+            self.audit.record(owner, "compare", text=text or None, conversation_id=conversation_id,
+                              effort=",".join(efforts))
+            siblings = conv.compared[-1].siblings if conv.compared else mids
+            started = [(job, replace(_placeholder(mid, conv.compared[-1].position, o), siblings=siblings))
+                       for job, mid, o in zip(jobs, mids, each)]
+            answers = self._run_answers(owner, conversation_id, conv.messages, started)
+            return Comparison(conversation_id, conv.messages, [a.snapshots() for a in answers])
+
+    def attach_comparison(self, owner: str, conversation_id: str) -> list[Watch] | None:
+        """The comparison being written in a conversation: one Watch per effort (None when there is none)."""
+        answers = self._owned_turn(owner, conversation_id)
+        return [a.snapshots() for a in answers] if len(answers) > 1 else None
+
+    def keep(self, owner: str, conversation_id: str, effort: str) -> None:
+        """"Continue with this one": the compared answer at `effort` becomes the branch shown (the others stay
+        its siblings, one click away)."""
+        self.repo.check_owner(owner, conversation_id)
+        with self._claimed(conversation_id, hand_over=False):  # not while the comparison is being written
+            chosen = [m for m in self.repo.get(owner, conversation_id).compared if m.effort == effort]
+            if not chosen:
+                raise InputError("There is no comparison to keep an answer from in this conversation.")
+            self.repo.show_branch(owner, conversation_id, chosen[-1].id)
+        self.audit.record(owner, "keep", conversation_id=conversation_id, effort=effort)
 
     def regenerate(self, owner: str, conversation_id: str, options: ChatOptions) -> Iterator[Snapshot]:
         """Answer the last user message of the branch shown again: a new answer beside the ones it had
@@ -183,36 +250,39 @@ class ChatService:
             self.repo.show_branch(owner, conversation_id, message_id)
 
     def stop(self, owner: str, conversation_id: str | None) -> bool:
-        """Stop the answer being written in this conversation (only the owner's; from any tab)."""
+        """Stop the answer being written in this conversation, or a comparison's every answer (only the
+        owner's; from any tab)."""
         if not conversation_id:
             return False
         self.repo.get(owner, conversation_id)  # raises NotFound for anyone else's
-        turn = self._live_turn(conversation_id)
-        if turn is None:
-            return False
-        turn.cancel()
-        self.audit.record(owner, "stop", conversation_id=conversation_id)
-        return True
+        answers = self.turns.of(conversation_id)
+        for answer in answers:
+            answer.cancel()
+        if answers:
+            self.audit.record(owner, "stop", conversation_id=conversation_id)
+        return bool(answers)
 
     def attach(self, owner: str, conversation_id: str) -> Iterator[Snapshot] | None:
-        """The live turn of a conversation (what is written so far, then each change), or None."""
-        turn = self._live_turn(conversation_id)
-        if turn is None or turn.owner != owner:  # the live turn names its owner: no database read then
+        """The live answer of a conversation (what is written so far, then each change), or None (none, or
+        a comparison's several: `attach_comparison`)."""
+        answers = self._owned_turn(owner, conversation_id)
+        return answers[0].snapshots() if len(answers) == 1 else None
+
+    def _owned_turn(self, owner: str, conversation_id: str) -> list[LiveAnswer]:
+        answers = self.turns.of(conversation_id)
+        if not answers or answers[0].owner != owner:  # a live answer names its owner: no database read then
             self.repo.check_owner(owner, conversation_id)  # raises NotFound for anyone else's
         self.seen(owner, conversation_id)
-        return turn.snapshots() if turn is not None else None
+        return answers
 
     def writing(self, owner: str) -> set[str]:
         """The owner's conversations with an answer being written now."""
-        with self._lock:
-            return {cid for cid, t in self._turns.items() if isinstance(t, LiveAnswer) and t.owner == owner}
+        return self.turns.writing(owner)
 
     def in_progress(self) -> list[dict]:
         """Every answer being written now, anyone's (the admin view): owner, conversation, so far."""
-        with self._lock:
-            turns = [t for t in self._turns.values() if isinstance(t, LiveAnswer)]
         out = []
-        for t in turns:
+        for t in self.turns.everyone():
             m = t.message()
             out.append({"user": t.owner, "conversation": t.conversation_id[:8], "effort": m.effort or "",
                         "steps": len(m.trace), "answer_chars": len(m.content), "watchers": t.watchers})
@@ -220,51 +290,16 @@ class ChatService:
 
     def unseen(self, owner: str) -> set[str]:
         """The owner's conversations whose answer finished while no page watched it."""
-        with self._lock:
-            return set(self._unseen.get(owner, ()))
+        return self.turns.unseen(owner)
 
     def seen(self, owner: str, conversation_id: str) -> None:
-        with self._lock:
-            self._unseen.get(owner, set()).discard(conversation_id)
+        self.turns.seen(owner, conversation_id)
 
     def shutdown(self) -> None:
         """A clean stop of the server: every turn in progress is ended and saved as interrupted."""
-        with self._lock:
-            self._closing = True
-            turns = [t for t in self._turns.values() if isinstance(t, LiveAnswer)]
-        for turn in turns:
+        for turn in self.turns.close():
             turn.interrupt()
         self.toolbox.close()  # MCP servers end with the app
-
-    def _live_turn(self, conversation_id: str) -> "LiveAnswer | None":
-        with self._lock:
-            turn = self._turns.get(conversation_id)
-        return turn if isinstance(turn, LiveAnswer) else None
-
-    # -- streaming -------------------------------------------------------------------------
-
-    @contextmanager
-    def _claimed(self, conversation_id: str, hand_over: bool = True):
-        """Hold the conversation's one answer from the request on, so two tabs sending at the same
-        instant cannot both pass. The LiveAnswer takes the claim over (and frees it when it ends); any
-        failure before that frees it here. Not `hand_over`: a change that starts no answer (moving
-        between branches) holds it only for the block."""
-        with self._lock:
-            if self._closing:
-                raise GenerationError("The server is shutting down; your message was not sent. Try again "
-                                      "in a moment.")
-            if conversation_id in self._turns:
-                raise InputError("An answer is still being written in this conversation: stop it or wait.")
-            self._turns[conversation_id] = _CLAIM
-        handed = False
-        try:
-            yield
-            handed = hand_over
-        finally:
-            if not handed:
-                with self._lock:
-                    if self._turns.get(conversation_id) is _CLAIM:
-                        del self._turns[conversation_id]
 
     # -- tools ---------------------------------------------------------------------------------
 
@@ -288,7 +323,7 @@ class ChatService:
 
     def waiting_call(self, owner: str, conversation_id: str | None) -> dict | None:
         """The user-function call the conversation's last answer waits on ({recipient, arguments}), if any."""
-        if not conversation_id or self._live_turn(conversation_id) is not None:
+        if not conversation_id or self.turns.of(conversation_id):
             return None
         last = self.repo.last_message(owner, conversation_id)  # checked after every turn: one row, not all
         return waiting_call(last) if last is not None else None
@@ -332,23 +367,24 @@ class ChatService:
 
     def _run_turn(self, owner: str, conversation_id: str, history: list[MessageView], job,
                   live: MessageView) -> Iterator[Snapshot]:
-        live.left_out = getattr(job, "left_out", 0) or None  # said on the answer: what the model did not see
-        turn = LiveAnswer(owner, conversation_id, history, live, job, saver=self.saver,
-                        save=lambda m, status: self.pipeline.finish(owner, m, None, status=status),
-                        finish=lambda m, done: self.pipeline.finish(owner, m, done), on_end=self._ended,
-                        pace=self.pace, policy=self.policy, summarizer=self.summarizer)
-        with self._lock:  # registered and started as one step: a shutdown sees no turn that is not running
-            self._turns[conversation_id] = turn  # takes over the claim
-            turn.start()
-            closing = self._closing
-        if closing:  # the server began stopping while this turn was being set up
-            turn.interrupt()
-        return turn.snapshots()
+        return self._run_answers(owner, conversation_id, history, [(job, live)])[0].snapshots()
+
+    def _run_answers(self, owner: str, conversation_id: str, history: list[MessageView],
+                     started: list[tuple[object, MessageView]]) -> list[LiveAnswer]:
+        """The turn's answers (one, or a comparison's one per effort), each written on its own thread."""
+        answers = []
+        for job, live in started:
+            live.left_out = getattr(job, "left_out", 0) or None  # said on the answer: what the model did not see
+            answers.append(LiveAnswer(owner, conversation_id, history, live, job, saver=self.saver,
+                                      save=lambda m, status: self.pipeline.finish(owner, m, None, status=status),
+                                      finish=lambda m, done: self.pipeline.finish(owner, m, done),
+                                      on_end=self._ended, pace=self.pace, policy=self.policy,
+                                      summarizer=self.summarizer))
+        if not self.turns.start(conversation_id, answers):  # the server began stopping meanwhile
+            for answer in answers:
+                answer.interrupt()
+        return answers
 
     def _ended(self, turn: LiveAnswer) -> None:
         self.oversight.account(turn)
-        with self._lock:
-            if self._turns.get(turn.conversation_id) is turn:
-                del self._turns[turn.conversation_id]
-            if not turn.watchers:  # nobody saw it end: mark it in the sidebar until opened
-                self._unseen.setdefault(turn.owner, set()).add(turn.conversation_id)
+        self.turns.ended(turn)

@@ -34,7 +34,7 @@ class Conversations:
 
     def open(self, owner: str, conversation_id: str) -> ConversationView:
         conv = self.repo.get(owner, conversation_id)
-        return replace(conv, messages=self.policy.views(conv.messages))
+        return replace(conv, messages=self.policy.views(conv.messages), compared=self.policy.views(conv.compared))
 
     def as_data(self, owner: str, conversation_id: str) -> dict:
         """A conversation as JSON-ready data (messages with reasoning as the policy shows it, status, stats)."""

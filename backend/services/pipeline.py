@@ -209,9 +209,9 @@ class TurnPipeline:
     # -- 3. store -------------------------------------------------------------------------------
 
     def store_user_message(self, owner: str, conversation_id: str, text: str, options: ChatOptions, *,
-                           new: bool, answer: bool = True) -> int | None:
+                           new: bool, answer: bool = True) -> int:
         """The user's message, the chat's settings and (with `answer`) the answer's placeholder, in one
-        transaction; returns the placeholder's id."""
+        transaction; returns the placeholder's id (without `answer`: the message's)."""
         placeholder = {"status": MessageStatus.STREAMING, "effort": options.effort} if answer else None
         return self.repo.add_user_message(owner, conversation_id, text, options.to_settings(), new=new,
                                           answer=placeholder)

@@ -87,6 +87,10 @@ class LiveAnswer:
         self.ended_with: Done | None = None  # the Done the turn ended with (None: stopped without one)
         self.first_step = len(live.trace)  # steps before this run (a paused turn that goes on) are not new
         self.watchers = 0
+        # for a comparison's chart while it is written: when it started, when its answer began, and its
+        # reasoning deltas so far (one per token from this app's engines; the exact count comes at the end)
+        self.started_at = self.answered_at = None
+        self.reasoning_seen = 0
         self._sleepers: dict = {}  # Watch -> (loop, future): async subscribers sleeping out their pace
         self._interrupted = False
         self._thread = threading.Thread(target=self._run, name=f"turn-{conversation_id[:8]}", daemon=True)
@@ -103,6 +107,7 @@ class LiveAnswer:
                     "trace": [copy_step(e) for e in live.trace]}
 
     def start(self) -> "LiveAnswer":
+        self.started_at = time.monotonic()
         self._saver.add(self)
         self._thread.start()
         return self
@@ -133,6 +138,10 @@ class LiveAnswer:
                 with self._cond:
                     if isinstance(event, Answer) and live.reasoning_time is None:
                         live.reasoning_time = self.job.reasoning_time  # "Thought for N s" at once
+                    if isinstance(event, Answer) and self.answered_at is None:
+                        self.answered_at = time.monotonic()
+                    elif isinstance(event, Reasoning):
+                        self.reasoning_seen += 1
                     phase = steps.apply(event)
                     self.version += 1
                     self._urgent += phase

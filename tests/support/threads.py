@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 JOIN_TIMEOUT_S = 120  # a hung thread fails the test instead of hanging the suite
 
@@ -28,3 +29,13 @@ def in_parallel(fn, args_list: list[tuple]) -> list:
     if errors:
         raise errors[0]
     return results
+
+
+def wait_for(predicate, timeout: float = 60.0, poll: float = 0.05) -> None:
+    """Wait for a condition (never a fixed time: CI machines are loaded); fail the test after `timeout`."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(poll)
+    raise AssertionError("timed out waiting for a condition")

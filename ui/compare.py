@@ -1,0 +1,146 @@
+"""Compare efforts on the page: start a comparison, stream its three answers into their columns with the
+chart above, re-attach after a reload, keep one ("Continue with this one"). The chat service does the
+work (backend/services/chat.py `compare`, `attach_comparison`, `keep`); Stop is the page's own (it stops
+every answer of the conversation).
+
+Like every relay (ui/relay.py), the comparison's relay outputs only what changes while it is written —
+the chart and the columns — never the chat; `settle`, after it, shows the comparison as stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+import gradio as gr
+
+from backend.services.compare import figures, newest_per_effort
+from core.records import ConversationView, MessageStatus, MessageView
+from ui.chat import settings_inputs, started_outputs
+from ui.compare_panel import effort_chart
+from ui.errors import user_errors
+from ui.layout import Page
+from ui.relay import START, STREAM, Relay, chat_options
+from ui.render import assistant_messages, page_value, render_history
+
+
+async def merged(watches: list, interval):
+    """The latest snapshot of each Watch (None until its first), each time any of them has a new one, at
+    most once per `interval()` seconds, until every one has ended. Closing it closes the watches (their
+    answers go on)."""
+    latest = [None] * len(watches)
+    pending = {asyncio.ensure_future(w.__anext__()): i for i, w in enumerate(watches)}
+    try:
+        while pending:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                i = pending.pop(task)
+                try:
+                    latest[i] = task.result()
+                except StopAsyncIteration:
+                    continue
+                if not latest[i].done:
+                    pending[asyncio.ensure_future(watches[i].__anext__())] = i
+            yield list(latest)
+            if pending:
+                await asyncio.sleep(interval())  # the others' news folds into the next update
+    finally:
+        for task in pending:
+            task.cancel()
+        for watch in watches:
+            watch.close()
+
+
+class CompareView:
+    def __init__(self, p: Page, chat, conversations, relay: Relay, sidebar):
+        self.p, self.panel, self.chat, self.conversations = p, p.compare, chat, conversations
+        self.relay, self.sidebar, self.identity = relay, sidebar, relay.identity
+
+    # -- what the panel shows (named outputs) ----------------------------------------------------
+
+    def cleared(self) -> dict:
+        return {self.panel.chart: "", **{column: [] for column in self.panel.columns.values()}}
+
+    def unchanged(self) -> dict:
+        return {component: gr.skip() for component in self.panel.outputs}
+
+    def shown(self, answers: list[MessageView], turns=None, page: bool = False) -> dict:
+        """The chart and a column per answer (`turns`: their LiveAnswers while written; `page`: values in the
+        page's own form, for events that run with postprocess=False)."""
+        turns = turns or [None] * len(answers)
+        out = {self.panel.chart: effort_chart([figures(m, t) for m, t in zip(answers, turns)])}
+        for m in answers:
+            column = self.panel.columns.get(m.effort)
+            if column is not None:
+                rows = assistant_messages(m, live=m.status == MessageStatus.STREAMING)
+                out[column] = page_value(column, rows) if page else rows
+        return out
+
+    def stored(self, conv: ConversationView | None) -> dict:
+        """A comparison that waits to be decided, as stored (None, or none in it: the panel emptied)."""
+        if conv is None or not conv.compared:
+            return self.cleared()
+        return {**self.cleared(), **self.shown(newest_per_effort(conv.compared))}
+
+    # -- handlers ----------------------------------------------------------------------------------
+
+    def start(self, text, conversation_id, effort, instructions, temperature, max_new_tokens, tools, functions,
+              request: gr.Request) -> dict:
+        """Compare efforts: the question in the chat, the columns as they start (`follow` streams them)."""
+        opts = chat_options(effort, instructions, temperature, max_new_tokens, tools, functions)
+        comparison = self.chat.compare(self.sidebar.owner(request), conversation_id or None, text or "", opts)
+        snaps = []
+        for watch in comparison.watches:
+            try:
+                snaps.append(next(watch))
+            finally:
+                watch.close()  # the answers go on; `follow` attaches to them by conversation id
+        p, turns = self.p, [w.turn for w in comparison.watches]
+        return {p.chatbot: self.relay.page(render_history(comparison.history).rows), p.live: [],
+                p.conversation_id: comparison.conversation_id, p.message: "", **self.sidebar.listed(request),
+                **self.shown([s.live for s in snaps], turns, page=True)}
+
+    async def follow(self, conversation_id, request: gr.Request):
+        """The conversation's comparison being written, streamed into the panel to its end (after a start,
+        or on opening the conversation: a reload re-attaches); nothing when none is."""
+        owner = self.identity.owner_or_none(request)
+        watches = None
+        if owner and conversation_id:
+            watches = await anyio.to_thread.run_sync(self.chat.attach_comparison, owner, conversation_id)
+        if not watches:
+            yield {self.panel.chart: gr.skip()}  # `settle`, next, shows what is stored
+            return
+        turns, pace = [w.turn for w in watches], watches[0].pace
+        with self.relay.relaying(getattr(request, "session_hash", None)):
+            async for snaps in merged(watches, pace.interval):
+                answers = [(s.live, t) for s, t in zip(snaps, turns) if s is not None and s.live is not None]
+                yield self.shown([m for m, _ in answers], [t for _, t in answers], page=True)
+
+    def keep(self, effort: str):
+        def keep(conversation_id, request: gr.Request) -> dict:
+            """"Continue with this one": that answer's branch in the chat, the panel emptied."""
+            owner = self.sidebar.owner(request)
+            if not conversation_id:
+                return self.cleared()
+            self.chat.keep(owner, conversation_id, effort)
+            conv = self.conversations.open(owner, conversation_id)
+            return {self.p.chatbot: render_history(conv.messages).rows, **self.cleared()}
+        return keep
+
+
+def wire_compare(p: Page, v: CompareView, relays: list, concurrency: int) -> dict:
+    """The button, the relay after it, the columns' "Continue with this one", and the panel emptied when
+    another conversation (or a new chat) is opened. Returns the relay's event settings, which the sidebar
+    chains after opening a conversation (a comparison in progress re-attaches)."""
+    panel = p.compare
+    follow = dict(fn=user_errors(v.follow), inputs=[p.conversation_id], outputs=panel.outputs, postprocess=False,
+                  api_visibility="private", concurrency_limit=concurrency, **STREAM)
+    started = panel.button.click(user_errors(v.start), [p.message, p.conversation_id, *settings_inputs(p)],
+                                 started_outputs(p, p.message) + panel.outputs, **START)
+    relays.append(started.success(**follow))
+    for effort, button in panel.keep.items():
+        button.click(user_errors(v.keep(effort)), [p.conversation_id], [p.chatbot, *panel.outputs],
+                     api_visibility="private")
+    for leave in (p.conversations.input, p.search_results.input, p.new_chat.click, p.confirm_delete.click):
+        leave(v.cleared, None, panel.outputs, api_visibility="private", queue=False, show_progress="hidden")
+    return follow
