@@ -194,3 +194,23 @@ def test_a_clients_namespace_is_rendered_beside_functions(codec):
     text = codec.decode(codec.render([PromptMessage("user", "hi")], settings))
     assert "namespace functions {" in text and "namespace crm {" in text and "type lookup = " in text
     assert text.index("namespace crm") > text.index("<|start|>developer")
+
+
+def test_every_earlier_turn_s_reasoning_is_left_out_not_only_the_first(codec):
+    """harmony's renderer drops analysis only before the first final message (openai/harmony PR #96): from a
+    chat's third question on the model would read earlier reasoning. The codec drops it for every earlier
+    turn; the turn being written keeps its own steps (a python call and its output)."""
+    from backend.harmony.codec import PromptMessage, PromptSettings, tool_message
+
+    turns = []
+    for i in range(3):
+        turns += [PromptMessage("user", f"Question {i}"), PromptMessage("assistant", f"Answer {i}", f"Thought {i}")]
+    steps = [{"role": "assistant", "channel": "analysis", "content": [{"type": "text", "text": "Current thought"}]},
+             {"role": "assistant", "channel": "analysis", "recipient": "python", "content_type": "code",
+              "content": [{"type": "text", "text": "print(1)"}]},
+             tool_message("python", "analysis", "1")]
+    text = codec.decode(codec.render(turns + [PromptMessage("user", "Question 3"),
+                                              PromptMessage("assistant", "", harmony=steps)], PromptSettings()))
+    assert not any(f"Thought {i}" in text for i in range(3)), text
+    assert all(f"Answer {i}" in text for i in range(3))
+    assert "Current thought" in text and "print(1)" in text  # the turn in progress keeps its steps

@@ -137,6 +137,16 @@ def _turn_messages(turn: PromptMessage) -> list[Message]:
     return messages
 
 
+def without_earlier_analysis(messages: list[Message]) -> list[Message]:
+    """The analysis channel (reasoning, python's calls and outputs) of every turn that ended in a final
+    answer left out, as the harmony format asks: only the turn being written keeps its own. harmony's
+    renderer means to do it (`auto_drop_analysis`) but drops only what comes before the *first* final
+    message, so from a chat's third question on the model read the earlier answers' reasoning (openai/
+    harmony PR #96; Hugging Face's chat template for gpt-oss drops them all)."""
+    last_final = max((i for i, m in enumerate(messages) if m.channel == "final"), default=-1)
+    return [m for i, m in enumerate(messages) if not (i < last_final and m.channel == "analysis")]
+
+
 class HarmonyCodec:
     """Renders prompts and makes parsers; one per process (thread-safe encoding)."""
 
@@ -172,13 +182,13 @@ class HarmonyCodec:
             messages.append(developer)
         for turn in turns:
             messages.extend(_turn_messages(turn))
-        return Conversation.from_messages(messages)
+        return Conversation.from_messages(without_earlier_analysis(messages))
 
     def render(self, turns: list[PromptMessage], settings: PromptSettings) -> list[int]:
         """Token ids of the prompt, ending in `<|start|>assistant`.
 
-        harmony itself drops the analysis of earlier turns that have a final
-        answer (its default render config), as the format requires. Text that would hold the
+        The analysis of earlier turns that have a final answer is left out, as the format requires
+        (`without_earlier_analysis`: harmony's own default drops only some of it). Text that would hold the
         renderer too long is refused first (backend/harmony/limits.py); whatever else its Rust code
         cannot take (it panics rather than raising) is an InputError too, never a crash.
         """
