@@ -1,8 +1,12 @@
 """Synthetic harmony conversations for the demo model (seeded, so builds are repeatable).
 
 Tasks: addition, subtraction, unit conversion, counting letters, sorting short
-lists, and calling a weather function when the developer message offers it.
-Reasoning length follows the effort: low is one line, high shows all the work.
+lists, and calling a weather function when the developer message offers it (and saying it cannot when
+it is not offered); a greeting or anything else gets a short answer that says what it can do.
+Reasoning length follows the effort: low is one line, high shows all the work. Questions come in
+everyday phrasings too ("please", lowercase, "can you", a second line), and half the conversations
+continue a chat of 1-5 earlier questions, rendered as the app renders them (harmony keeps only the
+earlier final answers), so the model copies from the question and python output of the turn at hand.
 
 A tiny model cannot do arithmetic in its head, but it can do what gpt-oss does: with the python
 tool offered, sums, differences, sorting and counting are a short thought, a one-line program sent
@@ -13,11 +17,11 @@ would need it rather than make a number up. Conversions and the weather call are
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.config import EFFORTS
 
-TASKS = ("add", "subtract", "convert", "count", "sort", "tool")
+TASKS = ("add", "subtract", "convert", "count", "sort", "tool", "other")
 UNITS = [("km", "m", 1000), ("kg", "g", 1000), ("hours", "minutes", 60), ("minutes", "seconds", 60),
          ("m", "cm", 100)]
 WORDS = ["strawberry", "banana", "apple", "cherry", "letter", "balloon", "mississippi", "coffee", "pepper",
@@ -41,11 +45,30 @@ HIGH_OPENING = {"add": "The user wants the sum of two numbers", "subtract": "The
 # With the copying circuit (copying.py) numbers are copied exactly, so sums and sorting need fewer
 # examples. A city or a word is written without its leading space in JSON and code (" Oslo" in the
 # question, "Oslo" in the call: another token), a mapping learned per name, so those get more.
-TASK_WEIGHTS = {"add": 3, "subtract": 3, "sort": 3, "count": 4, "convert": 3, "tool": 3}
+TASK_WEIGHTS = {"add": 3, "subtract": 3, "sort": 3, "count": 4, "convert": 3, "tool": 3, "other": 1}
 # How often python is offered (python task or not). Without python most conversations end in "I would need
 # the python tool"; with the weather and conversions offered it at 80 % too, one run answered that to the
 # weather at high effort (7 of 20), so they see it missing more often.
 PYTHON_SHARE = {True: 0.8, False: 0.5}
+FUNCTION_SHARE = 0.75  # a weather question with get_weather offered; otherwise it must say it cannot call it
+FOLLOW_UP_SHARE, MAX_EARLIER = 0.5, 5  # conversations that continue a chat, and of how many earlier questions
+REPHRASED_SHARE = 0.4  # questions in an everyday phrasing
+NO_FUNCTION = {"low": "No weather function is offered.",
+               "medium": "The user wants the weather, but no weather function is offered here. Say so.",
+               "high": "The user asks about the weather. I can only check it with a get_weather function, and the "
+                       "developer message offers none, so I must not call one. Say that I cannot check it."}
+NO_FUNCTION_ANSWER = "I cannot check the weather here: no weather function is offered."
+CAPABILITIES = ("I am a small demo model. I can add, subtract and sort numbers and count letters with python, "
+                "convert units, and check the weather with a weather function.")
+GREETINGS = ["hello", "Hello!", "hi", "Hi there", "hey", "Good morning!", "Hi, who are you?", "What can you do?",
+             "how are you?", "Hello, what can you help with?"]
+THANKS = ["thanks", "Thank you!", "thanks a lot", "ok thanks"]
+OTHER = ["Write a poem about the sea.", "Tell me a joke.", "What is the capital of France?",
+         "Summarize this text for me.", "Translate hello into German.", "Who won the match yesterday?"]
+OTHER_THOUGHT = {"low": "Not a task I do. Say what I can do.",
+                 "medium": "This is not one of my tasks. I answer briefly and say what I can do.",
+                 "high": "The user wrote something that is not a sum, a difference, sorting, counting, a conversion "
+                         "or the weather. I should not make something up. I answer briefly and say what I can do."}
 
 
 @dataclass
@@ -58,8 +81,11 @@ class Sample:
     expected: str  # what a correct answer must contain
     tool: bool = False  # a get_weather call
     python: bool = False  # the python tool is offered
+    functions: bool | None = None  # get_weather offered: True, never (False), or as it happens (None)
     code: str | None = None  # with python: the program sent to it ...
     after: str = ""  # ... and the thought after reading its output
+    earlier: list = field(default_factory=list)  # the chat's earlier questions (Samples), oldest first
+    cell: str = ""  # the evaluation's cell it is counted in (lab/evaluate.py); empty: its task's
 
 
 def with_python(s: Sample, code: str, output: str, thought: dict) -> Sample:
@@ -179,14 +205,34 @@ def tool(rng: random.Random, effort: str) -> Sample:
     return Sample("tool", effort, q, r, '{"city": "' + city + '"}', city, tool=True)
 
 
-MAKERS = {"add": add, "subtract": subtract, "convert": convert, "count": count, "sort": sort, "tool": tool}
+def no_function(s: Sample) -> Sample:
+    """A weather question with no weather function offered: say so, never call one."""
+    s.tool, s.functions = False, False
+    s.reasoning, s.answer, s.expected = NO_FUNCTION[s.effort], NO_FUNCTION_ANSWER, "weather function"
+    return s
+
+
+def other(rng: random.Random, effort: str) -> Sample:
+    """A greeting, thanks or a request outside its tasks: a short answer that says what it can do."""
+    kind = rng.choice(["greet", "greet", "thanks", "other"])
+    question = rng.choice({"greet": GREETINGS, "thanks": THANKS, "other": OTHER}[kind])
+    opening = {"greet": "Hello! ", "thanks": "You are welcome! ", "other": "I cannot help with that. "}[kind]
+    return Sample("other", effort, question, OTHER_THOUGHT[effort], opening + CAPABILITIES, "I can")
+
+
+MAKERS = {"add": add, "subtract": subtract, "convert": convert, "count": count, "sort": sort, "tool": tool,
+          "other": other}
 AFTER = {"low": "Done.", "medium": "python answered. I give its result.",
          "high": "The tool answered with exactly what the user asked for, so I give its result as it printed it."}
 
 
-def make(task: str, rng: random.Random, effort: str, python: bool | None) -> Sample:
-    """One sample; for the python tasks `python` says whether the tool is offered."""
+def make(task: str, rng: random.Random, effort: str, python: bool | None, functions: bool = True) -> Sample:
+    """One sample; for the python tasks `python` says whether the tool is offered; for the weather whether
+    get_weather is (`functions`)."""
     s = MAKERS[task](rng, effort)
+    if task == "tool" and not functions:
+        s.python = bool(python)
+        return no_function(s)
     if task not in PYTHON_TASKS or python is None:
         s.python = bool(python)
         return s
@@ -206,11 +252,57 @@ CODE = {
 }
 
 
+def draw(rng: random.Random, effort: str, python: bool, functions: bool, tasks=TASKS) -> Sample:
+    task = rng.choices(tasks, [TASK_WEIGHTS[t] for t in tasks])[0]
+    return make(task, rng, effort, python, functions)
+
+
 def make_samples(n: int, seed: int) -> list[Sample]:
-    """Python offered in most conversations (as the app offers it), so the model learns both sides."""
+    """Python offered in most conversations (as the app offers it), so the model learns both sides; half
+    continue a chat (its earlier questions answered the same way, in the same chat's settings)."""
     rng = random.Random(seed)
     samples = []
     for _ in range(n):
         task, effort = rng.choices(TASKS, [TASK_WEIGHTS[t] for t in TASKS])[0], rng.choice(EFFORTS)
-        samples.append(make(task, rng, effort, rng.random() < PYTHON_SHARE[task in PYTHON_TASKS]))
+        python, functions = rng.random() < PYTHON_SHARE[task in PYTHON_TASKS], rng.random() < FUNCTION_SHARE
+        s = make(task, rng, effort, python, functions)
+        if rng.random() < REPHRASED_SHARE:
+            s.question = rephrase(s.question, rng, city=s.task == "tool")
+        if rng.random() < FOLLOW_UP_SHARE:  # earlier questions: no weather call (its result would be typed)
+            s.earlier = [draw(rng, rng.choice(EFFORTS), python, functions, EARLIER_TASKS)
+                         for _ in range(rng.randint(1, MAX_EARLIER))]
+        samples.append(s)
     return samples
+
+
+EARLIER_TASKS = tuple(t for t in TASKS if t != "tool")
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+# Everyday phrasings, each one change to a question (`rephrase` picks one; the evaluation's held-out
+# phrasings combine two, see lab/evaluate.py).
+REPHRASINGS = {
+    "please": lambda q, rng: rng.choice(["Please ", "please "]) + _lower_first(q),
+    "please after": lambda q, rng: q.rstrip("?.") + rng.choice([", please?", " please", ". Please."]),
+    "lowercase": lambda q, rng: q.lower(),
+    "can you": lambda q, rng: (rng.choice(["Can you ", "can you ", "Could you "])
+                               + ("tell me " if q.split()[0] in ("What", "How", "Is") else "")
+                               + _lower_first(q.rstrip("?.")) + "?"),
+    "what's": lambda q, rng: q.replace("What is", rng.choice(["What's", "what's", "whats"])),
+    "before": lambda q, rng: rng.choice(["Quick question: ", "Hi! ", "Hey, ", "I need help. ", "One more: "]) + q,
+    "after": lambda q, rng: q + rng.choice([" Thanks!", " Thank you.", " thx", " :)"]),
+    "two lines": lambda q, rng: rng.choice([q.rstrip("?.") + "\nplease", "Hi!\n" + q, q.replace(": ", ":\n", 1)]),
+    "period": lambda q, rng: q.rstrip("?") + "." if q.endswith("?") else q.rstrip(".") + "?",
+}
+
+
+def rephrase(question: str, rng: random.Random, city: bool = False, changes: int = 1,
+             names: tuple[str, ...] = tuple(REPHRASINGS)) -> str:
+    """The question in an everyday phrasing (`changes` of them, one after the other). A city keeps its
+    capital (" oslo" would be another token than the name the call writes)."""
+    for name in rng.sample([n for n in names if not (city and n == "lowercase")], changes):
+        question = REPHRASINGS[name](question, rng)
+    return question

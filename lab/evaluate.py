@@ -6,6 +6,12 @@
 Prints JSON: per task, how many answers parsed as harmony (thought, then a final answer or a tool
 call), how many were right, how many called python, and for the python tasks how many called it
 correctly (a run that printed the right result); per effort, the mean reasoning length in characters.
+
+Besides one cell per task (each question the first of a new chat, as phrased in training), three cells of
+what visitors do: "follow-up" (the 2nd to 5th question of one chat, mixed tasks, python ticked as the
+page ticks it), "paraphrased" (every task in held-out everyday phrasings: two changes each, e.g.
+lowercase and "thanks" after it) and "tool, no function offered" (a weather question with no function:
+it must say so, never call one). "other" is a greeting or a request outside its tasks.
 """
 
 from __future__ import annotations
@@ -20,22 +26,43 @@ from pathlib import Path
 
 from core.config import DEMO_TEMPERATURE, EFFORTS
 from core.trace import ToolCallStep, ToolResultStep
-from lab.data import PYTHON_TASKS, TASKS, WEATHER_TOOL, make
+from lab.data import PYTHON_TASKS, TASKS, WEATHER_TOOL, make, rephrase
 
 HELD_OUT_SEED = 987654  # the training corpus uses another seed
 NO_PYTHON = "add, python not offered"  # sums asked where the tool is not offered: the model must say so
+NO_FUNCTION = "tool, no function offered"  # the weather asked where no function is offered: say so
+FOLLOW_UP, PARAPHRASED = "follow-up", "paraphrased"
+CHAT_TASKS = ("add", "subtract", "sort", "count", "convert")  # a visitor's chat of questions (python ticked)
+CHAT_LENGTH = 5
 
 
 def held_out(per_cell: int, seed: int = HELD_OUT_SEED):
     rng = random.Random(seed)
-    samples = [make(task, rng, effort, True if task in PYTHON_TASKS else None)
+    samples = [make(task, rng, effort, True if task in PYTHON_TASKS or task == "other" else None)
                for task in TASKS for effort in EFFORTS for _ in range(per_cell)]
     for effort in EFFORTS:
         for _ in range(per_cell):
             sample = make("add", rng, effort, False)
-            sample.task = NO_PYTHON
+            sample.cell = NO_PYTHON
             samples.append(sample)
+            sample = make("tool", rng, effort, True, functions=False)
+            sample.cell = NO_FUNCTION
+            samples.append(sample)
+    for task in TASKS:  # held-out phrasings: two changes to each question
+        for effort in EFFORTS:
+            for _ in range(per_cell):
+                sample = make(task, rng, effort, True)
+                sample.question, sample.cell = rephrase(sample.question, rng, city=task == "tool", changes=2), \
+                    PARAPHRASED
+                samples.append(sample)
     return samples
+
+
+def held_out_chats(per_cell: int, seed: int = HELD_OUT_SEED + 1) -> list[list]:
+    """Chats of CHAT_LENGTH questions, mixed tasks, python ticked; `per_cell` per effort."""
+    rng = random.Random(seed)
+    return [[make(rng.choice(CHAT_TASKS), rng, effort, True) for _ in range(CHAT_LENGTH)]
+            for effort in EFFORTS for _ in range(per_cell)]
 
 
 def judge(sample, m) -> dict:
@@ -52,13 +79,13 @@ def judge(sample, m) -> dict:
     else:
         parsed = thought_first and m.stop_reason == "return" and bool(m.content) and m.status == "complete"
         right = parsed and sample.expected in m.content
-        if sample.python:
+        if sample.code is not None:  # a python task with python offered: the program printed the result
             tool_ok = called and any(r.ok and sample.expected in r.output for r in results)
             right = right and tool_ok
-        elif sample.task == NO_PYTHON:
+        elif sample.task != "convert":  # a greeting, or python or the function not offered: no call at all
             right = right and not calls
-    return {"task": sample.task, "effort": sample.effort, "parsed": parsed, "right": right, "tool_ok": tool_ok,
-            "called_python": called, "reasoning_chars": len(m.reasoning)}
+    return {"task": sample.cell or sample.task, "effort": sample.effort, "parsed": parsed, "right": right,
+            "tool_ok": tool_ok, "called_python": called, "reasoning_chars": len(m.reasoning)}
 
 
 def evaluate(service, per_cell: int = 8, temperature: float = DEMO_TEMPERATURE) -> dict:
@@ -66,26 +93,35 @@ def evaluate(service, per_cell: int = 8, temperature: float = DEMO_TEMPERATURE) 
     python), all at once, as many users would."""
     from backend.services.chat import ChatOptions
 
-    samples = held_out(per_cell)
-    results = [None] * len(samples)
+    chats = [[s] for s in held_out(per_cell)] + held_out_chats(per_cell)
+    results: list = [None] * len(chats)
 
-    def run(i):
-        s = samples[i]
+    def ask(s, conversation_id):
         options = ChatOptions(effort=s.effort, temperature=temperature, max_new_tokens=400,
                               tools=["python"] if s.python else [], functions=[WEATHER_TOOL] if s.tool else None)
-        watch = service.send("eval", None, s.question, options)
-        snaps = list(watch)
-        results[i] = judge(s, service.repo.get("eval", snaps[-1].conversation_id).messages[-1])
+        snaps = list(service.send("eval", conversation_id, s.question, options))
+        cid = snaps[-1].conversation_id
+        return cid, judge(s, service.repo.get("eval", cid).messages[-1])
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(samples))]
+    def run(i):
+        cid, judged = None, []
+        for n, s in enumerate(chats[i]):
+            cid, result = ask(s, cid)
+            if len(chats[i]) > 1 and n:  # a follow-up: the 2nd question of its chat or later
+                result = {**result, "task": FOLLOW_UP}
+            if len(chats[i]) == 1 or n:
+                judged.append(result)
+        results[i] = judged
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(chats))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    missing = [samples[i].question for i, r in enumerate(results) if r is None]
+    missing = [chats[i][0].question for i, r in enumerate(results) if r is None]
     if missing:  # a chat that failed on the server: say which, never count it silently
         raise RuntimeError(f"{len(missing)} chats did not finish, e.g. {missing[0]!r}")
-    return summarize(results)
+    return summarize([r for judged in results for r in judged])
 
 
 def summarize(results: list[dict]) -> dict:

@@ -39,7 +39,7 @@ from lab.data import WEATHER_TOOL, Sample, make_samples, python_output
 TRAIN_THREADS = 2
 # copy_lr 1e-3: at 3e-3 the copying circuit never formed (copying.py). copy_mix: practice sequences added
 # to each batch of conversations, on average, so the circuit is not trained away.
-DEFAULTS = dict(hidden=128, layers=3, experts=4, heads=4, steps=2800, batch=20, lr=3e-3, seed=1234, samples=12000,
+DEFAULTS = dict(hidden=128, layers=3, experts=4, heads=4, steps=3600, batch=20, lr=3e-3, seed=1234, samples=16000,
                 copy_steps=3000, list_steps=400, copy_batch=64, copy_lr=1e-3, copy_mix=0.15)
 
 
@@ -58,10 +58,10 @@ def sample_ids(codec: HarmonyCodec, s: Sample, rng: random.Random) -> tuple[list
     from openai_harmony import Author, Message, Role
 
     date = f"20{rng.randint(25, 27)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-    tools = [WEATHER_TOOL] if s.tool or rng.random() < 0.15 else []
+    tools = [WEATHER_TOOL] if s.tool or (s.functions is not False and rng.random() < 0.15) else []
     namespaces = [python_namespace(TIMEOUT_S)] if s.python else []
-    prompt = codec.render([PromptMessage("user", s.question)], PromptSettings(effort=s.effort, date=date, tools=tools,
-                                                                      namespaces=namespaces))
+    turns = [turn for earlier in s.earlier for turn in earlier_turns(earlier)] + [PromptMessage("user", s.question)]
+    prompt = codec.render(turns, PromptSettings(effort=s.effort, date=date, tools=tools, namespaces=namespaces))
     enc, ids = codec.encoding, SpecialIds.of(codec)
 
     def said(*messages, end: int) -> list[int]:  # the assistant's messages, after the prompt's <|start|>assistant
@@ -83,6 +83,23 @@ def sample_ids(codec: HarmonyCodec, s: Sample, rng: random.Random) -> tuple[list
     ids_, learn = _learn(prompt, said(analysis, call, end=ids.call))
     more, more_learn = _learn(read, said(_message(Role.ASSISTANT, s.after, "analysis"), final, end=ids.ret))
     return ids_ + more, learn + more_learn
+
+
+def earlier_turns(s: Sample) -> list[PromptMessage]:
+    """An earlier question of the chat and its answer as the app stores them (the answer's harmony messages:
+    the thought, python's call and output, the thought after, the answer); rendering keeps what harmony
+    keeps of an earlier turn."""
+    from openai_harmony import Author, Message, Role
+
+    messages = [_message(Role.ASSISTANT, s.reasoning, "analysis")]
+    if s.code is not None:
+        messages += [_message(Role.ASSISTANT, s.code, "analysis", "python", "code"),
+                     Message.from_author_and_content(Author.new(Role.TOOL, "python"), python_output(s.code))
+                     .with_channel("analysis").with_recipient("assistant"),
+                     _message(Role.ASSISTANT, s.after, "analysis")]
+    messages.append(_message(Role.ASSISTANT, s.answer, "final"))
+    return [PromptMessage("user", s.question), PromptMessage("assistant", s.answer, s.reasoning,
+                                                             [m.to_dict() for m in messages])]
 
 
 def _learn(given: list[int], written: list[int]) -> tuple[list[int], list[bool]]:

@@ -150,3 +150,24 @@ def test_the_demo_model_page_starts_at_its_own_temperature(browser, demo_app):
     slider = pg.locator("#temperature input[type=range]")
     pg.wait_for_function("([el, v]) => el.value === v", arg=[slider.element_handle(), str(DEMO_TEMPERATURE)])
     pg.context.close()
+
+
+# the text of the chat's last answer: its message that is neither a fold of steps nor the stats line
+LAST_ANSWER = """() => [...document.querySelectorAll('#chat .bot.message > .message')]
+  .filter(m => !m.querySelector('.thought-group, .message-content p > sub')).map(m => m.innerText).pop() || ''"""
+FIVE = [("What is 17 + 25?", "42"), ("what's 38 + 46? please", "84"), ("Sort these numbers: 31, 7, 19.", "7, 19, 31"),
+        ("How many r's are in strawberry?", "3"), ("Can you convert 3 km to m?", "3000")]
+
+
+def test_the_demo_model_answers_five_mixed_questions_in_one_chat(browser, demo_app):
+    """A visitor's chat: five questions in a row, everyday phrasing included; each answer right (the model
+    copies from the turn at hand, not from the earlier answers in its prompt)."""
+    pg = open_page(browser, demo_app, height=1000)
+    set_temperature(pg, "0")
+    for n, (question, expected) in enumerate(FIVE, start=1):
+        send(pg, question)
+        wait_answers(pg, n, timeout_ms=120_000)
+        answer = pg.evaluate(LAST_ANSWER)
+        assert expected in answer, (question, answer)
+    shot(pg, "demo-five-questions")
+    pg.context.close()

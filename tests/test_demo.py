@@ -12,7 +12,7 @@ from backend.engines.loader import load_model
 from core.config import Config
 from core.errors import ModelLoadError
 from lab import train as demo_build
-from lab.evaluate import NO_PYTHON, demo_service, evaluate
+from lab.evaluate import FOLLOW_UP, NO_FUNCTION, NO_PYTHON, PARAPHRASED, demo_service, evaluate
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +117,8 @@ def test_the_demo_model_uses_python_and_answers_right(demo_chat):
     tasks = report["tasks"]
     for task in ("add", "subtract", "count", "sort"):  # it hands the work to python
         assert tasks[task]["called_python"] >= 0.8 * tasks[task]["n"], (task, report)
-    for task in ("count", "convert", "tool", NO_PYTHON):  # and gets these right
+    for task in ("count", "convert", "tool", NO_PYTHON, NO_FUNCTION, "other",  # and gets these right,
+                 FOLLOW_UP, PARAPHRASED):  # in a chat's later questions and in everyday phrasing too
         assert tasks[task]["right"] >= 0.8 * tasks[task]["n"], (task, report)
     assert tasks[NO_PYTHON]["called_python"] == 0  # it never calls a tool it was not offered
 
@@ -169,6 +170,35 @@ def test_training_conversations_are_what_the_app_renders_at_each_step(codec):
     assert ids[:len(second)] == second
     assert not any(learn[len(second) - 12:len(second)])  # python's output and the next header: read only
     assert all(learn[len(second):]) and codec.decode(ids[len(second):]).endswith("<|return|>")
+
+
+def test_a_follow_up_is_trained_on_the_chat_as_the_app_renders_it(codec):
+    """A conversation that continues a chat: its earlier turns in the prompt exactly as the app renders the
+    stored ones (harmony keeps an earlier turn's final answer only), and only the turn at hand is learned."""
+    import random
+
+    from backend.harmony.codec import PromptMessage, PromptSettings
+    from backend.services.pipeline import prompt_turns
+    from core.records import MessageView
+    from lab.data import make
+
+    rng = random.Random(2)
+    sample = make("sort", rng, "low", True)
+    sample.earlier = [make("add", rng, "high", True), make("other", rng, "low", True)]
+    ids, learn = demo_build.sample_ids(codec, sample, random.Random(7))
+    stored = [MessageView(id=i, position=i, role=t.role, content=t.content, harmony=t.harmony)
+              for i, t in enumerate(t for e in sample.earlier for t in demo_build.earlier_turns(e))]
+    question = MessageView(id=9, position=9, role="user", content=sample.question)
+    plain = [PromptMessage(m.role, m.content) for m in stored + [question]]  # what an earlier turn comes down to
+    settings = PromptSettings(effort="low")
+    assert codec.render(prompt_turns(stored + [question]), settings) == codec.render(plain, settings)
+    start = codec.decode(ids).index("<|start|>user<|message|>" + sample.question)
+    text = codec.decode(ids)
+    assert text.count("<|start|>user") == 3 and sample.earlier[0].answer in text[:start]
+    assert sample.earlier[0].reasoning not in text  # an earlier turn's thought is not in the prompt
+    first_learned = learn.index(True)
+    assert codec.decode(ids[:first_learned]).endswith("<|start|>assistant")  # the turn at hand only
+    assert codec.decode(ids[:first_learned]).rfind(sample.question) > text.rfind(sample.earlier[-1].answer)
 
 
 def test_only_the_demo_model_has_its_own_default_temperature(demo_chat, monkeypatch):

@@ -31,7 +31,7 @@ class SpecialIds(NamedTuple):
         return cls(codec.return_id, codec.call_id, codec.special_id("<|endoftext|>"),
                    codec.special_id("<|startoftext|>"))
 
-BUILD_VERSION = 8  # bump when the recipe changes, so cached builds are rebuilt
+BUILD_VERSION = 9  # bump when the recipe or the weights change, so cached builds are rebuilt
 
 
 def tiny_config(vocab: int, hidden: int, layers: int, experts: int, ids: SpecialIds,
