@@ -94,21 +94,41 @@ def forced_engine(codec, tiny_model):
 
 
 @pytest.fixture
-def make_host(codec, forced_engine):
-    """A started ModelHost over the forced tiny model."""
+def start_host(codec):
+    """start(build_engine, **worker_kwargs): a started ModelHost over an engine builder, closed after the test."""
     from backend.serving.host import ModelHost
 
     hosts = []
 
-    def make(text=FORCED_CHAT, *then, **worker_kwargs):
-        host = ModelHost(forced_engine(text, *then), codec, worker_kwargs)
+    def start(build_engine, **worker_kwargs):
+        host = ModelHost(build_engine, codec, worker_kwargs)
         host.start(background=False)
         hosts.append(host)
         return host
 
-    yield make
+    yield start
     for host in hosts:
         host.close()
+
+
+@pytest.fixture
+def make_host(forced_engine, start_host):
+    """A started ModelHost over the forced tiny model."""
+    return lambda text=FORCED_CHAT, *then, **worker_kwargs: start_host(forced_engine(text, *then), **worker_kwargs)
+
+
+@pytest.fixture
+def demo_app(tmp_path):
+    """The real app on the bundled demo model (no forcing), with its python tool in the sandbox."""
+    import app as app_module
+    from core.config import Config
+
+    config = Config(data_dir=str(tmp_path), port=free_port(), demo=True, model_in_app_process=True)
+    parts = app_module.create(config)
+    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{config.port}/"
+    parts.demo.close()
+    parts.host.close()
 
 
 @pytest.fixture

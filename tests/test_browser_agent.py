@@ -112,20 +112,6 @@ def test_a_users_function_is_answered_by_typing_its_result(browser, weather_app)
     pg.context.close()
 
 
-@pytest.fixture
-def demo_app(tmp_path):
-    """The real app on the bundled demo model (no forcing), with its python tool in the sandbox."""
-    import app as app_module
-    from core.config import Config
-
-    config = Config(data_dir=str(tmp_path), port=free_port(), demo=True, model_in_app_process=True)
-    parts = app_module.create(config)
-    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{config.port}/"
-    parts.demo.close()
-    parts.host.close()
-
-
 def test_the_demo_model_runs_python_for_the_banners_own_example(browser, demo_app):
     pg = open_page(browser, demo_app, height=1000)
     assert "What is 17 + 25?" in pg.locator("#status-banner").inner_text()  # the example the banner gives

@@ -103,20 +103,6 @@ def test_the_reasoning_display_policy_applies_to_every_column(browser, tmp_path,
         assert all("zebra" not in column_text(pg, e) for e in EFFORTS)
 
 
-@pytest.fixture
-def demo_app(tmp_path):
-    """The real app on the bundled demo model (no forcing), with its python tool in the sandbox."""
-    import app as app_module
-    from core.config import Config
-
-    config = Config(data_dir=str(tmp_path), port=free_port(), demo=True, model_in_app_process=True)
-    parts = app_module.create(config)
-    app_module.launch(parts, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{config.port}/"
-    parts.demo.close()
-    parts.host.close()
-
-
 def test_on_the_demo_model_reasoning_grows_with_effort(browser, demo_app):
     pg = open_page(browser, demo_app, height=1300)
     set_temperature(pg, "0")  # greedy: the model's own lengths, not a sampling draw

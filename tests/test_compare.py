@@ -5,7 +5,6 @@ import pytest
 
 from backend.services.chat import ChatOptions, ChatService
 from backend.services.compare import PICK_FIRST, EffortFigures, figures, newest_per_effort, seconds_to_answer
-from backend.serving.host import ModelHost
 from bench.synthetic import REASONING_WORDS, EmissionLog, SyntheticEngine
 from core.errors import BusyError, InputError, NotFoundError
 from core.records import MessageStatus, MessageView
@@ -16,21 +15,13 @@ OPTS = ChatOptions(effort="medium", max_new_tokens=400)
 
 
 @pytest.fixture
-def synthetic_host(codec, tmp_path):
+def synthetic_host(codec, tmp_path, start_host):
     """Every answer the same harmony completion at `rate` tokens/s per stream, many streams at once (the
     forced tiny model drives one request at a time; a comparison is three)."""
-    hosts = []
-
     def make(rate: float = 400.0, **worker_kwargs):
-        log = EmissionLog(tmp_path / f"emit-{len(hosts)}.jsonl")
-        host = ModelHost(lambda progress: SyntheticEngine(codec.encoding, rate, log), codec, worker_kwargs)
-        host.start(background=False)
-        hosts.append(host)
-        return host
-
-    yield make
-    for host in hosts:
-        host.close()
+        log = EmissionLog(tmp_path / "emit.jsonl")
+        return start_host(lambda progress: SyntheticEngine(codec.encoding, rate, log), **worker_kwargs)
+    return make
 
 
 def ended(comparison) -> list:
