@@ -34,11 +34,19 @@ from storage.repository import Repository
 log = logging.getLogger(__name__)
 
 
-
 def _placeholder(mid: int, position: int, options: ChatOptions) -> MessageView:
     """The answer about to be written, as stored before the model runs."""
     return MessageView(id=mid, position=position, role="assistant", content="", effort=options.effort,
                        status=MessageStatus.STREAMING)
+
+
+def up_to_last_question(path: list[MessageView], none: str) -> list[MessageView]:
+    """The branch up to its last user message (regenerate and compare answer it again); `none`: what to
+    say when there is none."""
+    users = [i for i, m in enumerate(path) if m.role == "user"]
+    if not users:
+        raise InputError(none)
+    return path[:users[-1] + 1]
 
 
 @dataclass(frozen=True)
@@ -152,28 +160,25 @@ class ChatService:
         sent to a server together); the branch shown ends at the question until one is kept (`keep`)."""
         text, options = clean_text(text or "", self.max_message_chars), self.pipeline.checked(options)
         self.oversight.check(owner)
-        new = not conversation_id
-        if new and not text.strip():
+        new, typed = not conversation_id, bool(text.strip())
+        if new and not typed:
             raise InputError("Type a message to compare its answers at each effort.")
         conversation_id = conversation_id or self.repo.new_conversation_id()
         if not new:
             self.repo.check_owner(owner, conversation_id)  # not found for anyone else's, before any claim
         with self._claimed(conversation_id):
-            if text.strip():
+            if typed:
                 path = [] if new else self._continued(owner, conversation_id)
                 history = path + [MessageView(id=0, position=len(path), role="user", content=text)]
             else:
-                path = self.repo.get(owner, conversation_id).messages
-                users = [i for i, m in enumerate(path) if m.role == "user"]
-                if not users:
-                    raise InputError("There is no message to compare answers to yet: type one.")
-                history = path[:users[-1] + 1]
+                history = up_to_last_question(self.repo.get(owner, conversation_id).messages,
+                                              "There is no message to compare answers to yet: type one.")
             each = [replace(options, effort=effort) for effort in efforts]
             jobs = []
             try:  # all or none: busy or still loading fail here, before anything is stored
                 for opts in each:
                     jobs.append(self._submit(history, opts))
-                if text.strip():
+                if typed:
                     history[-1].id = self.pipeline.store_user_message(owner, conversation_id, text, options, new=new,
                                                                       answer=False)
                 mids = self.repo.add_answers(owner, conversation_id, history[-1].id, [
@@ -182,13 +187,13 @@ class ChatService:
             except BaseException:
                 for job in jobs:
                     job.discard()  # their streams will never run: give the worker slots back now
-                if text.strip() and not history[-1].id:
+                if typed and not history[-1].id:
                     self.pipeline.store_user_message(owner, conversation_id, text, options, new=new, answer=False)
                 raise  # e.g. busy: a new message is kept, the user can try again
             self.audit.record(owner, "compare", text=text or None, conversation_id=conversation_id,
                               effort=",".join(efforts))
-            siblings = conv.compared[-1].siblings if conv.compared else mids
-            started = [(job, replace(_placeholder(mid, conv.compared[-1].position, o), siblings=siblings))
+            last = conv.compared[-1]  # the answers just stored are below the question, the branch's end
+            started = [(job, replace(_placeholder(mid, last.position, o), siblings=last.siblings))
                        for job, mid, o in zip(jobs, mids, each)]
             answers = self._run_answers(owner, conversation_id, conv.messages, started)
             return Comparison(conversation_id, conv.messages, [a.snapshots() for a in answers])
@@ -216,11 +221,8 @@ class ChatService:
         self.repo.check_owner(owner, conversation_id)
         self.oversight.check(owner)
         with self._claimed(conversation_id):
-            path = self.repo.get(owner, conversation_id).messages
-            users = [i for i, m in enumerate(path) if m.role == "user"]
-            if not users:
-                raise InputError("There is no message to answer yet.")
-            answer = self._answer(owner, conversation_id, options, path[:users[-1] + 1])
+            answer = self._answer(owner, conversation_id, options, up_to_last_question(
+                self.repo.get(owner, conversation_id).messages, "There is no message to answer yet."))
             self.audit.record(owner, "regenerate", conversation_id=conversation_id, effort=options.effort)
             return answer
 
