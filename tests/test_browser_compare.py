@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from testkit.net import free_port
 from testkit.page import BOT, CHROMIUM, STATS, open_page, ready, set_temperature, shot, stats_lines, url_conversation
+from tests.support.apps import synthetic_app
 
 pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
@@ -20,16 +20,6 @@ if not Path(CHROMIUM).exists():
 EFFORTS = ("low", "medium", "high")
 COLUMN_BOTS = "e => document.querySelectorAll('#compare-' + e + ' [data-testid=bot]').length"
 ENDED = f"() => ['low', 'medium', 'high'].every(e => document.querySelector('#compare-' + e + ' {STATS}'))"
-
-
-def synthetic_app(tmp_path, encoding, rate: float, **settings):
-    from bench.synthetic import EmissionLog, SyntheticEngine
-    from core.config import Config
-    from tests.support.apps import running_app
-
-    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=2000, **settings)
-    log = EmissionLog(tmp_path / "emit.jsonl")
-    return config, running_app(config, build_engine=lambda progress: SyntheticEngine(encoding, rate, log))
 
 
 @pytest.fixture

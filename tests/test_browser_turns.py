@@ -5,6 +5,8 @@ A long forced answer (the tiny model writes it through the real worker) leaves t
 it streams.
 """
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -197,4 +199,56 @@ def test_switching_conversations_mid_stream_stays_on_the_one_opened(browser, sho
     shot(pg, "23-switched-mid-stream")
     pg.locator("#conversations").get_by_text("The second conversation").click()
     pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('forty-two')")
+    pg.context.close()
+
+
+
+@pytest.fixture
+def quick_app(tmp_path, codec):
+    from tests.support.apps import synthetic_app
+
+    config, app = synthetic_app(tmp_path, codec.encoding, rate=400.0)
+    with app as parts:
+        yield f"http://127.0.0.1:{config.port}/", parts
+
+
+def events_named(parts, *names) -> set[int]:
+    return {i for i, fn in parts.demo.fns.items() if fn.name in names}
+
+
+def test_new_chat_before_the_opened_chats_relays_ran_stays_new(browser, quick_app):
+    """A reload's relays still wait in Gradio's queue (held here at the network) when New chat cancels them;
+    their settle, which reads the page's conversation then, must not paint the chat left over the new one
+    (it did on a loaded CI machine: the old chat came back)."""
+    url, parts = quick_app
+    pg = open_page(browser, url)
+    send(pg, "Remember the aardvark")
+    wait_answers(pg, 1)
+    relays, settles = events_named(parts, "follow_opened", "follow"), events_named(parts, "settle")
+    held, settled = [], []
+
+    def hold(route):  # after the page's load: every queued event waits until the settles have answered
+        fn = json.loads(route.request.post_data or "{}").get("fn_index")
+        held.append(route) if fn in relays or held else route.continue_()
+
+    pg.route("**/queue/join*", hold)
+    pg.on("requestfinished", lambda r: settled.append(r) if "/run/predict" in r.url
+          and json.loads(r.post_data or "{}").get("fn_index") in settles else None)
+    pg.reload()
+    pg.wait_for_function("() => (document.querySelector('#chat') || {innerText: ''}).innerText.includes('aardvark')")
+    deadline = time.monotonic() + 60
+    while len(held) < 2:  # the reopened chat's relays (its answer's and its comparison's) wait
+        assert time.monotonic() < deadline, f"relays held: {len(held)}"
+        pg.wait_for_timeout(50)
+    pg.locator("#new-chat").click()
+    pg.wait_for_function("() => !document.querySelector('#chat').innerText.includes('aardvark')")
+    while len(settled) < 2:  # both cancelled relays' settles have answered
+        assert time.monotonic() < deadline, f"settles answered: {len(settled)}"
+        pg.wait_for_timeout(50)
+    # Their answers are in; the page applies them before it paints again.
+    pg.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    assert "aardvark" not in pg.locator("#chat").inner_text()
+    assert url_conversation(pg) is None
+    for route in held:
+        route.continue_()
     pg.context.close()

@@ -17,6 +17,7 @@ import gradio as gr
 
 from backend.services.options import ChatOptions
 from core.config import DEFAULT_EFFORT
+from core.errors import NotFoundError
 from ui.identity import Identity
 from ui.layout import Page
 from ui.render import assistant_messages, page_value, render_history
@@ -105,7 +106,10 @@ class Relay:
             return unchanged
         conv = None  # handed-over rows end with an answer: no comparison waits below them
         if rows is None:  # the relay was cancelled, or followed nothing: the chat as stored
-            conv = await anyio.to_thread.run_sync(self.conversations.open, owner, conversation_id)
+            try:
+                conv = await anyio.to_thread.run_sync(self.conversations.open, owner, conversation_id)
+            except NotFoundError:  # deleted (a relay of it cancelled by the delete): the page clears itself
+                return unchanged
             rows = render_history(conv.messages).rows
             if conversation_id in self.chat.writing(owner):  # a turn started meanwhile: its start painted it
                 return unchanged

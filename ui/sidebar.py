@@ -22,6 +22,11 @@ SET_URL_JS = """(id) => { const u = new URL(window.location.href);
   u.searchParams.delete('copy');  // a shared chat is copied once, not on every reload
   window.history.replaceState(null, '', u); }"""
 DOWNLOAD_JS = "(id) => { if (id) { window.location.assign('export/' + id + '/KIND'); } }"
+# Leaving a conversation changes the page's conversation id in the browser, at the click, before the
+# relays it cancels run their `settle` (ui/functions.py), which reads that id: a settle of the conversation
+# left, answered after the new one was shown, painted the old chat over it (a new chat, or another one).
+NEW_CHAT_JS = "() => [[], [], '', '', null]"
+PICKED_JS = "(picked) => String(picked || '').split(':')[0]"  # a search match is "<conversation>:<message>"
 
 
 class Sidebar:
@@ -121,9 +126,6 @@ class Sidebar:
     def copy_cancelled(self) -> dict:
         return self._no_copy()
 
-    def new_chat(self) -> dict:
-        return {**self._cleared(), self.p.conversations: gr.Radio(value=None)}
-
     def rename(self, conversation_id, title, request: gr.Request):
         self.conversations.rename(self.owner(request), conversation_id, title)
         return gr.Radio(choices=self.choices(request))
@@ -180,12 +182,14 @@ def wire_sidebar(p: Page, s: Sidebar, relay: Relay, relays: list, also: list[dic
     p.notify.click(None, js=NOTIFY_JS, api_visibility="private")
     p.logout.click(None, js="() => fetch('signout', {method: 'POST'}).then(() => window.location.reload())")
     p.copy_cancel.click(s.copy_cancelled, None, [p.copy_row, p.copy_token], api_visibility="private")
-    for leave in (p.conversations.input, p.search_results.input, p.new_chat.click, p.confirm_delete.click):
-        leave(None, None, None, cancels=relays, api_visibility="private")  # stop showing, never stop the turn
+    # Leaving stops showing (the relays), never the turn; a new chat is the browser's alone.
+    for picker in (p.conversations, p.search_results):
+        picker.input(None, [picker], [p.conversation_id], js=PICKED_JS, cancels=relays, api_visibility="private")
+    p.new_chat.click(None, None, [p.chatbot, p.live, p.conversation_id, p.title, p.conversations], js=NEW_CHAT_JS,
+                     cancels=relays, api_visibility="private")
+    p.confirm_delete.click(None, None, None, cancels=relays, api_visibility="private")  # its id is still read
     gr.api(user_errors(s.api_open), api_name="open_conversation")
     gr.api(user_errors(s.api_list), api_name="list_conversations")
-    p.new_chat.click(s.new_chat, None, [p.chatbot, p.live, p.conversation_id, p.title, p.conversations],
-                     api_name="new_chat")
     p.sidebar_timer.tick(user_errors(s.refresh), p.sidebar_shown, [p.conversations, p.sidebar_shown],
                          api_visibility="private", show_progress="hidden", queue=False)  # a quick read
     search = [p.search_query, p.search_reasoning]

@@ -23,3 +23,15 @@ def running_app(config, build_engine=None, wait_s: float = 300):
         parts.demo.close()
         parts.host.close()
         parts.service.toolbox.close()
+
+
+def synthetic_app(tmp_path, encoding, rate: float, **settings):
+    """(config, app): the real app on bench/synthetic.py's engine (one harmony completion of ~300 tokens
+    at `rate` tokens/s per stream, many streams at once), for steps that need an answer to take seconds."""
+    from bench.synthetic import EmissionLog, SyntheticEngine
+    from core.config import Config
+    from testkit.net import free_port
+
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=2000, **settings)
+    log = EmissionLog(tmp_path / "emit.jsonl")
+    return config, running_app(config, build_engine=lambda progress: SyntheticEngine(encoding, rate, log))
