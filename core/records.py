@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.events import StopReason
+from core.trace import ToolResultStep
 
 
 class MessageStatus(StrEnum):
@@ -94,6 +95,16 @@ class MessageView:
     # on a branch read from storage: this message and its siblings (other answers, other edits), oldest
     # first; the page shows "‹ i / n ›" when there is more than one
     siblings: list[int] = field(default_factory=list)
+
+    @property
+    def seconds_to_answer(self) -> float | None:
+        """From the request to the answer's first token: the first token's wait, the thinking and the tools'
+        time (the later steps' prefill after a tool call is not stored apart, so it counts as thinking's).
+        None without an answer."""
+        if not self.content or (self.ttft is None and self.reasoning_time is None):
+            return None
+        tools = sum(s.seconds or 0 for s in self.trace or () if isinstance(s, ToolResultStep))
+        return (self.ttft or 0.0) + (self.reasoning_time or 0.0) + tools
 
     @property
     def branch_index(self) -> int:

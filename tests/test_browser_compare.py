@@ -10,7 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from testkit.page import BOT, CHROMIUM, STATS, open_page, ready, set_temperature, shot, stats_lines, url_conversation
+from testkit.page import (
+    BOT,
+    CHROMIUM,
+    STATS,
+    open_page,
+    ready,
+    send,
+    set_temperature,
+    shot,
+    stats_lines,
+    url_conversation,
+    wait_answers,
+)
 from tests.support.apps import synthetic_app
 
 pytest.importorskip("playwright.sync_api")
@@ -91,6 +103,28 @@ def test_the_reasoning_display_policy_applies_to_every_column(browser, tmp_path,
         ready(pg)
         pg.wait_for_function(ENDED)
         assert all("zebra" not in column_text(pg, e) for e in EFFORTS)
+
+
+def test_a_message_clicked_in_the_chat_is_the_one_compared(browser, tmp_path, codec):
+    config, app = synthetic_app(tmp_path, codec.encoding, rate=400.0)
+    with app:
+        pg = open_page(browser, f"http://127.0.0.1:{config.port}/", height=1300)
+        for n, text in enumerate(("The first question", "The second question"), start=1):
+            send(pg, text)
+            wait_answers(pg, n)
+        pg.locator("#chat [data-testid=user]").first.click()
+        button = pg.locator("#compare-efforts")
+        pg.wait_for_function("() => document.querySelector('#compare-efforts').innerText.includes('first question')")
+        shot(pg, "compare-04-picked")
+        button.click()
+        pg.wait_for_function(ENDED)
+        users = pg.locator("#chat [data-testid=user]").all_inner_texts()
+        assert [u.strip() for u in users] == ["The first question"]  # the branch shown ends at the one picked
+        assert button.inner_text().strip() == "Compare efforts"  # the pick is used up
+        assert all(stats_lines(pg, f"#compare-{e}")[0].count("answer after") == 1 for e in EFFORTS)
+        pg.locator("#keep-high").click()
+        pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('4 / 4')")  # its own too
+        assert "The second question" not in pg.locator("#chat").inner_text()
 
 
 def test_on_the_demo_model_reasoning_grows_with_effort(browser, demo_app):

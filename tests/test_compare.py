@@ -4,7 +4,7 @@ sibling answers that wait below the question until one is kept; Stop stops all t
 import pytest
 
 from backend.services.chat import ChatOptions, ChatService
-from backend.services.compare import PICK_FIRST, EffortFigures, figures, newest_per_effort, seconds_to_answer
+from backend.services.compare import PICK_FIRST, EffortFigures, figures, newest_per_effort
 from bench.synthetic import REASONING_WORDS, EmissionLog, SyntheticEngine
 from core.errors import BusyError, InputError, NotFoundError
 from core.records import MessageStatus, MessageView
@@ -81,6 +81,32 @@ def test_with_no_text_the_last_message_of_the_branch_shown_is_compared(repo, syn
     assert not conv.compared and conv.messages[-1].effort == "high" and len(conv.messages[-1].siblings) == 5
 
 
+def test_an_earlier_message_picked_is_compared_and_the_later_ones_stay_on_their_branch(repo, synthetic_host):
+    from backend.services.chat import BOTH_PICKED, NOT_ON_BRANCH
+
+    service = ChatService(repo, synthetic_host())
+    cid = list(service.send("alice", None, "What is 17 + 25?", OPTS))[-1].conversation_id
+    list(service.send("alice", cid, "And 38 + 46?", OPTS))
+    first, first_answer, later, _ = repo.get("alice", cid).messages
+    with pytest.raises(InputError) as both:
+        service.compare("alice", cid, "A new one", OPTS, at=first.id)
+    assert both.value.user_message == BOTH_PICKED
+    with pytest.raises(InputError) as answer:
+        service.compare("alice", cid, "", OPTS, at=first_answer.id)  # an answer is not a question
+    assert answer.value.user_message == NOT_ON_BRANCH
+    comparison = service.compare("alice", cid, "", OPTS, at=first.id)
+    assert [m.content for m in comparison.history] == ["What is 17 + 25?"]
+    ended(comparison)
+    conv = repo.get("alice", cid)
+    assert [m.id for m in conv.messages] == [first.id]  # the branch shown ends at the question picked
+    assert [m.effort for m in conv.compared] == ["medium", "low", "medium", "high"]  # its first answer too
+    service.keep("alice", cid, "high")
+    path = repo.get("alice", cid).messages
+    assert [m.effort for m in path] == [None, "high"] and path[-1].branch_index == 4
+    service.show_branch("alice", cid, first_answer.id)  # the later question is one click away, intact
+    assert [m.id for m in repo.get("alice", cid).messages][:3] == [first.id, first_answer.id, later.id]
+
+
 def test_stop_stops_all_three_and_each_keeps_what_it_wrote(repo, synthetic_host):
     service = ChatService(repo, synthetic_host(rate=20.0))
     comparison = service.compare("alice", None, "Think slowly", OPTS)
@@ -133,4 +159,4 @@ def test_figures_while_written_and_once_stored():
                        reasoning_time=1.0, tokens_per_s=50.0,
                        trace=[ToolCallStep("python", "print(1)"), ToolResultStep("python", "1", seconds=2.0)])
     assert figures(done) == EffortFigures("low", 7, 3.5, 1, 50.0, False)
-    assert seconds_to_answer(MessageView(id=1, position=1, role="assistant", content="")) is None  # no answer
+    assert MessageView(id=1, position=1, role="assistant", content="").seconds_to_answer is None  # no answer

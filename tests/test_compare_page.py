@@ -157,3 +157,29 @@ def test_the_chart_draws_each_figure_per_effort_from_numbers_only():
     assert "400 …" in svg and "120<" in svg  # still growing: said so
     assert 'width="110.0"' in svg  # the largest fills its bar
     assert effort_chart([]) == ""
+
+
+def test_a_click_on_one_of_your_messages_picks_it_for_the_button_and_again_unpicks_it():
+    from ui.compare_panel import BUTTON
+    from ui.render import render_history
+
+    later = MessageView(id=3, position=2, role="user", content="And now a much longer question about 38 + 46?")
+    first_answer = MessageView(id=2, position=1, role="assistant", content="42", effort="medium", reasoning="adding")
+    messages = [QUESTION, first_answer, later]
+    p, relay = make()
+    view = relay.compare
+    view.conversations = SimpleNamespace(open=lambda owner, cid: ConversationView(cid, "t", "", "", {}, messages))
+    view.sidebar = SimpleNamespace(owner=lambda request: "alice")
+    positions = render_history(messages).positions
+    rows = {m.id: positions.index(m.position) for m in (QUESTION, later)}
+
+    def click(index, picked=""):
+        return view.pick("c1", picked, SimpleNamespace(index=index), request())
+
+    out = click(rows[3])
+    assert out[p.compare.picked] == "3"
+    assert out[p.compare.button] == "Compare efforts on “And now a much longer questi…”"
+    assert click(rows[1])[p.compare.picked] == "1"
+    assert click(rows[3], picked="3") == {p.compare.picked: "", p.compare.button: BUTTON}  # clicked again
+    answer_row = next(i for i, pos in enumerate(positions) if pos is None)
+    assert all(isinstance(v, type(gr.skip())) for v in click(answer_row, picked="3").values())  # an answer

@@ -81,3 +81,17 @@ def test_exports_and_the_share_page_fold_the_steps_the_same_way():
     assert '<details class="steps"><summary>Thought for 2.0 s</summary>' in page
     markdown = conversation_markdown(ConversationView("c", "t", "", "", {}, [answer]))
     assert "<details><summary>Thought for 2.0 s</summary>" in markdown and markdown.count("</details>") == 2
+
+
+def test_the_stats_line_says_when_the_answer_began_after_thinking_and_tools():
+    from core.trace import ReasoningStep, ToolCallStep, ToolResultStep
+    from ui.render import stats_line
+
+    steps = [ReasoningStep(end=8), ToolCallStep(recipient="python", arguments="17+25"),
+             ToolResultStep(recipient="python", output="42", seconds=0.5)]
+    m = MessageView(id=1, position=1, role="assistant", content="42", effort="high", trace=steps, ttft=0.25,
+                    reasoning_time=1.0, reasoning_tokens=30, answer_tokens=2)
+    line = stats_line(m)
+    assert "answer after 1.8 s" in line and line.index("thought") < line.index("answer after")
+    plain = MessageView(id=2, position=1, role="assistant", content="Hi", effort="low", ttft=0.25)
+    assert "answer after" not in stats_line(plain)  # no thinking, no tools: it is the first token's wait

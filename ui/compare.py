@@ -17,7 +17,7 @@ import gradio as gr
 from backend.services.compare import figures, newest_per_effort
 from core.records import ConversationView, MessageStatus, MessageView
 from ui.chat import settings_inputs, started_outputs
-from ui.compare_panel import effort_chart
+from ui.compare_panel import BUTTON, button_label, effort_chart
 from ui.errors import user_errors
 from ui.layout import Page
 from ui.relay import START, STREAM, Relay, chat_options
@@ -61,6 +61,9 @@ class CompareView:
     def cleared(self) -> dict:
         return {self.panel.chart: "", **{column: [] for column in self.panel.columns.values()}}
 
+    def unpicked(self) -> dict:
+        return {self.panel.picked: "", self.panel.button: BUTTON}
+
     def unchanged(self) -> dict:
         return {component: gr.skip() for component in self.panel.outputs}
 
@@ -84,11 +87,29 @@ class CompareView:
 
     # -- handlers ----------------------------------------------------------------------------------
 
-    def start(self, text, conversation_id, effort, instructions, temperature, max_new_tokens, tools, functions,
-              request: gr.Request) -> dict:
+    def pick(self, conversation_id, picked, event: gr.SelectData, request: gr.Request) -> dict:
+        """A click on one of your messages in the chat picks it for Compare efforts (the button says which);
+        a click on it again unpicks it. A click on an answer (opening its steps, say) changes nothing."""
+        if not conversation_id:
+            return self.unpicked()
+        messages = self.conversations.open(self.sidebar.owner(request), conversation_id).messages
+        positions = render_history(messages).positions
+        index = event.index if isinstance(event.index, int) else event.index[0]
+        position = positions[index] if 0 <= index < len(positions) else None
+        chosen = next((m for m in messages if position is not None and m.position == position), None)
+        if chosen is None:
+            return {self.panel.picked: gr.skip(), self.panel.button: gr.skip()}
+        if str(chosen.id) == picked:
+            return self.unpicked()
+        return {self.panel.picked: str(chosen.id), self.panel.button: button_label(chosen.content)}
+
+    def start(self, text, picked, conversation_id, effort, instructions, temperature, max_new_tokens, tools,
+              functions, request: gr.Request) -> dict:
         """Compare efforts: the question in the chat, the columns as they start (`follow` streams them)."""
         opts = chat_options(effort, instructions, temperature, max_new_tokens, tools, functions)
-        comparison = self.chat.compare(self.sidebar.owner(request), conversation_id or None, text or "", opts)
+        at = int(picked) if str(picked or "").isdigit() else None
+        comparison = self.chat.compare(self.sidebar.owner(request), conversation_id or None, text or "", opts,
+                                       at=at)
         snaps = []
         for watch in comparison.watches:
             try:
@@ -98,7 +119,7 @@ class CompareView:
         p, turns = self.p, [w.turn for w in comparison.watches]
         return {p.chatbot: self.relay.page(render_history(comparison.history).rows), p.live: [],
                 p.conversation_id: comparison.conversation_id, p.message: "", **self.sidebar.listed(request),
-                **self.shown([s.live for s in snaps], turns, page=True)}
+                **self.shown([s.live for s in snaps], turns, page=True), **self.unpicked()}
 
     async def follow(self, conversation_id, request: gr.Request):
         """The conversation's comparison being written, streamed into the panel to its end (after a start,
@@ -124,7 +145,7 @@ class CompareView:
                 return self.cleared()
             self.chat.keep(owner, conversation_id, effort)
             conv = self.conversations.open(owner, conversation_id)
-            return {self.p.chatbot: render_history(conv.messages).rows, **self.cleared()}
+            return {self.p.chatbot: render_history(conv.messages).rows, **self.cleared(), **self.unpicked()}
         return keep
 
 
@@ -135,12 +156,17 @@ def wire_compare(p: Page, v: CompareView, relays: list, concurrency: int) -> dic
     panel = p.compare
     follow = dict(fn=user_errors(v.follow), inputs=[p.conversation_id], outputs=panel.outputs, postprocess=False,
                   api_visibility="private", concurrency_limit=concurrency, **STREAM)
-    started = panel.button.click(user_errors(v.start), [p.message, p.conversation_id, *settings_inputs(p)],
-                                 started_outputs(p, p.message) + panel.outputs, **START)
+    picking = [panel.picked, panel.button]
+    started = panel.button.click(user_errors(v.start), [p.message, panel.picked, p.conversation_id,
+                                                        *settings_inputs(p)],
+                                 started_outputs(p, p.message) + panel.outputs + picking, **START)
     relays.append(started.success(**follow))
+    p.chatbot.select(user_errors(v.pick), [p.conversation_id, panel.picked], picking, api_visibility="private",
+                     queue=False, show_progress="hidden")
     for effort, button in panel.keep.items():
-        button.click(user_errors(v.keep(effort)), [p.conversation_id], [p.chatbot, *panel.outputs],
+        button.click(user_errors(v.keep(effort)), [p.conversation_id], [p.chatbot, *panel.outputs, *picking],
                      api_visibility="private")
     for leave in (p.conversations.input, p.search_results.input, p.new_chat.click, p.confirm_delete.click):
-        leave(v.cleared, None, panel.outputs, api_visibility="private", queue=False, show_progress="hidden")
+        leave(lambda: {**v.cleared(), **v.unpicked()}, None, panel.outputs + picking, api_visibility="private",
+              queue=False, show_progress="hidden")
     return follow

@@ -16,6 +16,18 @@ COLOURS = {"low": "#93c5fd", "medium": "#3b82f6", "high": "#1e3a8a"}
 METRICS = (("reasoning_tokens", "Reasoning tokens", lambda v: f"{v:,.0f}"),
            ("seconds_to_answer", "Seconds to the answer", lambda v: f"{v:.1f} s"),
            ("tool_calls", "Tool calls", lambda v: f"{v:.0f}"))
+BUTTON = "Compare efforts"
+PICKED_CHARS = 28  # of the picked message, on the button
+
+
+def button_label(picked_text: str | None) -> str:
+    """The button's text: which message it compares when one was picked in the chat."""
+    if not picked_text:
+        return BUTTON
+    text = " ".join(picked_text.split())
+    return f"{BUTTON} on “{text[:PICKED_CHARS]}{'…' * (len(text) > PICKED_CHARS)}”"
+
+
 PANEL_W, ROW_H, TOP, LABEL_W, BAR_W = 240, 30, 26, 64, 110
 
 
@@ -24,6 +36,7 @@ class ComparePanel:
     chart: gr.HTML
     columns: dict[str, gr.Chatbot]  # effort -> its column
     keep: dict[str, gr.Button]  # effort -> "Continue with this one"
+    picked: gr.Textbox  # the id of the user message clicked in the chat to compare ("": none picked)
     button: gr.Button | None = None  # "Compare efforts", beside Regenerate (built with that row)
 
     @property
@@ -36,6 +49,7 @@ def build_compare() -> ComparePanel:
     """The panel (call inside the page's Blocks, where it goes). Hidden by CSS while its chart is empty, so
     that no streamed update has to change a component's visibility."""
     columns, keep = {}, {}
+    picked = gr.Textbox(visible="hidden", elem_id="compare-picked")
     with gr.Column(elem_id="compare"):
         chart = gr.HTML(elem_id="compare-chart")
         with gr.Row(equal_height=False):
@@ -46,7 +60,7 @@ def build_compare() -> ComparePanel:
                                                  allow_tags=False, group_consecutive_messages=True,
                                                  feedback_options=None, buttons=["copy"])
                     keep[effort] = gr.Button("Continue with this one", size="sm", elem_id=f"keep-{effort}")
-    return ComparePanel(chart, columns, keep)
+    return ComparePanel(chart, columns, keep, picked)
 
 
 def effort_chart(figures: list[EffortFigures]) -> str:

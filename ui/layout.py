@@ -15,7 +15,7 @@ from core.config import (
     TEMPERATURE_RANGE,
 )
 from ui.admin import AdminPanel, build_admin
-from ui.compare_panel import ComparePanel, build_compare
+from ui.compare_panel import BUTTON, ComparePanel, build_compare
 
 SIDEBAR_REFRESH_S = 3.0
 FUNCTIONS_EXAMPLE = ('[{"name": "get_weather", "description": "Current weather in a city", "parameters": '
@@ -292,8 +292,8 @@ def build_layout(max_new_tokens_default: int, share_expiry: str, share_reasoning
         with gr.Row():
             effort = gr.Radio(list(EFFORTS), value=DEFAULT_EFFORT, label="Reasoning effort", elem_id="effort")
             regenerate = gr.Button("Regenerate", elem_id="regenerate")
-            # the message typed (or, with none, the last one) answered at every effort at once
-            compare.button = gr.Button("Compare efforts", elem_id="compare-efforts")
+            # the message typed (or the one clicked in the chat, or else the last one) answered at every effort
+            compare.button = gr.Button(BUTTON, elem_id="compare-efforts")
         # Per conversation: which of the deployment's tools the model may call (stored with the chat).
         tools = gr.CheckboxGroup(list(tool_names), value=[], label="Tools the model may use", elem_id="tools",
                                  info=tools_note(unavailable_tools or {}) or None,

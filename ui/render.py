@@ -54,6 +54,8 @@ def stats_line(m: MessageView) -> str:
         bits.append(f"{m.ttft:.2f} s to first token")
     if m.reasoning_time is not None:
         bits.append(f"thought {m.reasoning_time:.1f} s")
+    if m.seconds_to_answer is not None and m.trace:  # thinking or tools came first: when the answer began
+        bits.append(f"answer after {m.seconds_to_answer:.1f} s")
     if m.reasoning_tokens is not None:
         bits.append(f"{m.reasoning_tokens} reasoning + {m.answer_tokens or 0} answer tokens")
     if m.tokens_per_s:

@@ -40,12 +40,17 @@ def _placeholder(mid: int, position: int, options: ChatOptions) -> MessageView:
                        status=MessageStatus.STREAMING)
 
 
-def up_to_last_question(path: list[MessageView], none: str) -> list[MessageView]:
-    """The branch up to its last user message (regenerate and compare answer it again); `none`: what to
-    say when there is none."""
-    users = [i for i, m in enumerate(path) if m.role == "user"]
+NOT_ON_BRANCH = "The message picked is not on the branch shown any more: click one of your messages to pick it again."
+BOTH_PICKED = ("Compare efforts answers either the message you picked in the chat or a new one you type, not both: "
+               "empty the box, or click the picked message again to unpick it.")
+
+
+def up_to_last_question(path: list[MessageView], none: str, at: int | None = None) -> list[MessageView]:
+    """The branch up to its last user message (regenerate and compare answer it again), or up to the user
+    message with id `at` on it; `none`: what to say when there is none."""
+    users = [i for i, m in enumerate(path) if m.role == "user" and (at is None or m.id == at)]
     if not users:
-        raise InputError(none)
+        raise InputError(none if at is None else NOT_ON_BRANCH)
     return path[:users[-1] + 1]
 
 
@@ -154,15 +159,18 @@ class ChatService:
         return conv.messages
 
     def compare(self, owner: str, conversation_id: str | None, text: str, options: ChatOptions,
-                efforts: tuple[str, ...] = EFFORTS) -> Comparison:
-        """Answer one message at each effort at once: `text` sent as a new message, or with no text the last
-        message of the branch shown. The answers are siblings, written together in the same worker (or
-        sent to a server together); the branch shown ends at the question until one is kept (`keep`)."""
+                efforts: tuple[str, ...] = EFFORTS, at: int | None = None) -> Comparison:
+        """Answer one message at each effort at once: `text` sent as a new message, or with no text the user
+        message `at` (its id) on the branch shown, or else that branch's last one. The answers are siblings
+        (of any answers the message had), written together in the same worker (or sent to a server
+        together); the branch shown ends at the question until one is kept (`keep`)."""
         text, options = clean_text(text or "", self.max_message_chars), self.pipeline.checked(options)
         self.oversight.check(owner)
         new, typed = not conversation_id, bool(text.strip())
         if new and not typed:
             raise InputError("Type a message to compare its answers at each effort.")
+        if typed and at is not None:
+            raise InputError(BOTH_PICKED)
         conversation_id = conversation_id or self.repo.new_conversation_id()
         if not new:
             self.repo.check_owner(owner, conversation_id)  # not found for anyone else's, before any claim
@@ -172,7 +180,7 @@ class ChatService:
                 history = path + [MessageView(id=0, position=len(path), role="user", content=text)]
             else:
                 history = up_to_last_question(self.repo.get(owner, conversation_id).messages,
-                                              "There is no message to compare answers to yet: type one.")
+                                              "There is no message to compare answers to yet: type one.", at)
             each = [replace(options, effort=effort) for effort in efforts]
             jobs = []
             try:  # all or none: busy or still loading fail here, before anything is stored

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from core.config import EFFORTS
 from core.records import MessageStatus, MessageView
-from core.trace import ToolCallStep, ToolResultStep
+from core.trace import ToolCallStep
 
 PICK_FIRST = ("Keep one of the compared answers first (“Continue with this one” under it), or Regenerate at "
               "one effort: then send your message.")
@@ -57,14 +57,5 @@ def figures(m: MessageView, turn=None, now: float | None = None) -> EffortFigure
         end = turn.answered_at or (time.monotonic() if now is None else now)
         return EffortFigures(m.effort or "?", turn.reasoning_seen, max(end - turn.started_at, 0.0), calls, None,
                              True)
-    return EffortFigures(m.effort or "?", m.reasoning_tokens or 0, seconds_to_answer(m), calls, m.tokens_per_s,
+    return EffortFigures(m.effort or "?", m.reasoning_tokens or 0, m.seconds_to_answer, calls, m.tokens_per_s,
                          writing)
-
-
-def seconds_to_answer(m: MessageView) -> float | None:
-    """A stored answer's time to its answer: the first token's wait, the thinking and the tools' time
-    (the later steps' prefill after a tool call is not stored apart, so it counts as thinking's)."""
-    if not m.content or (m.ttft is None and m.reasoning_time is None):
-        return None
-    tools = sum(s.seconds or 0 for s in m.trace or () if isinstance(s, ToolResultStep))
-    return (m.ttft or 0.0) + (m.reasoning_time or 0.0) + tools
