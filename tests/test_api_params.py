@@ -15,7 +15,7 @@ openai = pytest.importorskip("openai")
 
 # A value that asks for something, for every refused parameter (a new refused one must be added here).
 ASKING = {"service_tier": "flex", "top_logprobs": 3, "moderation": {"model": "x"}, "seed": 7,
-          "response_format": {"type": "json_object"}, "frequency_penalty": 0.5, "presence_penalty": 0.5,
+          "frequency_penalty": 0.5, "presence_penalty": 0.5,
           "logit_bias": {"1": 5}, "logprobs": True, "modalities": ["text", "audio"], "audio": {"voice": "x"},
           "prediction": {"type": "content", "content": "x"}, "web_search_options": {}, "verbosity": "low",
           "functions": [{"name": "f"}], "function_call": "auto", "background": True, "background_options": {},
@@ -102,3 +102,19 @@ def test_readme_lists_every_parameter_and_what_happens_to_it():
     section = section[:section.index("\n## ")]
     for name in set(CHAT_TABLE) | set(RESPONSES_TABLE):
         assert f"`{name}`" in section, name
+
+
+def test_structured_output_is_read_from_either_apis_place_and_a_bad_one_is_named():
+    pytest.importorskip("llguidance")
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    fmt = chat({"response_format": {"type": "json_schema", "json_schema": {"name": "Ok", "schema": schema,
+                                                                             "strict": True}}}).options.response_format
+    assert (fmt.name, fmt.schema) == ("Ok", schema)
+    fmt = responses({"text": {"format": {"type": "json_schema", "name": "Ok", "schema": schema}}}).api.options
+    assert fmt.response_format.schema == schema
+    assert chat({"response_format": {"type": "json_object"}}).options.response_format.schema is None  # any object
+    assert chat({"response_format": {"type": "text"}}).options.response_format is None
+    with pytest.raises(InputError, match="`response_format` takes a type of text, json_object or json_schema"):
+        chat({"response_format": {"type": "xml"}})
+    with pytest.raises(InputError, match="cannot be enforced"):
+        responses({"text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": 5}}}})

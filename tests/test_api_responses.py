@@ -135,7 +135,7 @@ def test_refused_and_unknown_parameters_name_themselves(launched, tmp_path):
     _, _, base = make_app(launched, tmp_path)
     c = client(base)
     with pytest.raises(openai.BadRequestError, match="text.format"):
-        c.responses.create(model="tiny-test", input="hi", text={"format": {"type": "json_object"}})
+        c.responses.create(model="tiny-test", input="hi", text={"format": {"type": "xml"}})
     with pytest.raises(openai.BadRequestError, match="`background`"):
         c.responses.create(model="tiny-test", input="hi", background=True)
     with pytest.raises(openai.BadRequestError, match="Unknown parameter.*colour"):

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 
 from backend.api.functions import client_tools
-from backend.api.params import CHAT_TABLE, boolean, check_params, token_budget
+from backend.api.params import CHAT_TABLE, boolean, check_params, response_format_of, token_budget
 from backend.harmony.codec import PromptMessage, assistant_message, tool_message
 from backend.services.options import ChatOptions, check_effort, clean_text
 from backend.tools.user_functions import NAME as FUNCTION_NAME
@@ -208,7 +208,8 @@ def parse_body(body, *, limit: int, max_new_tokens: int, default_effort: str, st
     options = ChatOptions(effort=effort_of(body, default_effort, "reasoning_effort"), instructions=instructions,
                           temperature=1.0 if temperature is None else temperature, max_new_tokens=tokens,
                           tools=tools.servers, functions=[f["function"] for f in tools.functions],
-                          top_p=1.0 if top_p is None else top_p)
+                          top_p=1.0 if top_p is None else top_p,
+                          response_format=response_format_of(body.get("response_format"), "response_format", nested=True))
     return ApiCall(turns, options, stream=boolean(body, "stream"), include_usage=stream_flags(body),
                    store=boolean(body, "store", store), model=str(body.get("model") or ""), texts=users,
                    call=tools.call, stop=stop_strings(body.get("stop")), metadata=metadata_of(body.get("metadata")),

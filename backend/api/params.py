@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from backend.harmony.structured import ResponseFormat, response_format
 from core.errors import InputError
 
 
@@ -92,9 +93,10 @@ CHAT_COMPLETIONS = COMMON + [
                                       "no chat template here: harmony renders the prompt); other keys are refused."),
     _honoured("stop", "up to 4 strings: the answer ends before the first one (finish_reason stop)."),
     _honoured("n", "1 (or null): one answer per request."),
-    _refused("response_format", "structured output needs constrained decoding, which this server does not run "
-                                'yet; send {"type": "text"} or leave it out.',
-             lambda v: v is None or (isinstance(v, dict) and v.get("type") == "text")),
+    _honoured("response_format", 'text, json_object, or json_schema ({"name", "schema", "strict"}): the answer is '
+                                 "JSON that matches, by constrained decoding (llguidance) while the model writes "
+                                 "its final answer; its reasoning stays free. Refused (400) where the engine "
+                                 "cannot constrain (an inference server)."),
     _refused("seed", NO_SEED),
     _refused("frequency_penalty", NO_PENALTY, _falsy),
     _refused("presence_penalty", NO_PENALTY, _falsy),
@@ -118,7 +120,8 @@ RESPONSES = COMMON + [
     _honoured("max_output_tokens", "the answer's token budget, reasoning included; cut to what the window "
                                    "leaves after the prompt."),
     _honoured("previous_response_id", "a stored response of the same owner: its conversation goes on."),
-    _honoured("text", '{"format": {"type": "text"}} only (structured output is refused, as response_format).'),
+    _honoured("text", '{"format": ...}: text, json_object, or json_schema ({"name", "schema", "strict"}), as '
+                      "response_format; verbosity is refused."),
     _honoured("include", "reasoning.encrypted_content returns the reasoning as an opaque (encoded, not "
                          "encrypted) blob a stateless client sends back; other values are refused."),
     _honoured("truncation", '"disabled" (the default): a request that does not fit is refused.'),
@@ -166,3 +169,22 @@ def token_budget(value, name: str, limit: int) -> int | None:
         raise InputError(f"`{name}` must be a whole number from 1 to {limit:,} (the model's context window), "
                          f"not {value!r}.")
     return value
+
+
+def response_format_of(value, where: str, nested: bool) -> ResponseFormat | None:
+    """`response_format` (Chat Completions: the schema under "json_schema", `nested`) or `text.format`
+    (Responses: beside "type"): None for plain text, else the format the answer is held to."""
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return response_format("json_object", None)
+    if kind != "json_schema":
+        raise InputError(f"`{where}` takes a type of text, json_object or json_schema.")
+    spec = value.get("json_schema") if nested else value
+    if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
+        raise InputError(f"`{where}` json_schema needs a `schema` object (and a `name`).")
+    # strict: the schema is enforced token by token either way (constrained decoding)
+    return response_format(spec.get("name"), spec.get("schema", {}), spec.get("description") or "")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from backend.api.functions import client_tools
 from backend.api.messages import ApiCall, call_arguments, call_name, effort_of, end_user, metadata_of, stream_flags
-from backend.api.params import RESPONSES_TABLE, boolean, check_params, token_budget
+from backend.api.params import RESPONSES_TABLE, boolean, check_params, response_format_of, token_budget
 from backend.harmony.codec import PromptMessage, assistant_message, tool_message
 from backend.services.options import ChatOptions, clean_text
 from core.config import MODEL_WINDOW
@@ -169,19 +169,17 @@ class Turns:
         return self.turns
 
 
-def _text_format(body: dict) -> None:
+def _text_format(body: dict):
+    """`text.format`: None for plain text, else the answer's ResponseFormat."""
     text = body.get("text")
     if text is None:
-        return
+        return None
     if not isinstance(text, dict) or set(text) - {"format", "verbosity"}:
-        raise InputError('`text` takes {"format": {"type": "text"}}.')
+        raise InputError('`text` takes {"format": {"type": "text" | "json_object" | "json_schema", ...}}.')
     if text.get("verbosity") is not None:
         raise InputError("`text.verbosity` is not supported here: gpt-oss has no verbosity setting; say it in the "
                          "instructions.")
-    fmt = text.get("format")
-    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") != "text"):
-        raise InputError("`text.format` (structured output) is not supported here: it needs constrained decoding, "
-                         'which this server does not run yet. Send {"type": "text"} or leave it out.')
+    return response_format_of(text.get("format"), "text.format", nested=False)
 
 
 def _labels(value) -> dict[str, str]:
@@ -224,7 +222,7 @@ def parse_responses(body, *, limit: int, max_new_tokens: int, default_effort: st
         raise InputError(f"`input` must hold 1 to {MAX_ITEMS} items.")
     if body.get("truncation") not in (None, "disabled"):
         raise InputError('`truncation` "auto" is not supported here: a request that does not fit is refused.')
-    _text_format(body)
+    fmt = _text_format(body)
     tools = client_tools(body.get("tools"), body.get("tool_choice"), flat=True)
     max_calls = body.get("max_tool_calls")
     if max_calls is not None and (isinstance(max_calls, bool) or not isinstance(max_calls, int) or max_calls < 0):
@@ -239,7 +237,7 @@ def parse_responses(body, *, limit: int, max_new_tokens: int, default_effort: st
     options = ChatOptions(effort=effort_of(body, default_effort), instructions=instructions or "",
                           temperature=1.0 if temperature is None else temperature, max_new_tokens=tokens,
                           tools=tools.servers, functions=[f["function"] for f in tools.functions],
-                          top_p=1.0 if top_p is None else top_p, namespaces=tools.namespaces)
+                          top_p=1.0 if top_p is None else top_p, namespaces=tools.namespaces, response_format=fmt)
     previous = body.get("previous_response_id")
     if previous is not None and not isinstance(previous, str):
         raise InputError("`previous_response_id` must be a response id (resp_...).")
@@ -251,5 +249,6 @@ def parse_responses(body, *, limit: int, max_new_tokens: int, default_effort: st
             "tool_choice": body.get("tool_choice") or "auto", "tools": body.get("tools") or [],
             "parallel_tool_calls": body.get("parallel_tool_calls", True), "temperature": options.temperature,
             "top_p": options.top_p, "max_tool_calls": max_calls, "user": body.get("user"),
-            "safety_identifier": body.get("safety_identifier"), "prompt_cache_key": body.get("prompt_cache_key")}
+            "safety_identifier": body.get("safety_identifier"), "prompt_cache_key": body.get("prompt_cache_key"),
+            "text": {"format": (body.get("text") or {}).get("format") or {"type": "text"}}}
     return ResponsesCall(api, previous, _include(body), _summary(body), echo, items)

@@ -7,20 +7,11 @@ uses them: it renders and parses with openai-harmony.
 
 from __future__ import annotations
 
-import base64
 import os
 from pathlib import Path
 
-# tiktoken's o200k pattern (openai/tiktoken, tiktoken_ext/openai_public.py)
-O200K_PATTERN = "|".join([
-    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-    r"""\p{N}{1,3}""",
-    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-    r"""\s*[\r\n]+""",
-    r"""\s+(?!\S)""",
-    r"""\s+""",
-])
+from backend.harmony.vocab import O200K_PATTERN, read_ranks
+
 VOCAB_SIZE = 201088
 
 # A harmony chat template for servers that render prompts themselves (`transformers serve`). It
@@ -56,15 +47,6 @@ RESPONSE_TEMPLATE = {
 }
 
 
-def _ranks(path: Path) -> dict[bytes, int]:
-    ranks = {}
-    for line in path.read_text().splitlines():
-        if line:
-            token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
-    return ranks
-
-
 def save_tokenizer(folder: Path, codec) -> None:
     """tokenizer.json for the folder: o200k plus harmony's special tokens, each at its id in the encoding."""
     from transformers import PreTrainedTokenizerFast
@@ -75,7 +57,7 @@ def save_tokenizer(folder: Path, codec) -> None:
     class _Converter(TikTokenConverter):  # reads the file ourselves: no tiktoken package needed
         @staticmethod
         def load_tiktoken_bpe(url):
-            return _ranks(Path(url))
+            return read_ranks(Path(url))
 
     names = codec.special_names()  # added in id order, so each lands at its harmony id
     specials = [names[i] for i in range(min(names), VOCAB_SIZE)]

@@ -32,6 +32,7 @@ class EngineInfo:
     demo: bool = False  # the bundled demo model: python is its one tool, it has its own temperature
     messages_only: bool = False  # a server that renders the prompt from chat messages: no built-in tools
     top_p: bool = False  # nucleus sampling per request (a server does it; in-process batching does not)
+    constraints: bool = False  # constrained decoding per request (SamplingParams.constraint: structured output)
     # tokens one request may hold, prompt and answer: the model's window, or less where the engine's
     # cache is smaller (the in-process model's continuous-batching blocks x block size)
     context: int = MODEL_WINDOW
@@ -47,6 +48,10 @@ class SamplingParams:
     max_new_tokens: int
     temperature: float = DEFAULT_TEMPERATURE
     top_p: float = DEFAULT_TOP_P
+    # what may come next, per token: an object whose start() gives one with allowed(generated ids) -> a
+    # bitmask of the ids allowed, or None for any (backend/harmony/structured.py); only engines whose
+    # description says `constraints` take one
+    constraint: object | None = None
 
 
 class TokenStream:

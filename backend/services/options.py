@@ -10,6 +10,7 @@ import math
 import unicodedata
 from dataclasses import asdict, dataclass, replace
 
+from backend.harmony.structured import ResponseFormat
 from core.config import (
     DEFAULT_EFFORT,
     DEFAULT_MAX_NEW_TOKENS,
@@ -37,6 +38,7 @@ class ChatOptions:
     top_p: float = DEFAULT_TOP_P  # nucleus sampling (the API's top_p; the page keeps gpt-oss's 1.0)
     # an API client's namespaces of functions: {name, description, tools: [functions]} (Responses only)
     namespaces: list[dict] | None = None
+    response_format: ResponseFormat | None = None  # structured output (an API client's json_schema/json_object)
 
     def to_settings(self) -> dict:
         """What a conversation stores of its settings (reopening it sets the page the same)."""

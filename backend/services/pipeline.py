@@ -36,6 +36,9 @@ from storage.repository import LEAF, Repository, title_from
 
 ANSWER_ROOM = 2_048  # tokens a page's answer gets at least: older messages are left out to make room
 CLIENT_INSTRUCTIONS_CHARS = 200_000  # an API client's instructions (the model's window bounds the prompt anyway)
+NO_CONSTRAINTS = ("Structured output (response_format / text.format json_schema or json_object) needs constrained "
+                  "decoding, which the in-process model does; this deployment's engine (an inference server) "
+                  "cannot here. Send {\"type\": \"text\"}, or run the app with the model in-process.")
 BUILT_IN_NAMESPACES = ("python", "browser")  # harmony's own tools: the system message, not OpenAI `tools`
 
 
@@ -135,7 +138,8 @@ class TurnPipeline:
         told = self.toolbox.prompt(self.enabled_tools(options.tools))
         own = parse_user_functions(options.functions, **(CLIENT if client_functions else {}))
         return PromptSettings(effort=options.effort, instructions=options.instructions, tools=told.functions + own,
-                              namespaces=told.system, client_namespaces=told.developer + list(options.namespaces or []))
+                              namespaces=told.system, client_namespaces=told.developer + list(options.namespaces or []),
+                              response_format=options.response_format)
 
     def submit(self, turns: list[PromptMessage], options: ChatOptions, *, prior: list[dict] = (),
                client_functions: bool = False, call: str | None = None):
@@ -150,6 +154,8 @@ class TurnPipeline:
             raise InputError("tool_choice \"required\" or a named function needs the prompt rendered by this app, "
                              "but the inference server takes chat messages (chat mode); run it in token mode "
                              "(--server-api completions or llamacpp), or send tool_choice \"auto\".")
+        if options.response_format is not None and not self.engine().constraints:
+            raise InputError(NO_CONSTRAINTS)
         settings = self.prompt_settings(options, client_functions=client_functions)
 
         left = {"out": 0}  # how many of the oldest turns this turn's prompts leave out (set once, by _fitted)
@@ -158,7 +164,8 @@ class TurnPipeline:
             so_far = [PromptMessage("assistant", "", harmony=list(steps))] if steps else []
             return ChatRequest(turns[left["out"]:] + so_far, settings, options.temperature, tokens, seconds,
                                options.top_p, call=call if not steps else None,
-                               min_answer=1 if client_functions else min(ANSWER_ROOM, options.max_new_tokens))
+                               min_answer=1 if client_functions else min(ANSWER_ROOM, options.max_new_tokens),
+                               response_format=options.response_format)
 
         def first(out: int) -> ChatRequest:
             left["out"] = out

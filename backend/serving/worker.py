@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 from backend.engines.base import Engine, SamplingParams
 from backend.harmony.bridge import chat_prompt
 from backend.harmony.codec import HarmonyCodec, PromptMessage, PromptSettings
+from backend.harmony.structured import FinalAnswerSpec, ResponseFormat
 from core.config import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_WINDOW
 from core.errors import BusyError, ContextLengthError
 from core.events import Answer, Done, Event, Reasoning, Stats, StopReason
@@ -47,6 +48,8 @@ class ChatRequest:
     # the least answer budget worth running with: a page's turn makes room for it by leaving out its oldest
     # messages (the pipeline); an API request's prompt is refused only when it fills the window
     min_answer: int = 1
+    # structured output: the final answer is JSON of this format, by constrained decoding (the engine's)
+    response_format: ResponseFormat | None = None
 
 
 class Slots:
@@ -227,8 +230,10 @@ class Job:
             self._slots.release()
 
     def _run(self) -> Iterator[Event]:
+        fmt = self.request.response_format
         params = SamplingParams(max_new_tokens=self.request.max_new_tokens,
-                                temperature=self.request.temperature, top_p=self.request.top_p)
+                                temperature=self.request.temperature, top_p=self.request.top_p,
+                                constraint=FinalAnswerSpec(fmt, tuple(self.header)) if fmt else None)
         try:
             self._stream = self.worker.engine.submit(self.prompt, params, self.worker.codec.stop_ids,
                                                      chat=self.worker.chat_prompt(self.request))

@@ -1,0 +1,183 @@
+"""Structured output: an answer that is JSON matching a schema, guaranteed by constrained decoding.
+
+The model reasons freely (analysis), may call tools, and then writes its final answer; only the final
+message's text is constrained. A `FinalAnswerGrammar` follows one completion token by token with harmony's
+own StreamableParser (never by reading decoded text): once the final channel's `<|message|>` has been
+written, each next token is masked to what llguidance's matcher allows for the schema, and when the JSON is
+complete, to `<|return|>` alone. The engine asks it for a mask before each token (backend/engines/
+constraints.py); the engine knows nothing of harmony, only that a request may carry a constraint.
+
+The format is also told to the model the way harmony says: a "# Response Formats" section in the developer
+message (`formats_section`), so what the mask forces is what it was asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from openai_harmony import HarmonyError, Role, StreamableParser, StreamState
+
+from backend.harmony.vocab import O200K_PATTERN, read_ranks
+from core.errors import InputError
+
+MAX_SCHEMA_CHARS = 20_000  # as a function's parameters: a schema is prompt text too
+NOT_INSTALLED = ("Structured output needs the llguidance package (constrained decoding), which is not "
+                 "installed here: `pip install llguidance`, or send response_format {\"type\": \"text\"}.")
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """What the answer must be: JSON matching `schema` (None: any JSON object), named for the prompt."""
+
+    name: str = "response"
+    schema: dict | None = None
+    description: str = ""
+
+    def grammar_schema(self) -> dict:
+        """The schema the mask enforces: compact JSON (no free whitespace, which a small model could
+        write forever instead of closing the object)."""
+        schema = dict(self.schema) if self.schema is not None else {"type": "object"}
+        schema["x-guidance"] = {**schema.get("x-guidance", {}), "whitespace_flexible": False}
+        return schema
+
+
+def formats_section(fmt: ResponseFormat) -> str:
+    """harmony's "# Response Formats" section of the developer message."""
+    schema = json.dumps(fmt.schema if fmt.schema is not None else {"type": "object"}, ensure_ascii=False,
+                        separators=(",", ":"))
+    about = f"// {fmt.description}\n" if fmt.description else ""
+    return f"# Response Formats\n\n## {fmt.name}\n\n{about}{schema}"
+
+
+def response_format(name, schema, description="") -> ResponseFormat:
+    """A client's format, checked: a JSON Schema object that llguidance can compile (an InputError says
+    why not)."""
+    if schema is not None and not isinstance(schema, dict):
+        raise InputError("The response format's `schema` must be a JSON Schema object.")
+    if not isinstance(name or "", str) or not isinstance(description or "", str):
+        raise InputError("The response format's `name` and `description` must be strings.")
+    fmt = ResponseFormat(name=(name or "response")[:64], schema=schema, description=description or "")
+    if len(json.dumps(fmt.grammar_schema())) > MAX_SCHEMA_CHARS:
+        raise InputError(f"The response format's schema is over {MAX_SCHEMA_CHARS:,} characters.")
+    llguidance = _llguidance()
+    failed, messages = llguidance.LLMatcher.validate_grammar_with_warnings(_grammar(llguidance, fmt))
+    if failed:
+        raise InputError(f"The response format's schema cannot be enforced: {'; '.join(messages)[:500]}.")
+    return fmt
+
+
+def _llguidance():
+    try:
+        import llguidance
+    except ImportError:
+        raise InputError(NOT_INSTALLED) from None
+    return llguidance
+
+
+def _grammar(llguidance, fmt: ResponseFormat) -> str:
+    return llguidance.grammar_from("json_schema", json.dumps(fmt.grammar_schema()))
+
+
+@dataclass(frozen=True)
+class FinalAnswerSpec:
+    """A request's constraint as it travels to the engine (SamplingParams.constraint; picklable, for a model
+    in its own process): the format, and the header ids the app wrote for the model (tool_choice). The
+    engine calls `start()` once per request."""
+
+    fmt: ResponseFormat
+    header: tuple[int, ...] = ()
+
+    def start(self) -> "FinalAnswerGrammar":
+        return _shared_grammars().constraint(self.fmt, self.header)
+
+
+_shared: dict = {}
+_shared_lock = threading.Lock()
+
+
+def _shared_grammars() -> "Grammars":
+    """This process's Grammars (the app's, or the model process's), over harmony's gpt-oss encoding."""
+    with _shared_lock:
+        if "grammars" not in _shared:
+            from openai_harmony import HarmonyEncodingName, load_harmony_encoding
+
+            _shared["grammars"] = Grammars(load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS))
+        return _shared["grammars"]
+
+
+class Grammars:
+    """Makes a FinalAnswerGrammar per request. The vocabulary's tokenizer for llguidance takes ~2 s to
+    build, so it is built once, at the first structured request, from the same o200k file and harmony
+    special tokens as the model's (backend/harmony/vocab.py)."""
+
+    def __init__(self, encoding):
+        self.encoding = encoding  # harmony's gpt-oss encoding (its special tokens, as the model's ids)
+        self._tokenizer, self._lock = None, threading.Lock()
+
+    def tokenizer(self):
+        with self._lock:
+            if self._tokenizer is None:
+                self._tokenizer = self._build()
+            return self._tokenizer
+
+    def _build(self):
+        llguidance = _llguidance()
+        base = os.environ.get("TIKTOKEN_ENCODINGS_BASE")
+        if not base or not (Path(base) / "o200k_base.tiktoken").exists():
+            raise InputError("Structured output needs the o200k vocabulary file (TIKTOKEN_ENCODINGS_BASE).")
+        specials = {name: self.encoding.encode(name, allowed_special="all")[0]
+                    for name in self.encoding.special_tokens_set}
+        return llguidance.LLTokenizer.from_tiktoken(
+            encoder=read_ranks(Path(base) / "o200k_base.tiktoken"), special_tokens=specials, pattern=O200K_PATTERN,
+            eos_token=specials["<|return|>"], n_vocab=max(specials.values()) + 1)
+
+    def constraint(self, fmt: ResponseFormat, header: list[int] = ()) -> "FinalAnswerGrammar":
+        llguidance = _llguidance()
+        matcher = llguidance.LLMatcher(self.tokenizer(), _grammar(llguidance, fmt))
+        return FinalAnswerGrammar(self.encoding, matcher, self.tokenizer().vocab_size, header)
+
+
+class FinalAnswerGrammar:
+    """One completion's constraint: `allowed(generated)` before each token (the ids generated so far,
+    the app's header included or not, as the engine has them) returns a bitmask (int32 words, bit i =
+    token i allowed) while the final answer is written, None otherwise (the model chooses freely)."""
+
+    def __init__(self, encoding, matcher, vocab_size: int, header: list[int] = ()):
+        import torch
+
+        self.encoding, self.parser = encoding, StreamableParser(encoding, Role.ASSISTANT)
+        self.matcher, self.seen, self.broken = matcher, 0, False
+        self.in_content = False  # as HarmonyStream's: text inside a message cannot change the parser's state
+        self.bitmask = torch.zeros((1, (vocab_size + 31) // 32), dtype=torch.int32)
+        self.constrained = False  # the last token read left the parser in the final answer's text
+        for token in header:
+            self._read(token)
+
+    def allowed(self, generated: list[int]):
+        for token in generated[self.seen:]:
+            self._read(token)
+        self.seen = len(generated)
+        if not self.constrained or self.broken:
+            return None
+        from llguidance.torch import fill_next_token_bitmask
+
+        fill_next_token_bitmask(self.matcher, self.bitmask, 0)
+        return self.bitmask[0]
+
+    def _read(self, token: int) -> None:
+        if self.constrained and not self.broken and not self.matcher.consume_token(token):
+            self.broken = True  # cannot happen under the mask; never stall the request over it
+        try:
+            self.parser.process(token)
+        except HarmonyError:
+            self.broken = True  # malformed harmony before the answer: left to the parser downstream
+            return
+        if self.in_content and not self.encoding.is_special_token(token):
+            return  # reading parser.state parses JSON that grows with the message: not per text token
+        self.in_content = self.parser.state == StreamState.CONTENT
+        self.constrained = (self.in_content and self.parser.current_channel == "final"
+                            and not self.parser.current_recipient)

@@ -1,0 +1,101 @@
+"""Structured output through /v1, with the clients teams use, on the demo model (real weights, not forced):
+the official client's `parse` on both APIs, an openai-agents agent with an `output_type`, and LangChain's
+`with_structured_output` each get an object of their class. The small model knows nothing of JSON: what
+it writes is held to the schema by constrained decoding alone, which is the point (the numbers it puts in
+are its own guesses). An engine that cannot constrain refuses with a sentence."""
+
+import asyncio
+from typing import Literal
+
+import httpx
+import pytest
+from pydantic import BaseModel, Field
+
+from tests.support.api import api_client
+
+pytest.importorskip("llguidance")
+openai = pytest.importorskip("openai")
+
+
+class Weather(BaseModel):
+    city: Literal["Paris", "Rome"]
+    sunny: bool
+
+
+class Sum(BaseModel):
+    answer: int = Field(ge=0, le=1000)  # bounded: a model that does not know JSON cannot write digits forever
+
+
+@pytest.fixture(scope="module")
+def demo_api(tmp_path_factory):
+    from core.config import Config
+    from testkit.net import free_port
+    from tests.support.apps import running_app
+
+    config = Config(data_dir=str(tmp_path_factory.mktemp("demo")), port=free_port(), demo=True,
+                    model_in_app_process=True)
+    with running_app(config):
+        base = f"http://127.0.0.1:{config.port}"
+        client = api_client(base)
+        yield base, client, client.models.list().data[0].id
+
+
+def test_chat_completions_parse_returns_the_pydantic_object_with_the_reasoning_apart(demo_api):
+    _, client, model = demo_api
+    r = client.chat.completions.parse(model=model, messages=[{"role": "user", "content": "Is it sunny in Paris?"}],
+                                      response_format=Weather, max_tokens=400)
+    message = r.choices[0].message
+    assert isinstance(message.parsed, Weather) and r.choices[0].finish_reason == "stop"
+    assert Weather.model_validate_json(message.content) == message.parsed
+    assert message.model_extra.get("reasoning_content")  # the reasoning is free, and apart
+
+
+def test_responses_parse_and_the_format_is_echoed(demo_api):
+    _, client, model = demo_api
+    r = client.responses.parse(model=model, input="What is 38 + 46?", text_format=Sum, max_output_tokens=400)
+    assert isinstance(r.output_parsed, Sum)
+    assert r.text.format.type == "json_schema" and r.text.format.name == "Sum"
+    assert [item.type for item in r.output] == ["reasoning", "message"]
+
+
+def test_an_openai_agent_with_an_output_type(demo_api):
+    agents = pytest.importorskip("agents")
+    from openai import AsyncOpenAI
+
+    base, _, model = demo_api
+    agents.set_tracing_disabled(True)
+    llm = agents.OpenAIResponsesModel(model, AsyncOpenAI(base_url=base + "/v1", api_key="EMPTY", max_retries=0))
+    agent = agents.Agent(name="weather", instructions="Say the weather.", output_type=Weather, model=llm,
+                         model_settings=agents.ModelSettings(max_tokens=400))
+    result = asyncio.run(agents.Runner.run(agent, "Is it sunny in Rome?"))
+    assert isinstance(result.final_output, Weather)
+
+
+def test_langchain_with_structured_output(demo_api):
+    langchain_openai = pytest.importorskip("langchain_openai")
+
+    base, _, model = demo_api
+    llm = langchain_openai.ChatOpenAI(model=model, base_url=base + "/v1", api_key="EMPTY", max_retries=0,
+                                      max_tokens=400)
+    assert isinstance(llm.with_structured_output(Sum).invoke("What is 17 + 25?"), Sum)
+
+
+def test_a_bad_schema_is_a_400_that_names_it(demo_api):
+    base, _, model = demo_api
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "objectx"}}}}
+    r = httpx.post(base + "/v1/chat/completions", json=body, timeout=60)
+    assert r.status_code == 400 and "cannot be enforced" in r.json()["error"]["message"]
+
+
+def test_an_engine_that_cannot_constrain_refuses_with_a_sentence(tmp_path, codec):
+    from backend.services.pipeline import NO_CONSTRAINTS
+    from tests.support.apps import synthetic_app
+
+    config, app = synthetic_app(tmp_path, codec.encoding, rate=400.0)  # like a server engine: no constraints
+    with app:
+        client = api_client(f"http://127.0.0.1:{config.port}")
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(model=client.models.list().data[0].id, response_format={"type": "json_object"},
+                                           messages=[{"role": "user", "content": "hi"}])
+    assert NO_CONSTRAINTS[:60] in str(refused.value)

@@ -1,0 +1,68 @@
+"""backend/harmony/structured.py: a response format is told in harmony's developer message, checked before
+it is used, and enforced only while the final answer is written: the reasoning and a tool call are free,
+the answer's text is what llguidance allows for the schema, and once the JSON is whole only <|return|>."""
+
+import pytest
+
+from backend.harmony.codec import PromptSettings
+from backend.harmony.structured import FinalAnswerSpec, Grammars, ResponseFormat, formats_section, response_format
+from core.errors import InputError
+
+pytest.importorskip("llguidance")
+
+SUM = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"],
+       "additionalProperties": False}
+
+
+@pytest.fixture(scope="module")
+def grammars(codec):
+    return Grammars(codec.encoding)
+
+
+def ids(codec, text: str) -> list[int]:
+    return list(codec.encoding.encode(text, allowed_special="all"))
+
+
+def allowed_ids(mask, codec) -> set[int]:
+    return {i for i in range(mask.numel() * 32) if (int(mask[i // 32]) >> (i % 32)) & 1}
+
+
+def test_the_format_is_told_in_the_developer_message_as_harmony_says(codec):
+    fmt = response_format("Sum", SUM, "The sum, as a number")
+    text = codec.decode(codec.render([], PromptSettings(instructions="Be brief.", response_format=fmt)))
+    developer = text.split("<|start|>developer<|message|>")[1].split("<|end|>")[0]
+    assert developer.startswith("# Instructions\n\nBe brief.\n\n# Response Formats\n\n## Sum\n\n// The sum, as a number\n")
+    assert formats_section(ResponseFormat()) == '# Response Formats\n\n## response\n\n{"type":"object"}'
+
+
+def test_a_schema_that_cannot_be_enforced_is_refused_with_why():
+    with pytest.raises(InputError, match="cannot be enforced: .*objectx"):
+        response_format("bad", {"type": "objectx"})
+    with pytest.raises(InputError, match="must be a JSON Schema object"):
+        response_format("bad", ["not", "a", "schema"])
+
+
+def test_only_the_final_answer_is_held_to_the_schema(codec, grammars):
+    constraint = grammars.constraint(response_format("Sum", SUM))
+    generated = ids(codec, "<|channel|>analysis<|message|>Add them.<|end|>")
+    assert constraint.allowed(generated) is None  # the reasoning is free
+    generated += ids(codec, "<|start|>assistant<|channel|>final<|message|>")
+    first = allowed_ids(constraint.allowed(generated), codec)
+    assert {codec.decode([t]) for t in first} == {'{"'}  # compact JSON: the object opens, nothing else
+    generated += ids(codec, '{"answer":42}')
+    assert allowed_ids(constraint.allowed(generated), codec) == {codec.return_id}  # whole: only <|return|>
+
+
+def test_a_call_is_free_and_the_header_the_app_wrote_is_read_first(codec, grammars):
+    header = codec.call_header("get_weather")
+    constraint = FinalAnswerSpec(response_format("Sum", SUM), tuple(header))
+    live = grammars.constraint(constraint.fmt, constraint.header)
+    assert live.allowed(ids(codec, '{"city": "Par')) is None  # the call's arguments, not the answer
+
+
+def test_the_spec_travels_to_a_model_process(codec):
+    import pickle
+
+    spec = FinalAnswerSpec(response_format("Sum", SUM), (1, 2))
+    assert pickle.loads(pickle.dumps(spec)) == spec
+    assert spec.start().allowed([]) is None  # built from this process's own encoding
