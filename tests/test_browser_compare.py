@@ -122,9 +122,16 @@ def test_a_message_clicked_in_the_chat_is_the_one_compared(browser, tmp_path, co
         assert [u.strip() for u in users] == ["The first question"]  # the branch shown ends at the one picked
         assert button.inner_text().strip() == "Compare efforts"  # the pick is used up
         assert all(stats_lines(pg, f"#compare-{e}")[0].count("answer after") == 1 for e in EFFORTS)
+        pg.locator("#chat [data-testid=user]").first.click()  # picked again, then a turn lets it go
+        pg.wait_for_function("() => document.querySelector('#compare-efforts').innerText.includes('first')")
         pg.locator("#keep-high").click()
         pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('4 / 4')")  # its own too
         assert "The second question" not in pg.locator("#chat").inner_text()
+        assert button.inner_text().strip() == "Compare efforts"  # keeping one let the pick go too
+        pg.locator("#chat [data-testid=user]").first.click()
+        pg.wait_for_function("() => document.querySelector('#compare-efforts').innerText.includes('first')")
+        send(pg, "A third question")
+        pg.wait_for_function("() => document.querySelector('#compare-efforts').innerText.trim() === 'Compare efforts'")
 
 
 def test_on_the_demo_model_reasoning_grows_with_effort(browser, demo_app):

@@ -10,6 +10,7 @@ the chart and the columns — never the chat; `settle`, after it, shows the comp
 from __future__ import annotations
 
 import asyncio
+import json
 
 import anyio
 import gradio as gr
@@ -163,6 +164,9 @@ def wire_compare(p: Page, v: CompareView, relays: list, concurrency: int) -> dic
     relays.append(started.success(**follow))
     p.chatbot.select(user_errors(v.pick), [p.conversation_id, panel.picked], picking, api_visibility="private",
                      queue=False, show_progress="hidden")
+    # A pick is of the branch as shown: a turn started (sent, regenerated, edited) lets it go, in the browser.
+    for turn in (p.send.click, p.message.submit, p.regenerate.click, p.chatbot.edit):
+        turn(None, None, picking, js=f"() => ['', {json.dumps(BUTTON)}]", api_visibility="private")
     for effort, button in panel.keep.items():
         button.click(user_errors(v.keep(effort)), [p.conversation_id], [p.chatbot, *panel.outputs, *picking],
                      api_visibility="private")
