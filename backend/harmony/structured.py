@@ -41,7 +41,8 @@ class ResponseFormat:
         """The schema the mask enforces: compact JSON (no free whitespace, which a small model could
         write forever instead of closing the object)."""
         schema = dict(self.schema) if self.schema is not None else {"type": "object"}
-        schema["x-guidance"] = {**schema.get("x-guidance", {}), "whitespace_flexible": False}
+        given = schema.get("x-guidance")  # llguidance's own options, where a client sent some
+        schema["x-guidance"] = {**(given if isinstance(given, dict) else {}), "whitespace_flexible": False}
         return schema
 
 
