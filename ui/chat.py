@@ -51,9 +51,7 @@ class Chat:
              edit: gr.EditData, request: gr.Request):
         owner = self.owner(request)
         opts = chat_options(effort, instructions, temperature, max_new_tokens, tools, functions)
-        positions = render_history(self.conversations.open(owner, conversation_id).messages).positions
-        index = edit.index if isinstance(edit.index, int) else edit.index[0]
-        position = positions[index] if 0 <= index < len(positions) else None
+        position = render_history(self.conversations.open(owner, conversation_id).messages).position_at(edit.index)
         return self.started(self.chat.edit(owner, conversation_id, position, edit.value, opts), request,
                             self.p.message)
 

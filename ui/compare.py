@@ -94,9 +94,7 @@ class CompareView:
         if not conversation_id:
             return self.unpicked()
         messages = self.conversations.open(self.sidebar.owner(request), conversation_id).messages
-        positions = render_history(messages).positions
-        index = event.index if isinstance(event.index, int) else event.index[0]
-        position = positions[index] if 0 <= index < len(positions) else None
+        position = render_history(messages).position_at(event.index)
         chosen = next((m for m in messages if position is not None and m.position == position), None)
         if chosen is None:
             return {self.panel.picked: gr.skip(), self.panel.button: gr.skip()}

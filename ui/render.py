@@ -23,6 +23,12 @@ class History(NamedTuple):
     rows: list[gr.ChatMessage]  # what the chatbot shows
     positions: list[int | None]  # per row: the position of the user message it shows (for edits)
 
+    def position_at(self, index) -> int | None:
+        """The position of the user message in the row a chatbot event names (its `index`: a row number,
+        or [row, ...]); None for any other row."""
+        row = index if isinstance(index, int) else index[0]
+        return self.positions[row] if 0 <= row < len(self.positions) else None
+
 
 def escape_html(text: str) -> str:
     """Show HTML as text: escape it outside Markdown code (code is shown literally anyway).
