@@ -7,10 +7,10 @@ uses them: it renders and parses with openai-harmony.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from backend.harmony.vocab import O200K_PATTERN, read_ranks
+from backend.harmony.vocab import O200K_PATTERN, VOCAB_FILE, read_ranks, vocabulary_file
+from core.errors import VocabularyError
 
 VOCAB_SIZE = 201088
 
@@ -52,7 +52,9 @@ def save_tokenizer(folder: Path, codec) -> None:
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
-    vocab_file = Path(os.environ["TIKTOKEN_ENCODINGS_BASE"]) / "o200k_base.tiktoken"
+    vocab_file = vocabulary_file()
+    if vocab_file is None:
+        raise VocabularyError(f"The o200k vocabulary file ({VOCAB_FILE}) is needed for the demo model's tokenizer.")
 
     class _Converter(TikTokenConverter):  # reads the file ourselves: no tiktoken package needed
         @staticmethod

@@ -30,6 +30,7 @@ from openai_harmony import (
 
 from backend.harmony.limits import check_renderable
 from backend.harmony.structured import ResponseFormat, formats_section
+from backend.harmony.vocab import special_ids
 from core.config import DEFAULT_EFFORT
 from core.errors import ChatError, InputError
 from core.events import Answer, Event, Preamble, Reasoning, ToolCall
@@ -178,7 +179,7 @@ class HarmonyCodec:
 
     def special_names(self) -> dict[int, str]:
         """Every special token of the vocabulary by id (structural ones and the reserved range)."""
-        return {self.special_id(name): name for name in self.encoding.special_tokens_set}
+        return {i: name for name, i in special_ids(self.encoding).items()}
 
     def conversation(self, turns: list[PromptMessage], settings: PromptSettings) -> Conversation:
         messages = [_system_message(settings)]

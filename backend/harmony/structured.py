@@ -14,14 +14,12 @@ message (`formats_section`), so what the mask forces is what it was asked for.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from openai_harmony import HarmonyError, Role, StreamableParser, StreamState
 
-from backend.harmony.vocab import O200K_PATTERN, read_ranks
+from backend.harmony.vocab import ENV_VAR, O200K_PATTERN, VOCAB_FILE, read_ranks, special_ids, vocabulary_file
 from core.errors import InputError
 
 MAX_SCHEMA_CHARS = 20_000  # as a function's parameters: a schema is prompt text too
@@ -127,13 +125,12 @@ class Grammars:
 
     def _build(self):
         llguidance = _llguidance()
-        base = os.environ.get("TIKTOKEN_ENCODINGS_BASE")
-        if not base or not (Path(base) / "o200k_base.tiktoken").exists():
-            raise InputError("Structured output needs the o200k vocabulary file (TIKTOKEN_ENCODINGS_BASE).")
-        specials = {name: self.encoding.encode(name, allowed_special="all")[0]
-                    for name in self.encoding.special_tokens_set}
+        path = vocabulary_file()
+        if path is None:
+            raise InputError(f"Structured output needs the o200k vocabulary file ({VOCAB_FILE}, {ENV_VAR}).")
+        specials = special_ids(self.encoding)
         return llguidance.LLTokenizer.from_tiktoken(
-            encoder=read_ranks(Path(base) / "o200k_base.tiktoken"), special_tokens=specials, pattern=O200K_PATTERN,
+            encoder=read_ranks(path), special_tokens=specials, pattern=O200K_PATTERN,
             eos_token=specials["<|return|>"], n_vocab=max(specials.values()) + 1)
 
     def constraint(self, fmt: ResponseFormat, header: list[int] = ()) -> "FinalAnswerGrammar":

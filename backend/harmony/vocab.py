@@ -44,6 +44,18 @@ def _valid(path: Path) -> bool:
     return path.is_file() and _sha256(path.read_bytes()) == VOCAB_SHA256
 
 
+def vocabulary_file() -> Path | None:
+    """The o200k file harmony reads here (ensure_vocabulary points it at one), or None."""
+    base = os.environ.get(ENV_VAR)
+    path = Path(base) / VOCAB_FILE if base else None
+    return path if path is not None and path.is_file() else None
+
+
+def special_ids(encoding) -> dict[str, int]:
+    """Every special token of harmony's encoding (structural ones and the reserved range) and its id."""
+    return {name: encoding.encode(name, allowed_special="all")[0] for name in encoding.special_tokens_set}
+
+
 def ensure_vocabulary(cache_dir: Path) -> Path | None:
     """Point harmony at an offline copy of the vocabulary; return its folder.
 
