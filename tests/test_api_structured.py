@@ -99,3 +99,33 @@ def test_an_engine_that_cannot_constrain_refuses_with_a_sentence(tmp_path, codec
             client.chat.completions.create(model=client.models.list().data[0].id, response_format={"type": "json_object"},
                                            messages=[{"role": "user", "content": "hi"}])
     assert NO_CONSTRAINTS[:60] in str(refused.value)
+
+
+def test_a_chat_mode_server_s_own_structured_output_is_parsed_or_refused_as_wrong(tmp_path, codec, server):
+    """With --engine openai in chat mode the server applies the format itself (vLLM's stream replayed over
+    HTTP here): `parse` gets the object from a matching answer, and an answer that is not the JSON asked
+    for is an error that says so, not plain text for the client to choke on."""
+    from backend.engines.openai_engine import OpenAIEngine
+    from backend.harmony.bridge import DeltaWriter
+    from core.config import Config
+    from testkit.net import free_port
+    from tests.support.apps import running_app
+    from tests.support.replay_server import Reply, recorded
+    from tests.test_openai_engine import chat_stream
+
+    server.route("/v1/chat/completions", Reply(chat_stream("Add them.", '{"answer": 42}')),
+                 Reply(recorded("vllm_chat.sse")))
+    config = Config(data_dir=str(tmp_path), port=free_port())
+    build = lambda progress: OpenAIEngine(server.url + "/v1", api="chat",  # noqa: E731
+                                          delta_writer=lambda: DeltaWriter(codec.encoding)).connect()
+    with running_app(config, build_engine=build):
+        client = api_client(f"http://127.0.0.1:{config.port}")
+        model = client.models.list().data[0].id
+        ask = dict(model=model, response_format=Sum, messages=[{"role": "user", "content": "What is 17 + 25?"}])
+        assert client.chat.completions.parse(**ask).choices[0].message.parsed == Sum(answer=42)
+        sent = [body for path, body in server.requests if path == "/v1/chat/completions"][-1]
+        assert sent["response_format"]["json_schema"]["schema"]["properties"]["answer"]["type"] == "integer"
+        with pytest.raises(openai.APIStatusError) as wrong:
+            client.chat.completions.parse(**ask)
+    assert "does not match the response format" in str(wrong.value)
+    assert "the inference server did not keep to it" in str(wrong.value)

@@ -1,5 +1,6 @@
 """The OpenAI-compatible engine against recorded server streams replayed over real HTTP."""
 
+import json
 import time
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from backend.engines.openai_engine import OpenAIEngine
 from backend.harmony.bridge import DeltaWriter
 from backend.harmony.codec import PromptMessage, PromptSettings
+from backend.harmony.structured import chat_format, response_format
 from backend.serving.worker import ChatRequest, Worker
 from core.errors import ModelLoadError
 from core.events import Answer, Done, Reasoning, ToolCall
@@ -57,8 +59,6 @@ def test_reasoning_and_answer_apart_in_every_format(server, codec, api, path, na
 
 def llama_cpp_own_parse(name):
     """What llama.cpp itself made of the model's output: its reasoning_content, content and tool calls."""
-    import json
-
     fields = {"reasoning_content": "", "content": "", "arguments": ""}
     for line in recorded(name):
         for choice in json.loads(line[6:])["choices"] if line.startswith("data: {") else []:
@@ -225,3 +225,62 @@ def test_one_broken_answer_leaves_the_other_chats_alone(server, codec):
     assert reasons == ["error", "return", "return"]
     assert all(r[1] == ANSWER for r in results if r[2].stop_reason == "return")
     assert worker.active == 0
+
+
+SUM = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"],
+       "additionalProperties": False}
+
+
+def chat_stream(reasoning: str, content: str) -> list[str]:
+    """A chat-completions stream as vLLM sends it (the recorded streams' shape), with this answer."""
+    deltas = [{"role": "assistant", "content": ""}, {"reasoning": reasoning}, {"content": content}]
+    chunks = [{"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    chunks.append({"choices": [], "usage": {"prompt_tokens": 90, "completion_tokens": 12, "total_tokens": 102}})
+    return [line for c in chunks for line in (f"data: {json.dumps(c)}", "")] + ["data: [DONE]", ""]
+
+
+def ask_for(e, codec, fmt):
+    worker = Worker(e, codec, time_limit_s=30)
+    request = ChatRequest([PromptMessage("user", "What is 2+2?")], PromptSettings(response_format=fmt), 1.0, 256,
+                          response_format=fmt)
+    return list(worker.submit(request).events())
+
+
+@pytest.mark.parametrize("api, path", [("chat", "/v1/chat/completions"), ("ollama", "/api/chat")])
+def test_a_chat_mode_server_is_asked_for_the_format_and_its_answer_is_checked(server, codec, api, path):
+    """In chat mode the server renders the prompt, so it applies a response format itself (vLLM, SGLang,
+    llama.cpp and LM Studio take OpenAI's response_format, Ollama its `format`); the answer it sends is
+    checked against the schema, and one that does not match ends as an error, never as plain text."""
+    pytest.importorskip("llguidance")
+    fmt = response_format("Sum", SUM)
+    right = (Reply(chat_stream("Add them.", '{"answer": 4}')) if api == "chat" else
+             Reply([json.dumps({"message": {"role": "assistant", "content": '{"answer": 4}'}, "done": False}),
+                    json.dumps({"message": {"role": "assistant", "content": ""}, "done": True,
+                                "done_reason": "stop"})], content_type="application/x-ndjson"))
+    wrong = Reply(recorded("vllm_chat.sse" if api == "chat" else "ollama_api_chat.ndjson"))
+    server.route(path, right, wrong)
+    e = engine(server, codec, api=api)
+    assert e.description.server_formats
+    _, answer, done = split(ask_for(e, codec, fmt))
+    assert (answer, done.stop_reason, done.error) == ('{"answer": 4}', "return", None)
+    _, body = server.requests[-1]
+    if api == "chat":
+        assert body["response_format"] == chat_format(fmt)
+    else:
+        assert body["format"] == SUM
+    _, answer, done = split(ask_for(e, codec, fmt))
+    assert answer == ANSWER and done.stop_reason == "error"
+    assert done.error.startswith("The answer does not match the response format (it stops matching the schema "
+                                 "at '2 + 2 = 4.'): the inference server did not keep to it.")
+
+
+def test_ollama_is_asked_for_any_json_object_and_token_mode_for_no_format(server, codec):
+    server.route("/api/chat", Reply(recorded("ollama_api_chat.ndjson")))
+    ask_for(engine(server, codec, api="ollama"), codec, response_format("any", None))
+    assert server.requests[-1][1]["format"] == "json"
+    server.route("/v1/completions", Reply(recorded("vllm_completions_tokens.sse")))
+    e = engine(server, codec, api="completions")
+    assert not e.description.server_formats  # the pipeline refuses a format here (NO_CONSTRAINTS)
+    ask(e, codec)
+    assert not {"response_format", "format", "structured_outputs"} & server.requests[-1][1].keys()

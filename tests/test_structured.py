@@ -5,7 +5,15 @@ the answer's text is what llguidance allows for the schema, and once the JSON is
 import pytest
 
 from backend.harmony.codec import PromptSettings
-from backend.harmony.structured import FinalAnswerSpec, Grammars, ResponseFormat, formats_section, response_format
+from backend.harmony.structured import (
+    FinalAnswerSpec,
+    Grammars,
+    ResponseFormat,
+    answer_mismatch,
+    chat_format,
+    formats_section,
+    response_format,
+)
 from core.errors import InputError
 
 pytest.importorskip("llguidance")
@@ -66,3 +74,22 @@ def test_the_spec_travels_to_a_model_process(codec):
     spec = FinalAnswerSpec(response_format("Sum", SUM), (1, 2))
     assert pickle.loads(pickle.dumps(spec)) == spec
     assert spec.start().allowed([]) is None  # built from this process's own encoding
+
+
+def test_an_answer_is_checked_against_its_format_with_what_is_wrong(codec):
+    """A server that applies the format itself is trusted no further than this check (free whitespace
+    allowed, as servers write JSON)."""
+    fmt = response_format("Sum", SUM)
+    assert answer_mismatch(fmt, '{"answer":4}') is None
+    assert answer_mismatch(fmt, '{ "answer": 4 }\n') is None
+    assert answer_mismatch(fmt, '{"answer":"four"}') == "it stops matching the schema at '\":\"four\"}'"  # a token
+    assert answer_mismatch(fmt, "2 + 2 = 4.") == "it stops matching the schema at '2 + 2 = 4.'"
+    assert answer_mismatch(fmt, '{"answer":4') == answer_mismatch(fmt, "") == "its JSON is incomplete"
+    assert answer_mismatch(response_format("any", None), '{"x":[1]}') is None
+    assert answer_mismatch(response_format("any", None), "[1]") is not None
+
+
+def test_a_format_as_a_server_s_chat_response_format():
+    assert chat_format(response_format("Sum", SUM, "The sum")) == {"type": "json_schema", "json_schema": {
+        "name": "Sum", "schema": SUM, "strict": True, "description": "The sum"}}
+    assert chat_format(response_format("any", None)) == {"type": "json_object"}

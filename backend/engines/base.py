@@ -33,6 +33,8 @@ class EngineInfo:
     messages_only: bool = False  # a server that renders the prompt from chat messages: no built-in tools
     top_p: bool = False  # nucleus sampling per request (a server does it; in-process batching does not)
     constraints: bool = False  # constrained decoding per request (SamplingParams.constraint: structured output)
+    # the server applies a response format itself (ChatPrompt.response_format): chat mode and Ollama
+    server_formats: bool = False
     # tokens one request may hold, prompt and answer: the model's window, or less where the engine's
     # cache is smaller (the in-process model's continuous-batching blocks x block size)
     context: int = MODEL_WINDOW

@@ -81,6 +81,14 @@ def _network_error(base_url: str, exc: Exception) -> ServerError:
     return ServerError(f"The connection to the inference server at {base_url} failed: {exc}", retryable=True)
 
 
+def _ollama_format(response_format: dict | None) -> dict:
+    """OpenAI's response_format as Ollama's `format`: the JSON schema itself, or "json" for any object."""
+    if not response_format:
+        return {}
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    return {"format": schema if schema is not None else "json"}
+
+
 class _Request:
     """One streaming HTTP request; `abort` may be called from any thread."""
 
@@ -150,8 +158,9 @@ class OpenAIEngine:
                         "llamacpp" if self._llamacpp_takes_token_ids() else "chat")
         self.description = self.description.with_(
             model=self.model, engine=f"OpenAI-compatible server ({API_LABELS[self.api]}) at {self.base_url}",
-            # the server renders the prompt from chat messages: no built-in tools there
-            messages_only=self.api not in TOKEN_APIS)
+            # the server renders the prompt from chat messages: no built-in tools there, and its own
+            # structured output (response_format / Ollama's format) for the final answer
+            messages_only=self.api not in TOKEN_APIS, server_formats=self.api not in TOKEN_APIS)
 
     def _first_model(self) -> str:
         response = self.client.get(f"{self.base_url}/models")
@@ -212,12 +221,13 @@ class OpenAIEngine:
             return f"{self.root_url}/api/chat", {
                 "model": self.model, "messages": chat.messages, "stream": True, "think": chat.effort,
                 "options": {"num_predict": params.max_new_tokens, **sampling},
-                **({"tools": chat.tools} if chat.tools else {})}
+                **({"tools": chat.tools} if chat.tools else {}), **_ollama_format(chat.response_format)}
         return f"{self.base_url}/chat/completions", {
             "model": self.model, "messages": chat.messages, "stream": True, "max_tokens": params.max_new_tokens,
             "stream_options": {"include_usage": True}, "reasoning_effort": chat.effort,
             "chat_template_kwargs": {"reasoning_effort": chat.effort}, **sampling,
-            **({"tools": chat.tools} if chat.tools else {})}
+            **({"tools": chat.tools} if chat.tools else {}),
+            **({"response_format": chat.response_format} if chat.response_format else {})}
 
     def _run(self, stream: TokenStream, request: _Request, prompt_ids, params, stop_ids, chat) -> None:
         url, body = self._body(prompt_ids, params, stop_ids, chat)

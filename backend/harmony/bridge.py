@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 
 from backend.harmony.codec import PromptMessage, PromptSettings
+from backend.harmony.structured import chat_format
 from core.config import DEFAULT_EFFORT
 
 ANALYSIS = "<|channel|>analysis<|message|>"
@@ -33,6 +34,8 @@ class ChatPrompt:
     messages: list[dict]
     effort: str = DEFAULT_EFFORT
     tools: list[dict] = field(default_factory=list)  # OpenAI "tools" entries
+    # structured output, as OpenAI's chat `response_format` (the server applies it to the final answer)
+    response_format: dict | None = None
 
 
 def chat_prompt(turns: list[PromptMessage], settings: PromptSettings) -> ChatPrompt:
@@ -47,7 +50,8 @@ def chat_prompt(turns: list[PromptMessage], settings: PromptSettings) -> ChatPro
     tools = [{"type": "function", "function": {"name": t["name"], "description": t.get("description", ""),
                                                "parameters": t.get("parameters") or {"type": "object"}}}
              for t in settings.tools]
-    return ChatPrompt(messages, settings.effort, tools)
+    fmt = settings.response_format
+    return ChatPrompt(messages, settings.effort, tools, chat_format(fmt) if fmt is not None else None)
 
 
 def _assistant_chat(turn: PromptMessage) -> list[dict]:

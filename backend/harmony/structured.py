@@ -44,6 +44,32 @@ class ResponseFormat:
         return schema
 
 
+def chat_format(fmt: ResponseFormat) -> dict:
+    """The format as OpenAI's chat `response_format`, for an inference server that applies it itself."""
+    if fmt.schema is None:
+        return {"type": "json_object"}
+    spec = {"name": fmt.name, "schema": fmt.schema, "strict": True}
+    return {"type": "json_schema", "json_schema": {**spec, **({"description": fmt.description}
+                                                               if fmt.description else {})}}
+
+
+def answer_mismatch(fmt: ResponseFormat, text: str) -> str | None:
+    """None when `text` is JSON that matches the format; else what is wrong, in a few words. The answer of
+    an inference server that applies the format itself is checked with this: what a server sends is
+    trusted no further (free whitespace allowed, as servers write it)."""
+    llguidance = _llguidance()
+    schema = {**fmt.grammar_schema(), "x-guidance": {"whitespace_flexible": True}}
+    tokenizer = _shared_grammars().tokenizer()
+    matcher = llguidance.LLMatcher(tokenizer, llguidance.grammar_from("json_schema", json.dumps(schema)),
+                                   log_level=0)
+    text, read = text.strip(), []
+    for token in tokenizer.tokenize_str(text):
+        if not matcher.consume_token(token):
+            return f"it stops matching the schema at {text[len(tokenizer.decode_str(read)):][:60]!r}"
+        read.append(token)
+    return None if text and matcher.is_accepting() else "its JSON is incomplete"
+
+
 def formats_section(fmt: ResponseFormat) -> str:
     """harmony's "# Response Formats" section of the developer message."""
     schema = json.dumps(fmt.schema if fmt.schema is not None else {"type": "object"}, ensure_ascii=False,

@@ -37,8 +37,10 @@ from storage.repository import LEAF, Repository, title_from
 ANSWER_ROOM = 2_048  # tokens a page's answer gets at least: older messages are left out to make room
 CLIENT_INSTRUCTIONS_CHARS = 200_000  # an API client's instructions (the model's window bounds the prompt anyway)
 NO_CONSTRAINTS = ("Structured output (response_format / text.format json_schema or json_object) needs constrained "
-                  "decoding, which the in-process model does; this deployment's engine (an inference server) "
-                  "cannot here. Send {\"type\": \"text\"}, or run the app with the model in-process.")
+                  "decoding of the final answer alone: the in-process model does it, and an inference server in "
+                  "chat mode does it itself (--server-api chat); this deployment's server runs in token mode, "
+                  "where it would constrain the reasoning too. Send {\"type\": \"text\"}, or run the server in "
+                  "chat mode or the model in-process.")
 BUILT_IN_NAMESPACES = ("python", "browser")  # harmony's own tools: the system message, not OpenAI `tools`
 
 
@@ -154,7 +156,7 @@ class TurnPipeline:
             raise InputError("tool_choice \"required\" or a named function needs the prompt rendered by this app, "
                              "but the inference server takes chat messages (chat mode); run it in token mode "
                              "(--server-api completions or llamacpp), or send tool_choice \"auto\".")
-        if options.response_format is not None and not self.engine().constraints:
+        if options.response_format is not None and not (self.engine().constraints or self.engine().server_formats):
             raise InputError(NO_CONSTRAINTS)
         settings = self.prompt_settings(options, client_functions=client_functions)
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 from backend.engines.base import Engine, SamplingParams
 from backend.harmony.bridge import chat_prompt
 from backend.harmony.codec import HarmonyCodec, PromptMessage, PromptSettings
-from backend.harmony.structured import FinalAnswerSpec, ResponseFormat
+from backend.harmony.structured import FinalAnswerSpec, ResponseFormat, answer_mismatch
 from core.config import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_WINDOW
 from core.errors import BusyError, ContextLengthError
 from core.events import Answer, Done, Event, Reasoning, Stats, StopReason
@@ -48,7 +48,8 @@ class ChatRequest:
     # the least answer budget worth running with: a page's turn makes room for it by leaving out its oldest
     # messages (the pipeline); an API request's prompt is refused only when it fills the window
     min_answer: int = 1
-    # structured output: the final answer is JSON of this format, by constrained decoding (the engine's)
+    # structured output: the final answer is JSON of this format, by constrained decoding (the engine's, or
+    # an inference server's own in chat mode), and checked when it ends
     response_format: ResponseFormat | None = None
 
 
@@ -274,11 +275,26 @@ class Job:
         for event in parser.finish():
             meter.saw(event)
             yield event
+        if fmt is not None and reason == StopReason.RETURN:
+            reason, error = self._checked(fmt, parser.messages)
         stats = meter.finish(reason, self._stream.usage)
         stats.context_tokens = len(self.prompt) + stats.total_tokens
         stats.context_window = self.worker.window
         yield Done(reason, stats, error=error, malformed=parser.malformed,
                    harmony_messages=tuple(parser.messages))
+
+    def _checked(self, fmt, messages: list[dict]) -> tuple[StopReason, str | None]:
+        """A structured answer that does not match its format ends as an error, never as plain text. Under
+        the app's own constraint that cannot happen; an inference server that applies the format itself
+        (chat mode) is trusted no further than this check."""
+        answer = next((m for m in reversed(messages) if m.get("channel") == "final" and not m.get("recipient")), {})
+        text = "".join(c.get("text", "") for c in answer.get("content", []) if isinstance(c, dict))
+        wrong = answer_mismatch(fmt, text)
+        if wrong is None:
+            return StopReason.RETURN, None
+        who = "the model" if self.worker.engine.description.constraints else "the inference server"
+        return StopReason.ERROR, (f"The answer does not match the response format ({wrong}): {who} did not keep "
+                                  "to it. Try again, or send response_format {\"type\": \"text\"}.")
 
     def _stop_reason(self, last: int | None, timed_out: bool) -> tuple[StopReason, str | None]:
         """The one mapping from how the engine's stream closed to how the turn ended."""
