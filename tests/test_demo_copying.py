@@ -53,7 +53,7 @@ def test_training_runs_every_phase_and_reports_progress(practice, codec):
     copying, corpus = practice
     stages = []
     args = {**demo_build.DEFAULTS, "hidden": 16, "layers": 2, "experts": 2, "copy_steps": 2, "list_steps": 2,
-            "steps": 2, "batch": 2, "copy_batch": 2}
+            "steps": 2, "batch": 2, "copy_batch": 2, "compile": 0}
     model, used, _ = demo_build.train(corpus, args, demo_build.SpecialIds.of(codec), lambda s, f: stages.append(s),
                                    copying)
     assert [s.split("(")[1].split(")")[0] for s in stages] == ["copy practice"] * 2 + ["copying lists"] * 2 \
@@ -67,7 +67,7 @@ def test_practice_stops_once_it_copies_and_says_at_which_step(practice, codec, m
     monkeypatch.setattr(demo_build, "COPIED_LOSS", 1e9)  # any loss counts as copied: stops at the window
     stages = []
     args = {**demo_build.DEFAULTS, "hidden": 16, "layers": 2, "experts": 2, "copy_steps": 100, "list_steps": 1,
-            "steps": 1, "batch": 2, "copy_batch": 2}
+            "steps": 1, "batch": 2, "copy_batch": 2, "compile": 0}
     _, _, copied_at = demo_build.train(corpus, args, demo_build.SpecialIds.of(codec),
                                        lambda s, f: stages.append(s), copying)
     assert copied_at == demo_build.COPIED_WINDOW
@@ -122,3 +122,24 @@ def test_training_twice_gives_the_same_weights(practice, codec):
     # (the same weights on any number of cores), and the process's own again after.
     assert during and all(d == (True, demo_build.TRAIN_THREADS) for d in during), during
     assert not torch.are_deterministic_algorithms_enabled() and after == other
+
+
+def test_compiled_training_gives_the_weights_eager_training_gives(practice, codec):
+    """`--train` compiles the model (DEFAULTS["compile"]) only to run faster: the same steps from the
+    same start end at the same weights as without it, up to float rounding (the fused kernels add in
+    another order), and under their own names (compiled in place, so the artifact is unchanged)."""
+    import torch
+
+    copying, corpus = practice
+    args = {**demo_build.DEFAULTS, "hidden": 32, "layers": 2, "experts": 2, "copy_steps": 4, "list_steps": 2,
+            "steps": 4, "batch": 6, "copy_batch": 8}
+    assert demo_build.DEFAULTS["compile"] == 1
+    weights = []
+    for compiled in (1, 0):
+        model, _, _ = demo_build.train(corpus, {**args, "compile": compiled}, demo_build.SpecialIds.of(codec),
+                                       lambda s, f: None, copying)
+        weights.append(model.state_dict())
+        assert (model.model._compiled_call_impl is not None) == bool(compiled)  # nn.Module.compile's own mark
+    assert weights[0].keys() == weights[1].keys()
+    for name, tensor in weights[0].items():
+        torch.testing.assert_close(tensor, weights[1][name], rtol=1e-3, atol=1e-4, msg=name)
