@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from backend.harmony.codec import PromptMessage, PromptSettings
+from backend.harmony.codec import PromptMessage, PromptSettings, message_text
 from backend.harmony.structured import chat_format
 from core.config import DEFAULT_EFFORT
 
@@ -62,7 +62,7 @@ def _assistant_chat(turn: PromptMessage) -> list[dict]:
     out: list[dict] = []
     call_id = None
     for i, m in enumerate(turn.harmony):
-        text = "".join(c.get("text", "") for c in m.get("content", []) if isinstance(c, dict))
+        text = message_text(m)
         recipient = m.get("recipient") or ""
         if m.get("role") == "assistant" and recipient.startswith("functions."):
             call_id = f"call_{i}"

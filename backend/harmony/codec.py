@@ -96,6 +96,11 @@ def _descriptions(tools: list[dict]) -> list[ToolDescription]:
             for t in tools]
 
 
+def message_text(message: dict) -> str:
+    """The text of a harmony message as stored (`Message.to_dict()`): its text parts, joined."""
+    return "".join(c.get("text", "") for c in message.get("content", []) if isinstance(c, dict))
+
+
 def tool_message(recipient: str, channel: str | None, text: str) -> dict:
     """A tool's result as harmony wants it: authored by the tool (`python`, `browser.search`,
     `functions.NAME`), addressed to the assistant, on the channel of the call."""

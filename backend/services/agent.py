@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from backend.harmony.codec import tool_message
+from backend.harmony.codec import message_text, tool_message
 from backend.tools.toolbox import ToolContext, ToolSession
 from core.errors import BusyError
 from core.events import Done, Event, Stats, StepEnd, StopReason, ToolResult
@@ -105,7 +105,7 @@ class AgentLoop:
 
     def _run_tool(self, call: dict) -> ToolResult:
         recipient = call["recipient"]
-        arguments = "".join(c.get("text", "") for c in call.get("content", []))
+        arguments = message_text(call)
         started = time.monotonic()
         if self.tools is None:
             output = None

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from backend.engines.base import EngineInfo
-from backend.harmony.codec import PromptMessage, PromptSettings
+from backend.harmony.codec import PromptMessage, PromptSettings, message_text
 from backend.observability.oversight import Oversight
 from backend.services.agent import MAX_TOOL_CALLS, AgentLoop
 from backend.services.options import ChatOptions, check_options
@@ -273,7 +273,7 @@ class TurnPipeline:
         grown = turns[len(kept) - 1].harmony[len(last.harmony):] if last.role == "assistant" else []
         if grown:
             answer = self.add_results(owner, last, turns[len(kept) - 1].harmony,
-                                      [(m["name"], "".join(c.get("text", "") for c in m.get("content", [])))
+                                      [(m["name"], message_text(m))
                                        for m in grown])
         new = turns[len(kept):]
         if not new:

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 from backend.engines.base import Engine, SamplingParams
 from backend.harmony.bridge import chat_prompt
-from backend.harmony.codec import HarmonyCodec, PromptMessage, PromptSettings
+from backend.harmony.codec import HarmonyCodec, PromptMessage, PromptSettings, message_text
 from backend.harmony.structured import FinalAnswerSpec, ResponseFormat, answer_mismatch
 from core.config import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_WINDOW
 from core.errors import BusyError, ContextLengthError
@@ -288,8 +288,7 @@ class Job:
         the app's own constraint that cannot happen; an inference server that applies the format itself
         (chat mode) is trusted no further than this check."""
         answer = next((m for m in reversed(messages) if m.get("channel") == "final" and not m.get("recipient")), {})
-        text = "".join(c.get("text", "") for c in answer.get("content", []) if isinstance(c, dict))
-        wrong = answer_mismatch(fmt, text)
+        wrong = answer_mismatch(fmt, message_text(answer))
         if wrong is None:
             return StopReason.RETURN, None
         who = "the model" if self.worker.engine.description.constraints else "the inference server"
