@@ -8,7 +8,7 @@ import pytest
 from backend.engines.openai_engine import OpenAIEngine
 from backend.harmony.bridge import DeltaWriter
 from backend.harmony.codec import PromptMessage, PromptSettings
-from backend.harmony.structured import chat_format, response_format
+from backend.harmony.structured import FinalAnswerSpec, chat_format, response_format
 from backend.serving.worker import ChatRequest, Worker
 from core.errors import ModelLoadError
 from core.events import Answer, Done, Reasoning, ToolCall
@@ -273,6 +273,31 @@ def test_a_chat_mode_server_is_asked_for_the_format_and_its_answer_is_checked(se
     assert answer == ANSWER and done.stop_reason == "error"
     assert done.error.startswith("The answer does not match the response format (it stops matching the schema "
                                  "at '2 + 2 = 4.'): the inference server did not keep to it.")
+
+
+def llamacpp_stream(ids: list[int]) -> list[str]:
+    """llama.cpp's /completion stream (the recorded streams' shape), one id a line, ending at the last."""
+    lines = [json.dumps({"index": 0, "tokens": [i], "stop": n == len(ids) - 1, **(
+        {"stop_type": "eos"} if n == len(ids) - 1 else {})}) for n, i in enumerate(ids)]
+    return [part for line in lines for part in (f"data: {line}", "")]
+
+
+def test_llama_cpp_in_token_mode_is_sent_a_grammar_of_the_whole_completion(server, codec):
+    """llama.cpp constrains by a GBNF grammar that the app writes (backend/harmony/gbnf.py); an answer
+    it closes with `<|call|>` (either of its end ids is allowed where the answer may end) is still an
+    answer, not a call to no one."""
+    pytest.importorskip("llguidance")
+    fmt = response_format("Sum", SUM)
+    completion = codec.encoding.encode('<|channel|>analysis<|message|>Add them.<|end|><|start|>assistant'
+                                       '<|channel|>final<|message|>{"answer":4}<|call|>', allowed_special="all")
+    server.route("/completion", Reply(llamacpp_stream(completion)), Reply(llamacpp_stream(completion)))
+    e = engine(server, codec, api="llamacpp")
+    assert e.description.server_grammars and not e.description.server_formats
+    reasoning, answer, done = split(ask_for(e, codec, fmt))
+    assert server.requests[-1][1]["grammar"] == FinalAnswerSpec(fmt).gbnf()
+    assert (reasoning, answer, done.stop_reason, done.error) == ("Add them.", '{"answer":4}', "return", None)
+    ask(e, codec)
+    assert "grammar" not in server.requests[-1][1]  # no format, no grammar
 
 
 def test_ollama_is_asked_for_any_json_object_and_token_mode_for_no_format(server, codec):

@@ -35,6 +35,9 @@ class EngineInfo:
     constraints: bool = False  # constrained decoding per request (SamplingParams.constraint: structured output)
     # the server applies a response format itself (ChatPrompt.response_format): chat mode and Ollama
     server_formats: bool = False
+    # the server holds a request to a grammar of the whole completion (SamplingParams.constraint.gbnf()):
+    # llama.cpp in token mode
+    server_grammars: bool = False
     # tokens one request may hold, prompt and answer: the model's window, or less where the engine's
     # cache is smaller (the in-process model's continuous-batching blocks x block size)
     context: int = MODEL_WINDOW

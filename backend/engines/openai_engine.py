@@ -159,8 +159,10 @@ class OpenAIEngine:
         self.description = self.description.with_(
             model=self.model, engine=f"OpenAI-compatible server ({API_LABELS[self.api]}) at {self.base_url}",
             # the server renders the prompt from chat messages: no built-in tools there, and its own
-            # structured output (response_format / Ollama's format) for the final answer
-            messages_only=self.api not in TOKEN_APIS, server_formats=self.api not in TOKEN_APIS)
+            # structured output (response_format / Ollama's format) for the final answer; llama.cpp in
+            # token mode takes a grammar of the whole completion instead
+            messages_only=self.api not in TOKEN_APIS, server_formats=self.api not in TOKEN_APIS,
+            server_grammars=self.api == "llamacpp")
 
     def _first_model(self) -> str:
         response = self.client.get(f"{self.base_url}/models")
@@ -214,9 +216,10 @@ class OpenAIEngine:
                 "stream": True, "stream_options": {"include_usage": True}, "stop_token_ids": list(stop_ids),
                 "skip_special_tokens": False, "return_token_ids": True, **sampling}
         if self.api == "llamacpp":  # it stops at its end-of-generation ids, <|return|> and <|call|>
+            grammar = params.constraint.gbnf() if params.constraint is not None else None
             return f"{self.root_url}/completion", {
                 "prompt": list(prompt_ids), "n_predict": params.max_new_tokens, "stream": True,
-                "return_tokens": True, "cache_prompt": True, **sampling}
+                "return_tokens": True, "cache_prompt": True, **sampling, **({"grammar": grammar} if grammar else {})}
         if self.api == "ollama":
             return f"{self.root_url}/api/chat", {
                 "model": self.model, "messages": chat.messages, "stream": True, "think": chat.effort,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from openai_harmony import HarmonyError, Role, StreamableParser, StreamState
 
+from backend.harmony.gbnf import GRAMMAR_TOKENS, completion_grammar
 from backend.harmony.vocab import ENV_VAR, O200K_PATTERN, VOCAB_FILE, read_ranks, special_ids, vocabulary_file
 from core.errors import InputError
 
@@ -118,6 +119,15 @@ class FinalAnswerSpec:
 
     def start(self) -> "FinalAnswerGrammar":
         return _shared_grammars().constraint(self.fmt, self.header)
+
+    def gbnf(self) -> str | None:
+        """The whole completion as a llama.cpp grammar (backend/harmony/gbnf.py), for a server in token
+        mode; None when the app's header begins a call (this completion holds no final answer)."""
+        if self.header:
+            return None
+        encoding = _shared_grammars().encoding
+        ids = {name: encoding.encode(name, allowed_special="all")[0] for name in GRAMMAR_TOKENS}
+        return completion_grammar(self.fmt.schema, ids)
 
 
 _shared: dict = {}

@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from backend.engines.base import EngineInfo
 from backend.harmony.codec import PromptMessage, PromptSettings, message_text
+from backend.harmony.gbnf import check_schema
 from backend.observability.oversight import Oversight
 from backend.services.agent import MAX_TOOL_CALLS, AgentLoop
 from backend.services.options import ChatOptions, check_options
@@ -37,10 +38,11 @@ from storage.repository import LEAF, Repository, title_from
 ANSWER_ROOM = 2_048  # tokens a page's answer gets at least: older messages are left out to make room
 CLIENT_INSTRUCTIONS_CHARS = 200_000  # an API client's instructions (the model's window bounds the prompt anyway)
 NO_CONSTRAINTS = ("Structured output (response_format / text.format json_schema or json_object) needs constrained "
-                  "decoding of the final answer alone: the in-process model does it, and an inference server in "
-                  "chat mode does it itself (--server-api chat); this deployment's server runs in token mode, "
-                  "where it would constrain the reasoning too. Send {\"type\": \"text\"}, or run the server in "
-                  "chat mode or the model in-process.")
+                  "decoding of the final answer alone: the in-process model does it, an inference server in chat "
+                  "mode does it itself (--server-api chat), and llama.cpp in token mode takes a grammar of the "
+                  "whole completion (--server-api llamacpp); this deployment's server runs in token mode through "
+                  "/v1/completions, where its structured output would constrain the reasoning too. Send "
+                  "{\"type\": \"text\"}, or run the server in chat mode or the model in-process.")
 BUILT_IN_NAMESPACES = ("python", "browser")  # harmony's own tools: the system message, not OpenAI `tools`
 
 
@@ -70,6 +72,16 @@ class TurnPipeline:
         """What runs (an empty record while the model loads or after it failed)."""
         status = self.host.status()
         return status.description if status.state == "ready" else EngineInfo()
+
+    def _check_format(self, fmt) -> None:
+        """Refuse a response format this deployment cannot hold the answer to (before the model runs)."""
+        engine = self.engine()
+        if fmt is None:
+            return
+        if not (engine.constraints or engine.server_formats or engine.server_grammars):
+            raise InputError(NO_CONSTRAINTS)
+        if engine.server_grammars:
+            check_schema(fmt.schema)  # what llama.cpp's grammar cannot say is refused, not dropped
 
     def ready_engine(self) -> EngineInfo:
         """What runs, or the clear error of a model still loading or failed."""
@@ -156,8 +168,7 @@ class TurnPipeline:
             raise InputError("tool_choice \"required\" or a named function needs the prompt rendered by this app, "
                              "but the inference server takes chat messages (chat mode); run it in token mode "
                              "(--server-api completions or llamacpp), or send tool_choice \"auto\".")
-        if options.response_format is not None and not (self.engine().constraints or self.engine().server_formats):
-            raise InputError(NO_CONSTRAINTS)
+        self._check_format(options.response_format)
         settings = self.prompt_settings(options, client_functions=client_functions)
 
         left = {"out": 0}  # how many of the oldest turns this turn's prompts leave out (set once, by _fitted)

@@ -275,6 +275,10 @@ class Job:
         for event in parser.finish():
             meter.saw(event)
             yield event
+        if reason == StopReason.CALL and not (parser.messages and parser.messages[-1].get("recipient")):
+            # `<|call|>` closing a message to no one is an answer's end: a server's grammar allows either
+            # end token where the answer may end (llama.cpp's end-of-generation ids are both)
+            reason = StopReason.RETURN
         if fmt is not None and reason == StopReason.RETURN:
             reason, error = self._checked(fmt, parser.messages)
         stats = meter.finish(reason, self._stream.usage)

@@ -1,0 +1,94 @@
+"""Structured output through llama.cpp in token mode, against the real `llama-server` on the demo model
+(tests/support/llama_server.py): the app renders the harmony prompt, sends the ids with a grammar of the
+whole completion (backend/harmony/gbnf.py), and llama.cpp holds the final answer to the schema while the
+reasoning stays free. The demo model knows nothing of JSON; what it writes is the grammar's doing."""
+
+from datetime import datetime
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel, Field
+
+from tests.support.api import api_client
+
+openai = pytest.importorskip("openai")
+
+
+class Weather(BaseModel):
+    city: Literal["Paris", "Rome"]
+    sunny: bool
+
+
+class Sum(BaseModel):
+    answer: int = Field(ge=0, le=1000)
+
+
+class Item(BaseModel):
+    fruit: Literal["apple", "pear"]
+    count: int = Field(ge=1, le=9)
+
+
+class Order(BaseModel):  # $defs and $ref, an array with a bound, a nullable string with a length
+    items: list[Item] = Field(max_length=3)
+    note: str | None = Field(max_length=12)
+
+
+class Meeting(BaseModel):
+    at: datetime  # "format": "date-time", which the grammar cannot hold an answer to
+
+
+@pytest.fixture(scope="module")
+def llama_app(tmp_path_factory, codec):
+    from backend.demo.model import ensure_built
+    from core.config import Config
+    from testkit.net import free_port
+    from tests.support.apps import running_app
+    from tests.support.llama_server import llama_server
+
+    folder = ensure_built(tmp_path_factory.mktemp("demo") / "demo-model", codec, lambda stage, fraction: None)
+    with llama_server(folder, tmp_path_factory.mktemp("llama")) as url:
+        config = Config(data_dir=str(tmp_path_factory.mktemp("app")), port=free_port(), engine="openai",
+                        base_url=url + "/v1", max_new_tokens=400)
+        with running_app(config) as parts:
+            client = api_client(f"http://127.0.0.1:{config.port}")
+            yield parts, client, client.models.list().data[0].id
+
+
+def test_the_probe_finds_token_mode_and_its_grammars(llama_app):
+    parts, _, _ = llama_app
+    description = parts.host.status().description
+    assert "llama.cpp /completion, token ids" in description.engine
+    assert description.server_grammars and not description.server_formats
+
+
+def test_chat_completions_parse_gets_the_object_and_the_reasoning_apart(llama_app):
+    _, client, model = llama_app
+    r = client.chat.completions.parse(model=model, messages=[{"role": "user", "content": "Is it sunny in Paris?"}],
+                                      response_format=Weather, max_tokens=400)
+    message = r.choices[0].message
+    assert isinstance(message.parsed, Weather) and r.choices[0].finish_reason == "stop"
+    assert message.model_extra.get("reasoning_content")  # the reasoning was written freely, and apart
+
+
+def test_responses_parse_with_bounds_refs_and_arrays(llama_app):
+    _, client, model = llama_app
+    r = client.responses.parse(model=model, input="What is 38 + 46?", text_format=Sum, max_output_tokens=400)
+    assert isinstance(r.output_parsed, Sum) and 0 <= r.output_parsed.answer <= 1000
+    r = client.responses.parse(model=model, input="Order some fruit.", text_format=Order, max_output_tokens=400)
+    assert isinstance(r.output_parsed, Order) and len(r.output_parsed.items) <= 3
+    assert [item.type for item in r.output] == ["reasoning", "message"]
+
+
+def test_plain_text_is_unchanged_without_a_format(llama_app):
+    _, client, model = llama_app
+    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "What is 2 + 3?"}],
+                                       max_tokens=400)
+    assert "python tool" in r.choices[0].message.content  # the demo model's own answer, not JSON
+
+
+def test_what_the_grammar_cannot_hold_is_refused_with_a_sentence(llama_app):
+    _, client, model = llama_app
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.parse(model=model, messages=[{"role": "user", "content": "When do we meet?"}],
+                                      response_format=Meeting, max_tokens=100)
+    assert "format" in str(refused.value) and "chat mode" in str(refused.value)
