@@ -110,8 +110,7 @@ def test_a_chat_mode_server_s_own_structured_output_is_parsed_or_refused_as_wron
     from core.config import Config
     from testkit.net import free_port
     from tests.support.apps import running_app
-    from tests.support.replay_server import Reply, recorded
-    from tests.test_openai_engine import chat_stream
+    from tests.support.replay_server import Reply, chat_stream, recorded
 
     server.route("/v1/chat/completions", Reply(chat_stream("Add them.", '{"answer": 42}')),
                  Reply(recorded("vllm_chat.sse")))

@@ -12,7 +12,7 @@ from backend.harmony.structured import FinalAnswerSpec, chat_format, response_fo
 from backend.serving.worker import ChatRequest, Worker
 from core.errors import ModelLoadError
 from core.events import Answer, Done, Reasoning, ToolCall
-from tests.support.replay_server import Reply, recorded
+from tests.support.replay_server import Reply, chat_stream, llamacpp_stream, recorded
 from tests.support.threads import in_parallel
 
 REASONING = "The user asks for 2+2. Simple arithmetic."
@@ -231,15 +231,6 @@ SUM = {"type": "object", "properties": {"answer": {"type": "integer"}}, "require
        "additionalProperties": False}
 
 
-def chat_stream(reasoning: str, content: str) -> list[str]:
-    """A chat-completions stream as vLLM sends it (the recorded streams' shape), with this answer."""
-    deltas = [{"role": "assistant", "content": ""}, {"reasoning": reasoning}, {"content": content}]
-    chunks = [{"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
-    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    chunks.append({"choices": [], "usage": {"prompt_tokens": 90, "completion_tokens": 12, "total_tokens": 102}})
-    return [line for c in chunks for line in (f"data: {json.dumps(c)}", "")] + ["data: [DONE]", ""]
-
-
 def ask_for(e, codec, fmt):
     worker = Worker(e, codec, time_limit_s=30)
     request = ChatRequest([PromptMessage("user", "What is 2+2?")], PromptSettings(response_format=fmt), 1.0, 256,
@@ -273,13 +264,6 @@ def test_a_chat_mode_server_is_asked_for_the_format_and_its_answer_is_checked(se
     assert answer == ANSWER and done.stop_reason == "error"
     assert done.error.startswith("The answer does not match the response format (it stops matching the schema "
                                  "at '2 + 2 = 4.'): the inference server did not keep to it.")
-
-
-def llamacpp_stream(ids: list[int]) -> list[str]:
-    """llama.cpp's /completion stream (the recorded streams' shape), one id a line, ending at the last."""
-    lines = [json.dumps({"index": 0, "tokens": [i], "stop": n == len(ids) - 1, **(
-        {"stop_type": "eos"} if n == len(ids) - 1 else {})}) for n, i in enumerate(ids)]
-    return [part for line in lines for part in (f"data: {line}", "")]
 
 
 def test_llama_cpp_in_token_mode_is_sent_a_grammar_of_the_whole_completion(server, codec):

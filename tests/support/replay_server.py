@@ -83,3 +83,19 @@ class ReplayServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def chat_stream(reasoning: str, content: str) -> list[str]:
+    """A chat-completions stream as vLLM sends it (the recorded streams' shape), with this answer."""
+    deltas = [{"role": "assistant", "content": ""}, {"reasoning": reasoning}, {"content": content}]
+    chunks = [{"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    chunks.append({"choices": [], "usage": {"prompt_tokens": 90, "completion_tokens": 12, "total_tokens": 102}})
+    return [line for c in chunks for line in (f"data: {json.dumps(c)}", "")] + ["data: [DONE]", ""]
+
+
+def llamacpp_stream(ids: list[int]) -> list[str]:
+    """llama.cpp's /completion stream (the recorded streams' shape), one id a line, ending at the last."""
+    lines = [json.dumps({"index": 0, "tokens": [i], "stop": n == len(ids) - 1, **(
+        {"stop_type": "eos"} if n == len(ids) - 1 else {})}) for n, i in enumerate(ids)]
+    return [part for line in lines for part in (f"data: {line}", "")]
