@@ -92,3 +92,29 @@ def test_what_the_grammar_cannot_hold_is_refused_with_a_sentence(llama_app):
         client.chat.completions.parse(model=model, messages=[{"role": "user", "content": "When do we meet?"}],
                                       response_format=Meeting, max_tokens=100)
     assert "format" in str(refused.value) and "chat mode" in str(refused.value)
+
+
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city now.", "strict": True,
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+                   "additionalProperties": False}}}
+
+
+WEATHER_FORMAT = {"type": "json_schema", "json_schema": {"name": "Weather", "schema": Weather.model_json_schema()}}
+
+
+def test_a_function_round_trip_under_the_grammar(llama_app):
+    """The grammar leaves calls free: the model calls the client's function, and once the result is in,
+    its final answer is held to the format."""
+    _, client, model = llama_app
+    messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL],
+                                           response_format=WEATHER_FORMAT, max_tokens=400)
+    call = first.choices[0].message.tool_calls[0]
+    assert first.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"
+    messages += [first.choices[0].message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "sunny", "celsius": 21}'}]
+    second = client.chat.completions.parse(model=model, messages=messages, tools=[WEATHER_TOOL],
+                                           response_format=Weather, max_tokens=400)
+    assert isinstance(second.choices[0].message.parsed, Weather)
+    assert second.choices[0].finish_reason == "stop"
