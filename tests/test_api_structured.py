@@ -128,3 +128,25 @@ def test_a_chat_mode_server_s_own_structured_output_is_parsed_or_refused_as_wron
             client.chat.completions.parse(**ask)
     assert "does not match the response format" in str(wrong.value)
     assert "the inference server did not keep to it" in str(wrong.value)
+
+
+def weather_tool(cities: list[str], strict: bool) -> dict:
+    return {"type": "function", "function": {
+        "name": "get_weather", "description": "The weather in a city now.", "strict": strict, "parameters": {
+            "type": "object", "properties": {"city": {"type": "string", "enum": cities}}, "required": ["city"],
+            "additionalProperties": False}}}
+
+
+def test_a_strict_functions_arguments_are_held_to_its_parameters(demo_api):
+    """`strict: true`: the call's arguments are decoded under the function's schema (as the final answer is
+    under a format). The demo model asked about Paris writes Paris; offered only Rome, strictly, it must
+    write Rome, in harmony's own call style."""
+    _, client, model = demo_api
+    ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+    free = client.chat.completions.create(model=model, messages=ask, tools=[weather_tool(["Rome"], False)],
+                                          tool_choice="required", max_tokens=200)
+    assert "Paris" in free.choices[0].message.tool_calls[0].function.arguments  # not strict: not held
+    held = client.chat.completions.create(model=model, messages=ask, tools=[weather_tool(["Rome"], True)],
+                                          tool_choice="required", max_tokens=200)
+    call = held.choices[0].message.tool_calls[0]
+    assert held.choices[0].finish_reason == "tool_calls" and call.function.arguments == '{"city": "Rome"}'

@@ -110,6 +110,24 @@ def test_tool_call_becomes_a_harmony_tool_call(server, codec):
     assert server.requests[-1][1]["tools"][0]["function"]["name"] == "get_weather"
 
 
+@pytest.mark.parametrize("cities, stop, error", [
+    (["Paris", "Rome"], "call", None),
+    (["Rome"], "error", "The call to functions.get_weather does not match the function's parameters (strict)"),
+])
+def test_a_strict_functions_call_is_checked_against_its_parameters(server, codec, cities, stop, error):
+    """A server is trusted no further than the check: a strict function's call whose arguments do not match
+    its parameters ends as an error, never as that call."""
+    pytest.importorskip("llguidance")
+    server.route("/v1/chat/completions", Reply(recorded("vllm_chat_tool_call.sse")))
+    parameters = {"type": "object", "properties": {"city": {"enum": cities}}, "required": ["city"]}
+    events = ask(engine(server, codec, api="chat"), codec,
+                 tools=[{"name": "get_weather", "parameters": parameters, "strict": True}])
+    assert events[-1].stop_reason == stop
+    assert (events[-1].error or "").startswith(error or "") and (error is None) == (events[-1].error is None)
+    if error:
+        assert "the inference server did not keep to it" in events[-1].error
+
+
 def test_probe_picks_token_mode_where_the_server_returns_ids(server, codec):
     server.route("/v1/completions",
                  Reply(['{"choices":[{"index":0,"text":"","token_ids":[200005],"finish_reason":"length"}]}'],

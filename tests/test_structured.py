@@ -10,6 +10,7 @@ from backend.harmony.structured import (
     Grammars,
     ResponseFormat,
     answer_mismatch,
+    call_schema,
     chat_format,
     formats_section,
     response_format,
@@ -51,7 +52,7 @@ def test_a_schema_that_cannot_be_enforced_is_refused_with_why():
 
 
 def test_only_the_final_answer_is_held_to_the_schema(codec, grammars):
-    constraint = grammars.constraint(response_format("Sum", SUM))
+    constraint = grammars.constraint(FinalAnswerSpec(response_format("Sum", SUM)))
     generated = ids(codec, "<|channel|>analysis<|message|>Add them.<|end|>")
     assert constraint.allowed(generated) is None  # the reasoning is free
     generated += ids(codec, "<|start|>assistant<|channel|>final<|message|>")
@@ -63,9 +64,37 @@ def test_only_the_final_answer_is_held_to_the_schema(codec, grammars):
 
 def test_a_call_is_free_and_the_header_the_app_wrote_is_read_first(codec, grammars):
     header = codec.call_header("get_weather")
-    constraint = FinalAnswerSpec(response_format("Sum", SUM), tuple(header))
-    live = grammars.constraint(constraint.fmt, constraint.header)
+    live = grammars.constraint(FinalAnswerSpec(response_format("Sum", SUM), tuple(header)))
     assert live.allowed(ids(codec, '{"city": "Par')) is None  # the call's arguments, not the answer
+
+
+WEATHER = {"type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}}, "required": ["city"],
+           "additionalProperties": False}
+
+
+def test_a_strict_call_is_held_to_its_parameters_and_ends_at_call(codec, grammars):
+    """OpenAI's `strict: true` on a function: its arguments match its parameters, written the way harmony's
+    calls are; a call to a function that is not strict, and the final answer without a format, stay free."""
+    spec = FinalAnswerSpec(None, calls=(("functions.get_weather", call_schema(WEATHER)),))
+    constraint = grammars.constraint(spec)
+    generated = ids(codec, "<|channel|>commentary to=functions.other <|constrain|>json<|message|>")
+    assert constraint.allowed(generated) is None
+    constraint = grammars.constraint(spec)
+    generated = ids(codec, "<|channel|>analysis<|message|>Ask.<|end|><|start|>assistant<|channel|>commentary "
+                           "to=functions.get_weather <|constrain|>json<|message|>")
+    assert {codec.decode([t]) for t in allowed_ids(constraint.allowed(generated), codec)} == {'{"'}
+    generated += ids(codec, '{"city": "')
+    cities = {codec.decode([t]) for t in allowed_ids(constraint.allowed(generated), codec)}
+    assert {"Paris", "Rome"} <= cities and not any(c.startswith(("Ber", "Lon")) for c in cities)
+    generated += ids(codec, 'Rome"}')
+    assert allowed_ids(constraint.allowed(generated), codec) == {codec.call_id}  # whole: only <|call|>
+    assert grammars.constraint(spec).allowed(ids(codec, "<|channel|>final<|message|>")) is None
+
+
+def test_a_named_strict_call_is_held_from_the_header_the_app_wrote(codec, grammars):
+    header = codec.call_header("get_weather")
+    spec = FinalAnswerSpec(None, tuple(header), calls=(("functions.get_weather", call_schema(WEATHER)),))
+    assert {codec.decode([t]) for t in allowed_ids(grammars.constraint(spec).allowed([]), codec)} == {'{"'}
 
 
 def test_the_spec_travels_to_a_model_process(codec):

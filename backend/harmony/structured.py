@@ -108,22 +108,55 @@ def _grammar(llguidance, fmt: ResponseFormat) -> str:
     return llguidance.grammar_from("json_schema", json.dumps(fmt.grammar_schema()))
 
 
+def call_schema(parameters: dict) -> str:
+    """A strict function's parameters as the schema its arguments are held to: JSON written the way
+    harmony's calls are (`{"city": "Paris"}`), with no other whitespace."""
+    separators = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+    return json.dumps({**parameters, "x-guidance": separators})
+
+
+def check_strict(name: str, parameters: dict) -> None:
+    """A strict function's parameters must compile as the schema its calls are held to (an InputError
+    says why not), checked when the request comes, not when the model reaches the call."""
+    try:
+        import llguidance
+    except ImportError:
+        raise InputError(f"Function {name}: strict needs the llguidance package (constrained decoding), which is "
+                         "not installed here: `pip install llguidance`, or send strict false.") from None
+    failed, messages = llguidance.LLMatcher.validate_grammar_with_warnings(
+        llguidance.grammar_from("json_schema", call_schema(parameters)))
+    if failed:
+        raise InputError(f"Function {name}: its parameters cannot be enforced (strict): {'; '.join(messages)[:300]}. "
+                         "Send strict false, or simplify them.")
+
+
+def strict_calls(functions, namespaces) -> dict[str, dict]:
+    """The recipients of the strict functions among a prompt's functions and a client's namespaces (OpenAI's
+    `strict: true`, kept by backend/tools/user_functions.py) and their parameters."""
+    return ({f"functions.{f['name']}": f["parameters"] for f in functions or [] if f.get("strict")}
+            | {f"{ns['name']}.{t['name']}": t["parameters"] for ns in namespaces or [] for t in ns["tools"]
+               if t.get("strict")})
+
+
 @dataclass(frozen=True)
 class FinalAnswerSpec:
     """A request's constraint as it travels to the engine (SamplingParams.constraint; picklable, for a model
-    in its own process): the format, and the header ids the app wrote for the model (tool_choice). The
-    engine calls `start()` once per request."""
+    in its own process): the answer's format (or None), the header ids the app wrote for the model
+    (tool_choice), and the strict functions' recipients with their schemas (`call_schema`). The engine
+    calls `start()` once per request."""
 
-    fmt: ResponseFormat
+    fmt: ResponseFormat | None
     header: tuple[int, ...] = ()
+    calls: tuple[tuple[str, str], ...] = ()
 
     def start(self) -> "FinalAnswerGrammar":
-        return _shared_grammars().constraint(self.fmt, self.header)
+        return _shared_grammars().constraint(self)
 
     def gbnf(self) -> str | None:
         """The whole completion as a llama.cpp grammar (backend/harmony/gbnf.py), for a server in token
-        mode; None when the app's header begins a call (this completion holds no final answer)."""
-        if self.header:
+        mode; None when there is no format, or the app's header begins a call (this completion holds no
+        final answer). A strict call's arguments are checked when it ends (the worker), not constrained."""
+        if self.header or self.fmt is None:
             return None
         encoding = _shared_grammars().encoding
         ids = {name: encoding.encode(name, allowed_special="all")[0] for name in GRAMMAR_TOKENS}
@@ -169,41 +202,61 @@ class Grammars:
             encoder=read_ranks(path), special_tokens=specials, pattern=O200K_PATTERN,
             eos_token=specials["<|return|>"], n_vocab=max(specials.values()) + 1)
 
-    def constraint(self, fmt: ResponseFormat, header: list[int] = ()) -> "FinalAnswerGrammar":
+    def constraint(self, spec: FinalAnswerSpec) -> "FinalAnswerGrammar":
         llguidance = _llguidance()
-        matcher = llguidance.LLMatcher(self.tokenizer(), _grammar(llguidance, fmt))
-        return FinalAnswerGrammar(self.encoding, matcher, self.tokenizer().vocab_size, header)
+
+        def matcher(target):  # the answer's ResponseFormat, or a strict call's schema (JSON)
+            grammar = (_grammar(llguidance, target) if isinstance(target, ResponseFormat)
+                       else llguidance.grammar_from("json_schema", target))
+            return llguidance.LLMatcher(self.tokenizer(), grammar)
+
+        return FinalAnswerGrammar(self.encoding, matcher, self.tokenizer().vocab_size, spec)
 
 
 class FinalAnswerGrammar:
     """One completion's constraint: `allowed(generated)` before each token (the ids generated so far,
     the app's header included or not, as the engine has them) returns a bitmask (int32 words, bit i =
-    token i allowed) while the final answer is written, None otherwise (the model chooses freely)."""
+    token i allowed) while a held message is written (the final answer, or a call to a strict function),
+    None otherwise (the model chooses freely)."""
 
-    def __init__(self, encoding, matcher, vocab_size: int, header: list[int] = ()):
+    def __init__(self, encoding, matcher_for, vocab_size: int, spec: FinalAnswerSpec):
         import torch
 
         self.encoding, self.parser = encoding, StreamableParser(encoding, Role.ASSISTANT)
-        self.matcher, self.seen, self.broken = matcher, 0, False
+        self.matcher_for, self.fmt, self.calls = matcher_for, spec.fmt, dict(spec.calls)
+        self.matcher, self.seen, self.broken = None, 0, False  # the held message's matcher, while one is
         self.in_content = False  # as HarmonyStream's: text inside a message cannot change the parser's state
+        self.in_call = False  # the held message is a call: it ends at `<|call|>`, not `<|return|>`
+        self.return_id, self.call_id = (encoding.encode(t, allowed_special="all")[0] for t in ("<|return|>", "<|call|>"))
         self.bitmask = torch.zeros((1, (vocab_size + 31) // 32), dtype=torch.int32)
-        self.constrained = False  # the last token read left the parser in the final answer's text
-        for token in header:
+        for token in spec.header:
             self._read(token)
 
     def allowed(self, generated: list[int]):
         for token in generated[self.seen:]:
             self._read(token)
         self.seen = len(generated)
-        if not self.constrained or self.broken:
+        if self.matcher is None or self.broken:
             return None
         from llguidance.torch import fill_next_token_bitmask
 
         fill_next_token_bitmask(self.matcher, self.bitmask, 0)
+        if self.in_call and self._bit(self.return_id):  # the arguments are whole: the call ends here
+            self._set(self.return_id, False)
+            self._set(self.call_id, True)
         return self.bitmask[0]
 
+    def _bit(self, token: int) -> bool:
+        return bool(int(self.bitmask[0, token // 32]) >> (token % 32) & 1)
+
+    def _set(self, token: int, on: bool) -> None:
+        word = int(self.bitmask[0, token // 32]) & 0xFFFFFFFF
+        word = word | 1 << (token % 32) if on else word & ~(1 << (token % 32))
+        self.bitmask[0, token // 32] = word - (1 << 32) if word >= 1 << 31 else word
+
     def _read(self, token: int) -> None:
-        if self.constrained and not self.broken and not self.matcher.consume_token(token):
+        ends_call = self.in_call and token == self.call_id  # not the schema's: its end token is <|return|>
+        if self.matcher is not None and not self.broken and not ends_call and not self.matcher.consume_token(token):
             self.broken = True  # cannot happen under the mask; never stall the request over it
         try:
             self.parser.process(token)
@@ -213,5 +266,10 @@ class FinalAnswerGrammar:
         if self.in_content and not self.encoding.is_special_token(token):
             return  # reading parser.state parses JSON that grows with the message: not per text token
         self.in_content = self.parser.state == StreamState.CONTENT
-        self.constrained = (self.in_content and self.parser.current_channel == "final"
-                            and not self.parser.current_recipient)
+        recipient = self.parser.current_recipient if self.in_content else None
+        target = (self.calls.get(recipient) if recipient else
+                  self.fmt if self.in_content and self.parser.current_channel == "final" else None)
+        if target is None:
+            self.matcher, self.in_call = None, False
+        elif self.matcher is None:  # a held message begins
+            self.matcher, self.in_call = self.matcher_for(target), bool(recipient)

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 from backend.engines.base import Engine, SamplingParams
 from backend.harmony.bridge import chat_prompt
 from backend.harmony.codec import HarmonyCodec, PromptMessage, PromptSettings, message_text
-from backend.harmony.structured import FinalAnswerSpec, ResponseFormat, answer_mismatch
+from backend.harmony.structured import FinalAnswerSpec, ResponseFormat, answer_mismatch, call_schema, strict_calls
 from core.config import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_WINDOW
 from core.errors import BusyError, ContextLengthError
 from core.events import Answer, Done, Event, Reasoning, Stats, StopReason
@@ -231,10 +231,12 @@ class Job:
             self._slots.release()
 
     def _run(self) -> Iterator[Event]:
-        fmt = self.request.response_format
+        fmt, settings = self.request.response_format, self.request.settings
+        strict = strict_calls(settings.tools, settings.client_namespaces)
+        spec = FinalAnswerSpec(fmt, tuple(self.header), tuple((r, call_schema(p)) for r, p in strict.items()))
         params = SamplingParams(max_new_tokens=self.request.max_new_tokens,
                                 temperature=self.request.temperature, top_p=self.request.top_p,
-                                constraint=FinalAnswerSpec(fmt, tuple(self.header)) if fmt else None)
+                                constraint=spec if fmt or strict else None)
         try:
             self._stream = self.worker.engine.submit(self.prompt, params, self.worker.codec.stop_ids,
                                                      chat=self.worker.chat_prompt(self.request))
@@ -279,25 +281,34 @@ class Job:
             # `<|call|>` closing a message to no one is an answer's end: a server's grammar allows either
             # end token where the answer may end (llama.cpp's end-of-generation ids are both)
             reason = StopReason.RETURN
-        if fmt is not None and reason == StopReason.RETURN:
-            reason, error = self._checked(fmt, parser.messages)
+        if (fmt is not None and reason == StopReason.RETURN) or (strict and reason == StopReason.CALL):
+            reason, error = self._checked(fmt, strict, parser.messages, reason)
         stats = meter.finish(reason, self._stream.usage)
         stats.context_tokens = len(self.prompt) + stats.total_tokens
         stats.context_window = self.worker.window
         yield Done(reason, stats, error=error, malformed=parser.malformed,
                    harmony_messages=tuple(parser.messages))
 
-    def _checked(self, fmt, messages: list[dict]) -> tuple[StopReason, str | None]:
-        """A structured answer that does not match its format ends as an error, never as plain text. Under
-        the app's own constraint that cannot happen; an inference server that applies the format itself
-        (chat mode) is trusted no further than this check."""
-        answer = next((m for m in reversed(messages) if m.get("channel") == "final" and not m.get("recipient")), {})
-        wrong = answer_mismatch(fmt, message_text(answer))
+    def _checked(self, fmt, strict: dict, messages: list[dict], reason: StopReason):
+        """A structured answer that does not match its format, or a call to a strict function whose
+        arguments do not match its parameters, ends as an error, never as plain text or as that call. Under
+        the app's own constraint it cannot happen; an inference server is trusted no further than this."""
+        if reason == StopReason.CALL:
+            call = messages[-1] if messages else {}
+            if call.get("recipient") not in strict:
+                return reason, None  # a call to a function that is not strict
+            wrong = answer_mismatch(ResponseFormat(schema=strict[call["recipient"]]), message_text(call))
+            what = f"The call to {call['recipient']} does not match the function's parameters (strict)"
+            then = "Try again."
+        else:
+            answer = next((m for m in reversed(messages) if m.get("channel") == "final" and not m.get("recipient")), {})
+            wrong = answer_mismatch(fmt, message_text(answer))
+            what, then = "The answer does not match the response format", \
+                'Try again, or send response_format {"type": "text"}.'
         if wrong is None:
-            return StopReason.RETURN, None
+            return reason, None
         who = "the model" if self.worker.engine.description.constraints else "the inference server"
-        return StopReason.ERROR, (f"The answer does not match the response format ({wrong}): {who} did not keep "
-                                  "to it. Try again, or send response_format {\"type\": \"text\"}.")
+        return StopReason.ERROR, f"{what} ({wrong}): {who} did not keep to it. {then}"
 
     def _stop_reason(self, last: int | None, timed_out: bool) -> tuple[StopReason, str | None]:
         """The one mapping from how the engine's stream closed to how the turn ended."""

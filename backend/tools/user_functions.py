@@ -93,4 +93,12 @@ def _checked(spec, i: int, reserved) -> dict:
     unknown = set(spec) - {"name", "description", "parameters", "strict"}
     if unknown:
         raise InputError(f"Function {name}: unknown field(s) {', '.join(sorted(unknown))}.")
-    return {"name": name, "description": description, "parameters": parameters}
+    strict = spec.get("strict")
+    if strict not in (None, True, False):
+        raise InputError(f"Function {name}: strict must be true or false.")
+    if strict:
+        from backend.harmony.structured import check_strict
+
+        check_strict(name, parameters)
+    # strict: its calls' arguments are held to the parameters (structured.py), or end as an error
+    return {"name": name, "description": description, "parameters": parameters, **({"strict": True} if strict else {})}
