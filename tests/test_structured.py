@@ -100,7 +100,7 @@ def test_a_named_strict_call_is_held_from_the_header_the_app_wrote(codec, gramma
 def test_the_spec_travels_to_a_model_process(codec):
     import pickle
 
-    spec = FinalAnswerSpec(response_format("Sum", SUM), (1, 2))
+    spec = FinalAnswerSpec(response_format("Sum", SUM), (1, 2), (("functions.get_weather", call_schema(WEATHER)),))
     assert pickle.loads(pickle.dumps(spec)) == spec
     assert spec.start().allowed([]) is None  # built from this process's own encoding
 
