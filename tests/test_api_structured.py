@@ -11,7 +11,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, Field
 
-from tests.support.api import api_client
+from tests.support.api import api_client, parsed_weather
 
 pytest.importorskip("llguidance")
 openai = pytest.importorskip("openai")
@@ -42,12 +42,7 @@ def demo_api(tmp_path_factory):
 
 def test_chat_completions_parse_returns_the_pydantic_object_with_the_reasoning_apart(demo_api):
     _, client, model = demo_api
-    r = client.chat.completions.parse(model=model, messages=[{"role": "user", "content": "Is it sunny in Paris?"}],
-                                      response_format=Weather, max_tokens=400)
-    message = r.choices[0].message
-    assert isinstance(message.parsed, Weather) and r.choices[0].finish_reason == "stop"
-    assert Weather.model_validate_json(message.content) == message.parsed
-    assert message.model_extra.get("reasoning_content")  # the reasoning is free, and apart
+    parsed_weather(client, model, Weather)
 
 
 def test_responses_parse_and_the_format_is_echoed(demo_api):

@@ -9,7 +9,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from tests.support.api import api_client
+from tests.support.api import api_client, parsed_weather
 
 openai = pytest.importorskip("openai")
 
@@ -63,11 +63,7 @@ def test_the_probe_finds_token_mode_and_its_grammars(llama_app):
 
 def test_chat_completions_parse_gets_the_object_and_the_reasoning_apart(llama_app):
     _, client, model = llama_app
-    r = client.chat.completions.parse(model=model, messages=[{"role": "user", "content": "Is it sunny in Paris?"}],
-                                      response_format=Weather, max_tokens=400)
-    message = r.choices[0].message
-    assert isinstance(message.parsed, Weather) and r.choices[0].finish_reason == "stop"
-    assert message.model_extra.get("reasoning_content")  # the reasoning was written freely, and apart
+    parsed_weather(client, model, Weather)
 
 
 def test_responses_parse_with_bounds_refs_and_arrays(llama_app):

@@ -21,3 +21,16 @@ def api_client(base: str, key: str = "EMPTY"):
     import openai
 
     return openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0, timeout=60)
+
+
+def parsed_weather(client, model: str, weather_class):
+    """The official client's `chat.completions.parse` of a Pydantic class asked of the app: the object,
+    checked as every engine must give it (the finish reason stop, the content that very JSON, the
+    reasoning apart)."""
+    r = client.chat.completions.parse(model=model, messages=[{"role": "user", "content": "Is it sunny in Paris?"}],
+                                      response_format=weather_class, max_tokens=400)
+    message = r.choices[0].message
+    assert isinstance(message.parsed, weather_class) and r.choices[0].finish_reason == "stop"
+    assert weather_class.model_validate_json(message.content) == message.parsed
+    assert message.model_extra.get("reasoning_content")  # the reasoning was written freely, and apart
+    return message.parsed
