@@ -4,12 +4,13 @@ The grammar is read here by llguidance (translated line by line: the grammar use
 so that what it accepts is checked token by token on harmony's own ids; the live llama.cpp tests
 (tests/test_llamacpp_structured.py) check that llama.cpp reads it the same way."""
 
+import json
 import re
 
 import pytest
 
 from backend.harmony.gbnf import COMMON_RULES, SchemaRules, check_schema, completion_grammar, integer_range
-from backend.harmony.structured import FinalAnswerSpec, ResponseFormat, answer_mismatch
+from backend.harmony.structured import FinalAnswerSpec, ResponseFormat, answer_mismatch, call_schema
 from core.errors import InputError
 
 llguidance = pytest.importorskip("llguidance")
@@ -18,8 +19,10 @@ GBNF_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]|<\[\d+\]>|[A-Za
 
 
 def lark(gbnf: str, root: str = "root") -> str:
-    """This grammar's GBNF as llguidance's Lark: rules for rules, regexes for character classes, and token
-    references as they are (llguidance reads `<[id]>` too)."""
+    """This grammar's GBNF as llguidance's Lark: rules for rules, regexes for character classes, token
+    references as they are (llguidance reads `<[id]>` too), and a string as its characters one by one:
+    GBNF is read character by character, llguidance lexes greedily (" to=functions.get_weather" whole
+    would never give back " to=" before "functions.get_weather2")."""
     lines = [f"start: {root.replace('-', '_')}"]
     for line in gbnf.strip().splitlines():
         parts, at = [], 0
@@ -27,6 +30,7 @@ def lark(gbnf: str, root: str = "root") -> str:
             assert match.start() == at, f"not read: {line[at:]!r}"
             at, part = match.end(), match.group()
             parts.append(":" if part == "::=" else "/" + part.replace("/", "\\/") + "/" if part.startswith("[")
+                         else " ".join(json.dumps(c) for c in json.loads(part)) or '""' if part.startswith('"')
                          else part.replace("-", "_") if re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", part) else part)
         assert at == len(line), f"not read: {line[at:]!r}"
         lines.append("".join(parts))
@@ -101,7 +105,7 @@ def test_the_schema_grammar_accepts_what_the_schema_does_and_no_more(grammars, s
 def completion(codec):
     ids = {name: codec.special_id(name) for name in ("<|channel|>", "<|message|>", "<|end|>", "<|start|>",
                                                      "<|constrain|>")}
-    return lark(completion_grammar(OBJECT, ids))
+    return lark(completion_grammar(ids, OBJECT))
 
 
 @pytest.mark.parametrize("text,accepted", [
@@ -154,3 +158,42 @@ def test_a_missing_definition_or_an_empty_range_is_a_sentence():
     with pytest.raises(InputError, match="allows nothing"):
         check_schema({"type": "array", "minItems": 3, "maxItems": 1})
     check_schema(None)  # any JSON object
+
+
+WEATHER = {"type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}}, "required": ["city"]}
+
+
+@pytest.fixture(scope="module")
+def with_calls(codec):
+    ids = {name: codec.special_id(name) for name in ("<|channel|>", "<|message|>", "<|end|>", "<|start|>",
+                                                     "<|constrain|>")}
+    return lark(completion_grammar(ids, None, {"functions.get_weather": WEATHER, "functions.get_time": {"type": "object"}}))
+
+
+@pytest.mark.parametrize("text,accepted", [
+    ('<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": "Rome"}', True),
+    (' to=functions.get_weather<|channel|>commentary json<|message|>{"city": "Paris"}', True),
+    ('<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": "Berlin"}', False),
+    ('<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city":"Rome"}', False),
+    ('<|channel|>commentary to=functions.get_time <|constrain|>json<|message|>{"zone": "UTC"}', True),
+    ('<|channel|>commentary to=functions.get_weather2<|message|>anything', True),  # another name: free
+    ('<|channel|>commentary to=functions.get<|message|>anything', True),
+    (' to=python<|channel|>analysis<|message|>print(1)', True),
+    ('<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>Free text.', True),
+])
+def test_strict_calls_are_held_and_every_other_recipient_is_free(grammars, with_calls, text, accepted):
+    assert accepts(grammars, with_calls, text) == accepted
+
+
+def test_a_named_strict_call_is_only_its_arguments(grammars, codec):
+    header = codec.call_header("get_weather")
+    spec = FinalAnswerSpec(None, tuple(header), calls=(("functions.get_weather", call_schema(WEATHER)),))
+    grammar = lark(spec.gbnf())
+    assert accepts(grammars, grammar, '{"city": "Rome"}') and not accepts(grammars, grammar, '{"city": "Oslo"}')
+    assert FinalAnswerSpec(None, tuple(codec.call_header("other")), calls=spec.calls).gbnf() is None
+    assert FinalAnswerSpec(None).gbnf() is None  # nothing to hold
+
+
+def test_a_strict_functions_schema_is_refused_by_its_name():
+    with pytest.raises(InputError, match="^functions.f's schema uses the keyword\\(s\\) pattern"):
+        check_schema({"type": "string", "pattern": "a+"}, subject="functions.f's schema")

@@ -114,3 +114,27 @@ def test_a_function_round_trip_under_the_grammar(llama_app):
                                            response_format=Weather, max_tokens=400)
     assert isinstance(second.choices[0].message.parsed, Weather)
     assert second.choices[0].finish_reason == "stop"
+
+
+@pytest.mark.parametrize("tool_choice", ["auto", {"type": "function", "function": {"name": "get_weather"}}])
+def test_a_strict_functions_arguments_are_held_by_the_grammar(llama_app, tool_choice):
+    """`strict: true`: the grammar holds the call's arguments to the parameters (here only Rome, for a
+    question about Paris), whether the model writes the header or the app does (a named tool_choice)."""
+    _, client, model = llama_app
+    only_rome = {**WEATHER_TOOL, "function": {**WEATHER_TOOL["function"], "parameters": {
+        **WEATHER_TOOL["function"]["parameters"], "properties": {"city": {"type": "string", "enum": ["Rome"]}}}}}
+    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+                                       tools=[only_rome], tool_choice=tool_choice, max_tokens=400)
+    call = r.choices[0].message.tool_calls[0]
+    assert r.choices[0].finish_reason == "tool_calls" and call.function.arguments == '{"city": "Rome"}'
+
+
+def test_a_strict_schema_the_grammar_cannot_hold_is_refused_by_name(llama_app):
+    _, client, model = llama_app
+    dated = {**WEATHER_TOOL, "function": {**WEATHER_TOOL["function"], "parameters": {
+        "type": "object", "properties": {"day": {"type": "string", "format": "date"}}, "required": ["day"],
+        "additionalProperties": False}}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Weather tomorrow?"}],
+                                       tools=[dated], max_tokens=100)
+    assert "functions.get_weather's schema uses the keyword(s) format" in str(refused.value)

@@ -33,6 +33,7 @@ TYPE_KEYWORDS = {"string": {"minLength", "maxLength"}, "integer": BOUNDS, "numbe
                  "null": set(), "array": {"items", "minItems", "maxItems"},
                  "object": {"properties", "required", "additionalProperties"}}
 GRAMMAR_TOKENS = ("<|channel|>", "<|message|>", "<|end|>", "<|start|>", "<|constrain|>")  # what it names
+FORMAT = "The response format's schema"  # what the refusals name, unless a function's schema is checked
 MAX_REPEAT = 10_000  # llama.cpp expands {m,n} into that many rules: longer bounds are refused
 
 # Text without "<|" (so without a special token), and compact JSON's terminals.
@@ -54,34 +55,76 @@ json-number ::= json-integer ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?
 '''
 
 
-def completion_grammar(schema: dict | None, ids: dict[str, int]) -> str:
-    """The GBNF grammar of a whole harmony completion whose final answer is JSON matching `schema` (None:
-    any JSON object). `ids`: harmony's special tokens and their ids (vocab.special_ids). The prompt ends
+def completion_grammar(ids: dict[str, int], answer: dict | None, calls: dict[str, dict] = {}) -> str:
+    """The GBNF grammar of a whole harmony completion. `answer`: the JSON Schema its final answer matches
+    (None: free text); `calls`: the strict functions' recipients and parameters, whose calls' arguments
+    match them (other calls are free). `ids`: harmony's special tokens and their ids. The prompt ends
     with `<|start|>assistant`, so the completion begins with a message's header."""
-    answer = SchemaRules(schema if schema is not None else {"type": "object"})
+    held = {recipient: SchemaRules(calls[recipient], prefix=f"c{n}-", spaced=True, subject=f"{recipient}'s schema")
+            for n, recipient in enumerate(sorted(calls))}
+    final = SchemaRules(answer) if answer is not None else None
+    strict = "".join(f" | strict-call-{n}" for n in range(len(held)))
     harmony = f'''
-root ::= free-message* ( final-message | call-message )
+root ::= free-message* ( final-message | call-message{strict} )
 free-message ::= recipient? %CHANNEL% channel-name header-rest %MESSAGE% text %END% %START% "assistant"
 final-message ::= %CHANNEL% "final" header-rest %MESSAGE% answer
 call-message ::= ( recipient %CHANNEL% channel-name | %CHANNEL% channel-name recipient ) header-rest %MESSAGE% text
 channel-name ::= "analysis" | "commentary"
-recipient ::= " to=" [^< ]+
-answer ::= {answer.root}
+recipient ::= " to=" ( {_other_than(sorted(calls))} )
+answer ::= {final.root if final else "text"}
 '''
-    text = harmony + COMMON_RULES + answer.text()
+    for n, (recipient, rules) in enumerate(held.items()):
+        to = _text(f" to={recipient}")
+        harmony += (f"strict-call-{n} ::= ( {to} %CHANNEL% channel-name | %CHANNEL% channel-name {to} ) "
+                    f"header-rest %MESSAGE% {rules.root}\n")
+    text = harmony + COMMON_RULES + "".join(rules.text() for rules in [*held.values(), *([final] if final else [])])
     for name in ("CHANNEL", "MESSAGE", "END", "START", "CONSTRAIN"):
         text = text.replace(f"%{name}%", f"<[{ids[f'<|{name.lower()}|>']}]>")
     return text.strip() + "\n"
 
 
-def check_schema(schema: dict | None) -> None:
+def _other_than(names: list[str]) -> str:
+    """A recipient (no "<", no space) that is none of `names`: a trie of them, where each step may leave
+    it by a character none of them has there, or end where none of them ends."""
+    return "[^< ]+" if not names else _trie_rule(names, "", first=True)
+
+
+def _trie_rule(names: list[str], prefix: str, first: bool = False) -> str:
+    here = [n[len(prefix):] for n in names if n.startswith(prefix)]
+    nexts = sorted({rest[0] for rest in here if rest})
+    leave = "".join(_class_char(c) for c in nexts)
+    parts = [f"[^< {leave}] [^< ]*"]
+    parts += [f"{_text(c)} ( {_trie_rule(names, prefix + c)} )" for c in nexts]
+    if not first and "" not in here:
+        parts.append('""')  # it may end here: no name ends here
+    return " | ".join(parts)
+
+
+def _class_char(c: str) -> str:
+    return "\\" + c if c in "\\]^-[" else c
+
+
+def arguments_grammar(ids: dict[str, int], schema: dict) -> str:
+    """The GBNF grammar of a completion that is only a strict call's arguments (the app wrote the call's
+    header for the model: a named tool_choice)."""
+    rules = SchemaRules(schema, prefix="c0-", spaced=True)
+    text = f"root ::= {rules.root}\n" + COMMON_RULES + rules.text()
+    return text.replace("%CONSTRAIN%", f"<[{ids['<|constrain|>']}]>").strip() + "\n"
+
+
+def check_schema(schema: dict | None, subject: str = FORMAT) -> None:
     """Raise InputError (a 400) if the schema uses something the grammar cannot hold the answer to."""
-    SchemaRules(schema if schema is not None else {"type": "object"})
+    SchemaRules(schema if schema is not None else {"type": "object"}, subject=subject)
 
 
 def _refused(what: str) -> InputError:
     return InputError(f"The response format's schema uses {what}, which llama.cpp's grammar here cannot "
                       "enforce. Leave it out, or run the server in chat mode (--server-api chat).")
+
+
+def _text(text: str) -> str:
+    """Text as a GBNF string literal."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _literal(value) -> str:
@@ -167,18 +210,27 @@ def _same_length(low: str, high: str) -> list[str]:
 class SchemaRules:
     """A JSON Schema as GBNF rules; `root` is the name of the rule for the whole value."""
 
-    def __init__(self, schema: dict):
+    def __init__(self, schema: dict, prefix: str = "v", spaced: bool = False, subject: str = FORMAT):
+        """`prefix`: its rules' names (several schemas in one grammar); `spaced`: `", "` and `": "` between
+        items, as harmony's calls are written (`{"city": "Paris"}`), else compact JSON; `subject`: what the
+        schema is, for the refusals ("Function f's schema")."""
         if not isinstance(schema, dict):
-            raise InputError("The response format's `schema` must be a JSON Schema object.")
-        self.document, self.rules, self.refs = schema, {}, {}
-        self.root = self.rule(schema)
+            raise InputError(f"{subject} must be a JSON Schema object.")
+        self.document, self.rules, self.refs, self.prefix = schema, {}, {}, prefix
+        self.comma, self.colon = ('", "', '": "') if spaced else ('","', '":"')
+        try:
+            self.root = self.rule(schema)
+        except InputError as refused:
+            if subject == FORMAT:
+                raise
+            raise InputError(refused.user_message.replace(FORMAT, subject, 1)) from None
 
     def text(self) -> str:
         return "".join(f"{name} ::= {body}\n" for name, body in self.rules.items())
 
     def rule(self, schema) -> str:
         """A rule for `schema`'s values; its name."""
-        name = f"v{len(self.rules)}"
+        name = f"{self.prefix}{len(self.rules)}"
         self.rules[name] = ""  # reserved first, so that a nested schema gets another name
         self.rules[name] = self.expression(schema)
         return name
@@ -209,7 +261,7 @@ class SchemaRules:
 
     def reference(self, ref) -> str:
         if ref == "#":
-            return "v0"  # the whole schema's rule, made first
+            return f"{self.prefix}0"  # the whole schema's rule, made first
         if not isinstance(ref, str) or not ref.startswith(("#/$defs/", "#/definitions/")):
             raise _refused(f"the reference {ref!r} (only #/$defs/NAME and #/definitions/NAME are followed)")
         where, _, key = ref[2:].partition("/")
@@ -217,7 +269,7 @@ class SchemaRules:
         if target is None:
             raise InputError(f"The response format's schema refers to {ref}, which it does not define.")
         if ref not in self.refs:  # named before it is written: a schema may refer to itself
-            self.refs[ref] = name = f"v{len(self.rules)}"
+            self.refs[ref] = name = f"{self.prefix}{len(self.rules)}"
             self.rules[name] = ""
             self.rules[name] = self.expression(target)
         return self.refs[ref]
@@ -268,7 +320,7 @@ class SchemaRules:
         _repeat(low, high, "minItems/maxItems")
         if high == 0:
             return '"[" "]"'
-        rest = "" if high == 1 else f' ( "," {item} ){_repeat(max(low - 1, 0), None if high is None else high - 1, "maxItems")}'
+        rest = "" if high == 1 else f' ( {self.comma} {item} ){_repeat(max(low - 1, 0), None if high is None else high - 1, "maxItems")}'
         body = f"{item}{rest}"
         return f'"[" {body} "]"' if low else f'"[" ( {body} )? "]"'
 
@@ -282,7 +334,7 @@ class SchemaRules:
             value = self.rule(extra) if extra not in (True, False) else "json-value"
             if extra is False:
                 return '"{" "}"'
-            return f'"{{" ( json-string ":" {value} ( "," json-string ":" {value} )* )? "}}"'
+            return f'"{{" ( json-string {self.colon} {value} ( {self.comma} json-string {self.colon} {value} )* )? "}}"'
         if not isinstance(properties, dict) or not isinstance(required, list):
             raise _refused("properties that are not an object, or required that is not a list")
         missing = [r for r in required if r not in properties]
@@ -290,18 +342,19 @@ class SchemaRules:
             raise _refused(f"required properties it does not describe ({', '.join(map(str, missing))})")
         # In the schema's order; each optional one may be left out. `after`: the rule for the properties
         # from here on when one was written before (each then starts with a comma); `first`: when none was.
-        pairs = [(f'{_literal(key)} ":" {self.rule(value)}', key in required) for key, value in properties.items()]
+        pairs = [(f'{_literal(key)} {self.colon} {self.rule(value)}', key in required)
+                 for key, value in properties.items()]
         after = first = None  # past the last property: nothing
         for pair, needed in reversed(pairs):
             rest = f" {after}" if after else ""
             if needed:
-                after, first = self._named(f'"," {pair}{rest}'), self._named(f"{pair}{rest}")
+                after, first = self._named(f'{self.comma} {pair}{rest}'), self._named(f"{pair}{rest}")
             else:
                 alone = f"{pair}{rest} | {first}" if first else f"( {pair}{rest} )?"
-                after, first = self._named(f'( "," {pair} )?{rest}'), self._named(alone)
+                after, first = self._named(f'( {self.comma} {pair} )?{rest}'), self._named(alone)
         return f'"{{" {first} "}}"' if first else '"{" "}"'
 
     def _named(self, body: str) -> str:
-        name = f"v{len(self.rules)}"
+        name = f"{self.prefix}{len(self.rules)}"
         self.rules[name] = body
         return name

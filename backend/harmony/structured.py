@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from openai_harmony import HarmonyError, Role, StreamableParser, StreamState
 
-from backend.harmony.gbnf import GRAMMAR_TOKENS, completion_grammar
+from backend.harmony.gbnf import GRAMMAR_TOKENS, arguments_grammar, completion_grammar
 from backend.harmony.vocab import ENV_VAR, O200K_PATTERN, VOCAB_FILE, read_ranks, special_ids, vocabulary_file
 from core.errors import InputError
 
@@ -153,14 +153,23 @@ class FinalAnswerSpec:
         return _shared_grammars().constraint(self)
 
     def gbnf(self) -> str | None:
-        """The whole completion as a llama.cpp grammar (backend/harmony/gbnf.py), for a server in token
-        mode; None when there is no format, or the app's header begins a call (this completion holds no
-        final answer). A strict call's arguments are checked when it ends (the worker), not constrained."""
-        if self.header or self.fmt is None:
-            return None
+        """The completion as a llama.cpp grammar (backend/harmony/gbnf.py), for a server in token mode:
+        the final answer held to the format, strict calls' arguments to their parameters, the rest free.
+        When the app wrote a call's header (tool_choice), only that call's arguments, if it is strict.
+        None: nothing to hold."""
         encoding = _shared_grammars().encoding
         ids = {name: encoding.encode(name, allowed_special="all")[0] for name in GRAMMAR_TOKENS}
-        return completion_grammar(self.fmt.schema, ids)
+        calls = {recipient: json.loads(schema) for recipient, schema in self.calls}
+        if self.header:
+            parser = StreamableParser(encoding, Role.ASSISTANT)
+            for token in self.header:
+                parser.process(token)
+            written = parser.current_recipient if parser.state == StreamState.CONTENT else None
+            return arguments_grammar(ids, calls[written]) if written in calls else None
+        if self.fmt is None and not calls:
+            return None
+        answer = None if self.fmt is None else self.fmt.schema if self.fmt.schema is not None else {"type": "object"}
+        return completion_grammar(ids, answer, calls)
 
 
 _shared: dict = {}

@@ -20,6 +20,7 @@ from dataclasses import replace
 from backend.engines.base import EngineInfo
 from backend.harmony.codec import PromptMessage, PromptSettings, message_text
 from backend.harmony.gbnf import check_schema
+from backend.harmony.structured import strict_calls
 from backend.observability.oversight import Oversight
 from backend.services.agent import MAX_TOOL_CALLS, AgentLoop
 from backend.services.options import ChatOptions, check_options
@@ -73,15 +74,17 @@ class TurnPipeline:
         status = self.host.status()
         return status.description if status.state == "ready" else EngineInfo()
 
-    def _check_format(self, fmt) -> None:
-        """Refuse a response format this deployment cannot hold the answer to (before the model runs)."""
-        engine = self.engine()
-        if fmt is None:
-            return
-        if not (engine.constraints or engine.server_formats or engine.server_grammars):
+    def _check_constraints(self, settings: PromptSettings) -> None:
+        """Refuse what this deployment cannot hold an answer to (before the model runs): a response format
+        with no way to constrain it, or, for llama.cpp's grammar, a schema keyword GBNF cannot say."""
+        engine, fmt = self.engine(), settings.response_format
+        if fmt is not None and not (engine.constraints or engine.server_formats or engine.server_grammars):
             raise InputError(NO_CONSTRAINTS)
         if engine.server_grammars:
-            check_schema(fmt.schema)  # what llama.cpp's grammar cannot say is refused, not dropped
+            if fmt is not None:
+                check_schema(fmt.schema)
+            for recipient, parameters in strict_calls(settings.tools, settings.client_namespaces).items():
+                check_schema(parameters, subject=f"{recipient}'s schema")
 
     def ready_engine(self) -> EngineInfo:
         """What runs, or the clear error of a model still loading or failed."""
@@ -168,8 +171,8 @@ class TurnPipeline:
             raise InputError("tool_choice \"required\" or a named function needs the prompt rendered by this app, "
                              "but the inference server takes chat messages (chat mode); run it in token mode "
                              "(--server-api completions or llamacpp), or send tool_choice \"auto\".")
-        self._check_format(options.response_format)
         settings = self.prompt_settings(options, client_functions=client_functions)
+        self._check_constraints(settings)
 
         left = {"out": 0}  # how many of the oldest turns this turn's prompts leave out (set once, by _fitted)
 
