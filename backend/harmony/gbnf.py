@@ -1,22 +1,23 @@
 """Structured output through llama.cpp in token mode: the whole harmony completion as a GBNF grammar.
 
 In token mode the app renders the prompt and llama.cpp's `llama-server` writes the completion, so the
-server must do the constraining. Its grammars cover the whole completion (a lazy grammar is fed from its
-trigger's text, which a JSON grammar cannot accept), so the grammar here accepts what gpt-oss writes
-around the answer too: any number of free messages (reasoning, preambles, tool calls the agent loop
-runs), each ending `<|end|><|start|>assistant`, then either the final answer, held to the schema, or a
-message to a recipient (a tool call, which ends at `<|call|>`). llama.cpp allows its end-of-generation
-tokens (`<|return|>`, `<|call|>`) only where the grammar may end, so the model can end only after a
-complete answer or in a call.
+server must do the constraining, and its grammar covers the whole completion: any number of free
+messages (reasoning, preambles, tool calls the agent loop runs), each ending `<|end|><|start|>assistant`,
+then the final answer (held to the schema, or free) or a call (a strict function's arguments held to its
+parameters; any other recipient free), which ends at `<|call|>`. llama.cpp allows its end-of-generation
+tokens (`<|return|>`, `<|call|>`) only where the grammar may end, so the model cannot stop before an
+answer or a call. (llama.cpp's lazy form, constrained from a trigger on, was measured no faster here: any
+grammar costs the same per token; bench/llamacpp_grammar.py.)
 
 Harmony's structure is written with token references (`<[id]>`, llama.cpp grammars since 2025), never
 as text: llama.cpp matches a special token against text rules by its text, so every text rule here
 excludes "<|", which is how every special token begins; a special token is then possible only where
 the grammar names it.
 
-`schema_rules` turns the JSON Schema subset structured output uses (OpenAI's strict mode: objects with
-properties and required, arrays, enums, consts, anyOf, $ref to $defs, string lengths) into rules for
-compact JSON; a keyword it cannot hold the answer to is refused with a sentence, never dropped.
+`SchemaRules` turns the JSON Schema subset structured output uses (OpenAI's strict mode: objects with
+properties and required, arrays, enums, consts, anyOf, $ref to $defs, string lengths, integer bounds)
+into rules, compact JSON for an answer and harmony's call style for arguments; a keyword it cannot hold
+a value to is refused with a sentence, never dropped.
 """
 
 from __future__ import annotations
@@ -55,11 +56,12 @@ json-number ::= json-integer ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?
 '''
 
 
-def completion_grammar(ids: dict[str, int], answer: dict | None, calls: dict[str, dict] = {}) -> str:
+def completion_grammar(ids: dict[str, int], answer: dict | None, calls: dict[str, dict] | None = None) -> str:
     """The GBNF grammar of a whole harmony completion. `answer`: the JSON Schema its final answer matches
     (None: free text); `calls`: the strict functions' recipients and parameters, whose calls' arguments
     match them (other calls are free). `ids`: harmony's special tokens and their ids. The prompt ends
     with `<|start|>assistant`, so the completion begins with a message's header."""
+    calls = calls or {}
     held = {recipient: SchemaRules(calls[recipient], prefix=f"c{n}-", spaced=True, subject=f"{recipient}'s schema")
             for n, recipient in enumerate(sorted(calls))}
     final = SchemaRules(answer) if answer is not None else None

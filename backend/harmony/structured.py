@@ -1,11 +1,14 @@
 """Structured output: an answer that is JSON matching a schema, guaranteed by constrained decoding.
 
 The model reasons freely (analysis), may call tools, and then writes its final answer; only the final
-message's text is constrained. A `FinalAnswerGrammar` follows one completion token by token with harmony's
-own StreamableParser (never by reading decoded text): once the final channel's `<|message|>` has been
-written, each next token is masked to what llguidance's matcher allows for the schema, and when the JSON is
-complete, to `<|return|>` alone. The engine asks it for a mask before each token (backend/engines/
-constraints.py); the engine knows nothing of harmony, only that a request may carry a constraint.
+message's text is constrained, and a call to a strict function (OpenAI's `strict: true`): its arguments.
+A `FinalAnswerGrammar` follows one completion token by token with harmony's own StreamableParser (never by
+reading decoded text): once such a message's `<|message|>` has been written, each next token is masked to
+what llguidance's matcher allows for the schema, and when the JSON is complete, to `<|return|>` (an
+answer) or `<|call|>` (a call) alone. The engine asks it for a mask before each token (backend/engines/
+constraints.py); the engine knows nothing of harmony, only that a request may carry a constraint. For
+llama.cpp in token mode the same spec becomes a GBNF grammar (`FinalAnswerSpec.gbnf`, backend/harmony/
+gbnf.py).
 
 The format is also told to the model the way harmony says: a "# Response Formats" section in the developer
 message (`formats_section`), so what the mask forces is what it was asked for.
