@@ -33,7 +33,6 @@ BOUNDS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
 TYPE_KEYWORDS = {"string": {"minLength", "maxLength"}, "integer": BOUNDS, "number": set(), "boolean": set(),
                  "null": set(), "array": {"items", "minItems", "maxItems"},
                  "object": {"properties", "required", "additionalProperties"}}
-GRAMMAR_TOKENS = ("<|channel|>", "<|message|>", "<|end|>", "<|start|>", "<|constrain|>")  # what it names
 FORMAT = "The response format's schema"  # what the refusals name, unless a function's schema is checked
 MAX_REPEAT = 10_000  # llama.cpp expands {m,n} into that many rules: longer bounds are refused
 
@@ -79,7 +78,13 @@ answer ::= {final.root if final else "text"}
         to = _text(f" to={recipient}")
         harmony += (f"strict-call-{n} ::= ( {to} %CHANNEL% channel-name | %CHANNEL% channel-name {to} ) "
                     f"header-rest %MESSAGE% {rules.root}\n")
-    text = harmony + COMMON_RULES + "".join(rules.text() for rules in [*held.values(), *([final] if final else [])])
+    schemas = [*held.values(), *([final] if final else [])]
+    return _tokens(harmony + COMMON_RULES + "".join(rules.text() for rules in schemas), ids)
+
+
+def _tokens(text: str, ids: dict[str, int]) -> str:
+    """The grammar with its %NAME% places as token references to harmony's `<|name|>` (`ids`: harmony's
+    special tokens and their ids)."""
     for name in ("CHANNEL", "MESSAGE", "END", "START", "CONSTRAIN"):
         text = text.replace(f"%{name}%", f"<[{ids[f'<|{name.lower()}|>']}]>")
     return text.strip() + "\n"
@@ -110,8 +115,7 @@ def arguments_grammar(ids: dict[str, int], schema: dict) -> str:
     """The GBNF grammar of a completion that is only a strict call's arguments (the app wrote the call's
     header for the model: a named tool_choice)."""
     rules = SchemaRules(schema, prefix="c0-", spaced=True)
-    text = f"root ::= {rules.root}\n" + COMMON_RULES + rules.text()
-    return text.replace("%CONSTRAIN%", f"<[{ids['<|constrain|>']}]>").strip() + "\n"
+    return _tokens(f"root ::= {rules.root}\n" + COMMON_RULES + rules.text(), ids)
 
 
 def check_schema(schema: dict | None, subject: str = FORMAT) -> None:
@@ -120,7 +124,7 @@ def check_schema(schema: dict | None, subject: str = FORMAT) -> None:
 
 
 def _refused(what: str) -> InputError:
-    return InputError(f"The response format's schema uses {what}, which llama.cpp's grammar here cannot "
+    return InputError(f"{FORMAT} uses {what}, which llama.cpp's grammar here cannot "
                       "enforce. Leave it out, or run the server in chat mode (--server-api chat).")
 
 
@@ -141,7 +145,7 @@ def _repeat(lower, upper, what: str) -> str:
             raise _refused(f"a {what} bound of {bound!r} (a whole number up to {MAX_REPEAT:,} is enforced)")
     lower = lower or 0
     if upper is not None and upper < lower:
-        raise InputError(f"The response format's schema allows nothing: its {what} is at least {lower} and at "
+        raise InputError(f"{FORMAT} allows nothing: its {what} is at least {lower} and at "
                          f"most {upper}.")
     return f"{{{lower},{'' if upper is None else upper}}}"
 
@@ -162,7 +166,7 @@ def _integer_bounds(schema: dict) -> tuple[int | None, int | None]:
             bounds["high"] = min(bound, bounds.get("high", bound))
     low, high = bounds.get("low"), bounds.get("high")
     if low is not None and high is not None and low > high:
-        raise InputError(f"The response format's schema allows no integer (from {low} to {high}).")
+        raise InputError(f"{FORMAT} allows no integer (from {low} to {high}).")
     return low, high
 
 
@@ -269,7 +273,7 @@ class SchemaRules:
         where, _, key = ref[2:].partition("/")
         target = (self.document.get(where) or {}).get(key)
         if target is None:
-            raise InputError(f"The response format's schema refers to {ref}, which it does not define.")
+            raise InputError(f"{FORMAT} refers to {ref}, which it does not define.")
         if ref not in self.refs:  # named before it is written: a schema may refer to itself
             self.refs[ref] = name = f"{self.prefix}{len(self.rules)}"
             self.rules[name] = ""
@@ -322,7 +326,8 @@ class SchemaRules:
         _repeat(low, high, "minItems/maxItems")
         if high == 0:
             return '"[" "]"'
-        rest = "" if high == 1 else f' ( {self.comma} {item} ){_repeat(max(low - 1, 0), None if high is None else high - 1, "maxItems")}'
+        more = _repeat(max(low - 1, 0), None if high is None else high - 1, "maxItems")  # after the first item
+        rest = "" if high == 1 else f" ( {self.comma} {item} ){more}"
         body = f"{item}{rest}"
         return f'"[" {body} "]"' if low else f'"[" ( {body} )? "]"'
 

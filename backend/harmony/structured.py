@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from openai_harmony import HarmonyError, Role, StreamableParser, StreamState
 
-from backend.harmony.gbnf import GRAMMAR_TOKENS, arguments_grammar, completion_grammar
+from backend.harmony.gbnf import arguments_grammar, completion_grammar
 from backend.harmony.vocab import ENV_VAR, O200K_PATTERN, VOCAB_FILE, read_ranks, special_ids, vocabulary_file
 from core.errors import InputError
 
@@ -160,8 +160,8 @@ class FinalAnswerSpec:
         the final answer held to the format, strict calls' arguments to their parameters, the rest free.
         When the app wrote a call's header (tool_choice), only that call's arguments, if it is strict.
         None: nothing to hold."""
-        encoding = _shared_grammars().encoding
-        ids = {name: encoding.encode(name, allowed_special="all")[0] for name in GRAMMAR_TOKENS}
+        grammars = _shared_grammars()
+        encoding, ids = grammars.encoding, grammars.special
         calls = {recipient: json.loads(schema) for recipient, schema in self.calls}
         if self.header:
             parser = StreamableParser(encoding, Role.ASSISTANT)
@@ -196,6 +196,7 @@ class Grammars:
 
     def __init__(self, encoding):
         self.encoding = encoding  # harmony's gpt-oss encoding (its special tokens, as the model's ids)
+        self.special = special_ids(encoding)  # read once: the tokenizer, each constraint and grammar use it
         self._tokenizer, self._lock = None, threading.Lock()
 
     def tokenizer(self):
@@ -209,7 +210,7 @@ class Grammars:
         path = vocabulary_file()
         if path is None:
             raise InputError(f"Structured output needs the o200k vocabulary file ({VOCAB_FILE}, {ENV_VAR}).")
-        specials = special_ids(self.encoding)
+        specials = self.special
         return llguidance.LLTokenizer.from_tiktoken(
             encoder=read_ranks(path), special_tokens=specials, pattern=O200K_PATTERN,
             eos_token=specials["<|return|>"], n_vocab=max(specials.values()) + 1)
@@ -222,7 +223,7 @@ class Grammars:
                        else llguidance.grammar_from("json_schema", target))
             return llguidance.LLMatcher(self.tokenizer(), grammar)
 
-        return FinalAnswerGrammar(self.encoding, matcher, self.tokenizer().vocab_size, spec)
+        return FinalAnswerGrammar(self.encoding, self.special, matcher, self.tokenizer().vocab_size, spec)
 
 
 class FinalAnswerGrammar:
@@ -231,7 +232,7 @@ class FinalAnswerGrammar:
     token i allowed) while a held message is written (the final answer, or a call to a strict function),
     None otherwise (the model chooses freely)."""
 
-    def __init__(self, encoding, matcher_for, vocab_size: int, spec: FinalAnswerSpec):
+    def __init__(self, encoding, special: dict[str, int], matcher_for, vocab_size: int, spec: FinalAnswerSpec):
         import torch
 
         self.encoding, self.parser = encoding, StreamableParser(encoding, Role.ASSISTANT)
@@ -239,7 +240,7 @@ class FinalAnswerGrammar:
         self.matcher, self.seen, self.broken = None, 0, False  # the held message's matcher, while one is
         self.in_content = False  # as HarmonyStream's: text inside a message cannot change the parser's state
         self.in_call = False  # the held message is a call: it ends at `<|call|>`, not `<|return|>`
-        self.return_id, self.call_id = (encoding.encode(t, allowed_special="all")[0] for t in ("<|return|>", "<|call|>"))
+        self.return_id, self.call_id = special["<|return|>"], special["<|call|>"]
         self.bitmask = torch.zeros((1, (vocab_size + 31) // 32), dtype=torch.int32)
         for token in spec.header:
             self._read(token)
