@@ -130,6 +130,23 @@ def test_settle_leaves_a_conversation_being_written_to_its_relay():
     assert shown[p.chatbot] == gr.skip() and shown[p.live] == gr.skip() and convs.opened == 0
 
 
+def test_settle_does_not_send_again_the_chat_the_page_was_sent():
+    """Opening an idle conversation ends its relays at once: their `settle` must not repaint it, or a New
+    chat clicked meanwhile would show the old chat again (the browser test's race, seen in CI)."""
+    p, chat, convs, relay = make()
+    opened = anyio.run(relay.settle, "c1", request())  # first time: sent, and remembered
+    assert "What is 17 + 25?" in str(opened[p.chatbot])
+    again = anyio.run(relay.settle, "c1", request())
+    assert again[p.chatbot] == gr.skip() and again[p.live] == [] and convs.opened == 2
+    other_tab = anyio.run(relay.settle, "c1", SimpleNamespace(session_hash="tab-2"))
+    assert other_tab[p.chatbot] == opened[p.chatbot]
+    convs.messages = convs.messages + [MessageView(id=3, position=2, role="user", content="and 18 + 25?")]
+    changed = anyio.run(relay.settle, "c1", request())  # stored since: sent
+    assert "and 18 + 25?" in str(changed[p.chatbot])
+    relay.painted(request(), "c1", [])  # the page was sent something else (say, by opening it)
+    assert "What is 17 + 25?" in str(anyio.run(relay.settle, "c1", request())[p.chatbot])
+
+
 def test_settle_without_a_conversation_empties_both():
     p, chat, convs, relay = make()
     assert anyio.run(relay.settle, "", request()) == {p.chatbot: [], p.live: []}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import threading
 from collections import OrderedDict
 
 import anyio
@@ -24,7 +26,7 @@ from ui.render import assistant_messages, page_value, render_history
 
 REPAINT_GUARD_S = 0.75  # after opening an idle conversation, show it again once, this much later
 RELAY_END_WAIT_S, RELAY_END_POLL_S = 10.0, 0.05  # ...after the page's relay left behind has ended
-ENDED_KEPT = 1024  # turns ended whose page has not settled yet (a closed tab never does)
+ENDED_KEPT = 1024  # per-page records kept: turns ended whose page has not settled yet, chats painted
 STREAM = dict(show_progress="hidden", concurrency_id="turns")  # the events that relay an answer
 # Starting a turn is quick (store the message, claim, submit): a direct call, outside the queue, with the
 # inputs as the page sent them and the outputs already in the page's form: Gradio's own processing (a
@@ -48,6 +50,8 @@ class Relay:
         # (page session, conversation) -> the chat as a relay saw its turn end, for `settle` to show without
         # reading it back; bounded, since a tab closed in between never settles
         self._ended: OrderedDict[tuple, list] = OrderedDict()
+        # (page session, conversation) -> a digest of the chat last sent to that page for it (`painted`)
+        self._painted: OrderedDict[tuple, bytes] = OrderedDict()
         self.compare = None  # ui/compare.py's CompareView: `settle` shows a stored comparison (or none)
 
     def page(self, rows) -> list[dict]:
@@ -56,6 +60,18 @@ class Relay:
 
     def shown(self, history, live) -> dict:
         return {self.p.chatbot: history, self.p.live: live}
+
+    def painted(self, request, conversation_id, rows) -> list:
+        """Remember the chat this page was sent for the conversation (opened, reloaded, settled), so that
+        `settle` sends it again only if it changed. Returns `rows`."""
+        session = getattr(request, "session_hash", None)
+        if session is not None:
+            _bounded_put(self._painted, (session, conversation_id), _digest(rows))
+        return rows
+
+    def _unchanged_since_painted(self, request, conversation_id, rows) -> bool:
+        key = (getattr(request, "session_hash", None), conversation_id)
+        return key[0] is not None and self._painted.get(key) == _digest(rows)
 
     async def stream(self, watch, with_history: bool = False, ended=None):
         """The live panel (and, `with_history`, the chat) per update of a turn's Watch.
@@ -95,7 +111,11 @@ class Relay:
     async def settle(self, conversation_id, request: gr.Request) -> dict:
         """After a page's relay (ended or cancelled): the conversation shown as stored, the live panel
         emptied. Left as they are while an answer is being written in it (a relay shows that one). Its id
-        is the one shown now, which after a cancel is the one opened since."""
+        is the one shown now, which after a cancel is the one opened since.
+
+        The chat is sent only if it differs from what this page was last sent for it: opening an idle
+        conversation ends its relays at once, and a repaint of the same chat then could land after the
+        user had moved on (a "New chat" clicked meanwhile showed the old chat again, with no id)."""
         owner = self.identity.owner_or_none(request)
         compare = self.compare
         if not (owner and conversation_id):
@@ -113,12 +133,14 @@ class Relay:
             rows = render_history(conv.messages).rows
             if conversation_id in self.chat.writing(owner):  # a turn started meanwhile: its start painted it
                 return unchanged
-        return {**self.shown(rows, []), **(compare.stored(conv) if compare else {})}
+        if self._unchanged_since_painted(request, conversation_id, rows):
+            chat = gr.skip()
+        else:
+            chat = self.painted(request, conversation_id, rows)
+        return {**self.shown(chat, []), **(compare.stored(conv) if compare else {})}
 
     def _hand_over(self, session, conversation_id, rows) -> None:
-        self._ended[(session, conversation_id)] = rows
-        while len(self._ended) > ENDED_KEPT:
-            self._ended.popitem(last=False)
+        _bounded_put(self._ended, (session, conversation_id), rows)
 
     def first(self, watch) -> dict:
         """The chat and live panel right after a turn started (`follow` takes over from there)."""
@@ -199,3 +221,19 @@ class Relay:
                 if conversation_id not in self.chat.writing(owner):
                     yield last
 
+
+
+_KEPT_LOCK = threading.Lock()  # the sidebar's handlers run in Gradio's worker threads
+
+
+def _bounded_put(kept: OrderedDict, key, value) -> None:
+    """Per page session: bounded, since a tab closed never says so."""
+    with _KEPT_LOCK:
+        kept[key] = value
+        kept.move_to_end(key)
+        while len(kept) > ENDED_KEPT:
+            kept.popitem(last=False)
+
+
+def _digest(rows) -> bytes:
+    return hashlib.blake2b(repr(rows).encode(), digest_size=16).digest()

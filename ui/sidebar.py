@@ -30,8 +30,9 @@ PICKED_JS = "(picked) => String(picked || '').split(':')[0]"  # a search match i
 
 
 class Sidebar:
-    def __init__(self, p: Page, chat, conversations, identity: Identity, shares: ShareHandlers):
+    def __init__(self, p: Page, chat, conversations, identity: Identity, shares: ShareHandlers, relay: Relay):
         self.p, self.chat, self.conversations, self.shares = p, chat, conversations, shares
+        self.painted = relay.painted  # what a page was sent: its relay's `settle` does not send it again
         self.owner, self.identity = identity.owner, identity
 
     def choices(self, request: gr.Request) -> list[tuple[str, str]]:
@@ -69,7 +70,8 @@ class Sidebar:
         s = conv.settings
         tools = [t for t in s.get("tools", self.chat.default_tools()) if t in self.chat.toolbox.names]
         functions = json.dumps(s["functions"], indent=1, ensure_ascii=False) if s.get("functions") else ""
-        return {p.chatbot: render_history(messages).rows, p.live: [], p.conversation_id: conv.id, p.title: conv.title,
+        rows = self.painted(request, conv.id, render_history(messages).rows)
+        return {p.chatbot: rows, p.live: [], p.conversation_id: conv.id, p.title: conv.title,
                 p.effort: s.get("effort", DEFAULT_EFFORT), p.instructions: s.get("instructions", ""), p.tools: tools,
                 p.functions: functions, p.conversations: gr.Radio(value=conv.id)}
 

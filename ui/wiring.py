@@ -23,7 +23,7 @@ def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, h
          concurrency: int, details: bool, admin=None) -> Chat:
     shares = ShareHandlers(sharing, identity)
     relay = Relay(p, chat, conversations, identity)
-    sidebar = Sidebar(p, chat, conversations, identity, shares)
+    sidebar = Sidebar(p, chat, conversations, identity, shares, relay)
     turns = Chat(p, chat, conversations, relay, sidebar)
     relays, then_follow = wire_chat(p, turns, concurrency)
     functions = wire_functions(p, turns, then_follow)
