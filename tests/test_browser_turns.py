@@ -252,3 +252,40 @@ def test_new_chat_before_the_opened_chats_relays_ran_stays_new(browser, quick_ap
     for route in held:
         route.continue_()
     pg.context.close()
+
+
+def test_new_chat_while_the_opened_chats_settle_is_on_its_way_stays_new(browser, quick_app):
+    """Opening an idle conversation ends its relays at once, and each asks `settle` with the conversation
+    opened; answered after New chat (held here at the network), they must not paint the old chat back
+    over the new one (it came back in CI: the page's reload test clicked New chat just then)."""
+    url, parts = quick_app
+    pg = open_page(browser, url)
+    send(pg, "Remember the aardvark")
+    wait_answers(pg, 1)
+    settles, held, settled, holding = events_named(parts, "settle"), [], [], [True]
+
+    def hold(route):  # the settles asked after the reload wait until New chat has emptied the chat
+        held.append(route) if holding[0] and json.loads(route.request.post_data or "{}").get("fn_index") in settles \
+            else route.continue_()
+
+    pg.route("**/run/predict*", hold)
+    pg.on("requestfinished", lambda r: settled.append(r) if "/run/predict" in r.url
+          and json.loads(r.post_data or "{}").get("fn_index") in settles else None)
+    pg.reload()
+    pg.wait_for_function("() => (document.querySelector('#chat') || {innerText: ''}).innerText.includes('aardvark')")
+    deadline = time.monotonic() + 60
+    while len(held) < 2:  # the relays of the reopened chat (its answer's and its comparison's) have ended
+        assert time.monotonic() < deadline, f"settles asked: {len(held)}"
+        pg.wait_for_timeout(50)
+    pg.locator("#new-chat").click()
+    pg.wait_for_function("() => !document.querySelector('#chat').innerText.includes('aardvark')")
+    holding[0] = False
+    for route in held:
+        route.continue_()
+    while len(settled) < len(held):
+        assert time.monotonic() < deadline, f"settles answered: {len(settled)} of {len(held)}"
+        pg.wait_for_timeout(50)
+    pg.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    assert "aardvark" not in pg.locator("#chat").inner_text()
+    assert url_conversation(pg) is None
+    pg.context.close()
