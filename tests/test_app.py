@@ -285,3 +285,33 @@ def test_the_page_start_checks_raw_values_itself(app_url):
     errors = asyncio.run(press_enter(**{"Temperature": "hot"}))
     assert errors and "Temperature" in errors[0]
     assert service.repo.list_titles(LOCAL_OWNER) == []
+
+
+@pytest.fixture
+def synthetic_url(tmp_path, codec):
+    """The app on bench/synthetic.py's engine: many answers at once (the forced tiny model drives one at a
+    time; a comparison is three)."""
+    from tests.support.apps import synthetic_app
+
+    config, app = synthetic_app(tmp_path, codec.encoding, rate=400.0)
+    with app:
+        yield f"http://127.0.0.1:{config.port}/"
+
+
+def test_compare_answers_at_each_effort_then_keep_one(synthetic_url):
+    c = client(synthetic_url)
+    compared = c.predict("Compare me", "", "", 1.0, 400, api_name="/compare")
+    cid, answers = compared["conversation_id"], compared["answers"]
+    assert [a["effort"] for a in answers] == ["low", "medium", "high"]
+    assert all(a["status"] == "complete" and a["reasoning"] and a["content"] and not a["malformed"] for a in answers)
+    assert len({a["id"] for a in answers}) == 3 and len({a["parent_id"] for a in answers}) == 1  # siblings
+    with pytest.raises(Exception, match="Keep one of the compared answers first"):
+        send(c, "And then?", cid).result()
+    again = c.predict("", cid, "", 1.0, 400, api_name="/compare")  # no text: the same question again
+    assert again["conversation_id"] == cid and {a["parent_id"] for a in again["answers"]} == {answers[0]["parent_id"]}
+    c.predict(cid, "high", api_name="/keep")
+    opened = c.predict(cid, api_name="/open_conversation")
+    assert opened["shown"][-1] == again["answers"][2]["id"]  # the branch shown ends in the high answer kept
+    assert send(c, "And then?", cid).result()[2] == cid  # decided: the conversation goes on
+    with pytest.raises(Exception, match="no comparison to keep"):
+        c.predict(cid, "low", api_name="/keep")

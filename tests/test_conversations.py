@@ -84,3 +84,17 @@ def test_titles_from_first_messages_are_clean(repo):
 
     assert title_from("hello\x00\x07 world\x1b") == "hello world"
     assert "\ud800" not in title_from("odd \ud800 one")
+
+
+def test_answers_as_data_in_the_order_asked_with_the_policy_applied(repo):
+    from backend.services.policy import ReasoningPolicy
+
+    cid = chat(repo, "alice", "penguins")
+    question, thought = [m.id for m in repo.get("alice", cid).messages]  # the first answer has reasoning
+    ids = repo.add_answers("alice", cid, question, [{"status": "complete", "effort": e} for e in ("low", "high")])
+    raw, hidden = Conversations(repo), Conversations(repo, policy=ReasoningPolicy("hidden"))
+    assert [a["id"] for a in raw.answers_data("alice", cid, ids[::-1])] == ids[::-1]
+    assert raw.answers_data("alice", cid, [thought])[0]["reasoning"] == "thinking"
+    assert hidden.answers_data("alice", cid, [thought])[0]["reasoning"] == ""
+    with pytest.raises(NotFoundError):
+        raw.answers_data("bob", cid, ids)

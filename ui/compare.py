@@ -16,6 +16,7 @@ import anyio
 import gradio as gr
 
 from backend.services.compare import figures, newest_per_effort
+from core.config import DEFAULT_EFFORT
 from core.records import ConversationView, MessageStatus, MessageView
 from ui.chat import settings_inputs, started_outputs
 from ui.compare_panel import BUTTON, button_label, effort_chart
@@ -136,6 +137,31 @@ class CompareView:
                 answers = [(s.live, t) for s, t in zip(snaps, turns) if s is not None and s.live is not None]
                 yield self.shown([m for m, _ in answers], [t for _, t in answers], page=True)
 
+    async def api_compare(self, text: str, conversation_id: str, instructions: str, temperature: float,
+                          max_new_tokens: int, tools: list[str] | None = None, functions: str | None = None,
+                          request: gr.Request = None) -> dict:
+        """/compare for scripts: the message (with no text: the last one of the branch shown) answered at
+        low, medium and high at once, as the page's button does; returns once all three have ended, with
+        the conversation's id and the three answers as data. `/keep` then continues with one. A client
+        that leaves stops nothing (`/stop` does)."""
+        owner = self.sidebar.owner(request)
+        opts = chat_options(DEFAULT_EFFORT, instructions, temperature, max_new_tokens, tools, functions)
+        comparison = await anyio.to_thread.run_sync(
+            lambda: self.chat.compare(owner, conversation_id or None, text or "", opts))
+        try:
+            ended = [await _last(watch) for watch in comparison.watches]
+        finally:  # a client that left: its watches go, the answers go on
+            for watch in comparison.watches:
+                watch.close()
+        answers = await anyio.to_thread.run_sync(self.conversations.answers_data, owner, comparison.conversation_id,
+                                                 [snap.live.id for snap in ended])
+        return {"conversation_id": comparison.conversation_id, "answers": answers}
+
+    def api_keep(self, conversation_id: str, effort: str, request: gr.Request = None) -> None:
+        """/keep for scripts: "Continue with this one" (the compared answer at `effort` becomes the branch
+        shown)."""
+        self.chat.keep(self.sidebar.owner(request), conversation_id, effort)
+
     def keep(self, effort: str):
         def keep(conversation_id, request: gr.Request) -> dict:
             """"Continue with this one": that answer's branch in the chat, the panel emptied."""
@@ -148,11 +174,22 @@ class CompareView:
         return keep
 
 
+async def _last(watch):
+    """A Watch's last snapshot: its answer as it ended (the message is stored by then)."""
+    last = None
+    async for last in watch:
+        pass
+    return last
+
+
 def wire_compare(p: Page, v: CompareView, relays: list, concurrency: int) -> dict:
     """The button, the relay after it, the columns' "Continue with this one", and the panel emptied when
     another conversation (or a new chat) is opened. Returns the relay's event settings, which the sidebar
     chains after opening a conversation (a comparison in progress re-attaches)."""
     panel = p.compare
+    # Scripts first, so that they own the plain names (the buttons' handlers are named `keep` too).
+    gr.api(user_errors(v.api_compare), api_name="compare", concurrency_limit=concurrency, concurrency_id="turns")
+    gr.api(user_errors(v.api_keep), api_name="keep")
     follow = dict(fn=user_errors(v.follow), inputs=[p.conversation_id], outputs=panel.outputs, postprocess=False,
                   api_visibility="private", concurrency_limit=concurrency, **STREAM)
     picking = [panel.picked, panel.button]

@@ -14,6 +14,7 @@ from backend.services.policy import ReasoningPolicy
 from core.config import MAX_SEARCH_CHARS, MAX_TITLE_CHARS
 from core.errors import InputError, NotFoundError
 from core.records import ConversationView, SharedConversation, ShareLink
+from storage.exports import message_data
 from storage.repository import Repository
 from storage.shares import Shares
 
@@ -35,6 +36,13 @@ class Conversations:
     def open(self, owner: str, conversation_id: str) -> ConversationView:
         conv = self.repo.get(owner, conversation_id)
         return replace(conv, messages=self.policy.views(conv.messages), compared=self.policy.views(conv.compared))
+
+    def answers_data(self, owner: str, conversation_id: str, ids: list[int]) -> list[dict]:
+        """Answers of the conversation as data (reasoning as the policy shows it), in the order of `ids`
+        (a comparison's, for the scripts' /compare)."""
+        conv = self.open(owner, conversation_id)
+        by_id = {m.id: m for m in conv.messages + conv.compared}
+        return [message_data(by_id[i]) for i in ids if i in by_id]
 
     def as_data(self, owner: str, conversation_id: str) -> dict:
         """A conversation as JSON-ready data (messages with reasoning as the policy shows it, status, stats)."""
