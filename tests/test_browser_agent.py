@@ -112,6 +112,21 @@ def test_a_users_function_is_answered_by_typing_its_result(browser, weather_app)
     pg.context.close()
 
 
+def test_new_chat_leaves_a_call_waiting_for_its_result_behind(browser, weather_app):
+    """The function box belongs to the conversation whose answer waits: a new chat does not show it."""
+    pg = open_page(browser, weather_app, height=1000)
+    pg.locator("#settings .label-wrap").first.click()
+    pg.locator(field("functions")).fill(FUNCTIONS)
+    pg.locator(field("functions")).blur()
+    send(pg, "Weather in Oslo?")
+    pg.locator("#function-row").wait_for(state="visible")
+    pg.locator("#new-chat").click()
+    pg.locator("#function-row").wait_for(state="hidden")
+    pg.locator("#conversations").get_by_text("Weather in Oslo?").click()  # back: it still waits
+    pg.locator("#function-row").wait_for(state="visible")
+    pg.context.close()
+
+
 def test_the_demo_model_runs_python_for_the_banners_own_example(browser, demo_app):
     pg = open_page(browser, demo_app, height=1000)
     assert "What is 17 + 25?" in pg.locator("#status-banner").inner_text()  # the example the banner gives

@@ -24,6 +24,7 @@ from testkit.page import (
     wait_answers,
 )
 from tests.support.apps import synthetic_app
+from tests.support.held import HeldSettles
 
 pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
@@ -152,3 +153,31 @@ def test_on_the_demo_model_reasoning_grows_with_effort(browser, demo_app):
     pg.locator("#keep-medium").click()
     pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('2 / 3')")
     assert "42" in pg.locator(f"#chat {BOT}").first.inner_text() or "42" in pg.locator("#chat").inner_text()
+
+
+@pytest.fixture
+def quick_app(tmp_path, codec):
+    config, app = synthetic_app(tmp_path, codec.encoding, rate=400.0)
+    with app as parts:
+        yield f"http://127.0.0.1:{config.port}/", parts
+
+
+def test_new_chat_while_a_stored_comparisons_settle_is_on_its_way_shows_none(browser, quick_app):
+    """A comparison waiting to be decided shows (from `settle`) when its conversation is opened; a settle
+    asked before New chat and answered after it (held here at the network) must not show it on the new
+    chat: the page left that conversation."""
+    url, parts = quick_app
+    pg = open_page(browser, url, height=1300)
+    compare(pg, "What is 17 + 25?")
+    pg.wait_for_function(ENDED)
+    settles = HeldSettles(pg, parts)
+    pg.reload()
+    pg.wait_for_function("() => (document.querySelector('#chat') || {innerText: ''}).innerText.includes('17 + 25')")
+    settles.wait_asked(2)
+    pg.locator("#new-chat").click()
+    pg.wait_for_function("() => !document.querySelector('#chat').innerText.includes('17 + 25')")
+    settles.release()
+    assert all(pg.evaluate(COLUMN_BOTS, e) == 0 for e in EFFORTS) and url_conversation(pg) is None
+    pg.locator("#conversations").get_by_text("What is 17 + 25?").click()  # back: the comparison still waits
+    pg.wait_for_function(ENDED)
+    pg.context.close()

@@ -25,6 +25,7 @@ from testkit.page import (
     wait_answers,
 )
 from tests.conftest import FORCED_CHAT
+from tests.support.held import HeldSettles
 
 pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
@@ -262,30 +263,13 @@ def test_new_chat_while_the_opened_chats_settle_is_on_its_way_stays_new(browser,
     pg = open_page(browser, url)
     send(pg, "Remember the aardvark")
     wait_answers(pg, 1)
-    settles, held, settled, holding = events_named(parts, "settle"), [], [], [True]
-
-    def hold(route):  # the settles asked after the reload wait until New chat has emptied the chat
-        held.append(route) if holding[0] and json.loads(route.request.post_data or "{}").get("fn_index") in settles \
-            else route.continue_()
-
-    pg.route("**/run/predict*", hold)
-    pg.on("requestfinished", lambda r: settled.append(r) if "/run/predict" in r.url
-          and json.loads(r.post_data or "{}").get("fn_index") in settles else None)
+    settles = HeldSettles(pg, parts)
     pg.reload()
     pg.wait_for_function("() => (document.querySelector('#chat') || {innerText: ''}).innerText.includes('aardvark')")
-    deadline = time.monotonic() + 60
-    while len(held) < 2:  # the relays of the reopened chat (its answer's and its comparison's) have ended
-        assert time.monotonic() < deadline, f"settles asked: {len(held)}"
-        pg.wait_for_timeout(50)
+    settles.wait_asked(2)  # the relays of the reopened chat (its answer's and its comparison's) have ended
     pg.locator("#new-chat").click()
     pg.wait_for_function("() => !document.querySelector('#chat').innerText.includes('aardvark')")
-    holding[0] = False
-    for route in held:
-        route.continue_()
-    while len(settled) < len(held):
-        assert time.monotonic() < deadline, f"settles answered: {len(settled)} of {len(held)}"
-        pg.wait_for_timeout(50)
-    pg.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    settles.release()
     assert "aardvark" not in pg.locator("#chat").inner_text()
     assert url_conversation(pg) is None
     pg.context.close()

@@ -164,3 +164,15 @@ def test_follow_with_nothing_in_progress_empties_the_live_panel():
     p, chat, convs, relay = make()
     chat.attach = lambda owner, cid: None
     assert collect(relay.follow("c1", request())) == [{p.live: []}]
+
+
+def test_settle_of_a_conversation_the_page_left_for_a_new_chat_paints_nothing():
+    p, chat, convs, relay = make()
+    relay.leave(request(), "c1")  # New chat: a settle of c1 asked before it may be answered after it
+    assert relay.left(request(), "c1") and not relay.left(request(), "c2") and not relay.left(request(), "")
+    assert anyio.run(relay.settle, "c1", request()) == {p.chatbot: gr.skip(), p.live: gr.skip()}
+    other_tab = anyio.run(relay.settle, "c1", SimpleNamespace(session_hash="tab-2"))
+    assert "What is 17 + 25?" in str(other_tab[p.chatbot])
+    relay.painted(request(), "c1", [])  # opened again on this page
+    assert not relay.left(request(), "c1")
+    assert "What is 17 + 25?" in str(anyio.run(relay.settle, "c1", request())[p.chatbot])

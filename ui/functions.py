@@ -67,6 +67,8 @@ def settle_after_relays(p: Page, f: FunctionResults, relay: Relay, relays: list)
     answer waits on a call. One call, not two: each costs the app ~1 ms."""
     async def settle(conversation_id, request: gr.Request) -> dict:
         shown = await relay.settle(conversation_id, request)
+        if relay.left(request, conversation_id):  # New chat meanwhile: the page shows none of it
+            return {component: gr.skip() for component in outputs}
         return {**shown, **f.waiting(conversation_id, request)}
 
     outputs = [p.chatbot, p.live, p.function_row, p.function_note, p.function_result, *p.compare.outputs]

@@ -52,6 +52,7 @@ class Relay:
         self._ended: OrderedDict[tuple, list] = OrderedDict()
         # (page session, conversation) -> a digest of the chat last sent to that page for it (`painted`)
         self._painted: OrderedDict[tuple, bytes] = OrderedDict()
+        self._left: OrderedDict[str, str] = OrderedDict()  # page session -> the conversation it left (New chat)
         self.compare = None  # ui/compare.py's CompareView: `settle` shows a stored comparison (or none)
 
     def page(self, rows) -> list[dict]:
@@ -67,7 +68,19 @@ class Relay:
         session = getattr(request, "session_hash", None)
         if session is not None:
             _bounded_put(self._painted, (session, conversation_id), _digest(rows))
+            with _KEPT_LOCK:
+                if self._left.get(session) == conversation_id:  # shown again
+                    del self._left[session]
         return rows
+
+    def leave(self, request, conversation_id) -> None:
+        """The page left the conversation for a new chat: a `settle` of it still on its way paints nothing."""
+        session = getattr(request, "session_hash", None)
+        if session is not None and conversation_id:
+            _bounded_put(self._left, session, conversation_id)
+
+    def left(self, request, conversation_id) -> bool:
+        return bool(conversation_id) and self._left.get(getattr(request, "session_hash", None)) == conversation_id
 
     def _unchanged_since_painted(self, request, conversation_id, rows) -> bool:
         key = (getattr(request, "session_hash", None), conversation_id)
@@ -115,7 +128,9 @@ class Relay:
 
         The chat is sent only if it differs from what this page was last sent for it: opening an idle
         conversation ends its relays at once, and a repaint of the same chat then could land after the
-        user had moved on (a "New chat" clicked meanwhile showed the old chat again, with no id)."""
+        user had moved on (a "New chat" clicked meanwhile showed the old chat again, with no id). Nothing
+        at all once the page left the conversation for a new chat (`leave`): a settle asked before that
+        can be answered after it."""
         owner = self.identity.owner_or_none(request)
         compare = self.compare
         if not (owner and conversation_id):
@@ -133,6 +148,8 @@ class Relay:
             rows = render_history(conv.messages).rows
             if conversation_id in self.chat.writing(owner):  # a turn started meanwhile: its start painted it
                 return unchanged
+        if self.left(request, conversation_id):  # New chat meanwhile
+            return unchanged
         if self._unchanged_since_painted(request, conversation_id, rows):
             chat = gr.skip()
         else:

@@ -25,14 +25,13 @@ DOWNLOAD_JS = "(id) => { if (id) { window.location.assign('export/' + id + '/KIN
 # Leaving a conversation changes the page's conversation id in the browser, at the click, before the
 # relays it cancels run their `settle` (ui/functions.py), which reads that id: a settle of the conversation
 # left, answered after the new one was shown, painted the old chat over it (a new chat, or another one).
-NEW_CHAT_JS = "() => [[], [], '', '', null]"
 PICKED_JS = "(picked) => String(picked || '').split(':')[0]"  # a search match is "<conversation>:<message>"
 
 
 class Sidebar:
     def __init__(self, p: Page, chat, conversations, identity: Identity, shares: ShareHandlers, relay: Relay):
         self.p, self.chat, self.conversations, self.shares = p, chat, conversations, shares
-        self.painted = relay.painted  # what a page was sent: its relay's `settle` does not send it again
+        self.relay = relay  # what a page was sent, and left: `settle` does not send it (again)
         self.owner, self.identity = identity.owner, identity
 
     def choices(self, request: gr.Request) -> list[tuple[str, str]]:
@@ -70,10 +69,19 @@ class Sidebar:
         s = conv.settings
         tools = [t for t in s.get("tools", self.chat.default_tools()) if t in self.chat.toolbox.names]
         functions = json.dumps(s["functions"], indent=1, ensure_ascii=False) if s.get("functions") else ""
-        rows = self.painted(request, conv.id, render_history(messages).rows)
+        rows = self.relay.painted(request, conv.id, render_history(messages).rows)
         return {p.chatbot: rows, p.live: [], p.conversation_id: conv.id, p.title: conv.title,
                 p.effort: s.get("effort", DEFAULT_EFFORT), p.instructions: s.get("instructions", ""), p.tools: tools,
                 p.functions: functions, p.conversations: gr.Radio(value=conv.id)}
+
+    def new_chat(self, conversation_id, request: gr.Request) -> dict:
+        """New chat: the page emptied, the function box of a call left waiting hidden (it belongs to the
+        conversation left, which still waits). The conversation left is remembered for this page, so that
+        a `settle` of it still on its way paints nothing over the new chat."""
+        p = self.p
+        self.relay.leave(request, conversation_id)
+        return {**self._cleared(), p.conversations: gr.Radio(value=None), p.function_row: gr.Row(visible=False),
+                p.function_note: "", p.function_result: ""}
 
     def open_match(self, match, request: gr.Request) -> dict:
         """A search match ("<conversation id>:<message id>"): its conversation, on the branch the match is on
@@ -184,11 +192,13 @@ def wire_sidebar(p: Page, s: Sidebar, relay: Relay, relays: list, also: list[dic
     p.notify.click(None, js=NOTIFY_JS, api_visibility="private")
     p.logout.click(None, js="() => fetch('signout', {method: 'POST'}).then(() => window.location.reload())")
     p.copy_cancel.click(s.copy_cancelled, None, [p.copy_row, p.copy_token], api_visibility="private")
-    # Leaving stops showing (the relays), never the turn; a new chat is the browser's alone.
+    # Leaving stops showing (the relays), never the turn.
     for picker in (p.conversations, p.search_results):
         picker.input(None, [picker], [p.conversation_id], js=PICKED_JS, cancels=relays, api_visibility="private")
-    p.new_chat.click(None, None, [p.chatbot, p.live, p.conversation_id, p.title, p.conversations], js=NEW_CHAT_JS,
-                     cancels=relays, api_visibility="private")
+    p.new_chat.click(user_errors(s.new_chat), [p.conversation_id],
+                     [p.chatbot, p.live, p.conversation_id, p.title, p.conversations, p.function_row,
+                      p.function_note, p.function_result],
+                     cancels=relays, queue=False, api_visibility="private", show_progress="hidden")
     p.confirm_delete.click(None, None, None, cancels=relays, api_visibility="private")  # its id is still read
     gr.api(user_errors(s.api_open), api_name="open_conversation")
     gr.api(user_errors(s.api_list), api_name="list_conversations")
