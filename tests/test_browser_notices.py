@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from testkit.net import free_port
-from testkit.page import CHROMIUM, TIMEOUT_MS, ready, send
+from testkit.page import CHROMIUM, TIMEOUT_MS, open_page, ready, send
 
 pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
@@ -56,3 +56,41 @@ def test_finished_answers_are_counted_in_the_title_and_notified(browser, app):
     pg.evaluate(HIDE, False)  # back to the tab: nothing left unseen
     pg.wait_for_function("() => document.title === 'gpt-oss chat'")
     context.close()
+
+
+def test_a_tab_open_through_a_model_restart_shows_it_once_a_send_fails(browser, tmp_path, forced_engine):
+    """The banner's timer runs only while the model loads. A tab opened before the model's process stopped
+    hears "restarting" from its failed send; the banner then says so too, and follows the restart to its
+    end (the reload of the model is held here until the page has shown that)."""
+    import threading
+
+    from core.config import Config
+    from tests.support.apps import running_app
+
+    gate, engines, build_forced = threading.Event(), [], forced_engine()
+
+    def build(progress):
+        if engines:  # the restart
+            gate.wait(600)
+        engine = build_forced(progress)
+        engine.died = threading.Event()  # as an engine in a process of its own has: the host watches it
+        engines.append(engine)
+        return engine
+
+    config = Config(data_dir=str(tmp_path), port=free_port(), max_new_tokens=400)
+    try:
+        with running_app(config, build) as parts:
+            pg = open_page(browser, f"http://127.0.0.1:{config.port}/")
+            assert "restarting" not in pg.locator("#status-banner").inner_text()
+            engines[0].died.set()  # its process stopped
+            while parts.host.status().state != "loading":
+                pg.wait_for_timeout(50)
+            send(pg, "Are you there?")
+            pg.locator("#status-banner").get_by_text("restarting", exact=False).wait_for()
+            pg.locator("#message textarea[disabled]").wait_for()
+            gate.set()
+            ready(pg)  # the timer saw the model ready: the message box opens again
+            assert "restarting" not in pg.locator("#status-banner").inner_text()
+            pg.context.close()
+    finally:
+        gate.set()

@@ -112,10 +112,11 @@ def started_outputs(p: Page, box) -> list:
     return [p.chatbot, p.live, p.conversation_id, box, p.conversations, p.sidebar_shown]
 
 
-def wire_chat(p: Page, c: Chat, concurrency: int) -> tuple[list, Callable]:
+def wire_chat(p: Page, c: Chat, concurrency: int, starts: list) -> tuple[list, Callable]:
     """Send, regenerate, edit (started, then streamed into the live panel by the relay), stop, the prompt
     preview, and the API's whole-answer streams. Returns the page's relays (events that only show a turn:
-    cancelling one never stops the turn itself) and `then_follow`, which streams a started turn.
+    cancelling one never stops the turn itself) and `then_follow`, which streams a started turn (and
+    adds its start to `starts`, the page's turn starts).
     `concurrency` is high enough that a request past the worker's capacity reaches the worker and is
     refused at once ("busy") rather than parked in Gradio's queue."""
     opts, shown = settings_inputs(p), [p.chatbot, p.live]
@@ -125,6 +126,7 @@ def wire_chat(p: Page, c: Chat, concurrency: int) -> tuple[list, Callable]:
     start = START
 
     def then_follow(event):
+        starts.append(event)
         relays.append(event.success(user_errors(c.relay.follow), [p.conversation_id], [p.live], postprocess=False,
                                     api_visibility="private", **STREAM, **limit))
 

@@ -182,7 +182,7 @@ async def _last(watch):
     return last
 
 
-def wire_compare(p: Page, v: CompareView, relays: list, concurrency: int) -> dict:
+def wire_compare(p: Page, v: CompareView, relays: list, concurrency: int, starts: list) -> dict:
     """The button, the relay after it, the columns' "Continue with this one", and the panel emptied when
     another conversation (or a new chat) is opened. Returns the relay's event settings, which the sidebar
     chains after opening a conversation (a comparison in progress re-attaches)."""
@@ -197,6 +197,7 @@ def wire_compare(p: Page, v: CompareView, relays: list, concurrency: int) -> dic
                                                         *settings_inputs(p)],
                                  started_outputs(p, p.message) + panel.outputs + picking, **START)
     relays.append(started.success(**follow))
+    starts.append(started)
     p.chatbot.select(user_errors(v.pick), [p.conversation_id, panel.picked], picking, api_visibility="private",
                      queue=False, show_progress="hidden")
     # A pick is of the branch as shown: a turn started (sent, regenerated, edited) lets it go, in the browser.

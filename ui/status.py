@@ -27,13 +27,17 @@ def status_markdown(status, details: bool = False) -> str:
 
 
 def wire_status(p: Page, host, identity: Identity, details: bool, default_tools, default_temperature,
-                loaded) -> None:
+                loaded, starts: list) -> None:
     """The banner: model loading progress, then what runs; the message box opens when ready.
 
     `loaded` is the page-load event that sets which conversation is open. The banner's first answer
     (and the timer, which starts stopped) comes only after it: a message box opened before it let a
     message be sent that the load's late answer then undid (an empty chat, no conversation id), as on
-    a busy server where the load waits in Gradio's queue."""
+    a busy server where the load waits in Gradio's queue.
+
+    The timer runs only while the model loads (an idle tab costs nothing). A tab opened before the
+    model's process stopped would go on saying "ready" through its restart: a turn start that fails
+    (`starts`) reads the banner once more, which then follows the restart to its end."""
     def poll_status(request: gr.Request):
         s, signed_in = host.status(), identity.signed_in(request)
         text, ready = status_markdown(s, details), s.state == "ready" and signed_in
@@ -54,6 +58,8 @@ def wire_status(p: Page, host, identity: Identity, details: bool, default_tools,
         return (*poll_status(request), model_temperature())
 
     loaded.then(on_load, None, outputs + [p.temperature], api_visibility="private")
+    for start in starts:
+        start.failure(poll_status, None, outputs, api_visibility="private", queue=False, show_progress="hidden")
     p.timer.tick(model_temperature, None, p.temperature, api_visibility="private", show_progress="hidden",
                  queue=False)
 

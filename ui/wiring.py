@@ -25,14 +25,15 @@ def wire(p: Page, *, chat: ChatService, conversations: Conversations, sharing, h
     relay = Relay(p, chat, conversations, identity)
     sidebar = Sidebar(p, chat, conversations, identity, shares, relay)
     turns = Chat(p, chat, conversations, relay, sidebar)
-    relays, then_follow = wire_chat(p, turns, concurrency)
+    starts = []  # the page's turn starts: one that fails (the model restarting, say) reads the banner again
+    relays, then_follow = wire_chat(p, turns, concurrency, starts)
     functions = wire_functions(p, turns, then_follow)
     relay.compare = CompareView(p, chat, conversations, relay, sidebar)  # `settle` shows a stored comparison
-    compare_follow = wire_compare(p, relay.compare, relays, concurrency)
+    compare_follow = wire_compare(p, relay.compare, relays, concurrency, starts)
     loaded = wire_sidebar(p, sidebar, relay, relays, also=[compare_follow])
     settle_after_relays(p, functions, relay, relays)
     wire_sharing(p, shares)
-    wire_status(p, host, identity, details, chat.default_tools, chat.default_temperature, loaded)
+    wire_status(p, host, identity, details, chat.default_tools, chat.default_temperature, loaded, starts)
     if admin is not None:
         wire_admin(p.admin, p.demo, admin, identity)
     return turns
