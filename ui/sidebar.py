@@ -22,9 +22,10 @@ SET_URL_JS = """(id) => { const u = new URL(window.location.href);
   u.searchParams.delete('copy');  // a shared chat is copied once, not on every reload
   window.history.replaceState(null, '', u); }"""
 DOWNLOAD_JS = "(id) => { if (id) { window.location.assign('export/' + id + '/KIND'); } }"
-# Leaving a conversation changes the page's conversation id in the browser, at the click, before the
+# Picking another conversation changes the page's conversation id in the browser, at the click, before the
 # relays it cancels run their `settle` (ui/functions.py), which reads that id: a settle of the conversation
-# left, answered after the new one was shown, painted the old chat over it (a new chat, or another one).
+# left, answered after the new one was shown, painted the old chat over it. (New chat is a server call:
+# `Sidebar.new_chat` tells the relay which conversation the page left, for settles already on their way.)
 PICKED_JS = "(picked) => String(picked || '').split(':')[0]"  # a search match is "<conversation>:<message>"
 
 
