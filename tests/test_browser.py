@@ -100,7 +100,10 @@ def test_search_rename_delete(page):
     page.locator("#search-results").get_by_text("quokka", exact=False).first.wait_for()
     shot(page, "06-search")
     page.get_by_text("This conversation").click()
-    page.locator(field("title")).first.fill("Marsupials")
+    title = page.locator(field("title")).first
+    title.wait_for()  # the closed accordion's fields are drawn when it opens
+    title.fill("Marsupials")
+    page.wait_for_function("() => document.querySelector('#title textarea, #title input').value === 'Marsupials'")
     page.locator("#rename").click()
     page.locator("#conversations").get_by_text("Marsupials").wait_for()
     page.locator("#delete").click()
